@@ -1,0 +1,30 @@
+# The two commands a new user needs are `make demo` and `make test`.
+GO      ?= go
+SEEDS   ?= 500
+
+.PHONY: demo test deps build vet fuzz simulate-long
+
+## demo: the main job. Until the local cloud lands it runs the deterministic
+## simulation of many concurrent handovers under faults and prints its report.
+demo: build
+	./bin/handover simulate --seeds $(SEEDS)
+
+## test: installs what the tests need, then runs every test with -race.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+deps:
+	./scripts/deps.sh
+
+build:
+	$(GO) build -o bin/handover ./cmd/handover
+
+## fuzz: every fuzz target for FUZZTIME each (default 10m), one at a time.
+FUZZTIME ?= 10m
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+## simulate-long: the long simulation reported in closing notes.
+simulate-long: build
+	./bin/handover simulate --seeds 100000

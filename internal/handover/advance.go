@@ -1,0 +1,289 @@
+package handover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/handover-dev/handover/internal/ledger"
+	"github.com/handover-dev/handover/internal/pacing"
+)
+
+// maxTransitions bounds how many steps one Advance call takes, so a single
+// migration cannot starve the others.
+const maxTransitions = 16
+
+// outcome is what a step decided: move to next, or stay and look again
+// after wait.
+type outcome struct {
+	next ledger.State // StateUnknown: stay
+	wait time.Duration
+	note string
+}
+
+func stay(wait time.Duration) (outcome, error) { return outcome{wait: wait}, nil }
+func goTo(next ledger.State, note string) (outcome, error) {
+	return outcome{next: next, note: note}, nil
+}
+
+// errLostRace: another writer changed the migration; re-read and retry.
+var errLostRace = errors.New("migration changed underneath; retrying from fresh state")
+
+// pacedError: the pacer had no token; nothing was sent.
+type pacedError struct{ wait time.Duration }
+
+func (e *pacedError) Error() string { return fmt.Sprintf("paced: next token in %s", e.wait) }
+
+// terminalError: retrying cannot help; roll back.
+type terminalError struct{ err error }
+
+func (e *terminalError) Error() string { return e.err.Error() }
+func (e *terminalError) Unwrap() error { return e.err }
+
+func terminal(format string, args ...any) error {
+	return &terminalError{err: fmt.Errorf(format, args...)}
+}
+
+// Advance moves one migration forward as far as it can go without waiting.
+// It is safe to call at any time from any controller; a migration another
+// controller holds the lease of is left alone.
+func (c *Controller) Advance(ctx context.Context, id string) error {
+	lease, err := c.led.AcquireLease(ctx, "migration/"+id, c.cfg.Holder, c.clk.Now(), c.cfg.LeaseTTL)
+	if errors.Is(err, ledger.ErrLeaseHeld) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("taking the lease of migration %s: %w", id, err)
+	}
+	for i := 0; i < maxTransitions; i++ {
+		m, err := c.led.GetMigration(ctx, id)
+		if err != nil {
+			return fmt.Errorf("reading migration %s: %w", id, err)
+		}
+		if m.State.Terminal() {
+			// Keep the lease otherwise: a controller that keeps working a
+			// waiting migration avoids two of them taking turns at it.
+			if err := c.led.ReleaseLease(ctx, lease); err != nil {
+				c.log.Warn("releasing lease", "migration-id", id, "err", err)
+			}
+			return nil
+		}
+		more, err := c.advanceOnce(ctx, m)
+		if errors.Is(err, errLostRace) {
+			continue
+		}
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// advanceOnce runs at most one step of m and stores its outcome. It reports
+// whether another step may follow at once.
+func (c *Controller) advanceOnce(ctx context.Context, m *ledger.Migration) (bool, error) {
+	if err := c.heartbeat(ctx, m); err != nil {
+		return false, err
+	}
+	now := c.clk.Now()
+	if now.Before(m.NextAttemptAt) {
+		return false, nil
+	}
+	if c.canRollBack(m) {
+		if !m.Deadline.IsZero() && now.After(m.Deadline.Add(-c.cfg.DeadlineMargin)) {
+			return true, c.rollBack(ctx, m, fmt.Sprintf("lifecycle hook deadline %s is near", m.Deadline.Format(time.RFC3339)))
+		}
+		if limit := c.cfg.timeout(m.State); now.Sub(m.StepStartedAt) > limit {
+			return true, c.rollBack(ctx, m, fmt.Sprintf("%s timed out after %s", m.State, limit))
+		}
+	}
+
+	out, err := c.step(ctx, m)
+	now = c.clk.Now()
+	var paced *pacedError
+	var term *terminalError
+	switch {
+	case errors.Is(err, errLostRace):
+		return true, err
+	case errors.As(err, &paced):
+		m.NextAttemptAt = now.Add(paced.wait)
+		return false, c.save(ctx, m)
+	case err != nil && errors.Is(err, ErrThrottled):
+		// The pacer already backs the family off; throttling is not the
+		// migration's fault, so it does not count as an attempt.
+		m.NextAttemptAt = now.Add(c.cfg.RetryBase)
+		return false, c.save(ctx, m)
+	case err != nil && (errors.As(err, &term) || !Retryable(err)) && c.canRollBack(m):
+		c.log.Warn("step failed; rolling back", "migration-id", m.ID, "state", m.State.String(), "err", err)
+		return true, c.rollBack(ctx, m, err.Error())
+	case err != nil:
+		m.Attempts++
+		m.LastError = err.Error()
+		if m.Attempts >= c.cfg.MaxAttempts && c.canRollBack(m) {
+			c.log.Warn("step kept failing; rolling back", "migration-id", m.ID, "state", m.State.String(), "attempts", m.Attempts, "err", err)
+			return true, c.rollBack(ctx, m, fmt.Sprintf("%s failed %d times: %v", m.State, m.Attempts, err))
+		}
+		c.log.Info("step failed; will retry", "migration-id", m.ID, "state", m.State.String(), "attempt", m.Attempts, "err", err)
+		m.NextAttemptAt = now.Add(c.backoff(m.Attempts))
+		return false, c.save(ctx, m)
+	}
+	if out.next == ledger.StateUnknown || out.next == m.State {
+		m.NextAttemptAt = now.Add(out.wait)
+		return false, c.save(ctx, m)
+	}
+	c.transition(m, out.next, out.note)
+	if err := c.save(ctx, m); err != nil {
+		return false, err
+	}
+	c.log.Info("migration step", "migration-id", m.ID, "state", m.State.String(), "database", m.Database, "note", out.note)
+	return !m.State.Terminal(), nil
+}
+
+// canRollBack: before CONTINUE is decided, a failure can still be undone;
+// after it, the new instance may serve writes and only forward is safe.
+func (c *Controller) canRollBack(m *ledger.Migration) bool {
+	return !m.State.Terminal() && m.State != ledger.RollingBack && m.Result != ResultContinue
+}
+
+func (c *Controller) rollBack(ctx context.Context, m *ledger.Migration, why string) error {
+	m.LastError = why
+	c.transition(m, ledger.RollingBack, why)
+	c.log.Info("migration rolling back", "migration-id", m.ID, "database", m.Database, "why", why)
+	return c.save(ctx, m)
+}
+
+// transition moves m to next and keeps the timeline.
+func (c *Controller) transition(m *ledger.Migration, next ledger.State, note string) {
+	now := c.clk.Now()
+	if n := len(m.Timeline); n > 0 && m.Timeline[n-1].End.IsZero() {
+		m.Timeline[n-1].End = now
+	}
+	step := ledger.Step{State: next, Start: now, Note: note}
+	if next.Terminal() {
+		step.End = now
+	}
+	m.Timeline = append(m.Timeline, step)
+	m.State = next
+	m.StepStartedAt = now
+	m.NextAttemptAt = time.Time{}
+	m.Attempts = 0
+	if next != ledger.RollingBack && next != ledger.Aborted {
+		m.LastError = ""
+	}
+}
+
+// save stores m with compare-and-set; a lost race becomes errLostRace.
+func (c *Controller) save(ctx context.Context, m *ledger.Migration) error {
+	m.UpdatedAt = c.clk.Now()
+	err := c.led.UpdateMigration(ctx, m)
+	if errors.Is(err, ledger.ErrConflict) {
+		return errLostRace
+	}
+	if err != nil {
+		return fmt.Errorf("storing migration %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+func (c *Controller) backoff(attempt int) time.Duration {
+	d := c.cfg.RetryBase
+	for i := 1; i < attempt && d < c.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, c.cfg.RetryMax)
+}
+
+// call spends a pacing token for family, then runs fn. A throttling answer
+// backs the family off for every migration.
+func (c *Controller) call(family pacing.Family, what string, fn func() error) error {
+	if ok, wait := c.pacer.Take(family); !ok {
+		return &pacedError{wait: wait}
+	}
+	err := fn()
+	switch {
+	case err == nil:
+		c.pacer.Succeeded(family)
+		return nil
+	case errors.Is(err, ErrThrottled):
+		c.pacer.Throttled(family)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// heartbeatInterval keeps the hook alive with a margin of two missed beats.
+func (c *Controller) heartbeatInterval(m *ledger.Migration) time.Duration {
+	t := m.HeartbeatTimeout
+	if t <= 0 {
+		t = c.cfg.DefaultHeartbeatTimeout
+	}
+	return t / 3
+}
+
+// heartbeat records lifecycle heartbeats for m's own hook and for the
+// terminate actions it holds, when one is due.
+func (c *Controller) heartbeat(ctx context.Context, m *ledger.Migration) error {
+	if m.HookDone && len(m.TerminateHolds) == 0 {
+		return nil
+	}
+	if c.clk.Now().Sub(m.LastHeartbeat) < c.heartbeatInterval(m) {
+		return nil
+	}
+	if !m.HookDone && m.Result == "" {
+		ref := c.hookRef(m)
+		err := c.call(pacing.FamilyAutoScaling, "recording lifecycle heartbeat", func() error {
+			return c.cloud.RecordLifecycleActionHeartbeat(ctx, ref)
+		})
+		switch {
+		case errors.Is(err, ErrNoActiveAction):
+			// The action ended without us: it timed out, or the instance went
+			// away. Whatever we built must not be used.
+			m.HookDone = true
+			if c.canRollBack(m) {
+				c.transition(m, ledger.RollingBack, "lifecycle action ended outside handover")
+				m.LastError = "lifecycle action ended outside handover"
+			}
+		case err != nil:
+			c.log.Warn("lifecycle heartbeat failed", "migration-id", m.ID, "err", err)
+			return nil // try again on the next pass; the interval leaves margin
+		}
+	}
+	kept := m.TerminateHolds[:0:0]
+	failed := 0
+	for _, h := range m.TerminateHolds {
+		err := c.call(pacing.FamilyAutoScaling, "recording terminate heartbeat", func() error {
+			return c.cloud.RecordLifecycleActionHeartbeat(ctx, h)
+		})
+		switch {
+		case errors.Is(err, ErrNoActiveAction):
+			continue
+		case err != nil:
+			failed++
+			c.log.Warn("terminate heartbeat failed", "migration-id", m.ID, "instance", h.Instance, "err", err)
+		}
+		kept = append(kept, h)
+	}
+	m.TerminateHolds = kept
+	if failed == 0 {
+		// Only a full round counts: a hold whose beat failed must be
+		// retried on the next pass, not a whole interval later.
+		m.LastHeartbeat = c.clk.Now()
+	}
+	c.log.Debug("lifecycle heartbeat", "migration-id", m.ID, "holds", len(kept), "failed", failed)
+	return c.save(ctx, m)
+}
+
+func (c *Controller) hookRef(m *ledger.Migration) ledger.HookRef {
+	ref := ledger.HookRef{Group: m.Group, Hook: m.Hook, Instance: m.Instance}
+	if !isSyntheticID(m.ID) {
+		ref.Token = m.ID
+	}
+	return ref
+}
+
+// complete ends a lifecycle action.
+func (c *Controller) complete(ctx context.Context, ref ledger.HookRef, result string) error {
+	return c.call(pacing.FamilyAutoScaling, "completing lifecycle action with "+result, func() error {
+		return c.cloud.CompleteLifecycleAction(ctx, ref, result)
+	})
+}

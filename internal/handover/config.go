@@ -1,0 +1,164 @@
+package handover
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/handover-dev/handover/internal/ledger"
+)
+
+// Config tunes the state machine. Start from DefaultConfig.
+type Config struct {
+	// Holder names this controller in leases; controllers sharing a ledger
+	// must use distinct holders.
+	Holder string
+	// LeaseTTL bounds how long a crashed controller keeps a migration from
+	// the others.
+	LeaseTTL time.Duration
+
+	// PreCopy takes an incremental snapshot while writes continue, so the
+	// fenced snapshot carries only the delta.
+	PreCopy bool
+	// Device is the device name volumes are attached under.
+	Device string
+	// DefaultSizeGiB sizes a first-boot volume when the hook metadata names
+	// none.
+	DefaultSizeGiB int32
+
+	// StepTimeout bounds each state; SnapshotTimeout replaces it for the
+	// states that wait on snapshots and volumes.
+	StepTimeout     time.Duration
+	SnapshotTimeout time.Duration
+	// MaxAttempts is how many consecutive failures one step may have before
+	// the migration rolls back.
+	MaxAttempts int
+	// UnreachableAttempts is how many fence calls may fail to reach a
+	// running source before it is stopped instead (the hard fence).
+	UnreachableAttempts int
+	// RetryBase and RetryMax bound the back-off between failed attempts.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// PollInterval is how soon a step that waits on the cloud looks again.
+	PollInterval time.Duration
+	// DefaultHeartbeatTimeout is used when a hook's timeout cannot be read.
+	DefaultHeartbeatTimeout time.Duration
+	// DeadlineMargin: a migration rolls back this long before the hook's
+	// overall deadline rather than let the default result win.
+	DeadlineMargin time.Duration
+
+	// EventTTL is how long processed event ids are remembered.
+	EventTTL time.Duration
+	// SweepGrace protects resources of migrations the ledger does not know
+	// (yet) from the sweeper.
+	SweepGrace time.Duration
+	// TerminateHoldMax bounds how long a terminate action of an instance
+	// that still holds a database waits for a replacement to appear.
+	TerminateHoldMax time.Duration
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		Holder:                  "controller",
+		LeaseTTL:                2 * time.Minute,
+		PreCopy:                 true,
+		Device:                  "/dev/sdf",
+		DefaultSizeGiB:          8,
+		StepTimeout:             10 * time.Minute,
+		SnapshotTimeout:         2 * time.Hour,
+		MaxAttempts:             8,
+		UnreachableAttempts:     3,
+		RetryBase:               2 * time.Second,
+		RetryMax:                time.Minute,
+		PollInterval:            5 * time.Second,
+		DefaultHeartbeatTimeout: time.Hour,
+		DeadlineMargin:          2 * time.Minute,
+		EventTTL:                24 * time.Hour,
+		SweepGrace:              30 * time.Minute,
+		TerminateHoldMax:        10 * time.Minute,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Holder == "" {
+		errs = append(errs, errors.New("holder must not be empty"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"lease TTL", c.LeaseTTL}, {"step timeout", c.StepTimeout}, {"snapshot timeout", c.SnapshotTimeout},
+		{"retry base", c.RetryBase}, {"retry max", c.RetryMax}, {"poll interval", c.PollInterval},
+		{"default heartbeat timeout", c.DefaultHeartbeatTimeout}, {"event TTL", c.EventTTL},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.v))
+		}
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("max attempts must be at least 1, got %d", c.MaxAttempts))
+	}
+	if c.UnreachableAttempts < 1 {
+		errs = append(errs, fmt.Errorf("unreachable attempts must be at least 1, got %d", c.UnreachableAttempts))
+	}
+	if c.RetryMax < c.RetryBase {
+		errs = append(errs, fmt.Errorf("retry max %s is below retry base %s", c.RetryMax, c.RetryBase))
+	}
+	if c.Device == "" {
+		errs = append(errs, errors.New("device must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// timeout returns how long state s may last.
+func (c Config) timeout(s ledger.State) time.Duration {
+	switch s {
+	case ledger.PreCopying, ledger.Snapshotting, ledger.CreatingVolume:
+		return c.SnapshotTimeout
+	}
+	return c.StepTimeout
+}
+
+// Metadata is what a launch hook's NotificationMetadata tells handover. It
+// is either a bare database id ("orders") or a JSON object.
+type Metadata struct {
+	Database     string `json:"database"`
+	SeedSnapshot string `json:"seed_snapshot,omitempty"`
+	SizeGiB      int32  `json:"size_gib,omitempty"`
+}
+
+// ParseMetadata reads a hook's NotificationMetadata.
+func ParseMetadata(s string) (Metadata, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Metadata{}, errors.New(`hook NotificationMetadata is empty: set it to the database id, e.g. {"database":"orders"}`)
+	}
+	var md Metadata
+	if strings.HasPrefix(s, "{") {
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&md); err != nil {
+			return Metadata{}, fmt.Errorf(`parsing hook NotificationMetadata %q: %w (expected {"database":"ID","seed_snapshot":"snap-…","size_gib":N})`, s, err)
+		}
+	} else {
+		md.Database = s
+	}
+	if md.Database == "" {
+		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q names no database: set "database"`, s)
+	}
+	if strings.ContainsAny(md.Database, " \t\n/") || len(md.Database) > 128 {
+		return Metadata{}, fmt.Errorf("database id %q in hook NotificationMetadata must be at most 128 characters without spaces or slashes", md.Database)
+	}
+	if md.SeedSnapshot != "" && !strings.HasPrefix(md.SeedSnapshot, "snap-") {
+		return Metadata{}, fmt.Errorf("seed_snapshot %q in hook NotificationMetadata is not a snapshot id (snap-…)", md.SeedSnapshot)
+	}
+	if md.SizeGiB < 0 {
+		return Metadata{}, fmt.Errorf("size_gib %d in hook NotificationMetadata must be positive", md.SizeGiB)
+	}
+	return md, nil
+}

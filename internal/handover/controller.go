@@ -1,0 +1,311 @@
+// Package handover is the core of handover: the state machine that moves a
+// database's authoritative volume from the instance an Auto Scaling group is
+// replacing to its replacement (DESIGN.md §3).
+//
+// Every step records its intent in the ledger before its side effect, looks
+// its side effects up by tag before repeating them, and is safe to run again
+// after a crash at any point. The package must never acknowledge anything
+// (delete a queue message, complete a lifecycle action) before the ledger
+// write that makes it durable has committed, and must never unfence a source
+// once another epoch has been committed.
+package handover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/handover-dev/handover/internal/clock"
+	"github.com/handover-dev/handover/internal/events"
+	"github.com/handover-dev/handover/internal/ledger"
+	"github.com/handover-dev/handover/internal/pacing"
+)
+
+// Service reaches the stateful service on an instance: its write fence and
+// its health. The HTTP implementation is fence.Client.
+type Service interface {
+	// Fence stops writes and flushes them, under epoch. Safe to repeat.
+	// Errors wrap fence.ErrUnreachable when the instance cannot be reached.
+	Fence(ctx context.Context, addr string, epoch int64) error
+	// Unfence lifts a fence taken under epoch. Safe to repeat.
+	Unfence(ctx context.Context, addr string, epoch int64) error
+	// Healthy returns nil when the service serves.
+	Healthy(ctx context.Context, addr string) error
+}
+
+// Pacer rations cloud calls per API family (pacing.Pacer).
+type Pacer interface {
+	Take(f pacing.Family) (ok bool, wait time.Duration)
+	Throttled(f pacing.Family)
+	Succeeded(f pacing.Family)
+}
+
+// Deps are the controller's collaborators.
+type Deps struct {
+	Cloud   Cloud
+	Service Service
+	Ledger  ledger.Ledger
+	Pacer   Pacer
+	Clock   clock.Clock
+	Logger  *slog.Logger
+}
+
+// Controller drives migrations. Its methods are safe for concurrent use;
+// several controllers may share one ledger.
+type Controller struct {
+	cfg   Config
+	cloud Cloud
+	svc   Service
+	led   ledger.Ledger
+	pacer Pacer
+	clk   clock.Clock
+	log   *slog.Logger
+}
+
+// New returns a controller after validating cfg and deps.
+func New(cfg Config, d Deps) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid controller config: %w", err)
+	}
+	if d.Cloud == nil || d.Service == nil || d.Ledger == nil || d.Pacer == nil {
+		return nil, errors.New("controller needs a cloud, a service client, a ledger and a pacer")
+	}
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Controller{cfg: cfg, cloud: d.Cloud, svc: d.Service, led: d.Ledger, pacer: d.Pacer, clk: d.Clock, log: d.Logger}, nil
+}
+
+// PoisonError marks a message that can never be processed: it should go to
+// the dead-letter queue with Reason, not be retried.
+type PoisonError struct{ Reason error }
+
+func (e *PoisonError) Error() string { return "poison message: " + e.Reason.Error() }
+func (e *PoisonError) Unwrap() error { return e.Reason }
+
+// HandleMessage processes one queue message body. A nil return means its
+// effect is committed to the ledger (or it was ignored or a duplicate) and
+// the message may be deleted; a *PoisonError means it never can be
+// processed; any other error means leave it for redelivery. It returns the
+// ids of migrations worth advancing now.
+func (c *Controller) HandleMessage(ctx context.Context, body string) ([]string, error) {
+	ev, err := events.DecodeSQSBody(body)
+	if err != nil {
+		if events.IsIgnored(err) {
+			c.log.Debug("ignoring event", "reason", err)
+			return nil, nil
+		}
+		return nil, &PoisonError{Reason: err}
+	}
+	now := c.clk.Now()
+	if ev.ID != "" {
+		seen, err := c.led.EventSeen(ctx, ev.ID, now)
+		if err != nil {
+			return nil, fmt.Errorf("checking event %s for duplicates: %w", ev.ID, err)
+		}
+		if seen {
+			c.log.Debug("duplicate event", "event-id", ev.ID, "detail-type", ev.DetailType)
+			return nil, nil
+		}
+	}
+	ids, err := c.HandleEvent(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	// The effect is committed; only now record the id. A crash before this
+	// line redelivers the message, and every effect above is idempotent.
+	if ev.ID != "" {
+		if _, err := c.led.MarkEvent(ctx, ev.ID, now, now.Add(c.cfg.EventTTL)); err != nil {
+			return nil, fmt.Errorf("recording event %s as processed: %w", ev.ID, err)
+		}
+	}
+	return ids, nil
+}
+
+// HandleEvent applies one decoded event to the ledger. Events are hints:
+// each effect is idempotent, and reconcile reaches the same outcome if the
+// event never arrives. It returns the ids of migrations worth advancing.
+func (c *Controller) HandleEvent(ctx context.Context, ev *events.Event) ([]string, error) {
+	switch ev.Kind {
+	case events.KindLaunchAction:
+		id, err := c.startMigration(ctx, ev.Lifecycle.Token, "event", ledger.HookRef{
+			Group: ev.Lifecycle.Group, Hook: ev.Lifecycle.Hook, Token: ev.Lifecycle.Token, Instance: ev.Lifecycle.InstanceID,
+		}, ev.Lifecycle.Metadata, ev.Time)
+		if err != nil || id == "" {
+			return nil, err
+		}
+		return []string{id}, nil
+	case events.KindTerminateAction:
+		return c.holdTermination(ctx, ledger.HookRef{
+			Group: ev.Lifecycle.Group, Hook: ev.Lifecycle.Hook, Token: ev.Lifecycle.Token, Instance: ev.Lifecycle.InstanceID,
+		})
+	case events.KindLaunchSuccessful:
+		return c.migrationsTouching(ctx, ev.Launch.InstanceID, "", "")
+	case events.KindLaunchUnsuccessful:
+		return c.launchFailed(ctx, ev.Launch.InstanceID, ev.Launch.StatusMessage)
+	case events.KindSnapshot:
+		return c.migrationsTouching(ctx, "", ev.Snapshot.SnapshotID, ev.Snapshot.VolumeID)
+	case events.KindVolume:
+		return c.migrationsTouching(ctx, "", "", ev.Volume.VolumeID)
+	case events.KindInstanceState:
+		return c.migrationsTouching(ctx, ev.InstanceState.InstanceID, "", "")
+	}
+	return nil, nil
+}
+
+// startMigration records a migration for a launch waiting on its hook. It
+// returns the id of the migration handling the instance ("" when another
+// migration already does).
+func (c *Controller) startMigration(ctx context.Context, id, cause string, ref ledger.HookRef, metadata string, hookStart time.Time) (string, error) {
+	existing, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Instance: ref.Instance, Unfinished: true})
+	if err != nil {
+		return "", fmt.Errorf("looking up migrations of instance %s: %w", ref.Instance, err)
+	}
+	for _, m := range existing {
+		if m.ID != id {
+			return m.ID, nil // already handled under another key (reconcile found it first)
+		}
+	}
+	now := c.clk.Now()
+	if hookStart.IsZero() || hookStart.After(now) {
+		hookStart = now
+	}
+	m := &ledger.Migration{
+		ID: id, Group: ref.Group, Hook: ref.Hook, Instance: ref.Instance, Cause: cause,
+		State: ledger.Launching, CreatedAt: now, UpdatedAt: now, StepStartedAt: now, LastHeartbeat: hookStart,
+		Timeline: []ledger.Step{{State: ledger.Launching, Start: now}},
+	}
+	md, mdErr := ParseMetadata(metadata)
+	if mdErr != nil {
+		// Without a database there is nothing to hand over; abandon the
+		// launch rather than let an instance come up without its state.
+		m.State, m.LastError = ledger.RollingBack, mdErr.Error()
+		m.Timeline = []ledger.Step{{State: ledger.RollingBack, Start: now, Note: mdErr.Error()}}
+	} else {
+		m.Database, m.SeedSnapshot, m.SizeGiB = md.Database, md.SeedSnapshot, md.SizeGiB
+	}
+	if err := c.led.CreateMigration(ctx, m); err != nil {
+		if errors.Is(err, ledger.ErrExists) {
+			return id, nil
+		}
+		return "", fmt.Errorf("recording migration %s for instance %s: %w", id, ref.Instance, err)
+	}
+	c.log.Info("migration started", "migration-id", id, "instance", ref.Instance, "database", m.Database, "cause", cause)
+	return id, nil
+}
+
+// holdTermination keeps a terminating instance alive while it is the source
+// of an unfinished migration, so it goes on serving reads (invariant 7); the
+// hold is released when that migration ends. Otherwise termination goes on.
+func (c *Controller) holdTermination(ctx context.Context, ref ledger.HookRef) ([]string, error) {
+	ms, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Unfinished: true})
+	if err != nil {
+		return nil, fmt.Errorf("looking up migrations from instance %s: %w", ref.Instance, err)
+	}
+	for _, m := range ms {
+		if m.Source != ref.Instance {
+			continue
+		}
+		added := false
+		err := c.update(ctx, m.ID, func(m *ledger.Migration) (bool, error) {
+			if m.State.Terminal() {
+				return false, nil
+			}
+			for _, h := range m.TerminateHolds {
+				// One hold per instance and hook: reconcile finds it without
+				// its token, the event brings the token.
+				if h.Instance == ref.Instance && h.Hook == ref.Hook {
+					return false, nil
+				}
+			}
+			m.TerminateHolds = append(m.TerminateHolds, ref)
+			added = true
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if added {
+			c.log.Info("holding termination until the handover ends", "migration-id", m.ID, "instance", ref.Instance)
+		}
+		return []string{m.ID}, nil
+	}
+	err = c.complete(ctx, ref, ResultContinue)
+	if err != nil && !errors.Is(err, ErrNoActiveAction) {
+		return nil, fmt.Errorf("letting instance %s terminate: %w", ref.Instance, err)
+	}
+	return nil, nil
+}
+
+// launchFailed rolls back the migration of an instance the group failed to
+// launch, unless it is already past the point of no return.
+func (c *Controller) launchFailed(ctx context.Context, instance, why string) ([]string, error) {
+	ms, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Instance: instance, Unfinished: true})
+	if err != nil {
+		return nil, fmt.Errorf("looking up migrations of instance %s: %w", instance, err)
+	}
+	var ids []string
+	for _, m := range ms {
+		err := c.update(ctx, m.ID, func(m *ledger.Migration) (bool, error) {
+			if m.State.Terminal() || m.State == ledger.RollingBack || m.Result == ResultContinue {
+				return false, nil
+			}
+			c.transition(m, ledger.RollingBack, "launch unsuccessful: "+why)
+			m.LastError = "launch unsuccessful: " + why
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, m.ID)
+	}
+	return ids, nil
+}
+
+// migrationsTouching returns the unfinished migrations that involve the
+// instance, snapshot or volume, so an event about them advances them now.
+func (c *Controller) migrationsTouching(ctx context.Context, instance, snapshot, volume string) ([]string, error) {
+	ms, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Unfinished: true})
+	if err != nil {
+		return nil, fmt.Errorf("listing unfinished migrations: %w", err)
+	}
+	var ids []string
+	for _, m := range ms {
+		if (instance != "" && (m.Instance == instance || m.Source == instance)) ||
+			(snapshot != "" && (m.PreCopySnapshot == snapshot || m.FinalSnapshot == snapshot)) ||
+			(volume != "" && (m.Volume == volume || m.SourceVolume == volume)) {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids, nil
+}
+
+// update applies fn to a fresh copy of the migration and stores it with
+// compare-and-set, retrying on lost races. fn returns false to store nothing.
+func (c *Controller) update(ctx context.Context, id string, fn func(*ledger.Migration) (bool, error)) error {
+	for attempt := 0; attempt < 16; attempt++ {
+		m, err := c.led.GetMigration(ctx, id)
+		if err != nil {
+			return fmt.Errorf("reading migration %s: %w", id, err)
+		}
+		changed, err := fn(m)
+		if err != nil || !changed {
+			return err
+		}
+		m.UpdatedAt = c.clk.Now()
+		err = c.led.UpdateMigration(ctx, m)
+		if errors.Is(err, ledger.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("storing migration %s: %w", id, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("storing migration %s: %w after 16 attempts", id, ledger.ErrConflict)
+}

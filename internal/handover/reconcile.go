@@ -1,0 +1,252 @@
+package handover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/handover-dev/handover/internal/ledger"
+	"github.com/handover-dev/handover/internal/pacing"
+)
+
+// Reconcile is the safety net for lost events: it adopts launches waiting
+// in Pending:Wait that no migration knows, advances every unfinished
+// migration from Describe-style reads, and sweeps what nobody owns. The
+// cloud's Describe answers are the truth; events only make things faster.
+func (c *Controller) Reconcile(ctx context.Context) error {
+	var errs []error
+	if err := c.adopt(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	ms, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Unfinished: true})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing unfinished migrations: %w", err))...)
+	}
+	busy := map[string]bool{}
+	for _, m := range ms {
+		busy[m.Database] = true
+		if err := c.Advance(ctx, m.ID); err != nil {
+			errs = append(errs, fmt.Errorf("advancing migration %s: %w", m.ID, err))
+		}
+	}
+	if err := c.heal(ctx, busy); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// heal replaces stranded instances. When the instance a database was handed
+// to dies right after the handover committed, the group may keep serving
+// from the old instance: fenced for good, holding a volume that is no
+// longer authoritative. Only a replacement gets the database writable
+// again, so handover asks the group for one; its launch hands the
+// authoritative volume over by the dead-source path.
+func (c *Controller) heal(ctx context.Context, busy map[string]bool) error {
+	dbs, err := c.led.ListDatabases(ctx)
+	if err != nil {
+		return fmt.Errorf("listing databases: %w", err)
+	}
+	for _, db := range dbs {
+		if busy[db.ID] || db.Claim != "" || db.Instance == "" || db.Group == "" {
+			continue
+		}
+		holder, err := c.describeInstance(ctx, db.Instance)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err == nil && !gone(holder.State) {
+			continue
+		}
+		var members []GroupMember
+		if err := c.call(pacing.FamilyAutoScaling, "listing members of group "+db.Group, func() (err error) {
+			members, err = c.cloud.GroupMembers(ctx, db.Group)
+			return err
+		}); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			return err
+		}
+		for _, gm := range members {
+			if gm.Lifecycle != LifecycleInService || gm.Instance == db.Instance {
+				continue
+			}
+			c.log.Warn("replacing an instance stranded without the authoritative volume",
+				"database", db.ID, "instance", gm.Instance, "holder", db.Instance, "group", db.Group)
+			if err := c.call(pacing.FamilyAutoScaling, "replacing stranded instance "+gm.Instance, func() error {
+				return c.cloud.ReplaceInstance(ctx, db.Group, gm.Instance)
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// adopt starts a migration for every instance waiting on a launch hook that
+// no migration (finished or not) knows, and settles every terminate action
+// no event told of: held while its instance is a migration's source,
+// released otherwise.
+func (c *Controller) adopt(ctx context.Context) error {
+	var waiting []WaitingAction
+	err := c.call(pacing.FamilyAutoScaling, "listing instances waiting on lifecycle hooks", func() (err error) {
+		waiting, err = c.cloud.WaitingActions(ctx)
+		return err
+	})
+	if err != nil {
+		var paced *pacedError
+		if errors.As(err, &paced) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, w := range waiting {
+		ref := ledger.HookRef{Group: w.Group, Hook: w.Hook, Instance: w.Instance}
+		if w.Transition == TransitionTerminating {
+			if _, err := c.holdTermination(ctx, ref); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		known, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Instance: w.Instance})
+		if err != nil {
+			return fmt.Errorf("looking up migrations of instance %s: %w", w.Instance, err)
+		}
+		if len(known) > 0 {
+			continue
+		}
+		if _, err := c.startMigration(ctx, syntheticPrefix+w.Instance, "reconcile", ref, w.Metadata, time.Time{}); err != nil {
+			return err
+		}
+		c.log.Info("adopted a launch no event told of", "instance", w.Instance, "group", w.Group)
+	}
+	return errors.Join(errs...)
+}
+
+// SweepResult counts what a sweep did.
+type SweepResult struct {
+	DeletedVolumes   []string
+	DeletedSnapshots []string
+	Kept             int
+}
+
+// Sweep compares every resource tagged handover:managed with the ledger and
+// deletes what is neither authoritative, retained by policy (a database's
+// base snapshot), nor in use by an unfinished migration. Attached volumes
+// and pending snapshots are left for a later pass. Resources of migrations
+// the ledger does not know are kept for SweepGrace, in case their record is
+// still being written.
+func (c *Controller) Sweep(ctx context.Context) (SweepResult, error) {
+	var res SweepResult
+	lease, err := c.led.AcquireLease(ctx, "sweeper", c.cfg.Holder, c.clk.Now(), c.cfg.LeaseTTL)
+	if errors.Is(err, ledger.ErrLeaseHeld) {
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("taking the sweeper lease: %w", err)
+	}
+	defer func() { _ = c.led.ReleaseLease(ctx, lease) }()
+
+	dbs, err := c.led.ListDatabases(ctx)
+	if err != nil {
+		return res, fmt.Errorf("listing databases: %w", err)
+	}
+	authoritative := map[string]bool{}
+	for _, db := range dbs {
+		authoritative[db.Volume] = true
+		authoritative[db.BaseSnapshot] = true
+	}
+	unfinished, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Unfinished: true})
+	if err != nil {
+		return res, fmt.Errorf("listing unfinished migrations: %w", err)
+	}
+	inUse := map[string]bool{}
+	for _, m := range unfinished {
+		inUse[m.SourceVolume] = true
+		inUse[m.Volume] = true
+		inUse[m.PreCopySnapshot] = true
+		inUse[m.FinalSnapshot] = true
+	}
+	delete(authoritative, "")
+	now := c.clk.Now()
+	// owned reports whether a live migration (or a too-young unknown one)
+	// owns a resource by its tag.
+	owned := func(tags map[string]string, created time.Time) (bool, error) {
+		mid := tags[TagMigration]
+		if mid == "" {
+			return now.Sub(created) < c.cfg.SweepGrace, nil
+		}
+		m, err := c.led.GetMigration(ctx, mid)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return now.Sub(created) < c.cfg.SweepGrace, nil
+		}
+		if err != nil {
+			return true, fmt.Errorf("reading migration %s: %w", mid, err)
+		}
+		return !m.State.Terminal(), nil
+	}
+
+	managed := map[string]string{TagManaged: "true"}
+	var vols []Volume
+	if err := c.call(pacing.FamilyDescribe, "listing managed volumes", func() (err error) {
+		vols, err = c.cloud.FindVolumes(ctx, managed)
+		return err
+	}); err != nil {
+		return res, err
+	}
+	for _, v := range vols {
+		if authoritative[v.ID] || inUse[v.ID] || v.State == VolumeDeleted || v.State == VolumeDeleting {
+			res.Kept++
+			continue
+		}
+		if keep, err := owned(v.Tags, v.CreateTime); keep || err != nil {
+			res.Kept++
+			if err != nil {
+				return res, err
+			}
+			continue
+		}
+		if v.AttachedTo != "" || v.State != VolumeAvailable && v.State != VolumeError {
+			res.Kept++ // the old instance still holds it; a later pass takes it
+			continue
+		}
+		err := c.call(pacing.FamilyDelete, "sweeping volume "+v.ID, func() error { return c.cloud.DeleteVolume(ctx, v.ID) })
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			c.log.Info("sweep: volume not deleted yet", "volume", v.ID, "err", err)
+			continue
+		}
+		c.log.Info("swept volume", "volume", v.ID, "database", v.Tags[TagDatabase], "migration-id", v.Tags[TagMigration])
+		res.DeletedVolumes = append(res.DeletedVolumes, v.ID)
+	}
+
+	var snaps []Snapshot
+	if err := c.call(pacing.FamilyDescribe, "listing managed snapshots", func() (err error) {
+		snaps, err = c.cloud.FindSnapshots(ctx, managed)
+		return err
+	}); err != nil {
+		return res, err
+	}
+	for _, s := range snaps {
+		if authoritative[s.ID] || inUse[s.ID] || s.State == SnapshotPending {
+			res.Kept++
+			continue
+		}
+		if keep, err := owned(s.Tags, s.StartTime); keep || err != nil {
+			res.Kept++
+			if err != nil {
+				return res, err
+			}
+			continue
+		}
+		err := c.call(pacing.FamilyDelete, "sweeping snapshot "+s.ID, func() error { return c.cloud.DeleteSnapshot(ctx, s.ID) })
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			c.log.Info("sweep: snapshot not deleted yet", "snapshot", s.ID, "err", err)
+			continue
+		}
+		c.log.Info("swept snapshot", "snapshot", s.ID, "database", s.Tags[TagDatabase], "migration-id", s.Tags[TagMigration])
+		res.DeletedSnapshots = append(res.DeletedSnapshots, s.ID)
+	}
+	return res, nil
+}

@@ -1,0 +1,213 @@
+package handover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/handover-dev/handover/internal/fence"
+	"github.com/handover-dev/handover/internal/ledger"
+	"github.com/handover-dev/handover/internal/pacing"
+)
+
+// stepRollingBack undoes a migration in an order that is safe to repeat:
+// ABANDON the hook (so the new instance never serves), delete what this
+// migration created, unfence the source only if no newer epoch was committed,
+// release the database and any held terminations.
+func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (outcome, error) {
+	if !m.HookDone {
+		if m.Result == "" {
+			m.Result = ResultAbandon
+			if err := c.save(ctx, m); err != nil {
+				return outcome{}, err
+			}
+		}
+		err := c.complete(ctx, c.hookRef(m), ResultAbandon)
+		if err != nil && !errors.Is(err, ErrNoActiveAction) {
+			return outcome{}, err
+		}
+		m.HookDone = true
+		if err := c.save(ctx, m); err != nil {
+			return outcome{}, err
+		}
+	}
+
+	db, err := c.led.GetDatabase(ctx, m.Database)
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return outcome{}, fmt.Errorf("reading database %s: %w", m.Database, err)
+	}
+	if db == nil {
+		db = &ledger.Database{ID: m.Database}
+	}
+
+	// Volumes first: one still attached to the abandoned instance has to be
+	// detached before it can go.
+	if m.Volume != "" && m.SourceFate != FateSelf && m.Volume != db.Volume {
+		done, err := c.dropVolume(ctx, m, m.Volume)
+		if err != nil || !done {
+			return stay(c.cfg.PollInterval)
+		}
+		m.Volume = ""
+	}
+	// Anything a crash left unrecorded is found by its tag.
+	if done, err := c.dropTagged(ctx, m, db); err != nil || !done {
+		if err != nil {
+			return outcome{}, err
+		}
+		return stay(c.cfg.PollInterval)
+	}
+	if err := c.save(ctx, m); err != nil {
+		return outcome{}, err
+	}
+
+	if m.Fenced && !m.Unfenced {
+		done, err := c.unfence(ctx, m, db)
+		if err != nil {
+			return outcome{}, err
+		}
+		if !done {
+			return stay(c.backoff(m.Attempts + 1))
+		}
+		m.Unfenced = true
+		if err := c.save(ctx, m); err != nil {
+			return outcome{}, err
+		}
+	}
+
+	if db.Claim == m.ID {
+		db.Claim = ""
+		db.UpdatedAt = c.clk.Now()
+		if err := c.led.PutDatabase(ctx, db); err != nil {
+			if errors.Is(err, ledger.ErrConflict) {
+				return outcome{}, errLostRace
+			}
+			return outcome{}, fmt.Errorf("releasing database %s: %w", m.Database, err)
+		}
+	}
+	if !c.releaseHolds(ctx, m) {
+		return stay(c.cfg.RetryBase)
+	}
+	return goTo(ledger.Aborted, "rolled back: "+m.LastError)
+}
+
+// dropVolume detaches (if needed) and deletes a volume this migration
+// created. It reports whether the volume is gone.
+func (c *Controller) dropVolume(ctx context.Context, m *ledger.Migration, id string) (bool, error) {
+	v, err := c.describeVolume(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound) || (err == nil && (v.State == VolumeDeleted || v.State == VolumeDeleting)):
+		markDeleted(m, id)
+		return true, nil
+	case err != nil:
+		return false, err
+	case v.State == VolumeCreating:
+		return false, nil
+	case v.AttachedTo != "":
+		if v.AttachState == "detaching" {
+			return false, nil
+		}
+		// The instance was abandoned and never served: force is safe.
+		return false, c.call(pacing.FamilyMutate, "detaching volume "+id, func() error {
+			return c.cloud.DetachVolume(ctx, id, true)
+		})
+	}
+	err = c.call(pacing.FamilyDelete, "deleting volume "+id, func() error {
+		return c.cloud.DeleteVolume(ctx, id)
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	markDeleted(m, id)
+	return true, nil
+}
+
+// dropTagged deletes every snapshot and volume tagged with this migration's
+// id, except the database's authoritative volume and base snapshot.
+func (c *Controller) dropTagged(ctx context.Context, m *ledger.Migration, db *ledger.Database) (bool, error) {
+	byTag := map[string]string{TagMigration: m.ID}
+	var snaps []Snapshot
+	if err := c.call(pacing.FamilyDescribe, "looking up snapshots of migration "+m.ID, func() (err error) {
+		snaps, err = c.cloud.FindSnapshots(ctx, byTag)
+		return err
+	}); err != nil {
+		return false, err
+	}
+	all := true
+	for _, s := range snaps {
+		if s.ID == db.BaseSnapshot {
+			continue
+		}
+		addResource(m, ledger.KindSnapshot, s.ID, s.Tags[TagPurpose])
+		if s.State == SnapshotPending || !c.deleteSnapshot(ctx, m, s.ID) {
+			all = false
+		}
+	}
+	var vols []Volume
+	if err := c.call(pacing.FamilyDescribe, "looking up volumes of migration "+m.ID, func() (err error) {
+		vols, err = c.cloud.FindVolumes(ctx, byTag)
+		return err
+	}); err != nil {
+		return false, err
+	}
+	for _, v := range vols {
+		if v.ID == db.Volume || v.State == VolumeDeleted {
+			continue
+		}
+		addResource(m, ledger.KindVolume, v.ID, v.Tags[TagPurpose])
+		done, err := c.dropVolume(ctx, m, v.ID)
+		if err != nil || !done {
+			all = false
+		}
+	}
+	return all, nil
+}
+
+// unfence lifts the fence taken by this migration, but only while the
+// database is still at the epoch it was fenced under: after a commit the
+// source must stay fenced forever (invariant 3). It reports whether the
+// question is settled.
+func (c *Controller) unfence(ctx context.Context, m *ledger.Migration, db *ledger.Database) (bool, error) {
+	if db.Epoch != m.FromEpoch || (db.Claim != "" && db.Claim != m.ID) {
+		c.log.Warn("source stays fenced: the database moved on", "migration-id", m.ID, "source", m.Source, "epoch", db.Epoch)
+		return true, nil
+	}
+	src, err := c.describeInstance(ctx, m.Source)
+	switch {
+	case errors.Is(err, ErrNotFound) || (err == nil && gone(src.State)):
+		return true, nil // nothing left to unfence
+	case err != nil:
+		return false, err
+	}
+	if m.SourceStopped {
+		if src.State == InstanceRunning || src.State == InstancePending {
+			return true, nil
+		}
+		if src.State == InstanceStopping {
+			return false, nil
+		}
+		err := c.call(pacing.FamilyMutate, "starting source "+m.Source+" again", func() error {
+			return c.cloud.StartInstance(ctx, m.Source)
+		})
+		return err == nil, err
+	}
+	if src.State != InstanceRunning {
+		return false, nil
+	}
+	err = c.svc.Unfence(ctx, src.PrivateIP, m.FenceEpoch)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fence.ErrStaleEpoch):
+		// A newer fence is in force; it is not ours to lift.
+		return true, nil
+	case errors.Is(err, fence.ErrUnreachable):
+		m.Attempts++
+		if m.Attempts >= c.cfg.MaxAttempts {
+			// Leaving it fenced is safe (one writer at most); say so loudly.
+			c.log.Error("source unreachable; leaving it fenced", "migration-id", m.ID, "source", m.Source, "err", err)
+			return true, nil
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("unfencing %s: %w", m.Source, err)
+}

@@ -1,0 +1,306 @@
+// Package ledger defines the durable records handover keeps — migrations,
+// databases with their authoritative volume and epoch, processed event ids
+// and leases — and the small interface every backend (memory, SQLite,
+// PostgreSQL, later DynamoDB) implements.
+//
+// The interface is deliberately limited to single-record conditional writes
+// and simple queries, so that a DynamoDB table can implement it without
+// transactions. Every change to a migration or a database is a
+// compare-and-set on the record's Version; a lost race returns ErrConflict and
+// the caller must re-read and retry from fresh state. A backend must never
+// silently overwrite a newer record.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors returned by every backend. Callers test them with errors.Is.
+var (
+	// ErrNotFound: the record does not exist. Safe to act on.
+	ErrNotFound = errors.New("ledger: record not found")
+	// ErrExists: a create found the record already present. For idempotent
+	// creates (a migration keyed by its lifecycle token) this means "done".
+	ErrExists = errors.New("ledger: record already exists")
+	// ErrConflict: a compare-and-set lost a race; the stored version is not
+	// the one the caller read. Re-read and retry from fresh state.
+	ErrConflict = errors.New("ledger: version conflict")
+	// ErrLeaseHeld: another holder owns an unexpired lease.
+	ErrLeaseHeld = errors.New("ledger: lease held by another holder")
+)
+
+// State is a step of the handover protocol (DESIGN.md §3).
+type State int
+
+// The states in protocol order. Committed and Aborted are terminal.
+const (
+	StateUnknown State = iota
+	Launching
+	PreCopying
+	Fencing
+	StoppingSource
+	Snapshotting
+	CreatingVolume
+	Attaching
+	AwaitingHealth
+	Completing
+	Committed
+	RollingBack
+	Aborted
+)
+
+var stateNames = [...]string{
+	StateUnknown:   "Unknown",
+	Launching:      "Launching",
+	PreCopying:     "PreCopying",
+	Fencing:        "Fencing",
+	StoppingSource: "StoppingSource",
+	Snapshotting:   "Snapshotting",
+	CreatingVolume: "CreatingVolume",
+	Attaching:      "Attaching",
+	AwaitingHealth: "AwaitingHealth",
+	Completing:     "Completing",
+	Committed:      "Committed",
+	RollingBack:    "RollingBack",
+	Aborted:        "Aborted",
+}
+
+// States lists every real state, in protocol order.
+func States() []State {
+	out := make([]State, 0, len(stateNames)-1)
+	for s := Launching; s <= Aborted; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (s State) String() string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return fmt.Sprintf("State(%d)", int(s))
+	}
+	return stateNames[s]
+}
+
+// Terminal reports whether no further step follows s.
+func (s State) Terminal() bool { return s == Committed || s == Aborted }
+
+// ParseState is the inverse of String.
+func ParseState(name string) (State, error) {
+	for i, n := range stateNames {
+		if n == name && State(i) != StateUnknown {
+			return State(i), nil
+		}
+	}
+	return StateUnknown, fmt.Errorf("unknown migration state %q", name)
+}
+
+// MarshalText stores states by name, so ledgers stay readable and a
+// reordering of the constants cannot corrupt them.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a state name.
+func (s *State) UnmarshalText(b []byte) error {
+	v, err := ParseState(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// Resource kinds and purposes recorded for everything a migration creates.
+const (
+	KindSnapshot = "snapshot"
+	KindVolume   = "volume"
+
+	PurposePreCopy = "pre-copy"
+	PurposeFinal   = "final"
+	PurposeTarget  = "target"
+)
+
+// Resource is a cloud resource a migration created.
+type Resource struct {
+	Kind    string `json:"kind"`
+	ID      string `json:"id"`
+	Purpose string `json:"purpose"`
+	// Deleted is set once the migration (or the sweeper) deleted it.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// Step is one entry of a migration's timeline.
+type Step struct {
+	State State     `json:"state"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end,omitzero"`
+	Note  string    `json:"note,omitempty"`
+}
+
+// Migration is one handover, keyed by the lifecycle action token. Backends
+// store it whole (as JSON) next to the indexed key fields, so adding a field
+// needs no schema change.
+type Migration struct {
+	ID       string `json:"id"` // lifecycle action token, or "instance:<id>" when found by reconcile
+	Group    string `json:"group"`
+	Hook     string `json:"hook"`
+	Instance string `json:"instance"` // the new instance
+	Zone     string `json:"zone,omitempty"`
+	Database string `json:"database"`
+	Cause    string `json:"cause,omitempty"` // event, reconcile
+	// SeedSnapshot and SizeGiB come from the hook metadata and shape a
+	// first-boot volume.
+	SeedSnapshot string `json:"seed_snapshot,omitempty"`
+	SizeGiB      int32  `json:"size_gib,omitempty"`
+	State        State  `json:"state"`
+	// Version is the compare-and-set version; 0 means "not yet stored".
+	Version int64 `json:"version"`
+
+	Source       string `json:"source,omitempty"`        // instance that held the volume
+	SourceVolume string `json:"source_volume,omitempty"` // authoritative volume at start
+	SourceFate   string `json:"source_fate,omitempty"`   // running, dead, unreachable, none
+	FromEpoch    int64  `json:"from_epoch"`              // database epoch when the migration claimed it
+	Fenced       bool   `json:"fenced,omitempty"`        // a fence call was made (or may have been)
+	FenceEpoch   int64  `json:"fence_epoch,omitempty"`   // epoch carried by the fence: FromEpoch+1
+	// SourceStopped records that the source was stopped as a hard fence, so
+	// a rollback knows to start it again.
+	SourceStopped bool `json:"source_stopped,omitempty"`
+	// Unfenced records that a rollback lifted the fence (or decided it must
+	// stay), so a repeated rollback does not try again.
+	Unfenced bool `json:"unfenced,omitempty"`
+
+	PreCopySnapshot string     `json:"pre_copy_snapshot,omitempty"`
+	FinalSnapshot   string     `json:"final_snapshot,omitempty"`
+	Volume          string     `json:"volume,omitempty"` // the new authoritative-to-be volume
+	Resources       []Resource `json:"resources,omitempty"`
+	// Intent names the side effect in flight, recorded before it is made so a
+	// crash leaves a trail to look up by tag.
+	Intent string `json:"intent,omitempty"`
+
+	Result   string `json:"result,omitempty"` // CONTINUE or ABANDON, once decided
+	HookDone bool   `json:"hook_done,omitempty"`
+
+	Attempts  int    `json:"attempts,omitempty"` // consecutive failures of the current step
+	LastError string `json:"last_error,omitempty"`
+
+	CreatedAt        time.Time     `json:"created_at"`
+	UpdatedAt        time.Time     `json:"updated_at"`
+	StepStartedAt    time.Time     `json:"step_started_at"`
+	NextAttemptAt    time.Time     `json:"next_attempt_at,omitzero"`
+	LastHeartbeat    time.Time     `json:"last_heartbeat,omitzero"`
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+	// Deadline is when the hook's overall wait ends: min(48h, 100×heartbeat).
+	Deadline time.Time `json:"deadline,omitzero"`
+	// TerminateHolds are terminate lifecycle actions of the source, held
+	// until this migration ends so the old instance keeps serving reads.
+	TerminateHolds []HookRef `json:"terminate_holds,omitempty"`
+
+	Timeline []Step `json:"timeline,omitempty"`
+}
+
+// HookRef names a lifecycle action.
+type HookRef struct {
+	Group    string `json:"group"`
+	Hook     string `json:"hook"`
+	Token    string `json:"token"`
+	Instance string `json:"instance"`
+}
+
+// Clone returns a deep copy, so callers can mutate without aliasing a
+// backend's stored record.
+func (m *Migration) Clone() *Migration {
+	c := *m
+	c.Resources = append([]Resource(nil), m.Resources...)
+	c.Timeline = append([]Step(nil), m.Timeline...)
+	c.TerminateHolds = append([]HookRef(nil), m.TerminateHolds...)
+	return &c
+}
+
+// Database is the ledger's truth about one database: which volume is
+// authoritative and under which epoch (the fencing token).
+type Database struct {
+	ID       string `json:"id"`
+	Volume   string `json:"volume,omitempty"` // authoritative volume; empty before first boot
+	Zone     string `json:"zone,omitempty"`
+	Instance string `json:"instance,omitempty"` // instance the volume was handed to
+	Group    string `json:"group,omitempty"`    // Auto Scaling group the database lives in
+	Epoch    int64  `json:"epoch"`
+	// BaseSnapshot is the latest snapshot kept by policy as the base of the
+	// next pre-copy.
+	BaseSnapshot string `json:"base_snapshot,omitempty"`
+	// Claim is the id of the migration currently moving this database; only
+	// the claimant may fence, commit or release. Empty when idle.
+	Claim     string    `json:"claim,omitempty"`
+	Version   int64     `json:"version"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Clone returns a copy.
+func (d *Database) Clone() *Database { c := *d; return &c }
+
+// Lease is a named, expiring lock with a fencing token that increases on
+// every change of holder.
+type Lease struct {
+	Name    string    `json:"name"`
+	Holder  string    `json:"holder"`
+	Token   int64     `json:"token"`
+	Expires time.Time `json:"expires"`
+}
+
+// MigrationQuery filters ListMigrations. Zero fields match everything.
+type MigrationQuery struct {
+	Unfinished bool   // only non-terminal migrations
+	Database   string // only this database
+	Instance   string // only migrations whose new instance is this one
+}
+
+// Ledger is what every backend implements. All methods are safe for
+// concurrent use by several goroutines and, for shared backends, several
+// processes.
+type Ledger interface {
+	// CreateMigration stores m with Version 1 (and sets m.Version). It returns
+	// ErrExists if a migration with that id is stored. Safe to repeat.
+	CreateMigration(ctx context.Context, m *Migration) error
+	// GetMigration returns a copy of the stored migration, or ErrNotFound.
+	GetMigration(ctx context.Context, id string) (*Migration, error)
+	// UpdateMigration replaces the stored migration if its version equals
+	// m.Version, then sets m.Version to the new version. It returns
+	// ErrConflict on a version mismatch and ErrNotFound if absent.
+	UpdateMigration(ctx context.Context, m *Migration) error
+	// ListMigrations returns copies of the matching migrations ordered by
+	// CreatedAt, then ID.
+	ListMigrations(ctx context.Context, q MigrationQuery) ([]*Migration, error)
+
+	// GetDatabase returns a copy of the stored database, or ErrNotFound.
+	GetDatabase(ctx context.Context, id string) (*Database, error)
+	// PutDatabase creates d when d.Version is 0 (ErrConflict if it exists),
+	// otherwise replaces it if the stored version equals d.Version
+	// (ErrConflict if not, ErrNotFound if absent). On success d.Version is
+	// the new version.
+	PutDatabase(ctx context.Context, d *Database) error
+	// ListDatabases returns copies of all databases ordered by ID.
+	ListDatabases(ctx context.Context) ([]*Database, error)
+
+	// EventSeen reports whether event id is recorded as processed and not
+	// expired at now. It changes nothing.
+	EventSeen(ctx context.Context, id string, now time.Time) (bool, error)
+	// MarkEvent records event id as processed until expires. It returns true
+	// if the id was not recorded (or its record had expired at now), false if
+	// it is a duplicate. Safe to repeat.
+	MarkEvent(ctx context.Context, id string, now, expires time.Time) (bool, error)
+	// PruneEvents deletes event records expired at now and returns how many.
+	PruneEvents(ctx context.Context, now time.Time) (int, error)
+
+	// AcquireLease grants the named lease to holder until now+ttl if it is
+	// free, expired, or already held by holder (a renewal keeps the token; a
+	// new holder gets token+1). Otherwise it returns ErrLeaseHeld and the
+	// current lease.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (Lease, error)
+	// ReleaseLease frees l if it is still held by l.Holder with l.Token. A
+	// lease already taken over by another holder is left alone (nil error).
+	ReleaseLease(ctx context.Context, l Lease) error
+
+	// Close releases the backend's resources.
+	Close() error
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the tests need that a fresh machine (Go, gcc, node/npm,
+# python3) lacks. Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+need_apt=()
+pg_bin=""
+for d in /usr/lib/postgresql/*/bin; do
+  [ -x "$d/initdb" ] && pg_bin="$d"
+done
+if [ -z "$pg_bin" ] && ! command -v initdb >/dev/null 2>&1; then
+  need_apt+=(postgresql)
+fi
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: need ${need_apt[*]} from Debian; run 'sudo make deps' (apt-get needs root)" >&2
+    exit 1
+  fi
+  echo "deps: installing ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# PostgreSQL refuses to run as root, so the tests start it as the postgres
+# user that Debian's package creates.
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  echo "deps: the postgres user is missing; reinstall the postgresql package" >&2
+  exit 1
+fi
+echo "deps: ok" >&2
