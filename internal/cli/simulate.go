@@ -208,7 +208,7 @@ func printSimulate(w io.Writer, rep SimulateReport) {
 	fmt.Fprintf(w, "seeds %d..%d: %d committed, %d rolled back\n", rep.FirstSeed, rep.FirstSeed+uint64(rep.Seeds)-1, rep.Committed, rep.Aborted)
 	fmt.Fprintf(w, "faults: %d controller crashes, %d instance faults, %d of %d events dropped, %d duplicated, %d throttles, %d server errors\n",
 		t.Crashes, t.InstanceFaults, t.EventsDropped, t.Events, t.EventsDuplicated, t.Throttles, t.ServerErrors)
-	fmt.Fprintf(w, "load: %d writes acknowledged (%d refused while fenced), %d reads served, %d failed where the simulator broke the serving instance\n",
+	fmt.Fprintf(w, "load: %d writes acknowledged (%d refused while fenced), %d reads served, %d failed while the simulator had broken the serving instance\n",
 		t.WritesAcked, t.WritesRefused, t.ReadsOK, t.ReadsFailedExcused)
 	fmt.Fprintf(w, "simulate: %d seeds, %d handovers, %d invariant violations\n", rep.Seeds, rep.Handovers, rep.Violations)
 }
