@@ -110,7 +110,7 @@ func quote(s string) string {
 	if s == "" {
 		return "(none)"
 	}
-	return "'" + s + "'"
+	return s
 }
 
 func invalidKeyCode(svc string) string {

@@ -56,7 +56,7 @@ func TestRouterCredentials(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	rt.ServeHTTP(rec, sign("BAD"))
-	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "AuthFailure") || !strings.Contains(rec.Body.String(), "'BAD'") {
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "AuthFailure") || !strings.Contains(rec.Body.String(), "access key BAD.") {
 		t.Errorf("unknown key: %d %s", rec.Code, rec.Body)
 	}
 	rec = httptest.NewRecorder()
@@ -64,7 +64,7 @@ func TestRouterCredentials(t *testing.T) {
 	r := sign("X")
 	r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/ec2/", "/kinesis/", 1))
 	rt.ServeHTTP(rec, r)
-	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "does not serve &#39;kinesis&#39;") {
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "does not serve kinesis;") {
 		t.Errorf("unknown service: %d %s", rec.Code, rec.Body)
 	}
 }
