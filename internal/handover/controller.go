@@ -97,7 +97,7 @@ func (c *Controller) HandleMessage(ctx context.Context, body string) ([]string, 
 	ev, err := events.DecodeSQSBody(body)
 	if err != nil {
 		if events.IsIgnored(err) {
-			c.log.Debug("ignoring event", "reason", err)
+			c.log.Info("ignoring event", "reason", err)
 			return nil, nil
 		}
 		return nil, &PoisonError{Reason: err}

@@ -258,6 +258,21 @@ type MigrationQuery struct {
 // Ledger is what every backend implements. All methods are safe for
 // concurrent use by several goroutines and, for shared backends, several
 // processes.
+//
+// Rules every backend keeps (ledgertest checks each):
+//   - a record, event id or lease is expired once now >= its expiry;
+//   - a duplicate MarkEvent does not extend the expiry;
+//   - a failed create, update or put leaves the caller's Version unchanged;
+//   - releasing a lease keeps its token, so the next holder still gets a
+//     higher one; a holder re-acquiring its own expired lease that nobody
+//     took in between keeps the token;
+//   - AcquireLease refuses an empty holder or a ttl <= 0;
+//   - times survive to at least the microsecond (SQL backends refuse years
+//     outside 1–9999).
+//
+// PutDatabase reports an existing record as ErrConflict (it is a
+// compare-and-set from version 0), where CreateMigration reports ErrExists
+// (an idempotent create keyed by the lifecycle token).
 type Ledger interface {
 	// CreateMigration stores m with Version 1 (and sets m.Version). It returns
 	// ErrExists if a migration with that id is stored. Safe to repeat.
