@@ -221,15 +221,11 @@ func (c *Controller) heartbeatInterval(m *ledger.Migration) time.Duration {
 }
 
 // heartbeat records lifecycle heartbeats for m's own hook and for the
-// terminate actions it holds, when one is due.
+// terminate actions it holds, each when its own interval is due.
 func (c *Controller) heartbeat(ctx context.Context, m *ledger.Migration) error {
-	if m.HookDone && len(m.TerminateHolds) == 0 {
-		return nil
-	}
-	if c.clk.Now().Sub(m.LastHeartbeat) < c.heartbeatInterval(m) {
-		return nil
-	}
-	if !m.HookDone && m.Result == "" {
+	now := c.clk.Now()
+	changed := false
+	if !m.HookDone && m.Result == "" && now.Sub(m.LastHeartbeat) >= c.heartbeatInterval(m) {
 		ref := c.hookRef(m)
 		err := c.call(pacing.FamilyAutoScaling, "recording lifecycle heartbeat", func() error {
 			return c.cloud.RecordLifecycleActionHeartbeat(ctx, ref)
@@ -239,38 +235,61 @@ func (c *Controller) heartbeat(ctx context.Context, m *ledger.Migration) error {
 			// The action ended without us: it timed out, or the instance went
 			// away. Whatever we built must not be used.
 			m.HookDone = true
+			changed = true
 			if c.canRollBack(m) {
 				c.transition(m, ledger.RollingBack, "lifecycle action ended outside handover")
 				m.LastError = "lifecycle action ended outside handover"
 			}
 		case err != nil:
+			// Try again on the next pass; the interval leaves two beats of margin.
 			c.log.Warn("lifecycle heartbeat failed", "migration-id", m.ID, "err", err)
-			return nil // try again on the next pass; the interval leaves margin
+		default:
+			m.LastHeartbeat = now
+			changed = true
 		}
 	}
-	kept := m.TerminateHolds[:0:0]
-	failed := 0
-	for _, h := range m.TerminateHolds {
+	if holds, ch := c.beatHolds(ctx, m.ID, m.TerminateHolds); ch {
+		m.TerminateHolds = holds
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	return c.save(ctx, m)
+}
+
+// beatHolds keeps held terminate actions alive, each at a third of its own
+// hook's heartbeat timeout, and drops those that ended. It reports whether
+// anything changed.
+func (c *Controller) beatHolds(ctx context.Context, owner string, holds []ledger.HookRef) ([]ledger.HookRef, bool) {
+	now := c.clk.Now()
+	changed := false
+	kept := holds[:0:0]
+	for _, h := range holds {
+		timeout := h.Timeout
+		if timeout <= 0 {
+			timeout = c.cfg.DefaultHeartbeatTimeout
+		}
+		if now.Sub(h.LastBeat) < timeout/3 {
+			kept = append(kept, h)
+			continue
+		}
 		err := c.call(pacing.FamilyAutoScaling, "recording terminate heartbeat", func() error {
 			return c.cloud.RecordLifecycleActionHeartbeat(ctx, h)
 		})
 		switch {
 		case errors.Is(err, ErrNoActiveAction):
+			changed = true
 			continue
 		case err != nil:
-			failed++
-			c.log.Warn("terminate heartbeat failed", "migration-id", m.ID, "instance", h.Instance, "err", err)
+			c.log.Warn("terminate heartbeat failed", "owner", owner, "instance", h.Instance, "err", err)
+		default:
+			h.LastBeat = now
+			changed = true
 		}
 		kept = append(kept, h)
 	}
-	m.TerminateHolds = kept
-	if failed == 0 {
-		// Only a full round counts: a hold whose beat failed must be
-		// retried on the next pass, not a whole interval later.
-		m.LastHeartbeat = c.clk.Now()
-	}
-	c.log.Debug("lifecycle heartbeat", "migration-id", m.ID, "holds", len(kept), "failed", failed)
-	return c.save(ctx, m)
+	return kept, changed
 }
 
 func (c *Controller) hookRef(m *ledger.Migration) ledger.HookRef {

@@ -112,6 +112,17 @@ func (c Config) Validate() error {
 	if c.Device == "" {
 		errs = append(errs, errors.New("device must not be empty"))
 	}
+	if c.DefaultSizeGiB <= 0 {
+		errs = append(errs, fmt.Errorf("default size must be at least 1 GiB, got %d", c.DefaultSizeGiB))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"sweep grace", c.SweepGrace}, {"deadline margin", c.DeadlineMargin}, {"terminate hold max", c.TerminateHoldMax}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %s", d.name, d.v))
+		}
+	}
 	return errors.Join(errs...)
 }
 

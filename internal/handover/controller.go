@@ -177,7 +177,7 @@ func (c *Controller) startMigration(ctx context.Context, id, cause string, ref l
 	}
 	m := &ledger.Migration{
 		ID: id, Group: ref.Group, Hook: ref.Hook, Instance: ref.Instance, Cause: cause,
-		State: ledger.Launching, CreatedAt: now, UpdatedAt: now, StepStartedAt: now, LastHeartbeat: hookStart,
+		State: ledger.Launching, CreatedAt: now, UpdatedAt: now, StepStartedAt: now, LastHeartbeat: hookStart, HookStartedAt: hookStart,
 		Timeline: []ledger.Step{{State: ledger.Launching, Start: now}},
 	}
 	md, mdErr := ParseMetadata(metadata)
@@ -201,11 +201,19 @@ func (c *Controller) startMigration(ctx context.Context, id, cause string, ref l
 
 // holdTermination keeps a terminating instance alive while it is the source
 // of an unfinished migration, so it goes on serving reads (invariant 7); the
-// hold is released when that migration ends. Otherwise termination goes on.
+// hold is released when that migration ends. A terminating instance that
+// holds a database no migration moves yet is held on the database for up to
+// TerminateHoldMax, for the replacement's migration to take over. Any other
+// termination goes on at once.
 func (c *Controller) holdTermination(ctx context.Context, ref ledger.HookRef) ([]string, error) {
 	ms, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Unfinished: true})
 	if err != nil {
 		return nil, fmt.Errorf("looking up migrations from instance %s: %w", ref.Instance, err)
+	}
+	now := c.clk.Now()
+	ref.Since, ref.LastBeat = now, now
+	if ref.Timeout <= 0 {
+		ref.Timeout = c.hookTimeout(ctx, ref.Group, ref.Hook)
 	}
 	for _, m := range ms {
 		if m.Source != ref.Instance {
@@ -213,17 +221,10 @@ func (c *Controller) holdTermination(ctx context.Context, ref ledger.HookRef) ([
 		}
 		added := false
 		err := c.update(ctx, m.ID, func(m *ledger.Migration) (bool, error) {
-			if m.State.Terminal() {
+			if m.State.Terminal() || hasHold(m.TerminateHolds, ref) {
 				return false, nil
 			}
-			for _, h := range m.TerminateHolds {
-				// One hold per instance and hook: reconcile finds it without
-				// its token, the event brings the token.
-				if h.Instance == ref.Instance && h.Hook == ref.Hook {
-					return false, nil
-				}
-			}
-			m.TerminateHolds = append(m.TerminateHolds, ref)
+			m.TerminateHolds = addHold(m.TerminateHolds, ref)
 			added = true
 			return true, nil
 		})
@@ -235,11 +236,77 @@ func (c *Controller) holdTermination(ctx context.Context, ref ledger.HookRef) ([
 		}
 		return []string{m.ID}, nil
 	}
+	if c.cfg.TerminateHoldMax > 0 {
+		held, err := c.holdOnDatabase(ctx, ref)
+		if err != nil || held {
+			return nil, err
+		}
+	}
 	err = c.complete(ctx, ref, ResultContinue)
 	if err != nil && !errors.Is(err, ErrNoActiveAction) {
 		return nil, fmt.Errorf("letting instance %s terminate: %w", ref.Instance, err)
 	}
 	return nil, nil
+}
+
+// holdOnDatabase holds ref on the idle database its instance holds, if any.
+func (c *Controller) holdOnDatabase(ctx context.Context, ref ledger.HookRef) (bool, error) {
+	dbs, err := c.led.ListDatabases(ctx)
+	if err != nil {
+		return false, fmt.Errorf("listing databases: %w", err)
+	}
+	for _, db := range dbs {
+		if db.Instance != ref.Instance || db.Claim != "" {
+			continue
+		}
+		if hasHold(db.TerminateHolds, ref) {
+			return true, nil
+		}
+		db.TerminateHolds = addHold(db.TerminateHolds, ref)
+		db.UpdatedAt = c.clk.Now()
+		if err := c.led.PutDatabase(ctx, db); err != nil {
+			if errors.Is(err, ledger.ErrConflict) {
+				return false, fmt.Errorf("holding the termination of %s: %w (will retry)", ref.Instance, err)
+			}
+			return false, fmt.Errorf("holding the termination of %s: %w", ref.Instance, err)
+		}
+		c.log.Info("holding termination of the database's instance until a replacement takes over",
+			"database", db.ID, "instance", ref.Instance, "at-most", c.cfg.TerminateHoldMax)
+		return true, nil
+	}
+	return false, nil
+}
+
+// hookTimeout reads a hook's heartbeat timeout, falling back to the
+// configured default when it cannot be read.
+func (c *Controller) hookTimeout(ctx context.Context, group, hook string) time.Duration {
+	var h Hook
+	err := c.call(pacing.FamilyAutoScaling, "describing lifecycle hook "+hook, func() (err error) {
+		h, err = c.cloud.DescribeHook(ctx, group, hook)
+		return err
+	})
+	if err != nil || h.HeartbeatTimeout <= 0 {
+		return c.cfg.DefaultHeartbeatTimeout
+	}
+	return h.HeartbeatTimeout
+}
+
+// One hold per instance and hook: reconcile finds an action without its
+// token, the event brings the token.
+func hasHold(holds []ledger.HookRef, ref ledger.HookRef) bool {
+	for _, h := range holds {
+		if h.Instance == ref.Instance && h.Hook == ref.Hook {
+			return true
+		}
+	}
+	return false
+}
+
+func addHold(holds []ledger.HookRef, ref ledger.HookRef) []ledger.HookRef {
+	if hasHold(holds, ref) {
+		return holds
+	}
+	return append(holds, ref)
 }
 
 // launchFailed rolls back the migration of an instance the group failed to

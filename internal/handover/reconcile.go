@@ -33,7 +33,48 @@ func (c *Controller) Reconcile(ctx context.Context) error {
 	if err := c.heal(ctx, busy); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.tendHolds(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// tendHolds keeps alive the terminate actions held on idle databases and
+// lets them go once TerminateHoldMax has passed with no replacement.
+func (c *Controller) tendHolds(ctx context.Context) error {
+	dbs, err := c.led.ListDatabases(ctx)
+	if err != nil {
+		return fmt.Errorf("listing databases: %w", err)
+	}
+	for _, db := range dbs {
+		if len(db.TerminateHolds) == 0 || db.Claim != "" {
+			continue // a claimant takes the holds over
+		}
+		holds, changed := c.beatHolds(ctx, "database/"+db.ID, db.TerminateHolds)
+		kept := holds[:0:0]
+		for _, h := range holds {
+			if c.clk.Now().Sub(h.Since) < c.cfg.TerminateHoldMax {
+				kept = append(kept, h)
+				continue
+			}
+			err := c.complete(ctx, h, ResultContinue)
+			if err != nil && !errors.Is(err, ErrNoActiveAction) {
+				kept = append(kept, h)
+				continue
+			}
+			c.log.Info("no replacement came: letting the instance terminate", "database", db.ID, "instance", h.Instance)
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		db.TerminateHolds = kept
+		db.UpdatedAt = c.clk.Now()
+		if err := c.led.PutDatabase(ctx, db); err != nil && !errors.Is(err, ledger.ErrConflict) {
+			return fmt.Errorf("updating held terminations of database %s: %w", db.ID, err)
+		}
+	}
+	return nil
 }
 
 // heal replaces stranded instances. When the instance a database was handed
@@ -149,6 +190,12 @@ func (c *Controller) Sweep(ctx context.Context) (SweepResult, error) {
 	}
 	defer func() { _ = c.led.ReleaseLease(ctx, lease) }()
 
+	// Migrations first, then databases: a migration that commits between
+	// the two reads is then protected by the database list.
+	unfinished, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Unfinished: true})
+	if err != nil {
+		return res, fmt.Errorf("listing unfinished migrations: %w", err)
+	}
 	dbs, err := c.led.ListDatabases(ctx)
 	if err != nil {
 		return res, fmt.Errorf("listing databases: %w", err)
@@ -157,10 +204,6 @@ func (c *Controller) Sweep(ctx context.Context) (SweepResult, error) {
 	for _, db := range dbs {
 		authoritative[db.Volume] = true
 		authoritative[db.BaseSnapshot] = true
-	}
-	unfinished, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Unfinished: true})
-	if err != nil {
-		return res, fmt.Errorf("listing unfinished migrations: %w", err)
 	}
 	inUse := map[string]bool{}
 	for _, m := range unfinished {

@@ -40,6 +40,22 @@ func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (
 		db = &ledger.Database{ID: m.Database}
 	}
 
+	// Unfence first: once the hook is abandoned the new instance can never
+	// serve, so writes may resume at once; the clean-up can take its time.
+	if m.Fenced && !m.Unfenced {
+		done, err := c.unfence(ctx, m, db)
+		if err != nil {
+			return outcome{}, err
+		}
+		if !done {
+			return stay(c.backoff(m.Attempts + 1))
+		}
+		m.Unfenced = true
+		if err := c.save(ctx, m); err != nil {
+			return outcome{}, err
+		}
+	}
+
 	// Volumes first: one still attached to the abandoned instance has to be
 	// detached before it can go.
 	if m.Volume != "" && m.SourceFate != FateSelf && m.Volume != db.Volume {
@@ -58,20 +74,6 @@ func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (
 	}
 	if err := c.save(ctx, m); err != nil {
 		return outcome{}, err
-	}
-
-	if m.Fenced && !m.Unfenced {
-		done, err := c.unfence(ctx, m, db)
-		if err != nil {
-			return outcome{}, err
-		}
-		if !done {
-			return stay(c.backoff(m.Attempts + 1))
-		}
-		m.Unfenced = true
-		if err := c.save(ctx, m); err != nil {
-			return outcome{}, err
-		}
 	}
 
 	if db.Claim == m.ID {
@@ -178,20 +180,16 @@ func (c *Controller) unfence(ctx context.Context, m *ledger.Migration, db *ledge
 	case err != nil:
 		return false, err
 	}
-	if m.SourceStopped {
-		if src.State == InstanceRunning || src.State == InstancePending {
-			return true, nil
-		}
-		if src.State == InstanceStopping {
-			return false, nil
-		}
+	if m.SourceStopped && src.State == InstanceStopped {
+		// Start it again; once it runs, its service is unfenced below: a
+		// fence that landed but whose answer was lost survives the restart.
 		err := c.call(pacing.FamilyMutate, "starting source "+m.Source+" again", func() error {
 			return c.cloud.StartInstance(ctx, m.Source)
 		})
-		return err == nil, err
+		return false, err
 	}
 	if src.State != InstanceRunning {
-		return false, nil
+		return false, nil // pending, stopping: look again
 	}
 	err = c.svc.Unfence(ctx, src.PrivateIP, m.FenceEpoch)
 	switch {

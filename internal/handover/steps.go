@@ -101,7 +101,11 @@ func (c *Controller) stepLaunching(ctx context.Context, m *ledger.Migration) (ou
 			global = min(48*time.Hour, 100*hb)
 		}
 		m.HeartbeatTimeout = hb
-		m.Deadline = m.CreatedAt.Add(global)
+		start := m.HookStartedAt
+		if start.IsZero() {
+			start = m.CreatedAt
+		}
+		m.Deadline = start.Add(global)
 		if err := c.save(ctx, m); err != nil {
 			return outcome{}, err
 		}
@@ -168,10 +172,10 @@ func (c *Controller) claim(ctx context.Context, m *ledger.Migration) (*ledger.Da
 		} else if err != nil {
 			return nil, fmt.Errorf("reading database %s: %w", m.Database, err)
 		}
-		if db.Claim == m.ID {
+		if db.Claim == m.ID && len(db.TerminateHolds) == 0 {
 			return db, nil
 		}
-		if db.Claim != "" {
+		if db.Claim != "" && db.Claim != m.ID {
 			other, err := c.led.GetMigration(ctx, db.Claim)
 			if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 				return nil, fmt.Errorf("reading claimant %s of database %s: %w", db.Claim, m.Database, err)
@@ -180,6 +184,18 @@ func (c *Controller) claim(ctx context.Context, m *ledger.Migration) (*ledger.Da
 				return nil, nil
 			}
 			// The claimant ended without releasing: take over.
+		}
+		if len(db.TerminateHolds) > 0 {
+			// The holder's terminate actions wait for this migration now.
+			// Store them on it before clearing them here, so a crash in
+			// between loses none.
+			for _, h := range db.TerminateHolds {
+				m.TerminateHolds = addHold(m.TerminateHolds, h)
+			}
+			if err := c.save(ctx, m); err != nil {
+				return nil, err
+			}
+			db.TerminateHolds = nil
 		}
 		db.Claim = m.ID
 		db.UpdatedAt = c.clk.Now()

@@ -196,15 +196,24 @@ type Migration struct {
 	// until this migration ends so the old instance keeps serving reads.
 	TerminateHolds []HookRef `json:"terminate_holds,omitempty"`
 
+	// HookStartedAt is when the instance entered Pending:Wait (the event's
+	// time): the hook's overall deadline counts from it.
+	HookStartedAt time.Time `json:"hook_started_at,omitzero"`
+
 	Timeline []Step `json:"timeline,omitempty"`
 }
 
-// HookRef names a lifecycle action.
+// HookRef names a lifecycle action. Held terminate actions also carry their
+// hook's heartbeat timeout and when they were last kept alive.
 type HookRef struct {
 	Group    string `json:"group"`
 	Hook     string `json:"hook"`
 	Token    string `json:"token"`
 	Instance string `json:"instance"`
+
+	Timeout  time.Duration `json:"timeout,omitempty"`
+	Since    time.Time     `json:"since,omitzero"`
+	LastBeat time.Time     `json:"last_beat,omitzero"`
 }
 
 // Clone returns a deep copy, so callers can mutate without aliasing a
@@ -231,13 +240,21 @@ type Database struct {
 	BaseSnapshot string `json:"base_snapshot,omitempty"`
 	// Claim is the id of the migration currently moving this database; only
 	// the claimant may fence, commit or release. Empty when idle.
-	Claim     string    `json:"claim,omitempty"`
-	Version   int64     `json:"version"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Claim string `json:"claim,omitempty"`
+	// TerminateHolds are terminate actions of the instance holding the
+	// database, held until a replacement's migration claims it (and takes
+	// them over) or Config.TerminateHoldMax runs out.
+	TerminateHolds []HookRef `json:"terminate_holds,omitempty"`
+	Version        int64     `json:"version"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-// Clone returns a copy.
-func (d *Database) Clone() *Database { c := *d; return &c }
+// Clone returns a deep copy.
+func (d *Database) Clone() *Database {
+	c := *d
+	c.TerminateHolds = append([]HookRef(nil), d.TerminateHolds...)
+	return &c
+}
 
 // Lease is a named, expiring lock with a fencing token that increases on
 // every change of holder.

@@ -1,0 +1,59 @@
+package handovertest
+
+import (
+	"sync"
+	"time"
+
+	"github.com/handover-dev/handover/internal/handover"
+	"github.com/handover-dev/handover/internal/pacing"
+)
+
+// Pacer is a handover.Pacer that always grants a token and counts what it
+// was told.
+type Pacer struct {
+	mu        sync.Mutex
+	Taken     map[pacing.Family]int
+	Throttles map[pacing.Family]int
+}
+
+var _ handover.Pacer = (*Pacer)(nil)
+
+// NewPacer returns a pacer that never holds a call back.
+func NewPacer() *Pacer {
+	p := &Pacer{}
+	p.Reset()
+	return p
+}
+
+// Reset zeroes the counters.
+func (p *Pacer) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Taken = map[pacing.Family]int{}
+	p.Throttles = map[pacing.Family]int{}
+}
+
+// Take implements handover.Pacer.
+func (p *Pacer) Take(f pacing.Family) (bool, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Taken[f]++
+	return true, 0
+}
+
+// Throttled implements handover.Pacer.
+func (p *Pacer) Throttled(f pacing.Family) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Throttles[f]++
+}
+
+// Succeeded implements handover.Pacer.
+func (p *Pacer) Succeeded(pacing.Family) {}
+
+// ThrottleCount returns how often f was reported throttled.
+func (p *Pacer) ThrottleCount(f pacing.Family) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.Throttles[f]
+}

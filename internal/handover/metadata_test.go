@@ -1,0 +1,60 @@
+package handover_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/handover-dev/handover/internal/handover"
+)
+
+func TestParseMetadata(t *testing.T) {
+	long := strings.Repeat("d", 129)
+	tests := []struct {
+		name string
+		in   string
+		want handover.Metadata
+		// errWants are fragments the error must contain: what is wrong and
+		// what to do about it.
+		errWants []string
+	}{
+		{name: "bare id", in: "orders", want: handover.Metadata{Database: "orders"}},
+		{name: "bare id with spaces around", in: "  orders\n", want: handover.Metadata{Database: "orders"}},
+		{name: "json object", in: `{"database":"orders"}`, want: handover.Metadata{Database: "orders"}},
+		{
+			name: "json with seed and size", in: ` {"database":"orders","seed_snapshot":"snap-0abc","size_gib":50} `,
+			want: handover.Metadata{Database: "orders", SeedSnapshot: "snap-0abc", SizeGiB: 50},
+		},
+		{name: "empty", in: "", errWants: []string{"empty", `{"database":"orders"}`}},
+		{name: "only spaces", in: "   ", errWants: []string{"empty", "set it to the database id"}},
+		{name: "unknown field", in: `{"database":"orders","zone":"a"}`, errWants: []string{`unknown field "zone"`, `expected {"database":"ID"`}},
+		{name: "not json", in: `{database: orders}`, errWants: []string{"parsing hook NotificationMetadata", "expected"}},
+		{name: "json without database", in: `{"size_gib":5}`, errWants: []string{"names no database", `set "database"`}},
+		{name: "bad seed snapshot", in: `{"database":"orders","seed_snapshot":"vol-123"}`, errWants: []string{`seed_snapshot "vol-123"`, "snap-"}},
+		{name: "negative size", in: `{"database":"orders","size_gib":-1}`, errWants: []string{"size_gib -1", "positive"}},
+		{name: "space inside id", in: "my orders", errWants: []string{`"my orders"`, "without spaces or slashes"}},
+		{name: "slash inside id", in: `{"database":"a/b"}`, errWants: []string{`"a/b"`, "without spaces or slashes"}},
+		{name: "id too long", in: long, errWants: []string{"at most 128 characters"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := handover.ParseMetadata(tt.in)
+			if tt.errWants == nil {
+				if err != nil {
+					t.Fatalf("ParseMetadata(%q): %v", tt.in, err)
+				}
+				if got != tt.want {
+					t.Fatalf("ParseMetadata(%q) = %+v, want %+v", tt.in, got, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ParseMetadata(%q) = %+v, want an error", tt.in, got)
+			}
+			for _, w := range tt.errWants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
