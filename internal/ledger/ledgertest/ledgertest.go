@@ -96,8 +96,10 @@ func fullMigration(id string) *ledger.Migration {
 		LastHeartbeat:    base.Add(60 * time.Second),
 		HeartbeatTimeout: 15 * time.Minute,
 		Deadline:         base.Add(25 * time.Hour),
+		HookStartedAt:    base.Add(-3 * time.Second),
 		TerminateHolds: []ledger.HookRef{
-			{Group: "asg-orders", Hook: "handover-terminate", Token: "tok-term", Instance: "i-0old"},
+			{Group: "asg-orders", Hook: "handover-terminate", Token: "tok-term", Instance: "i-0old",
+				Timeout: 5 * time.Minute, Since: base.Add(2 * time.Second), LastBeat: base.Add(62 * time.Second)},
 		},
 		Timeline: []ledger.Step{
 			{State: ledger.Launching, Start: base, End: base.Add(time.Second), Note: "launch hook"},
@@ -117,8 +119,12 @@ func fullDatabase(id string) *ledger.Database {
 		Epoch:        7,
 		BaseSnapshot: "snap-0base",
 		Claim:        "tok-claim",
-		Version:      0, // set by PutDatabase; checkAllSet skips it
-		UpdatedAt:    base.Add(time.Minute),
+		TerminateHolds: []ledger.HookRef{
+			{Group: "asg-orders", Hook: "handover-terminate", Token: "tok-held", Instance: "i-0holder",
+				Timeout: 10 * time.Minute, Since: base.Add(5 * time.Second), LastBeat: base.Add(65 * time.Second)},
+		},
+		Version:   0, // set by PutDatabase; checkAllSet skips it
+		UpdatedAt: base.Add(time.Minute),
 	}
 }
 
@@ -152,9 +158,10 @@ func normTime(t time.Time) time.Time { return t.UTC().Round(time.Microsecond) }
 // nil, so reflect.DeepEqual compares what a backend must preserve.
 func normMigration(m *ledger.Migration) *ledger.Migration {
 	c := m.Clone()
-	for _, p := range []*time.Time{&c.CreatedAt, &c.UpdatedAt, &c.StepStartedAt, &c.NextAttemptAt, &c.LastHeartbeat, &c.Deadline} {
+	for _, p := range []*time.Time{&c.CreatedAt, &c.UpdatedAt, &c.StepStartedAt, &c.NextAttemptAt, &c.LastHeartbeat, &c.Deadline, &c.HookStartedAt} {
 		*p = normTime(*p)
 	}
+	normHolds(c.TerminateHolds)
 	for i := range c.Timeline {
 		c.Timeline[i].Start = normTime(c.Timeline[i].Start)
 		c.Timeline[i].End = normTime(c.Timeline[i].End)
@@ -174,7 +181,18 @@ func normMigration(m *ledger.Migration) *ledger.Migration {
 func normDatabase(d *ledger.Database) *ledger.Database {
 	c := d.Clone()
 	c.UpdatedAt = normTime(c.UpdatedAt)
+	normHolds(c.TerminateHolds)
+	if len(c.TerminateHolds) == 0 {
+		c.TerminateHolds = nil
+	}
 	return c
+}
+
+func normHolds(hs []ledger.HookRef) {
+	for i := range hs {
+		hs[i].Since = normTime(hs[i].Since)
+		hs[i].LastBeat = normTime(hs[i].LastBeat)
+	}
 }
 
 func sameMigration(t *testing.T, what string, got, want *ledger.Migration) {
