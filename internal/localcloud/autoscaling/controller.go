@@ -1,0 +1,287 @@
+package autoscaling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Step runs one pass of the group controller: every instance is moved as
+// far as it can go (hooks started, timed out or completed, target groups
+// updated, terminations carried out), unhealthy instances are replaced,
+// each group is brought to its desired capacity, and queued events are
+// published. Start calls it every Tick; tests call it directly on a fake
+// clock. Passes never overlap. The error, if any, joins what failed; the
+// rest of the pass still ran, and what failed is retried on the next.
+func (s *Service) Step(ctx context.Context) error {
+	s.stepMu.Lock()
+	defer s.stepMu.Unlock()
+	s.mu.Lock()
+	names := slices.Sorted(maps.Keys(s.st.Groups))
+	s.mu.Unlock()
+	var errs []error
+	for _, name := range names {
+		if err := s.stepGroup(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("group %s: %w", name, err))
+		}
+	}
+	if err := s.flushOutbox(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) stepGroup(ctx context.Context, name string) error {
+	errs := []error{s.advanceAll(ctx, name), s.checkHealth(ctx, name)}
+	errs = append(errs, s.reconcileCapacity(ctx, name), s.advanceAll(ctx, name))
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.st.Groups[name]; g != nil && g.Deleting && len(g.Instances) == 0 {
+		s.removeGroupLocked(g)
+		errs = append(errs, s.saveLocked())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) advanceAll(ctx context.Context, name string) error {
+	s.mu.Lock()
+	var ids []string
+	if g := s.st.Groups[name]; g != nil {
+		ids = slices.Sorted(maps.Keys(g.Instances))
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, s.advance(ctx, name, id))
+	}
+	return errors.Join(errs...)
+}
+
+// checkHealth replaces InService instances that fail their health check
+// once the grace period since their launch is over. EC2 checks: the
+// instance is gone, stopping, stopped, shutting down or terminated, or its
+// process died. ELB checks add: a target group that knows the instance
+// says it is unhealthy.
+func (s *Service) checkHealth(ctx context.Context, name string) error {
+	type probe struct {
+		id      string
+		elb     bool
+		targets []string
+	}
+	s.mu.Lock()
+	g := s.st.Groups[name]
+	if g == nil || g.Deleting {
+		s.mu.Unlock()
+		return nil
+	}
+	now := s.now()
+	var probes []probe
+	unhealthy := map[string]string{} // id → cause
+	for _, i := range g.sortedInstances() {
+		if i.State == stateInService && i.Health == healthUnhealthy {
+			unhealthy[i.ID] = "a user health-check" // SetInstanceHealth
+			continue
+		}
+		if i.State == stateInService && now.Sub(i.LaunchTime) >= g.GracePeriod {
+			probes = append(probes, probe{id: i.ID, elb: g.HealthCheckType == checkELB, targets: g.TargetGroupARNs})
+		}
+	}
+	s.mu.Unlock()
+
+	var errs []error
+	for _, p := range probes {
+		info, err := s.cfg.Instances.Instance(ctx, p.id)
+		switch {
+		case errors.Is(err, ErrInstanceNotFound):
+			unhealthy[p.id] = "an EC2 health check indicating it has been terminated or stopped"
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("checking instance %s: %w", p.id, err))
+			continue
+		}
+		switch {
+		case info.State == "stopping" || info.State == "stopped" || info.State == "shutting-down" || info.State == "terminated":
+			unhealthy[p.id] = "an EC2 health check indicating it has been terminated or stopped"
+			continue
+		case info.State == "running" && !info.ProcessAlive:
+			unhealthy[p.id] = "an EC2 health check indicating it has been terminated or stopped"
+			continue
+		}
+		if !p.elb || s.cfg.Targets == nil {
+			continue
+		}
+		for _, tg := range p.targets {
+			healthy, known, err := s.cfg.Targets.Health(ctx, tg, p.id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("checking target %s in %s: %w", p.id, tg, err))
+				continue
+			}
+			if known && !healthy {
+				unhealthy[p.id] = "an ELB system health check failure"
+				break
+			}
+		}
+	}
+	if len(unhealthy) == 0 {
+		return errors.Join(errs...)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g = s.st.Groups[name]; g == nil {
+		return errors.Join(errs...)
+	}
+	now = s.now()
+	for _, id := range slices.Sorted(maps.Keys(unhealthy)) {
+		i := g.Instances[id]
+		if i == nil || i.State != stateInService {
+			continue
+		}
+		i.Health = healthUnhealthy
+		s.log.Info("replacing unhealthy instance", "group", name, "instance-id", id, "cause", unhealthy[id])
+		s.beginTerminationLocked(g, i, now, fmt.Sprintf("At %s an instance was taken out of service in response to %s.", stamp(now), unhealthy[id]))
+	}
+	errs = append(errs, s.saveLocked())
+	return errors.Join(errs...)
+}
+
+// reconcileCapacity launches the shortfall, spread over the group's zones,
+// or picks the surplus for termination.
+func (s *Service) reconcileCapacity(ctx context.Context, name string) error {
+	s.mu.Lock()
+	g := s.st.Groups[name]
+	if g == nil || g.Deleting {
+		s.mu.Unlock()
+		return nil
+	}
+	have, want := g.capacity(), g.Desired
+	if have > want {
+		defer s.mu.Unlock()
+		now := s.now()
+		for _, v := range selectVictims(g, have-want) {
+			cause := fmt.Sprintf("At %s an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from %d to %d.  At %s instance %s was selected for termination.", stamp(now), have, want, stamp(now), v.ID)
+			s.beginTerminationLocked(g, v, now, cause)
+		}
+		return s.saveLocked()
+	}
+	s.mu.Unlock()
+
+	// Every launch of this pass gives the same cause, the capacity change
+	// as a whole, as AWS does.
+	from := have
+	var errs []error
+	for launches := 0; have < want && launches < maxLaunchesPerPass; launches++ {
+		req, ok := s.nextLaunch(g)
+		if !ok {
+			break
+		}
+		info, err := s.cfg.Instances.Launch(ctx, req)
+		if err != nil {
+			errs = append(errs, s.launchFailed(g, req.Zone, from, want, err))
+			continue // another zone may do
+		}
+		if err := s.launched(ctx, g, req, info, from, want); err != nil {
+			errs = append(errs, err)
+		}
+		have++
+	}
+	return errors.Join(errs...)
+}
+
+// maxLaunchesPerPass bounds the launches one pass makes for a group, so a
+// large desired capacity fills up over several passes, as in AWS, instead of
+// holding the controller.
+const maxLaunchesPerPass = 20
+
+// nextLaunch plans one launch for g into its least-used zone that is not
+// backing off, if g still exists and still needs one.
+func (s *Service) nextLaunch(g *group) (LaunchRequest, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.Groups[g.Name] != g || g.Deleting || g.capacity() >= g.Desired {
+		return LaunchRequest{}, false
+	}
+	now := s.now()
+	perZone := map[string]int{}
+	for _, i := range g.Instances {
+		if i.State.counted() {
+			perZone[i.Zone]++
+		}
+	}
+	zone := ""
+	for _, z := range g.Zones {
+		if until, ok := s.launchBackoff[g.Name+"\x00"+z]; ok && now.Before(until) {
+			continue
+		}
+		if zone == "" || perZone[z] < perZone[zone] {
+			zone = z
+		}
+	}
+	if zone == "" {
+		return LaunchRequest{}, false
+	}
+	return LaunchRequest{
+		LaunchTemplateID:   g.LaunchTemplate.ID,
+		LaunchTemplateName: g.LaunchTemplate.Name,
+		Version:            g.LaunchTemplate.Version,
+		Zone:               zone,
+		SubnetID:           g.Subnets[zone],
+		Tags:               g.propagatedTags(),
+	}, true
+}
+
+func launchCause(now time.Time, from, want int) string {
+	return fmt.Sprintf("At %s an instance was started in response to a difference between desired and actual capacity, increasing the capacity from %d to %d.", stamp(now), from, want)
+}
+
+// launchFailed records a launch EC2 refused and rests its zone.
+func (s *Service) launchFailed(g *group, zone string, from, want int, launchErr error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.launchBackoff[g.Name+"\x00"+zone] = now.Add(s.cfg.LaunchRetryDelay)
+	msg := launchErr.Error() + ". Launching EC2 instance failed."
+	a := s.newActivityLocked(g, now, "Launching a new EC2 instance.  Status Reason: "+msg, launchCause(now, from, want), zone, activityFailed, 100)
+	a.finish(now, activityFailed, msg)
+	s.queueLaunchResultLocked(g, nil, a, zone, false, now)
+	s.log.Warn("launch failed", "group", g.Name, "zone", zone, "err", launchErr)
+	if err := s.saveLocked(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// launched adds a new instance to g, or terminates it again when g was
+// deleted while it launched.
+func (s *Service) launched(ctx context.Context, g *group, req LaunchRequest, info InstanceInfo, from, want int) error {
+	s.mu.Lock()
+	if s.st.Groups[g.Name] != g || g.Deleting {
+		s.mu.Unlock()
+		if err := s.cfg.Instances.Terminate(ctx, info.ID); err != nil && !errors.Is(err, ErrInstanceNotFound) {
+			return fmt.Errorf("terminating instance %s launched for a deleted group: %w", info.ID, err)
+		}
+		return nil
+	}
+	defer s.mu.Unlock()
+	now := s.now()
+	zone := info.Zone
+	if zone == "" {
+		zone = req.Zone
+	}
+	launchTime := info.LaunchTime
+	if launchTime.IsZero() {
+		launchTime = now
+	}
+	a := s.newActivityLocked(g, now, "Launching a new EC2 instance: "+info.ID, launchCause(now, from, want), zone, activityInProgress, 20)
+	g.Instances[info.ID] = &instance{
+		ID: info.ID, Zone: zone, State: statePending, Health: healthHealthy,
+		LaunchTemplate: g.LaunchTemplate, Protected: g.NewProtected,
+		LaunchTime: launchTime.UTC(), ActivityID: a.ID,
+	}
+	delete(s.launchBackoff, g.Name+"\x00"+zone)
+	return s.saveLocked()
+}
