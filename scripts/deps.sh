@@ -12,6 +12,10 @@ if [ -z "$pg_bin" ] && ! command -v initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi
 
+# Debian's AWS CLI v2 is the independent client the local cloud is tested
+# with; it is called as /usr/bin/aws, since another aws may come first.
+[ -x /usr/bin/aws ] || need_apt+=(awscli)
+
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "deps: need ${need_apt[*]} from Debian; run 'sudo make deps' (apt-get needs root)" >&2

@@ -55,7 +55,7 @@ and no acknowledged write is lost.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSimulate(stdout, stderr))
+	root.AddCommand(newSimulate(stdout, stderr), newLocalcloud(stdout, stderr))
 	return root
 }
 
