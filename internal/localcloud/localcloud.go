@@ -85,8 +85,8 @@ type Cloud struct {
 	S3          *s3.Service
 	snaps       *snapstore.Store
 
-	router *Router
-	cancel context.CancelFunc
+	router  *Router
+	cancel  context.CancelFunc
 	closers []func() error
 }
 
