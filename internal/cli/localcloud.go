@@ -48,12 +48,15 @@ when there is none. Each instance gets its own loopback address
 Faults (admin API on the same endpoint under /_localcloud/, or
 'handover localcloud fault'): throttle an API (RequestLimitExceeded /
 Throttling), fail it with a 5xx, add latency; drop, duplicate, delay or
-reorder events delivered through EventBridge.
+reorder events delivered through EventBridge; slow down or fail snapshots;
+kill an instance's processes, mark it unhealthy, take a zone down.
   GET    /_localcloud/healthz
   GET    /_localcloud/faults
   POST   /_localcloud/faults        {"service":"ec2","action":"CreateSnapshot","kind":"throttle","rate":0.5,"count":10}
   DELETE /_localcloud/faults/ID
-  DELETE /_localcloud/faults`
+  DELETE /_localcloud/faults
+  POST   /_localcloud/instances/ID/kill        (or unhealthy)
+  POST   /_localcloud/zones/ZONE/down          (or up)`
 
 func newLocalcloud(stdout, stderr io.Writer) *cobra.Command {
 	var (
@@ -146,7 +149,10 @@ func newFault(stdout io.Writer) *cobra.Command {
   handover localcloud fault add --service events --action "EBS Snapshot Notification" --kind drop
   handover localcloud fault list --output json
   handover localcloud fault rm f-1
-  handover localcloud fault clear`,
+  handover localcloud fault clear
+  handover localcloud fault add --service ec2 --kind slow-snapshot --delay 30s
+  handover localcloud fault kill-instance i-0123456789abcdef0
+  handover localcloud fault zone-down us-east-1a`,
 	}
 	cmd.PersistentFlags().StringVar(&endpoint, "endpoint-url", envOr("HANDOVER_ENDPOINT_URL", "http://127.0.0.1:4566"), "the local cloud's endpoint (env HANDOVER_ENDPOINT_URL)")
 
@@ -171,7 +177,7 @@ func newFault(stdout io.Writer) *cobra.Command {
 	}
 	add.Flags().StringVar(&req.Service, "service", "", "ec2, autoscaling, elasticloadbalancing, sqs, s3 — or events for event faults")
 	add.Flags().StringVar(&req.Action, "action", "", "API action (CreateSnapshot) or, for events, the detail-type; empty: all")
-	add.Flags().StringVar(&req.Kind, "kind", "", "throttle, error, latency (API) or drop, duplicate, delay, reorder (events)")
+	add.Flags().StringVar(&req.Kind, "kind", "", "throttle, error, latency, slow-snapshot, fail-snapshot (API) or drop, duplicate, delay, reorder (events)")
 	add.Flags().Float64Var(&req.Rate, "rate", 0, "chance a matching call is hit (default 1)")
 	add.Flags().IntVar(&req.Count, "count", 0, "hit at most this many calls (0: no limit)")
 	add.Flags().StringVar(&req.Delay, "delay", "", "latency or event delay, e.g. 2s")
@@ -215,7 +221,21 @@ func newFault(stdout io.Writer) *cobra.Command {
 			return adminCall(cmd.Context(), http.MethodDelete, endpoint, "faults", nil, nil)
 		},
 	}
-	cmd.AddCommand(add, list, rm, clear)
+	post := func(use, short, path string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return adminCall(cmd.Context(), http.MethodPost, endpoint, strings.ReplaceAll(path, "{}", args[0]), nil, nil)
+			},
+		}
+	}
+	cmd.AddCommand(add, list, rm, clear,
+		post("kill-instance ID", "Kill an instance's processes (a crash: its EC2 state stays running)", "instances/{}/kill"),
+		post("unhealthy ID", "Mark an instance Unhealthy in its Auto Scaling group", "instances/{}/unhealthy"),
+		post("zone-down ZONE", "Take a zone down: its instances freeze, nothing new starts there", "zones/{}/down"),
+		post("zone-up ZONE", "Bring a zone back", "zones/{}/up"))
 	return cmd
 }
 

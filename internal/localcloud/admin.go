@@ -1,9 +1,13 @@
 package localcloud
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"time"
 
@@ -31,6 +35,9 @@ type RuleRequest struct {
 //	POST   /_localcloud/faults          add one (RuleRequest) → the rule
 //	DELETE /_localcloud/faults/ID       remove one
 //	DELETE /_localcloud/faults          remove all
+//	POST   /_localcloud/instances/ID/kill       kill its processes (a crash; EC2 state unchanged)
+//	POST   /_localcloud/instances/ID/unhealthy  mark it Unhealthy in its Auto Scaling group
+//	POST   /_localcloud/zones/ZONE/down|up      freeze a zone's instances and refuse work there, or undo
 func (c *Cloud) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+AdminPrefix+"healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -74,6 +81,32 @@ func (c *Cloud) adminHandler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST "+AdminPrefix+"instances/{id}/kill", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.EC2.KillProcesses(r.Context(), r.PathValue("id")); err != nil {
+			adminError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeAdmin(w, http.StatusOK, map[string]string{"killed": r.PathValue("id")})
+	})
+	mux.HandleFunc("POST "+AdminPrefix+"instances/{id}/unhealthy", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.markUnhealthy(r.Context(), r.PathValue("id")); err != nil {
+			adminError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeAdmin(w, http.StatusOK, map[string]string{"unhealthy": r.PathValue("id")})
+	})
+	mux.HandleFunc("POST "+AdminPrefix+"zones/{zone}/{state}", func(w http.ResponseWriter, r *http.Request) {
+		state := r.PathValue("state")
+		if state != "down" && state != "up" {
+			adminError(w, http.StatusNotFound, fmt.Errorf("zones/%s/%s: use down or up", r.PathValue("zone"), state))
+			return
+		}
+		if err := c.EC2.SetZoneDown(r.PathValue("zone"), state == "down"); err != nil {
+			adminError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeAdmin(w, http.StatusOK, map[string]string{"zone": r.PathValue("zone"), "state": state})
+	})
 	mux.HandleFunc(AdminPrefix, func(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, fmt.Errorf("no admin endpoint %s %s; see `handover localcloud --help`", r.Method, strings.TrimPrefix(r.URL.Path, AdminPrefix)))
 	})
@@ -90,4 +123,20 @@ func writeAdmin(w http.ResponseWriter, status int, v any) {
 
 func adminError(w http.ResponseWriter, status int, err error) {
 	writeAdmin(w, status, map[string]string{"error": err.Error()})
+}
+
+// markUnhealthy calls Auto Scaling's SetInstanceHealth in-process, so the
+// instance is replaced exactly as one that failed its health check.
+func (c *Cloud) markUnhealthy(ctx context.Context, id string) error {
+	form := url.Values{"Action": {"SetInstanceHealth"}, "Version": {"2011-01-01"}, "InstanceId": {id},
+		"HealthStatus": {"Unhealthy"}, "ShouldRespectGracePeriod": {"false"}}
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	c.AutoScaling.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		body, _ := io.ReadAll(rec.Body)
+		return fmt.Errorf("marking %s unhealthy: %s", id, body)
+	}
+	return nil
 }

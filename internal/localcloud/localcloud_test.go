@@ -219,3 +219,62 @@ func TestRequireCredentials(t *testing.T) {
 		t.Fatalf("unknown key: want AuthFailure, got %v", err)
 	}
 }
+
+// TestInstanceFaultsAreReplaced: killing an instance's processes, or taking
+// its zone down, fails its EC2 status checks, and its group replaces it in
+// a zone that is up.
+func TestInstanceFaultsAreReplaced(t *testing.T) {
+	ctx := context.Background()
+	c, cl := start(t)
+	if _, err := cl.ec2.CreateLaunchTemplate(ctx, &awsec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("sleeper"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(ami)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String("g"), MinSize: aws.Int32(1), MaxSize: aws.Int32(2), DesiredCapacity: aws.Int32(1),
+		AvailabilityZones:      []string{"us-east-1a", "us-east-1b"},
+		HealthCheckGracePeriod: aws.Int32(0),
+		LaunchTemplate:         &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("sleeper")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	inService := func() (id, zone string) {
+		out, err := cl.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"g"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range out.AutoScalingGroups[0].Instances {
+			if string(i.LifecycleState) == "InService" && aws.ToString(i.HealthStatus) == "Healthy" {
+				return aws.ToString(i.InstanceId), aws.ToString(i.AvailabilityZone)
+			}
+		}
+		return "", ""
+	}
+	wait := func(what string, ok func(id, zone string) bool) (string, string) {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if id, zone := inService(); id != "" && ok(id, zone) {
+				return id, zone
+			}
+		}
+		t.Fatalf("timed out waiting for %s", what)
+		return "", ""
+	}
+	first, _ := wait("the first instance", func(string, string) bool { return true })
+	if err := c.EC2.KillProcesses(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	second, zone := wait("a replacement for the killed instance", func(id, _ string) bool { return id != first })
+	if err := c.EC2.SetZoneDown(zone, true); err != nil {
+		t.Fatal(err)
+	}
+	_, newZone := wait("a replacement outside the zone that is down", func(id, z string) bool { return id != second })
+	if newZone == zone {
+		t.Errorf("replacement launched in %s, which is down", zone)
+	}
+	if _, err := cl.ec2.CreateVolume(ctx, &awsec2.CreateVolumeInput{AvailabilityZone: aws.String(zone), Size: aws.Int32(1)}); err == nil {
+		t.Errorf("a volume was created in %s, which is down", zone)
+	}
+	if err := c.EC2.SetZoneDown(zone, false); err != nil {
+		t.Fatal(err)
+	}
+}

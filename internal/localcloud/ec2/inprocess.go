@@ -120,8 +120,10 @@ func (s *Service) Instance(ctx context.Context, id string) (InstanceInfo, error)
 	if r := s.rt[id]; r != nil {
 		p = r.proc
 	}
+	zoneDown := s.down[in.Zone]
 	s.mu.Unlock()
-	info.ProcessAlive = p != nil && p.alive() // scans /proc: outside the lock
+	// A frozen instance in a zone that is down fails its status checks.
+	info.ProcessAlive = p != nil && !zoneDown && p.alive() // scans /proc: outside the lock
 	return info, nil
 }
 

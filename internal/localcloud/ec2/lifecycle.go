@@ -59,6 +59,9 @@ func (s *Service) launchLocked(spec launchSpec) ([]*instance, error) {
 	if zone == "" {
 		zone = s.quietestZoneLocked()
 	}
+	if err := s.zoneDownLocked(zone); err != nil {
+		return nil, err
+	}
 	ips := s.freeIPsLocked(spec.Max)
 	if len(ips) < spec.Min {
 		return nil, &awsproto.Error{Code: "InsufficientInstanceCapacity", Message: "There are not enough free private addresses in the local cloud's subnet " + s.cfg.Subnet.String() + ".", Status: 500, Receiver: true}

@@ -40,6 +40,7 @@ type Service struct {
 	rt     map[string]*instRuntime // by instance id
 	refs   map[string]int          // snapshot id → jobs reading or writing it
 	gcDue  bool                    // a snapshot was deleted since the last GC
+	down   map[string]bool         // zones taken down by the fault API
 	closed bool
 }
 

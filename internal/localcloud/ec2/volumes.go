@@ -37,6 +37,9 @@ func (s *Service) createVolume(_ context.Context, v awsproto.Values) (response, 
 	} else if !s.zoneKnown(zone) {
 		return nil, awsproto.Errorf("InvalidZone.NotFound", "The zone '%s' does not exist.", truncate(zone, 64))
 	}
+	if err := s.zoneDownLocked(zone); err != nil {
+		return nil, err
+	}
 	tokenKey := "CreateVolume:" + r.ClientToken
 	if r.ClientToken != "" {
 		if t, ok := s.st.Tokens[tokenKey]; ok {
@@ -257,6 +260,8 @@ func (s *Service) attachVolume(_ context.Context, v awsproto.Values) (response, 
 		return nil, awsproto.Errorf("IncorrectState", "%s is not 'available'.", vol.ID)
 	case in.State != instRunning && in.State != instStopped:
 		return nil, awsproto.Errorf("IncorrectState", "Instance '%s' is not 'running'.", in.ID)
+	case s.down[vol.Zone]:
+		return nil, s.zoneDownLocked(vol.Zone)
 	case vol.Zone != in.Zone:
 		return nil, awsproto.Errorf("InvalidVolume.ZoneMismatch", "The volume '%s' is not in the same availability zone as instance '%s'", vol.ID, in.ID)
 	}

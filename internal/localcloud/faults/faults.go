@@ -29,6 +29,13 @@ const (
 	Latency  = "latency"  // the call succeeds after a delay
 )
 
+// Kinds of snapshot faults (service ec2): a snapshot that takes at least
+// Delay, or one that ends in the error state.
+const (
+	SlowSnapshot = "slow-snapshot"
+	FailSnapshot = "fail-snapshot"
+)
+
 // Kinds of event faults.
 const (
 	Drop      = "drop"
@@ -57,14 +64,14 @@ type Rule struct {
 // Validate says what is wrong with r.
 func (r Rule) Validate() error {
 	switch r.Kind {
-	case Throttle, Error:
-	case Latency, Delay:
+	case Throttle, Error, FailSnapshot:
+	case Latency, Delay, SlowSnapshot:
 		if r.Delay <= 0 {
 			return fmt.Errorf("a %s fault needs a positive delay", r.Kind)
 		}
 	case Drop, Duplicate, Reorder:
 	default:
-		return fmt.Errorf("unknown fault kind %q: use throttle, error, latency, drop, duplicate, delay or reorder", r.Kind)
+		return fmt.Errorf("unknown fault kind %q: use throttle, error, latency, slow-snapshot, fail-snapshot (API) or drop, duplicate, delay, reorder (events)", r.Kind)
 	}
 	if r.Rate < 0 || r.Rate > 1 {
 		return fmt.Errorf("rate %v must be between 0 and 1", r.Rate)
@@ -219,6 +226,19 @@ func (in *Injector) Event(detailType string) EventFault {
 		f.Delay = r.Delay
 	}
 	return f
+}
+
+// SnapshotFault is asked by EC2 when a snapshot starts: how much longer it
+// must take, and whether it fails.
+func (in *Injector) SnapshotFault(snapshotID, volumeID string) (time.Duration, error) {
+	var d time.Duration
+	if r := in.hit("ec2", "CreateSnapshot", SlowSnapshot); r != nil {
+		d = r.Delay
+	}
+	if r := in.hit("ec2", "CreateSnapshot", FailSnapshot); r != nil {
+		return d, fmt.Errorf("injected snapshot failure (fault %s)", r.ID)
+	}
+	return d, nil
 }
 
 // ErrNoRule is returned when removing a rule that does not exist.

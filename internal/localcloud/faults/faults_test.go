@@ -122,3 +122,26 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestSnapshotFaults(t *testing.T) {
+	in := New(1)
+	if d, err := in.SnapshotFault("snap-1", "vol-1"); d != 0 || err != nil {
+		t.Fatalf("no rules: %s %v", d, err)
+	}
+	if _, err := in.Add(Rule{Service: "ec2", Kind: SlowSnapshot, Delay: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Add(Rule{Service: "ec2", Kind: FailSnapshot, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := in.SnapshotFault("snap-1", "vol-1"); d != time.Minute || err == nil {
+		t.Errorf("first snapshot: %s %v", d, err)
+	}
+	if d, err := in.SnapshotFault("snap-2", "vol-1"); d != time.Minute || err != nil {
+		t.Errorf("second snapshot: %s %v", d, err)
+	}
+	// Snapshot faults never fail an API call.
+	if err := in.Inject(context.Background(), "ec2", "CreateSnapshot"); err != nil {
+		t.Errorf("Inject: %v", err)
+	}
+}
