@@ -36,7 +36,9 @@ type clients struct {
 	eb  *eventbridge.Client
 }
 
-func start(t *testing.T) (*Cloud, clients) {
+func start(t *testing.T) (*Cloud, clients) { t.Helper(); return startB(t) }
+
+func startB(t testing.TB) (*Cloud, clients) {
 	t.Helper()
 	c, err := New(Config{
 		DataDir: t.TempDir(), Tick: 100 * time.Millisecond,
