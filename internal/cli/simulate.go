@@ -172,7 +172,7 @@ func runSimulate(ctx context.Context, f simulateFlags, stdout, stderr io.Writer)
 		if len(r.Violations) > 0 {
 			rep.FailingSeeds = append(rep.FailingSeeds, FailingSeed{
 				Seed: r.Seed, Violations: r.Violations,
-				Replay: fmt.Sprintf("handover simulate --seed %d --seeds 1 --databases %d --replacements %d --log-level debug", r.Seed, f.databases, f.replacements),
+				Replay: replayCommand(r.Seed, f),
 			})
 		}
 	}
@@ -233,4 +233,19 @@ func addStats(a, b sim.Stats) sim.Stats {
 	a.Triggers += b.Triggers
 	a.SimulatedTime += b.SimulatedTime
 	return a
+}
+
+// replayCommand is the exact command that replays one seed of this run.
+func replayCommand(seed uint64, f simulateFlags) string {
+	cmd := fmt.Sprintf("handover simulate --seed %d --seeds 1", seed)
+	if f.databases != 0 {
+		cmd += fmt.Sprintf(" --databases %d", f.databases)
+	}
+	if f.replacements != 0 {
+		cmd += fmt.Sprintf(" --replacements %d", f.replacements)
+	}
+	if f.ledger != "memory" {
+		cmd += " --ledger " + f.ledger
+	}
+	return cmd + " --log-level debug"
 }

@@ -227,7 +227,7 @@ func (c *Controller) heartbeat(ctx context.Context, m *ledger.Migration) error {
 	changed := false
 	if !m.HookDone && m.Result == "" && now.Sub(m.LastHeartbeat) >= c.heartbeatInterval(m) {
 		ref := c.hookRef(m)
-		err := c.call(pacing.FamilyAutoScaling, "recording lifecycle heartbeat", func() error {
+		err := c.call(pacing.FamilyLifecycle, "recording lifecycle heartbeat", func() error {
 			return c.cloud.RecordLifecycleActionHeartbeat(ctx, ref)
 		})
 		switch {
@@ -274,7 +274,7 @@ func (c *Controller) beatHolds(ctx context.Context, owner string, holds []ledger
 			kept = append(kept, h)
 			continue
 		}
-		err := c.call(pacing.FamilyAutoScaling, "recording terminate heartbeat", func() error {
+		err := c.call(pacing.FamilyLifecycle, "recording terminate heartbeat", func() error {
 			return c.cloud.RecordLifecycleActionHeartbeat(ctx, h)
 		})
 		switch {
@@ -302,7 +302,7 @@ func (c *Controller) hookRef(m *ledger.Migration) ledger.HookRef {
 
 // complete ends a lifecycle action.
 func (c *Controller) complete(ctx context.Context, ref ledger.HookRef, result string) error {
-	return c.call(pacing.FamilyAutoScaling, "completing lifecycle action with "+result, func() error {
+	return c.call(pacing.FamilyLifecycle, "completing lifecycle action with "+result, func() error {
 		return c.cloud.CompleteLifecycleAction(ctx, ref, result)
 	})
 }

@@ -172,12 +172,18 @@ func (c *Controller) startMigration(ctx context.Context, id, cause string, ref l
 		}
 	}
 	now := c.clk.Now()
-	if hookStart.IsZero() || hookStart.After(now) {
+	lastBeat := hookStart
+	if hookStart.IsZero() {
+		// Found by reconcile: nobody knows how long the instance has
+		// waited, so keep the hook alive at once and count its overall
+		// deadline from now (the best guess there is).
 		hookStart = now
+	} else if hookStart.After(now) {
+		hookStart, lastBeat = now, now
 	}
 	m := &ledger.Migration{
 		ID: id, Group: ref.Group, Hook: ref.Hook, Instance: ref.Instance, Cause: cause,
-		State: ledger.Launching, CreatedAt: now, UpdatedAt: now, StepStartedAt: now, LastHeartbeat: hookStart, HookStartedAt: hookStart,
+		State: ledger.Launching, CreatedAt: now, UpdatedAt: now, StepStartedAt: now, LastHeartbeat: lastBeat, HookStartedAt: hookStart,
 		Timeline: []ledger.Step{{State: ledger.Launching, Start: now}},
 	}
 	md, mdErr := ParseMetadata(metadata)

@@ -36,9 +36,15 @@ const (
 	// AttachVolume, DetachVolume, StopInstances, TerminateInstances,
 	// CreateTags, DeleteTags.
 	FamilyMutate Family = "ec2-mutate"
-	// FamilyAutoScaling is every Auto Scaling action: Auto Scaling throttles
-	// all of an account's calls in a Region from one shared bucket.
+	// FamilyAutoScaling is every Auto Scaling action but the two below:
+	// Auto Scaling throttles all of an account's calls in a Region from one
+	// shared bucket.
 	FamilyAutoScaling Family = "autoscaling"
+	// FamilyLifecycle is RecordLifecycleActionHeartbeat and
+	// CompleteLifecycleAction: a share of the Auto Scaling budget kept for
+	// the calls whose absence lets a hook time out, so that describes can
+	// never starve them (the simulator found exactly that).
+	FamilyLifecycle Family = "autoscaling-lifecycle"
 )
 
 // DefaultBuckets returns the bucket for each family.
@@ -62,8 +68,9 @@ const (
 //
 // Auto Scaling documents a token bucket shared by all its actions but
 // publishes no sizes (Amazon EC2 Auto Scaling API Reference, "API request
-// rate"); 20 burst at 2/s is handover's own conservative choice, far above
-// what a controller needs for hooks and heartbeats.
+// rate"); 20 burst at 2/s, plus 10 at 1/s kept for heartbeats and
+// completions, is handover's own conservative choice, far above what a
+// controller needs.
 func DefaultBuckets() map[Family]Bucket {
 	return map[Family]Bucket{
 		FamilySnapshot:           {Burst: 100, Refill: 5},
@@ -73,6 +80,7 @@ func DefaultBuckets() map[Family]Bucket {
 		FamilyDescribeUnfiltered: {Burst: 50, Refill: 10},
 		FamilyMutate:             {Burst: 50, Refill: 5},
 		FamilyAutoScaling:        {Burst: 20, Refill: 2},
+		FamilyLifecycle:          {Burst: 10, Refill: 1},
 	}
 }
 

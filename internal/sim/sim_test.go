@@ -124,3 +124,29 @@ func TestSeedsOnSQLite(t *testing.T) {
 		}
 	}
 }
+
+// TestRegressionSeeds replays seeds long runs once failed, so they stay
+// fixed. Each line says what the seed found.
+func TestRegressionSeeds(t *testing.T) {
+	for _, tc := range []struct {
+		seed uint64
+		why  string
+	}{
+		{24840, "terminate-hold heartbeats starved by other Auto Scaling calls"},
+		{26527, "a launch adopted by reconcile got its first heartbeat a whole interval late"},
+		{39685, "terminate-hold heartbeats starved by other Auto Scaling calls"},
+		{87677, "launch heartbeats starved by other Auto Scaling calls"},
+		{93722, "launch heartbeats starved by other Auto Scaling calls"},
+		{97249, "launch heartbeats starved by other Auto Scaling calls"},
+		{98576, "launch heartbeats starved by other Auto Scaling calls"},
+		{99970, "launch heartbeats starved by other Auto Scaling calls"},
+	} {
+		res, err := Run(context.Background(), Options{Seed: tc.seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Violations) > 0 {
+			t.Errorf("seed %d (%s) fails again: %v", tc.seed, tc.why, res.Violations[:min(3, len(res.Violations))])
+		}
+	}
+}
