@@ -280,3 +280,71 @@ func TestInstanceFaultsAreReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestart: the whole cloud survives a restart of itself. Groups,
+// hooks, queues (with their messages), rules, volumes and snapshots are
+// still there, and an instance that was running comes back as after a
+// reboot, with a new process.
+func TestRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, Tick: 100 * time.Millisecond,
+		Catalog: map[string]ec2.Image{ami: {Command: []string{"/bin/sh", "-c", "exec sleep 600"}}}}
+	open := func() (*Cloud, clients, func()) {
+		c, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(c.Handler())
+		creds := credentials.NewStaticCredentialsProvider("AKIDLOCAL", "secret", "")
+		awsCfg := aws.Config{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(srv.URL)}
+		return c, clients{ec2: awsec2.NewFromConfig(awsCfg), asg: autoscaling.NewFromConfig(awsCfg),
+				sqs: awssqs.NewFromConfig(awsCfg), eb: eventbridge.NewFromConfig(awsCfg)},
+			func() { srv.Close(); c.Close() }
+	}
+	c, cl, stop := open()
+	q, err := cl.sqs.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("kept")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.sqs.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: q.QueueUrl, MessageBody: aws.String("still here")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["aws.ec2"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := cl.ec2.RunInstances(ctx, &awsec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(run.Instances[0].InstanceId)
+	var before int
+	for deadline := time.Now().Add(30 * time.Second); before == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		info, err := c.EC2.Instance(ctx, id)
+		if err == nil && info.ProcessAlive {
+			before = 1
+		}
+	}
+	if before == 0 {
+		t.Fatal("the instance process never started")
+	}
+	stop()
+
+	c, cl, stop = open()
+	defer stop()
+	if _, err := cl.eb.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("r")}); err != nil {
+		t.Errorf("rule lost: %v", err)
+	}
+	msgs, err := cl.sqs.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, WaitTimeSeconds: 1})
+	if err != nil || len(msgs.Messages) != 1 || aws.ToString(msgs.Messages[0].Body) != "still here" {
+		t.Errorf("queued message lost: %+v %v", msgs, err)
+	}
+	alive := false
+	for deadline := time.Now().Add(30 * time.Second); !alive && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		info, err := c.EC2.Instance(ctx, id)
+		alive = err == nil && info.State == "running" && info.ProcessAlive
+	}
+	if !alive {
+		t.Errorf("instance %s did not come back after the restart", id)
+	}
+}
