@@ -1,12 +1,10 @@
 package autoscaling
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/handover-dev/handover/internal/localcloud/statefile"
 )
 
 // stateFile is the one file the service keeps under DataDir.
@@ -28,16 +26,16 @@ func loadState(dir string) (*state, error) {
 		return newState(), nil
 	}
 	path := filepath.Join(dir, stateFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return newState(), nil
+	var f fileFormat
+	found, err := statefile.ReadJSON(path, &f)
+	if err != nil && found { // there but corrupt
+		return nil, fmt.Errorf("reading auto scaling state: %w (move the file away to start empty)", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading auto scaling state: %w", err)
 	}
-	var f fileFormat
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("reading auto scaling state %s: %w (move the file away to start empty)", path, err)
+	if !found {
+		return newState(), nil
 	}
 	if f.Version != formatVersion {
 		return nil, fmt.Errorf("auto scaling state %s has format version %d; this build reads %d (move the file away to start empty)", path, f.Version, formatVersion)
@@ -66,36 +64,8 @@ func saveState(dir string, st *state) error {
 	if dir == "" {
 		return nil
 	}
-	b, err := json.Marshal(fileFormat{Version: formatVersion, State: st})
-	if err != nil {
-		return fmt.Errorf("encoding auto scaling state: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, stateFile+".*.tmp")
-	if err != nil {
+	if err := statefile.WriteJSON(filepath.Join(dir, stateFile), fileFormat{Version: formatVersion, State: st}); err != nil {
 		return fmt.Errorf("saving auto scaling state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving auto scaling state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving auto scaling state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving auto scaling state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, stateFile)); err != nil {
-		return fmt.Errorf("saving auto scaling state: %w", err)
-	}
-	// The rename is durable only once the directory is synced.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

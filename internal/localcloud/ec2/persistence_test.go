@@ -47,6 +47,9 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	// by the next one.
 	e.cfg.MinSnapshotDuration = time.Hour
 	e.restart()
+	// Let the reboot log its line before the next restart kills it: the
+	// count below depends on it.
+	e.console(iid, "booted "+iid, 2)
 	pending := e.snapshot(vol)
 	e.restart(func(c *ec2.Config) { c.MinSnapshotDuration = 0 })
 

@@ -1,13 +1,11 @@
 package ec2
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/handover-dev/handover/internal/localcloud/statefile"
 )
 
 // The persisted model. Everything the API shows lives here and is written
@@ -166,16 +164,16 @@ type clientToken struct {
 // loadState reads the state file, or returns an empty state when there is
 // none yet.
 func loadState(dir string) (*state, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return newState(), nil
+	st := newState()
+	found, err := statefile.ReadJSON(filepath.Join(dir, stateFile), st)
+	if err != nil && found { // there but corrupt
+		return nil, fmt.Errorf("reading ec2 state: %w (move it aside to start afresh)", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading ec2 state: %w", err)
 	}
-	st := newState()
-	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("parsing ec2 state %s: %w (move it aside to start afresh)", filepath.Join(dir, stateFile), err)
+	if !found {
+		return st, nil
 	}
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("ec2 state %s has version %d; this build reads version %d", filepath.Join(dir, stateFile), st.Version, stateVersion)
@@ -207,33 +205,8 @@ func loadState(dir string) (*state, error) {
 // the old one, and the directory synced, so a crash leaves either the old
 // state or the new one.
 func saveState(dir string, st *state) error {
-	b, err := json.MarshalIndent(st, "", " ")
-	if err != nil {
-		return fmt.Errorf("encoding ec2 state: %w", err)
-	}
-	f, err := os.CreateTemp(dir, stateFile+".tmp-*")
-	if err != nil {
+	if err := statefile.WriteJSON(filepath.Join(dir, stateFile), st); err != nil {
 		return fmt.Errorf("saving ec2 state: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename there is nothing to remove
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("saving ec2 state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("saving ec2 state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("saving ec2 state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
-		return fmt.Errorf("saving ec2 state: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

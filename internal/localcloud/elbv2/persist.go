@@ -2,12 +2,11 @@ package elbv2
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/handover-dev/handover/internal/localcloud/statefile"
 )
 
 // stateFile is the one file the service keeps under DataDir.
@@ -72,44 +71,11 @@ func (s *Service) persist(snap *snapshot) error {
 	if snap.seq <= s.persistDone {
 		return nil // a newer snapshot is already on disk
 	}
-	if err := writeAtomic(filepath.Join(s.cfg.DataDir, stateFile), snap.body); err != nil {
-		return fmt.Errorf("persisting elbv2 state in %s: %w", s.cfg.DataDir, err)
+	if err := statefile.WriteFile(filepath.Join(s.cfg.DataDir, stateFile), snap.body); err != nil {
+		return fmt.Errorf("persisting elbv2 state: %w", err)
 	}
 	s.persistDone = snap.seq
 	return nil
-}
-
-func writeAtomic(path string, body []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".elbv2-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(body); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // restore loads the persisted state, if any, and re-opens the listeners.
@@ -118,16 +84,16 @@ func (s *Service) restore() error {
 		return nil
 	}
 	path := filepath.Join(s.cfg.DataDir, stateFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	var p persisted
+	found, err := statefile.ReadJSON(path, &p)
+	if err != nil && found { // there but corrupt
+		return fmt.Errorf("elbv2: invalid state (move it away to start empty): %w", err)
 	}
 	if err != nil {
-		return fmt.Errorf("elbv2: reading %s: %w", path, err)
+		return fmt.Errorf("elbv2: %w", err)
 	}
-	var p persisted
-	if err := json.Unmarshal(b, &p); err != nil {
-		return fmt.Errorf("elbv2: %s is not valid state (move it away to start empty): %w", path, err)
+	if !found {
+		return nil
 	}
 	if p.Version != persistedVersion {
 		return fmt.Errorf("elbv2: %s has state version %d, this build reads %d", path, p.Version, persistedVersion)
@@ -178,7 +144,7 @@ func (s *Service) restore() error {
 	s.sweepLocked()
 	if moved {
 		snap := s.snapshotLocked()
-		if err := writeAtomic(path, snap.body); err != nil {
+		if err := statefile.WriteFile(path, snap.body); err != nil {
 			return fmt.Errorf("elbv2: recording moved listener ports: %w", err)
 		}
 	}

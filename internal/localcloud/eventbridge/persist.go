@@ -1,13 +1,11 @@
 package eventbridge
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/handover-dev/handover/internal/localcloud/statefile"
 )
 
 // stateFile is the file under DataDir holding every rule and target.
@@ -23,16 +21,13 @@ type savedState struct {
 // load reads the saved rules, if any, and compiles their patterns.
 func (s *Service) load() error {
 	path := filepath.Join(s.cfg.DataDir, stateFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	var st savedState
+	found, err := statefile.ReadJSON(path, &st)
 	if err != nil {
 		return fmt.Errorf("loading eventbridge state: %w", err)
 	}
-	var st savedState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("loading eventbridge state from %s: %w", path, err)
+	if !found {
+		return nil
 	}
 	if st.Version != stateVersion {
 		return fmt.Errorf("loading eventbridge state from %s: version %d, want %d", path, st.Version, stateVersion)
@@ -59,43 +54,5 @@ func (s *Service) saveLocked() error {
 		st.Rules = append(st.Rules, r)
 	}
 	sort.Slice(st.Rules, func(i, j int) bool { return st.Rules[i].Name < st.Rules[j].Name })
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encoding eventbridge state: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(s.cfg.DataDir, stateFile), b)
-}
-
-// writeFileAtomic replaces path with data through a synced temporary file
-// and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return statefile.WriteJSON(filepath.Join(s.cfg.DataDir, stateFile), st)
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/handover-dev/handover/internal/clock"
+	"github.com/handover-dev/handover/internal/localcloud/statefile"
 )
 
 // DefaultAccountID is the account the local cloud pretends to be.
@@ -133,11 +134,7 @@ type Service struct {
 	mu    sync.RWMutex
 	rules map[string]*rule
 
-	closeOnce sync.Once
-	closed    chan struct{}
-	dirty     chan struct{}
-	saverDone chan struct{}
-	saveErr   error // guarded by mu
+	saver *statefile.Saver // nil without DataDir
 }
 
 // New returns a Service, loading saved rules from cfg.DataDir if any, and
@@ -148,19 +145,16 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg:    cfg,
-		clock:  cfg.Clock,
-		log:    cfg.Logger,
-		rules:  map[string]*rule{},
-		closed: make(chan struct{}),
-		dirty:  make(chan struct{}, 1),
+		cfg:   cfg,
+		clock: cfg.Clock,
+		log:   cfg.Logger,
+		rules: map[string]*rule{},
 	}
 	if cfg.DataDir != "" {
 		if err := s.load(); err != nil {
 			return nil, err
 		}
-		s.saverDone = make(chan struct{})
-		go s.saver()
+		s.saver = statefile.NewSaver(saveDelay, s.save, s.log.With("data-dir", cfg.DataDir))
 	}
 	s.d = newDeliverer(cfg.Queues, cfg.Clock, cfg.Logger)
 	return s, nil
@@ -169,14 +163,11 @@ func New(cfg Config) (*Service, error) {
 // Close stops delivery (deliveries not yet made are dropped) and saves the
 // rules. It is safe to call more than once.
 func (s *Service) Close() error {
-	s.closeOnce.Do(func() { close(s.closed) })
 	s.d.close()
-	if s.saverDone != nil {
-		<-s.saverDone
+	if s.saver != nil {
+		return s.saver.Close()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.saveErr
+	return nil
 }
 
 // Flush waits until every delivery routed so far has been made, dropped by
@@ -229,41 +220,13 @@ func (s *Service) checkBus(name string) error {
 }
 
 func (s *Service) markDirtyLocked() {
-	if s.cfg.DataDir == "" {
-		return
-	}
-	select {
-	case s.dirty <- struct{}{}:
-	default:
+	if s.saver != nil {
+		s.saver.MarkDirty()
 	}
 }
 
-func (s *Service) saver() {
-	defer close(s.saverDone)
-	for {
-		select {
-		case <-s.closed:
-			s.saveNow()
-			return
-		case <-s.dirty:
-		}
-		t := time.NewTimer(saveDelay)
-		select {
-		case <-s.closed:
-			t.Stop()
-			s.saveNow()
-			return
-		case <-t.C:
-		}
-		s.saveNow()
-	}
-}
-
-func (s *Service) saveNow() {
+func (s *Service) save() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.saveErr = s.saveLocked()
-	if s.saveErr != nil {
-		s.log.Error("saving eventbridge state", "data-dir", s.cfg.DataDir, "error", s.saveErr)
-	}
+	return s.saveLocked()
 }

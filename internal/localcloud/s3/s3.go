@@ -13,7 +13,6 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +29,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/handover-dev/handover/internal/clock"
+	"github.com/handover-dev/handover/internal/localcloud/statefile"
 )
 
 // QueueSender delivers a message to an SQS queue named by its ARN.
@@ -371,15 +371,8 @@ func requestID() string {
 func (s *Service) statePath() string { return filepath.Join(s.cfg.DataDir, "notifications.json") }
 
 func (s *Service) load() error {
-	b, err := os.ReadFile(s.statePath())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if _, err := statefile.ReadJSON(s.statePath(), &s.configs); err != nil {
 		return fmt.Errorf("reading S3 notification configurations: %w", err)
-	}
-	if err := json.Unmarshal(b, &s.configs); err != nil {
-		return fmt.Errorf("parsing %s: %w", s.statePath(), err)
 	}
 	return nil
 }
@@ -388,13 +381,8 @@ func (s *Service) saveLocked() error {
 	if s.cfg.DataDir == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(s.configs, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := s.statePath() + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := statefile.WriteJSON(s.statePath(), s.configs); err != nil {
 		return fmt.Errorf("saving S3 notification configurations: %w", err)
 	}
-	return os.Rename(tmp, s.statePath())
+	return nil
 }

@@ -1,12 +1,10 @@
 package sqs
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/handover-dev/handover/internal/localcloud/statefile"
 )
 
 // stateFile is the file under DataDir holding every queue and message.
@@ -22,16 +20,13 @@ type savedState struct {
 // load reads the saved state, if any.
 func (s *Service) load() error {
 	path := filepath.Join(s.cfg.DataDir, stateFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	var st savedState
+	found, err := statefile.ReadJSON(path, &st)
 	if err != nil {
 		return fmt.Errorf("loading sqs state: %w", err)
 	}
-	var st savedState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("loading sqs state from %s: %w", path, err)
+	if !found {
+		return nil
 	}
 	if st.Version != stateVersion {
 		return fmt.Errorf("loading sqs state from %s: version %d, want %d", path, st.Version, stateVersion)
@@ -53,43 +48,5 @@ func (s *Service) saveLocked() error {
 	for _, n := range sortedKeys(s.queues) {
 		st.Queues = append(st.Queues, s.queues[n])
 	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encoding sqs state: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(s.cfg.DataDir, stateFile), b)
-}
-
-// writeFileAtomic replaces path with data through a synced temporary file
-// and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return statefile.WriteJSON(filepath.Join(s.cfg.DataDir, stateFile), st)
 }

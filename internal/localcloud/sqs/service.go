@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/handover-dev/handover/internal/clock"
+	"github.com/handover-dev/handover/internal/localcloud/statefile"
 )
 
 // DefaultAccountID is the account the local cloud pretends to be.
@@ -93,9 +94,7 @@ type Service struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
-	dirty     chan struct{}
-	saverDone chan struct{}
-	saveErr   error // guarded by mu
+	saver     *statefile.Saver // nil without DataDir
 }
 
 // New returns a Service, loading saved state from cfg.DataDir if any.
@@ -110,14 +109,12 @@ func New(cfg Config) (*Service, error) {
 		log:    cfg.Logger,
 		queues: map[string]*queue{},
 		closed: make(chan struct{}),
-		dirty:  make(chan struct{}, 1),
 	}
 	if cfg.DataDir != "" {
 		if err := s.load(); err != nil {
 			return nil, err
 		}
-		s.saverDone = make(chan struct{})
-		go s.saver()
+		s.saver = statefile.NewSaver(saveDelay, s.save, s.log.With("data-dir", cfg.DataDir))
 	}
 	return s, nil
 }
@@ -126,12 +123,10 @@ func New(cfg Config) (*Service, error) {
 // safe to call more than once; long polls still waiting return empty.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
-	if s.saverDone != nil {
-		<-s.saverDone
+	if s.saver != nil {
+		return s.saver.Close()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.saveErr
+	return nil
 }
 
 // SendByARN sends body to the queue with the ARN, as EventBridge and S3
@@ -234,45 +229,15 @@ func wakeLocked(q *queue) {
 
 // markDirtyLocked schedules a save.
 func (s *Service) markDirtyLocked() {
-	if s.cfg.DataDir == "" {
-		return
-	}
-	select {
-	case s.dirty <- struct{}{}:
-	default:
+	if s.saver != nil {
+		s.saver.MarkDirty()
 	}
 }
 
-// saver writes the state shortly after changes, and once more on Close.
-func (s *Service) saver() {
-	defer close(s.saverDone)
-	for {
-		select {
-		case <-s.closed:
-			s.saveNow()
-			return
-		case <-s.dirty:
-		}
-		t := time.NewTimer(saveDelay)
-		select {
-		case <-s.closed:
-			t.Stop()
-			s.saveNow()
-			return
-		case <-t.C:
-		}
-		s.saveNow()
-	}
-}
-
-func (s *Service) saveNow() {
+func (s *Service) save() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.saveLocked()
-	if err != nil {
-		s.log.Error("saving sqs state", "data-dir", s.cfg.DataDir, "error", err)
-	}
-	s.saveErr = err
+	return s.saveLocked()
 }
 
 // ServeHTTP serves an SQS request in either protocol: AWS JSON 1.0 when
