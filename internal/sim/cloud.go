@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
@@ -397,5 +396,3 @@ func (v *volume) view() handover.Volume {
 		AttachedTo: v.attachedTo, AttachState: v.attachState, Tags: maps.Clone(v.tags), CreateTime: v.created,
 	}
 }
-
-var _ = time.Second

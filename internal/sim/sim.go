@@ -99,6 +99,9 @@ type Result struct {
 }
 
 const (
+	// sweepGrace is the controller's SweepGrace in the simulation; the
+	// final phase waits it out so the sweeper may take everything.
+	sweepGrace     = 5 * time.Minute
 	tick           = 2 * time.Second
 	reconcileEvery = 15 * time.Second
 	sweepEvery     = 2 * time.Minute
@@ -268,7 +271,7 @@ func (s *sim) startController() error {
 	cfg.SnapshotTimeout = 30 * time.Minute
 	cfg.DefaultHeartbeatTimeout = s.w.hookTimeout
 	cfg.DeadlineMargin = time.Minute
-	cfg.SweepGrace = 5 * time.Minute
+	cfg.SweepGrace = sweepGrace
 	pacer, err := pacing.New(s.w.clk, pacing.Config{Rand: rand.New(rand.NewPCG(s.rng.Uint64(), 1)), BackoffMax: 20 * time.Second})
 	if err != nil {
 		return fmt.Errorf("building the pacer: %w", err)
@@ -553,7 +556,7 @@ func (s *sim) describeMembers(g *group) []string {
 // end state: invariants 1, 2, 5 and 6.
 func (s *sim) finish() {
 	w := s.w
-	for range int((s.ctrl2SweepGrace() + 2*time.Minute) / tick) {
+	for range int((sweepGrace + 2*time.Minute) / tick) {
 		w.advance()
 		s.runController()
 		w.clk.Advance(tick)
@@ -633,5 +636,3 @@ func (s *sim) finish() {
 		}
 	}
 }
-
-func (s *sim) ctrl2SweepGrace() time.Duration { return 5 * time.Minute }
