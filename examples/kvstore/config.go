@@ -1,0 +1,76 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is kvstore's configuration, from flags with environment fallbacks.
+type Config struct {
+	DataDir string // --data: the state directory; required
+	Listen  string // --listen: default $HANDOVER_PRIVATE_IP:8080, else 127.0.0.1:8080
+	// EpochFile (--epoch-file) holds the epoch this instance was started
+	// under; without it $HANDOVER_EPOCH is used. See the package comment.
+	EpochFile string
+	// Epoch is the epoch from EpochFile or $HANDOVER_EPOCH; 0 when neither
+	// is given.
+	Epoch           int64
+	ShutdownTimeout time.Duration // --shutdown-timeout
+}
+
+func parseConfig(args []string, getenv func(string) string) (Config, error) {
+	cfg := Config{Listen: "127.0.0.1:8080", ShutdownTimeout: 30 * time.Second}
+	if ip := getenv("HANDOVER_PRIVATE_IP"); ip != "" {
+		cfg.Listen = net.JoinHostPort(ip, "8080")
+	}
+	fs := flag.NewFlagSet("kvstore", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.DataDir, "data", "", "state directory (required)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on")
+	fs.StringVar(&cfg.EpochFile, "epoch-file", "", "file holding this instance's epoch (default: $HANDOVER_EPOCH)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take at shutdown")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, fmt.Errorf("parsing flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	raw, source := getenv("HANDOVER_EPOCH"), "HANDOVER_EPOCH"
+	if cfg.EpochFile != "" {
+		b, err := os.ReadFile(cfg.EpochFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("reading epoch file: %w", err)
+		}
+		raw, source = string(b), cfg.EpochFile
+	}
+	if raw = strings.TrimSpace(raw); raw != "" {
+		e, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return Config{}, fmt.Errorf("epoch from %s: %w", source, err)
+		}
+		cfg.Epoch = e
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports the first problem with cfg.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("--data is required")
+	case c.Listen == "":
+		return errors.New("--listen must not be empty")
+	case c.Epoch < 0:
+		return fmt.Errorf("epoch %d: must be at least 1", c.Epoch)
+	case c.ShutdownTimeout <= 0:
+		return errors.New("--shutdown-timeout must be positive")
+	}
+	return nil
+}

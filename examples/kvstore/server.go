@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/handover-dev/handover/examples/kvstore/store"
+	"github.com/handover-dev/handover/internal/fence"
+)
+
+// server is kvstore's HTTP side. It is built only after the store has
+// replayed its segments, so /healthz answers 200 whenever it is reachable.
+type server struct {
+	st   *store.Store
+	gate *fence.Gate
+	dir  string
+	log  *slog.Logger
+	mux  *http.ServeMux
+
+	persistMu sync.Mutex // serialises fence.json writes
+}
+
+func newServer(st *store.Store, cfg Config, log *slog.Logger) (*server, error) {
+	persisted, err := loadFence(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	state, changed := startState(persisted, cfg.Epoch)
+	if changed {
+		log.Info("starting unfenced under a newer epoch", "epoch", state.Epoch, "persisted-epoch", persisted.Epoch, "persisted-fenced", persisted.Fenced)
+		if err := saveFence(cfg.DataDir, state); err != nil {
+			return nil, err
+		}
+	}
+	s := &server{st: st, gate: fence.NewGate(state.Fenced, state.Epoch), dir: cfg.DataDir, log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("PUT /kv/{key}", s.put)
+	s.mux.HandleFunc("GET /kv/{key}", s.get)
+	s.mux.HandleFunc("DELETE /kv/{key}", s.delete)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	s.mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.st.Stats())
+	})
+	admin := s.gate.Handler(s.flush)
+	s.mux.Handle(fence.PathFence, admin)
+	s.mux.Handle(fence.PathUnfence, s.persistAfter(admin))
+	return s, nil
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// flush is the gate's flush, run after a fence with writes stopped: the
+// fence must be on disk before it is confirmed, or a restart would take
+// writes again.
+func (s *server) flush() error {
+	if err := s.st.Sync(); err != nil {
+		return err
+	}
+	return s.persist()
+}
+
+// persistAfter saves the gate's state after h ran. An unfence is answered
+// before it is persisted; a crash in between leaves the instance fenced,
+// which is the safe side.
+func (s *server) persistAfter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if err := s.persist(); err != nil {
+			s.log.Error("persisting fence state", "error", err)
+		}
+	})
+}
+
+// persist writes the gate's current state. Reading the state under
+// persistMu makes the last write win with the newest state.
+func (s *server) persist() error {
+	s.persistMu.Lock()
+	defer s.persistMu.Unlock()
+	fenced, epoch := s.gate.Fenced()
+	return saveFence(s.dir, fenceState{Fenced: fenced, Epoch: epoch})
+}
+
+func (s *server) put(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if !validKey(w, key) {
+		return
+	}
+	// Read the body before admitting the write: a fence waits for admitted
+	// writes, and must not wait for a slow client.
+	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, store.MaxValueSize))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("value above %d bytes", store.MaxValueSize))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	s.write(w, key, func() error { return s.st.Put(key, value) })
+}
+
+func (s *server) delete(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if !validKey(w, key) {
+		return
+	}
+	s.write(w, key, func() error { return s.st.Delete(key) })
+}
+
+// write runs apply as one admitted write and answers 204 once it is durable.
+func (s *server) write(w http.ResponseWriter, key string, apply func() error) {
+	done, err := s.gate.BeginWrite()
+	if errors.Is(err, fence.ErrFenced) {
+		fence.RefuseWrite(w)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	err = apply()
+	done()
+	if err != nil {
+		s.log.Error("write failed", "key", key, "error", err)
+		writeError(w, http.StatusInternalServerError, "write failed: "+err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) get(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if !validKey(w, key) {
+		return
+	}
+	v, ok := s.st.Get(key)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such key")
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(v)
+}
+
+func validKey(w http.ResponseWriter, key string) bool {
+	if len(key) == 0 || len(key) > store.MaxKeySize {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("key must be 1 to %d bytes", store.MaxKeySize))
+		return false
+	}
+	return true
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("kvstore: encoding answer: " + err.Error()) // only our own types
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
