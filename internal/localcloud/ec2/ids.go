@@ -3,6 +3,8 @@ package ec2
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/handover-dev/handover/internal/localcloud/awsproto"
@@ -70,4 +72,22 @@ func (k kind) notFoundErr(id string) error {
 		return awsproto.Errorf(k.notFound, "The image id '[%s]' does not exist", id)
 	}
 	return awsproto.Errorf(k.notFound, "The %s '%s' does not exist", k.noun, id)
+}
+
+// selectIDs is the id selection every Describe call shares: all resources
+// in id order when none are named, else the named ones, each of which must
+// exist (EC2 fails the whole call on one unknown id), sorted and without
+// repeats.
+func selectIDs[T any](all map[string]*T, named []string, k kind) ([]string, error) {
+	if len(named) == 0 {
+		return slices.Sorted(maps.Keys(all)), nil
+	}
+	for _, id := range named {
+		if all[id] == nil {
+			return nil, k.notFoundErr(id)
+		}
+	}
+	ids := slices.Clone(named)
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }

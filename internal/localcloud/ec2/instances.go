@@ -154,17 +154,9 @@ func (s *Service) describeInstances(_ context.Context, v awsproto.Values) (respo
 			return nil, err
 		}
 	}
-	ids := r.IDs
-	if len(ids) == 0 {
-		ids = slices.Sorted(maps.Keys(s.st.Instances))
-	} else {
-		for _, id := range ids {
-			if s.st.Instances[id] == nil {
-				return nil, kindInstance.notFoundErr(id)
-			}
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
+	ids, err := selectIDs(s.st.Instances, r.IDs, kindInstance)
+	if err != nil {
+		return nil, err
 	}
 	var match []string
 	for _, id := range ids {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -274,17 +273,9 @@ func (s *Service) describeSnapshots(_ context.Context, v awsproto.Values) (respo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := r.IDs
-	if len(ids) == 0 {
-		ids = slices.Sorted(maps.Keys(s.st.Snapshots))
-	} else {
-		for _, id := range ids {
-			if s.st.Snapshots[id] == nil {
-				return nil, kindSnapshot.notFoundErr(id)
-			}
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
+	ids, err := selectIDs(s.st.Snapshots, r.IDs, kindSnapshot)
+	if err != nil {
+		return nil, err
 	}
 	var out []snapshotXML
 	for _, id := range ids {

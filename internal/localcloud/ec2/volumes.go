@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 
 	"github.com/handover-dev/handover/internal/localcloud/awsproto"
@@ -161,17 +159,9 @@ func (s *Service) describeVolumes(_ context.Context, v awsproto.Values) (respons
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := r.IDs
-	if len(ids) == 0 {
-		ids = slices.Sorted(maps.Keys(s.st.Volumes))
-	} else {
-		for _, id := range ids {
-			if s.st.Volumes[id] == nil {
-				return nil, kindVolume.notFoundErr(id)
-			}
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
+	ids, err := selectIDs(s.st.Volumes, r.IDs, kindVolume)
+	if err != nil {
+		return nil, err
 	}
 	var out []volumeXML
 	for _, id := range ids {
