@@ -124,11 +124,36 @@ func (c *Cloud) ReplaceInstance(ctx context.Context, group, instance string) err
 	return nil
 }
 
+// groupNames returns the configured groups or, when none were configured,
+// every group in the region (the controller then tells its own hooks apart
+// by name).
+func (c *Cloud) groupNames(ctx context.Context) ([]string, error) {
+	if len(c.groups) > 0 {
+		return c.groups, nil
+	}
+	var names []string
+	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(c.asg, &autoscaling.DescribeAutoScalingGroupsInput{})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing Auto Scaling groups: %w", translate(err))
+		}
+		for _, g := range out.AutoScalingGroups {
+			names = append(names, aws.ToString(g.AutoScalingGroupName))
+		}
+	}
+	return names, nil
+}
+
 // WaitingActions implements handover.Cloud. Each waiting instance is paired
 // with every hook of its group on that transition.
 func (c *Cloud) WaitingActions(ctx context.Context) ([]handover.WaitingAction, error) {
 	var acts []handover.WaitingAction
-	for _, name := range c.groups {
+	names, err := c.groupNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
 		g, err := c.group(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("listing waiting actions of group %s: %w", name, err)

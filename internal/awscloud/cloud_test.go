@@ -220,6 +220,10 @@ func TestLaunchHook(t *testing.T) {
 	if act != want || act.Instance == "" {
 		t.Fatalf("WaitingActions = %+v, want %+v", act, want)
 	}
+	// Without configured groups, every group is looked at.
+	if acts, err := awscloud.New(e, a, nil).WaitingActions(ctx); err != nil || len(acts) != 1 || acts[0] != want {
+		t.Errorf("WaitingActions over discovered groups = %+v, %v; want [%+v]", acts, err, want)
+	}
 	if st, err := c.GroupInstanceState(ctx, "kv", act.Instance); err != nil || st != handover.LifecyclePendingWait {
 		t.Errorf("GroupInstanceState = %q, %v; want Pending:Wait", st, err)
 	}

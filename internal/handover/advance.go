@@ -158,6 +158,7 @@ func (c *Controller) transition(m *ledger.Migration, next ledger.State, note str
 	now := c.clk.Now()
 	if n := len(m.Timeline); n > 0 && m.Timeline[n-1].End.IsZero() {
 		m.Timeline[n-1].End = now
+		c.obs.StepEnded(m.Timeline[n-1].State, now.Sub(m.Timeline[n-1].Start))
 	}
 	step := ledger.Step{State: next, Start: now, Note: note}
 	if next.Terminal() {
@@ -201,6 +202,7 @@ func (c *Controller) call(family pacing.Family, what string, fn func() error) er
 		return &pacedError{wait: wait}
 	}
 	err := fn()
+	c.obs.CloudCall(family, err)
 	switch {
 	case err == nil:
 		c.pacer.Succeeded(family)

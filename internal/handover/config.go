@@ -19,6 +19,12 @@ type Config struct {
 	// the others.
 	LeaseTTL time.Duration
 
+	// HookPrefix, when set, limits handover to lifecycle hooks whose name
+	// starts with it ("handover" matches "handover-launch" and
+	// "handover-terminate"): actions of other hooks on the same groups
+	// belong to someone else and are left alone. Empty means every hook.
+	HookPrefix string
+
 	// PreCopy takes an incremental snapshot while writes continue, so the
 	// fenced snapshot carries only the delta.
 	PreCopy bool

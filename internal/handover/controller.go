@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/handover-dev/handover/internal/clock"
@@ -50,7 +51,24 @@ type Deps struct {
 	Pacer   Pacer
 	Clock   clock.Clock
 	Logger  *slog.Logger
+	// Observer, if set, is told of every finished step and cloud call (for
+	// metrics).
+	Observer Observer
 }
+
+// Observer is told what the controller does. Its methods are called on the
+// controller's goroutines and must be quick and safe for concurrent use.
+type Observer interface {
+	// StepEnded: a migration left state after spending d in it.
+	StepEnded(state ledger.State, d time.Duration)
+	// CloudCall: a call of family ended with err (nil on success).
+	CloudCall(family pacing.Family, err error)
+}
+
+type noObserver struct{}
+
+func (noObserver) StepEnded(ledger.State, time.Duration) {}
+func (noObserver) CloudCall(pacing.Family, error)        {}
 
 // Controller drives migrations. Its methods are safe for concurrent use;
 // several controllers may share one ledger.
@@ -62,6 +80,7 @@ type Controller struct {
 	pacer Pacer
 	clk   clock.Clock
 	log   *slog.Logger
+	obs   Observer
 }
 
 // New returns a controller after validating cfg and deps.
@@ -78,7 +97,10 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{cfg: cfg, cloud: d.Cloud, svc: d.Service, led: d.Ledger, pacer: d.Pacer, clk: d.Clock, log: d.Logger}, nil
+	if d.Observer == nil {
+		d.Observer = noObserver{}
+	}
+	return &Controller{cfg: cfg, cloud: d.Cloud, svc: d.Service, led: d.Ledger, pacer: d.Pacer, clk: d.Clock, log: d.Logger, obs: d.Observer}, nil
 }
 
 // PoisonError marks a message that can never be processed: it should go to
@@ -131,6 +153,10 @@ func (c *Controller) HandleMessage(ctx context.Context, body string) ([]string, 
 // each effect is idempotent, and reconcile reaches the same outcome if the
 // event never arrives. It returns the ids of migrations worth advancing.
 func (c *Controller) HandleEvent(ctx context.Context, ev *events.Event) ([]string, error) {
+	if (ev.Kind == events.KindLaunchAction || ev.Kind == events.KindTerminateAction) && !c.ownsHook(ev.Lifecycle.Hook) {
+		c.log.Debug("lifecycle action of another hook", "hook", ev.Lifecycle.Hook, "instance", ev.Lifecycle.InstanceID)
+		return nil, nil
+	}
 	switch ev.Kind {
 	case events.KindLaunchAction:
 		id, err := c.startMigration(ctx, ev.Lifecycle.Token, "event", ledger.HookRef{
@@ -156,6 +182,11 @@ func (c *Controller) HandleEvent(ctx context.Context, ev *events.Event) ([]strin
 		return c.migrationsTouching(ctx, ev.InstanceState.InstanceID, "", "")
 	}
 	return nil, nil
+}
+
+// ownsHook reports whether handover acts on the lifecycle hook named hook.
+func (c *Controller) ownsHook(hook string) bool {
+	return strings.HasPrefix(hook, c.cfg.HookPrefix)
 }
 
 // startMigration records a migration for a launch waiting on its hook. It

@@ -1,6 +1,7 @@
 package handover_test
 
 import (
+	"github.com/handover-dev/handover/internal/events"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,5 +122,35 @@ func TestHandleMessageWithoutMetadataAbandons(t *testing.T) {
 	}
 	if a, _ := e.cloud.Action(inst, launchHook); a.Result != handover.ResultAbandon {
 		t.Errorf("launch action result = %q, want ABANDON", a.Result)
+	}
+}
+
+// TestOtherHooksAreLeftAlone: with a HookPrefix, lifecycle actions of hooks
+// someone else put on the same group are neither handled from events nor
+// adopted by reconcile, while handover's own still are.
+func TestOtherHooksAreLeftAlone(t *testing.T) {
+	e := newEnv(t, func(c *handover.Config) { c.HookPrefix = "handover" })
+	e.addSource()
+	e.cloud.AddHook(group, "warm-cache", handover.Hook{HeartbeatTimeout: hookTimeout, DefaultResult: handover.ResultContinue, Metadata: `{"database":"` + database + `"}`})
+	e.cloud.AddInstance(handover.Instance{ID: newID, Zone: zoneB, State: handover.InstanceRunning, PrivateIP: newIP})
+	other := ledger.HookRef{Group: group, Hook: "warm-cache", Token: "tok-other", Instance: newID}
+	e.cloud.StartAction(other, handover.TransitionLaunching)
+	ids, err := e.ctl.HandleEvent(e.ctx, &events.Event{ID: "ev-other", Kind: events.KindLaunchAction, Time: e.clk.Now(),
+		Lifecycle: &events.LifecycleAction{Group: group, Hook: "warm-cache", Token: "tok-other", InstanceID: newID,
+			Transition: events.TransitionLaunching, Metadata: `{"database":"` + database + `"}`}})
+	if err != nil || len(ids) != 0 {
+		t.Fatalf("event of another hook: ids %v, err %v; want it ignored", ids, err)
+	}
+	if err := e.ctl.Reconcile(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ms := e.migrations(); len(ms) != 0 {
+		t.Fatalf("reconcile adopted another hook's action: %s", describe(ms[0]))
+	}
+	// handover's own hook on the same instance is still handled.
+	tok := e.launch(newID, newIP, zoneB, token)
+	e.run(tok, ledger.Committed)
+	if a, _ := e.cloud.Action(newID, "warm-cache"); !a.Active() {
+		t.Errorf("the other hook's action was completed by handover: %+v", a)
 	}
 }

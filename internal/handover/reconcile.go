@@ -144,6 +144,9 @@ func (c *Controller) adopt(ctx context.Context) error {
 	}
 	var errs []error
 	for _, w := range waiting {
+		if !c.ownsHook(w.Hook) {
+			continue
+		}
 		ref := ledger.HookRef{Group: w.Group, Hook: w.Hook, Instance: w.Instance}
 		if w.Transition == TransitionTerminating {
 			if _, err := c.holdTermination(ctx, ref); err != nil {
