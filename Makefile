@@ -2,11 +2,15 @@
 GO      ?= go
 SEEDS   ?= 500
 
-.PHONY: demo test deps build vet fuzz simulate-long
+.PHONY: demo simulate test deps build vet fuzz simulate-long
 
-## demo: the main job. Until the local cloud lands it runs the deterministic
-## simulation of many concurrent handovers under faults and prints its report.
+## demo: the main job, on the local cloud: a kvstore instance behind a load
+## balancer is replaced three ways (update, unhealthy, az-move) under load.
 demo: build
+	./bin/handover demo
+
+## simulate: many concurrent handovers under faults, deterministic.
+simulate: build
 	./bin/handover simulate --seeds $(SEEDS)
 
 ## test: installs what the tests need, then runs every test with -race.
@@ -19,6 +23,7 @@ deps:
 
 build:
 	$(GO) build -o bin/handover ./cmd/handover
+	$(GO) build -o bin/kvstore ./examples/kvstore
 
 ## fuzz: every fuzz target for FUZZTIME each (default 10m), one at a time.
 FUZZTIME ?= 10m

@@ -1,0 +1,102 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client reads a controller's API.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client of the controller at baseURL
+// (http://127.0.0.1:7070). token, if set, is sent as a bearer token.
+func NewClient(baseURL, token string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("controller API address %q is not an http(s) URL such as http://127.0.0.1:7070", baseURL)
+	}
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &Client{base: u, token: token, hc: hc}, nil
+}
+
+// ErrNotFound is returned for a migration the controller does not know.
+var ErrNotFound = errors.New("not found")
+
+// Status reads GET /v1/status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.get(ctx, PathStatus, nil, &s)
+}
+
+// Migrations reads GET /v1/migrations, filtered by q (keys: state,
+// database, unfinished).
+func (c *Client) Migrations(ctx context.Context, q url.Values) ([]MigrationSummary, error) {
+	var ms Migrations
+	err := c.get(ctx, PathMigrations, q, &ms)
+	return ms.Migrations, err
+}
+
+// Migration reads GET /v1/migrations/{id}.
+func (c *Client) Migration(ctx context.Context, id string) (Migration, error) {
+	var m Migration
+	return m, c.get(ctx, PathMigrations+"/"+url.PathEscape(id), nil, &m)
+}
+
+// Databases reads GET /v1/databases.
+func (c *Client) Databases(ctx context.Context) ([]Database, error) {
+	var ds Databases
+	err := c.get(ctx, PathDatabases, nil, &ds)
+	return ds.Databases, err
+}
+
+func (c *Client) get(ctx context.Context, path string, q url.Values, into any) error {
+	u := c.base.JoinPath(path)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("building request for %s: %w", u, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("reaching the controller at %s (is `handover controller` running there? set --api or HANDOVER_API): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading the answer to GET %s: %w", u.Path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e Error
+		msg := strings.TrimSpace(string(body))
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			return fmt.Errorf("GET %s: %s: %w", u.Path, msg, ErrNotFound)
+		case http.StatusUnauthorized:
+			return fmt.Errorf("GET %s: %s (pass the controller's token with --api-token or HANDOVER_API_TOKEN)", u.Path, msg)
+		}
+		return fmt.Errorf("GET %s: %s: %s", u.Path, resp.Status, msg)
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return fmt.Errorf("decoding the answer to GET %s: %w", u.Path, err)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/spf13/cobra"
+
+	"github.com/handover-dev/handover/internal/awscloud"
+	"github.com/handover-dev/handover/internal/clock"
+	"github.com/handover-dev/handover/internal/daemon"
+	"github.com/handover-dev/handover/internal/fence"
+	"github.com/handover-dev/handover/internal/handover"
+	"github.com/handover-dev/handover/internal/ledger/dial"
+	"github.com/handover-dev/handover/internal/pacing"
+)
+
+type controllerFlags struct {
+	endpoint, region, queueURL, dlqURL, ledgerURL, listen, token   string
+	holder, hookPrefix, logLevel                                   string
+	groups                                                         []string
+	servicePort                                                    int
+	noPreCopy                                                      bool
+	poll, advance, reconcile, sweep, sweepGrace, wait, stepTimeout time.Duration
+}
+
+func newController(stdout, stderr io.Writer) *cobra.Command {
+	var f controllerFlags
+	host, _ := os.Hostname()
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the handover controller: consume the events queue and drive every handover",
+		Long: `controller is the long-running handover daemon. It consumes the SQS queue that
+EventBridge feeds with Auto Scaling lifecycle and EC2/EBS events, drives every
+migration through the handover protocol, and runs reconcile (Describe* is the
+truth; events are hints) and the tag-scoped sweeper on intervals.
+
+A queue message is deleted only after its effect is committed to the ledger;
+a message that can never be processed goes to the dead-letter queue (from
+--dead-letter-queue-url or the queue's redrive policy) with the reason.
+Several controllers may share one PostgreSQL ledger: leases keep them from
+working the same migration twice.
+
+It acts only on lifecycle hooks whose name starts with --hook-prefix, so other
+hooks on the same groups are left to their owners.
+
+HTTP API (--listen, loopback by default; any other address needs a bearer
+token from --api-token or HANDOVER_API_TOKEN):
+  GET /healthz               200 while the ledger answers (no token needed)
+  GET /v1/status             what the controller is doing
+  GET /v1/migrations         ?state=&database=&unfinished=true&limit=
+  GET /v1/migrations/{id}    one migration with its per-step timeline
+  GET /v1/databases          each database's authoritative volume and epoch
+  GET /metrics               Prometheus metrics
+
+Every flag falls back to an environment variable (HANDOVER_<FLAG> in upper
+case with underscores, e.g. HANDOVER_QUEUE_URL); AWS credentials and region
+come from the standard AWS environment, files or instance role.`,
+		Example: `  # against the local cloud (handover localcloud), with an SQLite ledger
+  handover controller --endpoint-url http://127.0.0.1:4566 \
+    --queue-url http://127.0.0.1:4566/000000000000/handover-events \
+    --ledger sqlite:///var/lib/handover/ledger.db
+
+  # on AWS, two controllers sharing a PostgreSQL ledger, API on all interfaces
+  HANDOVER_API_TOKEN=$(cat /etc/handover/token) handover controller \
+    --queue-url https://sqs.eu-west-1.amazonaws.com/123456789012/handover-events \
+    --ledger postgres://handover@db.internal/handover --listen 0.0.0.0:7070
+
+  # then, from another shell
+  handover status
+  handover migrations list`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runController(cmd.Context(), f, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.endpoint, "endpoint-url", envOr("HANDOVER_ENDPOINT_URL", ""), "AWS endpoint URL (the local cloud's address); empty for AWS")
+	fl.StringVar(&f.region, "region", envOr("HANDOVER_REGION", ""), "AWS region (default: the AWS environment's)")
+	fl.StringVar(&f.queueURL, "queue-url", envOr("HANDOVER_QUEUE_URL", ""), "URL of the SQS queue EventBridge delivers handover's events to (required)")
+	fl.StringVar(&f.dlqURL, "dead-letter-queue-url", envOr("HANDOVER_DEAD_LETTER_QUEUE_URL", ""), "queue for poison messages (default: the queue's redrive policy)")
+	fl.StringVar(&f.ledgerURL, "ledger", envOr("HANDOVER_LEDGER", "sqlite:handover.db"), "ledger URL: sqlite:///abs/path, sqlite:rel/path, postgres://…")
+	fl.StringVar(&f.listen, "listen", envOr("HANDOVER_LISTEN", "127.0.0.1:7070"), "address of the HTTP API and metrics")
+	fl.StringVar(&f.token, "api-token", "", "bearer token the API requires (or HANDOVER_API_TOKEN)")
+	fl.StringVar(&f.holder, "holder", envOr("HANDOVER_HOLDER", host+"-"+strconv.Itoa(os.Getpid())), "this controller's name in leases; distinct per controller")
+	fl.StringVar(&f.hookPrefix, "hook-prefix", envOr("HANDOVER_HOOK_PREFIX", "handover"), "act only on lifecycle hooks whose name starts with this")
+	fl.StringSliceVar(&f.groups, "group", nil, "Auto Scaling group reconcile looks at (repeatable; default: every group)")
+	fl.IntVar(&f.servicePort, "service-port", fence.DefaultPort, "port of the service's fence and health endpoints on each instance")
+	fl.BoolVar(&f.noPreCopy, "no-pre-copy", false, "skip the pre-copy snapshot (the write pause then grows with the state)")
+	def, ddef := handover.DefaultConfig(), daemon.DefaultConfig()
+	fl.DurationVar(&f.stepTimeout, "step-timeout", def.StepTimeout, "how long one step may last before the migration rolls back (snapshot steps have their own, longer bound)")
+	fl.DurationVar(&f.poll, "poll-interval", def.PollInterval, "how soon a step waiting on the cloud looks again")
+	fl.DurationVar(&f.advance, "advance-interval", ddef.AdvanceEvery, "how often every unfinished migration is looked at (keep below hook timeout/3)")
+	fl.DurationVar(&f.reconcile, "reconcile-interval", ddef.ReconcileEvery, "how often reconcile compares the groups with the ledger")
+	fl.DurationVar(&f.sweep, "sweep-interval", ddef.SweepEvery, "how often the sweeper deletes what no migration owns")
+	fl.DurationVar(&f.sweepGrace, "sweep-grace", def.SweepGrace, "how long resources of unknown migrations are spared")
+	fl.DurationVar(&f.wait, "queue-wait", ddef.WaitTime, "long-poll wait of each receive (at most 20s)")
+	fl.StringVar(&f.logLevel, "log-level", envOr("HANDOVER_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error, off")
+	return cmd
+}
+
+func runController(ctx context.Context, f controllerFlags, stderr io.Writer) error {
+	if f.token == "" {
+		f.token = os.Getenv("HANDOVER_API_TOKEN")
+	}
+	if f.queueURL == "" {
+		return &exitError{code: 2, err: errors.New("--queue-url is required: the URL of the SQS queue EventBridge delivers handover's events to")}
+	}
+	if err := daemon.CheckListen(f.listen, f.token); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	log, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	target, err := dial.Parse(f.ledgerURL)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	cfg := handover.DefaultConfig()
+	cfg.Holder, cfg.HookPrefix, cfg.PreCopy, cfg.PollInterval, cfg.SweepGrace = f.holder, f.hookPrefix, !f.noPreCopy, f.poll, f.sweepGrace
+	cfg.StepTimeout = f.stepTimeout
+	if cfg.RetryBase > f.poll {
+		cfg.RetryBase = f.poll
+	}
+	dcfg := daemon.DefaultConfig()
+	dcfg.QueueURL, dcfg.DeadLetterURL, dcfg.WaitTime, dcfg.Holder, dcfg.LedgerName = f.queueURL, f.dlqURL, f.wait, f.holder, target.String()
+	dcfg.AdvanceEvery, dcfg.ReconcileEvery, dcfg.SweepEvery = f.advance, f.reconcile, f.sweep
+	if err := errors.Join(cfg.Validate(), dcfg.Validate()); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+
+	awsCfg, err := awsConfig(ctx, f.endpoint, f.region)
+	if err != nil {
+		return err
+	}
+	led, err := dial.Open(ctx, f.ledgerURL, log)
+	if err != nil {
+		return fmt.Errorf("opening the ledger %s: %w", target, err)
+	}
+	defer led.Close()
+	clk := clock.Real{}
+	pacer, err := pacing.New(clk, pacing.Config{})
+	if err != nil {
+		return err
+	}
+	metrics := daemon.NewMetrics(led, clk)
+	cloud := awscloud.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), f.groups)
+	ctl, err := handover.New(cfg, handover.Deps{
+		Cloud: cloud, Service: &fence.Client{Port: f.servicePort}, Ledger: led, Pacer: pacer, Clock: clk, Logger: log, Observer: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	d, err := daemon.New(dcfg, ctl, sqs.NewFromConfig(awsCfg), led, clk, log, metrics)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listening for the API on %s: %w", f.listen, err)
+	}
+	srv := &http.Server{Handler: d.Handler(f.token), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("API server stopped", "err", err)
+		}
+	}()
+	log.Info("API listening", "addr", ln.Addr().String(), "ledger", target.String())
+	err = d.Run(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	return err
+}

@@ -1,0 +1,332 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/handover-dev/handover/internal/demo"
+)
+
+type demoFlags struct {
+	scenario, dataDir, kvstore, stateSize string
+	keep, noPreCopy                       bool
+	out                                   output
+}
+
+func newDemo(stdout, stderr io.Writer) *cobra.Command {
+	f := demoFlags{out: "text"}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run handover's main job end to end on the local cloud",
+		Long: `demo starts the local cloud and a handover controller (a child process talking
+to the local cloud through the AWS SDK, exactly as it would talk to AWS), then
+creates a group of one kvstore instance behind a load balancer, with handover's
+launch and terminate hooks. It loads --state-size of data through the load
+balancer and replaces the instance while a load generator reads and writes
+through the load balancer:
+
+  update     a new image version is rolled out (launch before terminate)
+  unhealthy  the instance is marked unhealthy and the group replaces it
+  az-move    the instance's zone is taken out of the group, which relaunches
+             in another zone
+
+For each scenario it prints the handover's timeline step by step, the write
+pause, reads served and failed, acknowledged writes and whether every one of
+them is on the new instance, and the volumes and snapshots left over. A
+scenario is ok when no read failed, no write was lost, nothing leaked, and the
+new instance is in service on the authoritative volume. demo exits 1 if any
+scenario is not ok.
+
+kvstore is looked for next to the handover program, then on PATH (make build
+puts both in bin/).`,
+		Example: `  # every scenario with 64 MiB of state
+  handover demo
+
+  # one scenario, 1 GiB of state, machine-readable
+  handover demo --scenario update --state-size 1GiB --output json
+
+  # keep the local cloud's data and the logs for a look afterwards
+  handover demo --data-dir /tmp/handover-demo --keep`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), f, stdout, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.scenario, "scenario", "all", "update, unhealthy, az-move or all")
+	fl.StringVar(&f.stateSize, "state-size", "64MiB", "data loaded before the replacements (e.g. 64MiB, 1GiB)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the local cloud, the ledger and the logs (default: a temporary one)")
+	fl.BoolVar(&f.keep, "keep", false, "keep the data directory afterwards")
+	fl.StringVar(&f.kvstore, "kvstore", "", "path of the kvstore program (default: next to handover, then PATH)")
+	fl.BoolVar(&f.noPreCopy, "no-pre-copy", false, "hand over without the pre-copy snapshot, for comparison")
+	fl.Var(&f.out, "output", "text or json")
+	return cmd
+}
+
+// parseSize reads sizes such as 64MiB, 1GiB, 512KiB or a plain byte count.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q is not a positive size such as 64MiB or 1GiB", s)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+func findKVStore(flag string) (string, error) {
+	if flag != "" {
+		return filepath.Abs(flag)
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "kvstore")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("kvstore"); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", errors.New("kvstore not found next to handover nor on PATH: run `make build` (it puts both in bin/) or pass --kvstore")
+}
+
+// DemoReport is `handover demo --output json`.
+type DemoReport struct {
+	OK        bool          `json:"ok"`
+	StateSize int64         `json:"state_size_bytes"`
+	Keys      int           `json:"keys"`
+	DataDir   string        `json:"data_dir,omitempty"`
+	Scenarios []demo.Result `json:"scenarios"`
+}
+
+func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
+	scenarios := demo.Scenarios
+	if f.scenario != "all" {
+		found := false
+		for _, s := range demo.Scenarios {
+			found = found || s == f.scenario
+		}
+		if !found {
+			return &exitError{code: 2, err: fmt.Errorf("unknown --scenario %q: use %s or all", f.scenario, strings.Join(demo.Scenarios, ", "))}
+		}
+		scenarios = []string{f.scenario}
+	}
+	size, err := parseSize(f.stateSize)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	kv, err := findKVStore(f.kvstore)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the handover program: %w", err)
+	}
+	dir := f.dataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "handover-demo-"); err != nil {
+			return fmt.Errorf("creating a data directory: %w", err)
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	if !f.keep {
+		defer os.RemoveAll(dir)
+	}
+	p := newProgress(stderr)
+	defer p.done()
+
+	p.say("starting the local cloud and the controller")
+	env, err := demo.Start(ctx, demo.Options{DataDir: dir, HandoverBin: self, KVStoreBin: kv, NoPreCopy: f.noPreCopy})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	p.say("creating the group: one kvstore instance behind a load balancer (first boot)")
+	if err := env.CreateGroup(ctx); err != nil {
+		return err
+	}
+	keys, err := env.Load(ctx, size, p.bytes)
+	if err != nil {
+		return err
+	}
+	p.clearBar()
+
+	rep := DemoReport{OK: true, StateSize: size, Keys: keys}
+	if f.keep {
+		rep.DataDir = dir
+	}
+	for _, s := range scenarios {
+		res, err := env.Run(ctx, s, keys, func(msg string) { p.say("[" + s + "] " + msg) })
+		if err != nil {
+			res.Problems = append(res.Problems, err.Error())
+			res.OK = false
+		}
+		rep.Scenarios = append(rep.Scenarios, res)
+		rep.OK = rep.OK && res.OK
+		if err != nil {
+			break // the environment is in an unknown state
+		}
+	}
+	p.done()
+	if f.out == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printDemo(stdout, rep)
+	}
+	if !rep.OK {
+		hint := "rerun with --data-dir DIR --keep to keep the logs"
+		if f.keep {
+			hint = "the logs are in " + dir
+		}
+		return &exitError{code: 1, err: fmt.Errorf("a scenario is not ok; %s", hint)}
+	}
+	return nil
+}
+
+func printDemo(w io.Writer, rep DemoReport) {
+	fmt.Fprintf(w, "state: %s in %d keys\n", humanBytes(rep.StateSize), rep.Keys)
+	for _, r := range rep.Scenarios {
+		verdict := "ok"
+		if !r.OK {
+			verdict = "NOT OK"
+		}
+		fmt.Fprintf(w, "\n== %s: %s\n", r.Scenario, verdict)
+		fmt.Fprintf(w, "%s (%s) -> %s (%s), volume %s, epoch %d\n", r.OldInstance, r.OldZone, r.NewInstance, r.NewZone, r.Volume, r.Epoch)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  step\tstart\tduration")
+		var t0 time.Time
+		for i, s := range r.Steps {
+			if i == 0 {
+				t0 = s.Start
+			}
+			fmt.Fprintf(tw, "  %s\t+%.3fs\t%dms\n", s.State, s.Start.Sub(t0).Seconds(), s.DurationMS)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "write pause:     %d ms\n", r.WritePauseMS)
+		fmt.Fprintf(w, "reads:           %d served, %d failed\n", r.ReadsOK, r.ReadsFailed)
+		onNew := "all on the new instance"
+		if r.WritesLost > 0 {
+			onNew = fmt.Sprintf("%d LOST", r.WritesLost)
+		}
+		fmt.Fprintf(w, "writes acked:    %d, %s\n", r.WritesAcked, onNew)
+		fmt.Fprintf(w, "left over:       %d volumes, %d snapshots\n", r.LeakedVolumes, r.LeakedSnapshots)
+		for _, p := range r.Problems {
+			fmt.Fprintf(w, "problem: %s\n", p)
+		}
+	}
+	verdict := "every scenario ok"
+	if !rep.OK {
+		verdict = "NOT OK"
+	}
+	fmt.Fprintf(w, "\ndemo: %s\n", verdict)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// progress shows what the demo is doing: a bar and a changing description
+// on a terminal, one line per change otherwise.
+type progress struct {
+	mu   sync.Mutex
+	w    io.Writer
+	tty  bool
+	bar  *progressbar.ProgressBar
+	last string
+}
+
+func newProgress(w io.Writer) *progress {
+	file, ok := w.(*os.File)
+	return &progress{w: w, tty: ok && isatty.IsTerminal(file.Fd())}
+}
+
+func (p *progress) say(msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if msg == p.last {
+		return
+	}
+	p.last = msg
+	if !p.tty {
+		fmt.Fprintf(p.w, "demo: %s\n", msg)
+		return
+	}
+	if p.bar == nil {
+		p.bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(p.w), progressbar.OptionSpinnerType(14),
+			progressbar.OptionClearOnFinish(), progressbar.OptionSetElapsedTime(true))
+	}
+	p.bar.Describe(msg)
+	_ = p.bar.Add(1)
+}
+
+// bytes reports the load's progress.
+func (p *progress) bytes(done, total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.tty {
+		if done == total || done%(total/4+1) < 256<<10 {
+			fmt.Fprintf(p.w, "demo: loaded %s of %s\n", humanBytes(done), humanBytes(total))
+		}
+		return
+	}
+	if p.bar == nil || p.bar.GetMax64() != total {
+		if p.bar != nil {
+			_ = p.bar.Finish()
+		}
+		p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription("loading state"),
+			progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish())
+		p.last = ""
+	}
+	_ = p.bar.Set64(done)
+}
+
+func (p *progress) clearBar() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		p.bar = nil
+	}
+}
+
+func (p *progress) done() { p.clearBar() }

@@ -1,0 +1,240 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// valueSize is the size of each preloaded value: big enough that a state
+// of a few GiB loads in minutes, small enough for kvstore's 1 MiB limit.
+const valueSize = 256 << 10
+
+// value returns the deterministic contents of a preloaded key, so a read
+// can be checked without remembering what was written.
+func value(key string, size int) []byte {
+	out := make([]byte, 0, size)
+	seed := sha256.Sum256([]byte(key))
+	for len(out) < size {
+		out = append(out, seed[:]...)
+		seed = sha256.Sum256(seed[:])
+	}
+	return out[:size]
+}
+
+func preloadKey(i int) string { return fmt.Sprintf("pre-%07d", i) }
+
+// client talks to the load balancer without keep-alive surprises: each
+// request may land on any target, as through a real load balancer.
+func newClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: t, Timeout: 10 * time.Second}
+}
+
+// Load writes size bytes of preloaded keys through the load balancer. It
+// reports progress through onProgress(done, total) and returns the number
+// of keys.
+func (e *Env) Load(ctx context.Context, size int64, onProgress func(done, total int64)) (int, error) {
+	n := int((size + valueSize - 1) / valueSize)
+	hc := newClient()
+	var next atomic.Int64
+	var done atomic.Int64
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				k := preloadKey(i)
+				if err := put(ctx, hc, e.LBURL, k, value(k, valueSize)); err != nil {
+					errc <- fmt.Errorf("loading key %s: %w", k, err)
+					return
+				}
+				if onProgress != nil {
+					onProgress(done.Add(valueSize), int64(n)*valueSize)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return 0, err
+	}
+	return n, ctx.Err()
+}
+
+func put(ctx context.Context, hc *http.Client, base, key string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+"/kv/"+key, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("PUT /kv/%s: %s", key, resp.Status)
+	}
+	return nil
+}
+
+func get(ctx context.Context, hc *http.Client, base, key string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/kv/"+key, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// Traffic is a running load generator: readers check preloaded keys,
+// writers write fresh keys and remember every acknowledged one.
+type Traffic struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	readsOK, readsFailed atomic.Int64
+	mu                   sync.Mutex
+	acked                []ack
+	failures             map[string]int
+}
+
+type ack struct {
+	key string
+	at  time.Time
+}
+
+// StartTraffic reads and writes through the load balancer until Stop.
+// keys is how many preloaded keys there are to read.
+func (e *Env) StartTraffic(keys int) *Traffic {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Traffic{cancel: cancel, failures: map[string]int{}}
+	hc := newClient()
+	for r := range 2 {
+		t.wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 7))
+			for ctx.Err() == nil {
+				k := preloadKey(rng.IntN(keys))
+				code, body, err := get(ctx, hc, e.LBURL, k)
+				switch {
+				case ctx.Err() != nil:
+					return
+				case err != nil:
+					t.fail("read: " + err.Error())
+				case code != http.StatusOK:
+					t.fail(fmt.Sprintf("read: HTTP %d", code))
+				case !bytes.Equal(body, value(k, valueSize)):
+					t.fail("read: wrong value")
+				default:
+					t.readsOK.Add(1)
+				}
+				sleep(ctx, 5*time.Millisecond)
+			}
+		})
+	}
+	t.wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			k := fmt.Sprintf("w-%07d", i)
+			// Retry the same key until it is acknowledged: a write the
+			// client gave up on is not an acknowledged write.
+			for ctx.Err() == nil {
+				err := put(ctx, hc, e.LBURL, k, value(k, 512))
+				if err == nil {
+					t.mu.Lock()
+					t.acked = append(t.acked, ack{k, time.Now()})
+					t.mu.Unlock()
+					break
+				}
+				sleep(ctx, 20*time.Millisecond)
+			}
+			sleep(ctx, 10*time.Millisecond)
+		}
+	})
+	return t
+}
+
+func (t *Traffic) fail(why string) {
+	t.readsFailed.Add(1)
+	t.mu.Lock()
+	t.failures[why]++
+	t.mu.Unlock()
+}
+
+// Stop ends the traffic and waits for it.
+func (t *Traffic) Stop() {
+	t.cancel()
+	t.wg.Wait()
+}
+
+// TrafficResult is what the traffic saw.
+type TrafficResult struct {
+	ReadsOK, ReadsFailed int64
+	ReadFailures         map[string]int
+	WritesAcked          int
+	// WritePause is the longest time between two acknowledged writes.
+	WritePause time.Duration
+	Acked      []string
+}
+
+// Result summarizes the traffic so far.
+func (t *Traffic) Result() TrafficResult {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := TrafficResult{ReadsOK: t.readsOK.Load(), ReadsFailed: t.readsFailed.Load(), ReadFailures: map[string]int{}, WritesAcked: len(t.acked)}
+	for k, v := range t.failures {
+		r.ReadFailures[k] = v
+	}
+	for i, a := range t.acked {
+		r.Acked = append(r.Acked, a.key)
+		if i > 0 {
+			r.WritePause = max(r.WritePause, a.at.Sub(t.acked[i-1].at))
+		}
+	}
+	return r
+}
+
+// LostWrites reads every acknowledged key back through the load balancer
+// and returns those missing or wrong.
+func (e *Env) LostWrites(ctx context.Context, keys []string) ([]string, error) {
+	hc := newClient()
+	var lost []string
+	for _, k := range keys {
+		code, body, err := get(ctx, hc, e.LBURL, k)
+		if err != nil {
+			return nil, fmt.Errorf("reading back %s: %w", k, err)
+		}
+		if code != http.StatusOK || !bytes.Equal(body, value(k, 512)) {
+			lost = append(lost, k)
+		}
+	}
+	slices.Sort(lost)
+	return lost, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
