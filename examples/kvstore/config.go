@@ -14,7 +14,10 @@ import (
 
 // Config is kvstore's configuration, from flags with environment fallbacks.
 type Config struct {
-	DataDir string // --data: the state directory; required
+	// DataDir (--data) is the state directory; without the flag,
+	// $HANDOVER_STATE_DIR, which `handover agent` sets once the state
+	// volume is ready. One of the two is required.
+	DataDir string
 	Listen  string // --listen: default $HANDOVER_PRIVATE_IP:8080, else 127.0.0.1:8080
 	// EpochFile (--epoch-file) holds the epoch this instance was started
 	// under; without it $HANDOVER_EPOCH is used. See the package comment.
@@ -32,7 +35,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	fs := flag.NewFlagSet("kvstore", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&cfg.DataDir, "data", "", "state directory (required)")
+	fs.StringVar(&cfg.DataDir, "data", getenv("HANDOVER_STATE_DIR"), "state directory (default: $HANDOVER_STATE_DIR)")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on")
 	fs.StringVar(&cfg.EpochFile, "epoch-file", "", "file holding this instance's epoch (default: $HANDOVER_EPOCH)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take at shutdown")
@@ -64,7 +67,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 func (c Config) Validate() error {
 	switch {
 	case c.DataDir == "":
-		return errors.New("--data is required")
+		return errors.New("no state directory: pass --data or set HANDOVER_STATE_DIR (handover agent sets it)")
 	case c.Listen == "":
 		return errors.New("--listen must not be empty")
 	case c.Epoch < 0:

@@ -1,9 +1,14 @@
 // Command kvstore is handover's sample stateful service: an HTTP key-value
-// store whose state lives in one directory (--data), on the volume handover
-// moves between instances. It acknowledges a write only after its record is
+// store whose state lives in one directory, on the volume handover moves
+// between instances. It acknowledges a write only after its record is
 // fsynced, and takes part in the write-fence protocol
 // (docs/fence-protocol.md) so that a snapshot of the volume holds every
 // acknowledged write.
+//
+// The directory is --data or, without that flag, $HANDOVER_STATE_DIR:
+// started as `handover agent -- kvstore`, kvstore gets the directory the
+// agent prepared on the attached state volume, and the volume's epoch in
+// $HANDOVER_EPOCH, without a flag in the user data.
 //
 // Routes: PUT (body ≤ 1 MiB, 204 once fsynced), GET and DELETE /kv/{key},
 // where a key is one path segment of at most 1 KiB; GET /healthz (200 once

@@ -250,7 +250,10 @@ func TestParseConfig(t *testing.T) {
 		{"listen flag wins", []string{"--data", "d", "--listen", ":9"}, map[string]string{"HANDOVER_PRIVATE_IP": "10.0.0.5"}, Config{DataDir: "d", Listen: ":9"}, false},
 		{"env epoch", []string{"--data", "d"}, map[string]string{"HANDOVER_EPOCH": "4"}, Config{DataDir: "d", Listen: "127.0.0.1:8080", Epoch: 4}, false},
 		{"epoch file wins", []string{"--data", "d", "--epoch-file", epochFile}, map[string]string{"HANDOVER_EPOCH": "4"}, Config{DataDir: "d", Listen: "127.0.0.1:8080", EpochFile: epochFile, Epoch: 12}, false},
+		{"state dir from env", nil, map[string]string{"HANDOVER_STATE_DIR": "/st"}, Config{DataDir: "/st", Listen: "127.0.0.1:8080"}, false},
+		{"data flag wins over env", []string{"--data", "d"}, map[string]string{"HANDOVER_STATE_DIR": "/st"}, Config{DataDir: "d", Listen: "127.0.0.1:8080"}, false},
 		{"no data", nil, nil, Config{}, true},
+		{"empty data flag", []string{"--data", ""}, map[string]string{"HANDOVER_STATE_DIR": "/st"}, Config{}, true},
 		{"bad epoch", []string{"--data", "d"}, map[string]string{"HANDOVER_EPOCH": "x"}, Config{}, true},
 		{"missing epoch file", []string{"--data", "d", "--epoch-file", epochFile + "-no"}, nil, Config{}, true},
 	}

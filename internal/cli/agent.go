@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/spf13/cobra"
+
+	"github.com/handover-dev/handover/internal/agent"
+)
+
+const agentLong = `agent runs on an instance, from its user data, before the stateful service:
+it waits until the instance's state volume is attached, makes its data
+reachable, then replaces itself with the service (exec: same PID, signals go
+straight to the service), which starts with
+  HANDOVER_STATE_DIR  the directory holding the state
+  HANDOVER_VOLUME_ID  the state volume's id
+  HANDOVER_EPOCH      the volume's handover:epoch tag, when it has one: the
+                      epoch the controller says this instance writes under
+                      (a service that persists a fence starts unfenced only
+                      when told an epoch at least the fenced one)
+
+Steps, the same on AWS and on handover's local cloud:
+ 1. instance id and region from the instance metadata service (IMDSv2);
+ 2. EC2 DescribeVolumes (filters attachment.instance-id = this instance,
+    attachment.device = --device) until the volume is attached, polling
+    every 1 s, backing off to 5 s;
+ 3. AWS: the volume's block device, on Nitro
+    /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol… (its serial is the
+    volume id), on Xen the --device name or its /dev/xvd… spelling. If blkid
+    finds no signature at all it is formatted (mkfs -t --fs-type); a device
+    with any signature is never formatted. It is mounted at --mount unless
+    already mounted there.
+    Local cloud ($HANDOVER_INSTANCE_DIR set, as the local cloud does for its
+    instances): the directory the local cloud links in as
+    $HANDOVER_INSTANCE_DIR/volumes/<device name>; with --mount, --mount
+    becomes a symlink to it.
+The whole wait is bounded by --timeout; when it runs out, agent exits
+non-zero saying what it waited for and what to check.
+
+The AWS SDK is configured as usual (instance profile credentials; AWS_*
+variables). On the local cloud, set AWS_ENDPOINT_URL to the cloud's endpoint
+and any static credentials; the metadata endpoint is set for you
+(AWS_EC2_METADATA_SERVICE_ENDPOINT).
+
+Exit status: 2 for a usage error, 1 when the volume could not be prepared;
+after that the exit status is the service's.`
+
+const agentExample = `  # AWS: the launch template's user data (runs as root at boot). The
+  # controller attaches the state volume at /dev/sdf (its --device).
+  #!/bin/sh
+  exec /usr/local/bin/handover agent --device /dev/sdf --mount /var/lib/kvstore --timeout 15m -- \
+      /usr/local/bin/kvstore --listen :8080
+
+  # handover's local cloud: user data that starts the image's command
+  # (HANDOVER_IMAGE_COMMAND) once the volume is attached.
+  #!/bin/sh
+  export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local
+  eval "exec handover agent -- $HANDOVER_IMAGE_COMMAND"`
+
+// execFunc replaces the process, as syscall.Exec does.
+type execFunc func(argv0 string, argv, envv []string) error
+
+func newAgent(stdout, stderr io.Writer) *cobra.Command {
+	return newAgentExec(stdout, stderr, syscall.Exec)
+}
+
+// newAgentExec is newAgent with the exec injected, so tests see what would
+// have been started instead of being replaced by it.
+func newAgentExec(_, stderr io.Writer, execve execFunc) *cobra.Command {
+	var (
+		cfg      agent.Config
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:     "agent [flags] -- CMD [ARGS...]",
+		Short:   "On an instance: wait for the state volume, prepare it, then exec the service",
+		Long:    agentLong,
+		Example: agentExample,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			switch {
+			case dash < 0 && len(args) > 0 || dash > 0:
+				before := args
+				if dash > 0 {
+					before = args[:dash]
+				}
+				return &exitError{code: 2, err: fmt.Errorf("unexpected arguments %q before --: give agent's flags first, then -- and the service's command with its arguments", before)}
+			case dash < 0 || dash == len(args):
+				return &exitError{code: 2, err: errors.New("missing the service to start: handover agent [flags] -- CMD [ARGS...], e.g. handover agent -- /usr/local/bin/kvstore --listen :8080")}
+			}
+			argv := args[dash:]
+			// Found now rather than after a wait of minutes.
+			path, err := exec.LookPath(argv[0])
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("the service's command %q: %w", argv[0], err)}
+			}
+			logger, err := newLogger(stderr, logLevel)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if err := cfg.Validate(); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			timeout := cfg.Timeout
+			if timeout == 0 {
+				timeout = agent.DefaultTimeout
+			}
+			// A backstop in real time for a call that hangs; Prepare's
+			// own deadline, on its clock, is the one that normally ends it.
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+30*time.Second)
+			defer cancel()
+			awsCfg, err := config.LoadDefaultConfig(ctx)
+			if err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("loading the AWS SDK configuration: %w", err)}
+			}
+			deps := agent.Deps{
+				IMDS: imds.NewFromConfig(awsCfg),
+				EC2: func(region string) (agent.EC2, error) {
+					c := awsCfg.Copy()
+					c.Region = region
+					return awsec2.NewFromConfig(c), nil
+				},
+				Logger: logger,
+			}
+			if cfg.InstanceDir == "" {
+				deps.System = agent.NewSystem()
+			}
+			res, err := agent.Prepare(ctx, cfg, deps)
+			if err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("preparing the state volume: %w", err)}
+			}
+			logger.Info("starting the service", "command", path, "state-dir", res.StateDir, "volume-id", res.VolumeID, "epoch", res.Epoch)
+			if err := execve(path, argv, res.Environ(os.Environ())); err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("starting the service %s: %w", path, err)}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.Device, "device", envOr("HANDOVER_DEVICE", agent.DefaultDevice), "device name the controller attaches the state volume under (env HANDOVER_DEVICE)")
+	fl.StringVar(&cfg.Mount, "mount", os.Getenv("HANDOVER_MOUNT"), "where the state goes (env HANDOVER_MOUNT); AWS default "+agent.DefaultMount+", local cloud default: the attached volume's own directory")
+	fl.DurationVar(&cfg.Timeout, "timeout", agent.DefaultTimeout, "how long to wait for the attachment and the device in all")
+	fl.StringVar(&cfg.FSType, "fs-type", agent.DefaultFSType, "filesystem to make on a blank volume (never on one with any signature)")
+	fl.StringVar(&cfg.InstanceDir, "instance-dir", os.Getenv("HANDOVER_INSTANCE_DIR"), "local cloud only: the instance's directory (env HANDOVER_INSTANCE_DIR, which the local cloud sets)")
+	fl.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error, off")
+	return cmd
+}
