@@ -133,7 +133,53 @@ func (s *Service) applyCommonSettings(g *group, in groupInput) error {
 	if in.NewProtected != nil {
 		g.NewProtected = *in.NewProtected
 	}
+	if in.Maintenance != nil {
+		p, err := buildMaintenancePolicy(*in.Maintenance)
+		if err != nil {
+			return err
+		}
+		g.Maintenance = p
+	}
 	return nil
+}
+
+// buildMaintenancePolicy validates an InstanceMaintenancePolicy as the API
+// reference states its rules: MinHealthyPercentage 0–100 and
+// MaxHealthyPercentage 100–200, both given, at most 100 apart, or both -1
+// to clear the policy (nil). The range messages follow AWS's model
+// constraint wording; the others are the local cloud's own.
+func buildMaintenancePolicy(in maintenanceInput) (*maintenancePolicy, error) {
+	for _, m := range []struct {
+		name string
+		v    *int
+		hi   int
+	}{
+		{"minHealthyPercentage", in.MinHealthy, 100},
+		{"maxHealthyPercentage", in.MaxHealthy, 200},
+	} {
+		switch {
+		case m.v == nil:
+		case *m.v < -1:
+			return nil, awsproto.ValidationError("1 validation error detected: Value '%d' at 'instanceMaintenancePolicy.%s' failed to satisfy constraint: Member must have value greater than or equal to -1", *m.v, m.name)
+		case *m.v > m.hi:
+			return nil, awsproto.ValidationError("1 validation error detected: Value '%d' at 'instanceMaintenancePolicy.%s' failed to satisfy constraint: Member must have value less than or equal to %d", *m.v, m.name, m.hi)
+		}
+	}
+	if in.MinHealthy == nil || in.MaxHealthy == nil {
+		return nil, awsproto.ValidationError("Both MinHealthyPercentage and MaxHealthyPercentage must be specified in the instance maintenance policy.")
+	}
+	lo, hi := *in.MinHealthy, *in.MaxHealthy
+	switch {
+	case lo == -1 && hi == -1:
+		return nil, nil
+	case lo == -1 || hi == -1:
+		return nil, awsproto.ValidationError("To clear the instance maintenance policy, set both MinHealthyPercentage and MaxHealthyPercentage to -1.")
+	case hi < 100:
+		return nil, awsproto.ValidationError("MaxHealthyPercentage must be between 100 and 200 (or -1 to clear the policy), not %d.", hi)
+	case hi-lo > 100:
+		return nil, awsproto.ValidationError("The difference between MaxHealthyPercentage (%d) and MinHealthyPercentage (%d) cannot be greater than 100.", hi, lo)
+	}
+	return &maintenancePolicy{MinHealthy: lo, MaxHealthy: hi}, nil
 }
 
 // checkTemplate returns the launch template the input names, or nil when

@@ -134,7 +134,9 @@ func (s *Service) enterStandby(_ context.Context, f form) (any, error) {
 			g.Desired--
 		}
 		a := s.newActivityLocked(g, now, "Moving EC2 instance to Standby: "+id, cause, i.Zone, activityInProgress, 50)
-		i.State, i.ActivityID = stateEnteringStandby, a.ID
+		// A pending replacement is dropped: Standby is not health-checked,
+		// and the health check decides again once the instance is back.
+		i.State, i.ActivityID, i.ReplaceCause = stateEnteringStandby, a.ID, ""
 		res.Activities.Member = append(res.Activities.Member, toXMLActivity(a))
 	}
 	if err := s.saveLocked(); err != nil {

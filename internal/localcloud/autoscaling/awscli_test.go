@@ -144,15 +144,7 @@ func TestRealAWSCLI(t *testing.T) {
 	h.step()
 	id := aws.ToString(h.only("my-asg", types.LifecycleStatePendingWait).InstanceId)
 
-	run := func(args ...string) (string, string, error) {
-		cmd := exec.Command(cli, append([]string{"--endpoint-url", h.srv.URL, "--output", "json", "autoscaling"}, args...)...)
-		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=us-east-1",
-			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		return stdout.String(), stderr.String(), err
-	}
+	run := cliRunner(cli, h)
 	stdout, stderr, err := run("describe-auto-scaling-groups", "--auto-scaling-group-names", "my-asg")
 	if err != nil {
 		t.Fatalf("describe-auto-scaling-groups: %v\n%s", err, stderr)
@@ -180,5 +172,98 @@ func TestRealAWSCLI(t *testing.T) {
 	want := "An error occurred (ValidationError) when calling the CompleteLifecycleAction operation (reached max retries: 0): No active Lifecycle Action found with instance ID " + id
 	if err == nil || !strings.Contains(stderr, want) {
 		t.Fatalf("second complete: %v\n%s", err, stderr)
+	}
+}
+
+// cliRunner runs the AWS CLI's autoscaling commands against h.
+func cliRunner(cli string, h *harness) func(args ...string) (stdout, stderr string, err error) {
+	return func(args ...string) (string, string, error) {
+		cmd := exec.Command(cli, append([]string{"--endpoint-url", h.srv.URL, "--output", "json", "autoscaling"}, args...)...)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=us-east-1",
+			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+}
+
+// TestAWSCLIInstanceMaintenancePolicy sends the body `aws autoscaling
+// update-auto-scaling-group --instance-maintenance-policy
+// MinHealthyPercentage=100,MaxHealthyPercentage=200` sends (captured from
+// awscli 1.45.11; 2.9.19 predates the option, and the query serializer
+// is botocore's in both) and reads the policy back as the CLI would.
+func TestAWSCLIInstanceMaintenancePolicy(t *testing.T) {
+	h := newHarness(t)
+	h.createGroup("my-asg", 0, 2, 1)
+	status, body := cliRequest(t, h, "update-auto-scaling-group",
+		"Action=UpdateAutoScalingGroup&Version=2011-01-01&AutoScalingGroupName=my-asg&InstanceMaintenancePolicy.MinHealthyPercentage=100&InstanceMaintenancePolicy.MaxHealthyPercentage=200")
+	if status != http.StatusOK || !strings.HasPrefix(body, "<?xml") || !strings.Contains(body, "<UpdateAutoScalingGroupResponse xmlns=\""+xmlns+"\">") {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	status, body = cliRequest(t, h, "describe-auto-scaling-groups",
+		"Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1=my-asg")
+	want := "<InstanceMaintenancePolicy><MinHealthyPercentage>100</MinHealthyPercentage><MaxHealthyPercentage>200</MaxHealthyPercentage></InstanceMaintenancePolicy>"
+	if status != http.StatusOK || !strings.Contains(body, want) {
+		t.Fatalf("status %d, want %s in: %s", status, want, body)
+	}
+
+	// Clearing it drops the element, as for a group that never had one.
+	status, body = cliRequest(t, h, "update-auto-scaling-group",
+		"Action=UpdateAutoScalingGroup&Version=2011-01-01&AutoScalingGroupName=my-asg&InstanceMaintenancePolicy.MinHealthyPercentage=-1&InstanceMaintenancePolicy.MaxHealthyPercentage=-1")
+	if status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	if _, body = cliRequest(t, h, "describe-auto-scaling-groups", "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1=my-asg"); strings.Contains(body, "InstanceMaintenancePolicy") {
+		t.Fatalf("cleared policy still described: %s", body)
+	}
+}
+
+// TestRealAWSCLIInstanceMaintenancePolicy is the same with the CLI itself,
+// any version that knows the option (AWS added it in November 2023, after
+// Debian's 2.9.19), when asked as for TestRealAWSCLI.
+// HANDOVER_TEST_AWSCLI_BIN names another CLI to run, e.g. a pip-installed
+// one.
+func TestRealAWSCLIInstanceMaintenancePolicy(t *testing.T) {
+	cli := "/usr/bin/aws"
+	if bin := os.Getenv("HANDOVER_TEST_AWSCLI_BIN"); bin != "" {
+		cli = bin
+	}
+	if os.Getenv("HANDOVER_TEST_AWSCLI") != "1" {
+		t.Skip("set HANDOVER_TEST_AWSCLI=1 to run the real AWS CLI")
+	}
+	if _, err := exec.LookPath(cli); err != nil {
+		t.Skipf("no AWS CLI at %s", cli)
+	}
+	h := newHarness(t)
+	h.createGroup("my-asg", 0, 2, 1)
+	run := cliRunner(cli, h)
+	_, stderr, err := run("update-auto-scaling-group", "--auto-scaling-group-name", "my-asg", "--instance-maintenance-policy", "MinHealthyPercentage=100,MaxHealthyPercentage=200")
+	if err != nil && strings.Contains(stderr, "Unknown options") {
+		t.Skipf("this AWS CLI predates --instance-maintenance-policy: %s", stderr)
+	}
+	if err != nil {
+		t.Fatalf("update-auto-scaling-group: %v\n%s", err, stderr)
+	}
+	stdout, stderr, err := run("describe-auto-scaling-groups", "--auto-scaling-group-names", "my-asg")
+	if err != nil {
+		t.Fatalf("describe-auto-scaling-groups: %v\n%s", err, stderr)
+	}
+	var groups struct {
+		AutoScalingGroups []struct {
+			InstanceMaintenancePolicy *struct{ MinHealthyPercentage, MaxHealthyPercentage int }
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &groups); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if len(groups.AutoScalingGroups) != 1 || groups.AutoScalingGroups[0].InstanceMaintenancePolicy == nil ||
+		*groups.AutoScalingGroups[0].InstanceMaintenancePolicy != (struct{ MinHealthyPercentage, MaxHealthyPercentage int }{100, 200}) {
+		t.Fatalf("CLI output: %s", stdout)
+	}
+	// Out of range: the CLI shows the service's validation error.
+	_, stderr, err = run("update-auto-scaling-group", "--auto-scaling-group-name", "my-asg", "--instance-maintenance-policy", "MinHealthyPercentage=0,MaxHealthyPercentage=150")
+	if err == nil || !strings.Contains(stderr, "ValidationError") || !strings.Contains(stderr, "cannot be greater than 100") {
+		t.Fatalf("invalid policy: %v\n%s", err, stderr)
 	}
 }

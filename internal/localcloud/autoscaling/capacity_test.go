@@ -209,9 +209,16 @@ func TestSelectVictimsTable(t *testing.T) {
 			want:  []string{"i-2"},
 		},
 		{
+			// Pending: an InService instance there awaits its replacement
+			// by rebalancing instead (next case).
 			name: "zone the group left goes first", zones: []string{"a"}, n: 1,
-			insts: []*instance{{ID: "i-1", Zone: "a", LaunchTime: at(0)}, {ID: "i-2", Zone: "a", LaunchTime: at(0)}, {ID: "i-3", Zone: "z", LaunchTime: at(5)}},
+			insts: []*instance{{ID: "i-1", Zone: "a", LaunchTime: at(0)}, {ID: "i-2", Zone: "a", LaunchTime: at(0)}, {ID: "i-3", Zone: "z", LaunchTime: at(5), State: statePending}},
 			want:  []string{"i-3"},
+		},
+		{
+			name: "awaiting replacement is left to it", zones: []string{"a"}, n: 1,
+			insts: []*instance{{ID: "i-1", Zone: "a", LaunchTime: at(0)}, {ID: "i-2", Zone: "a", LaunchTime: at(1)}, {ID: "i-3", Zone: "z", LaunchTime: at(5)}, {ID: "i-4", Zone: "a", LaunchTime: at(0), ReplaceCause: "unhealthy"}},
+			want:  []string{"i-1"},
 		},
 		{
 			name: "oldest template before oldest instance", zones: []string{"a"}, n: 1,

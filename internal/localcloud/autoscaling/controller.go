@@ -35,7 +35,7 @@ func (s *Service) Step(ctx context.Context) error {
 }
 
 func (s *Service) stepGroup(ctx context.Context, name string) error {
-	errs := []error{s.advanceAll(ctx, name), s.checkHealth(ctx, name)}
+	errs := []error{s.advanceAll(ctx, name), s.checkHealth(ctx, name), s.retireReplaced(name)}
 	errs = append(errs, s.reconcileCapacity(ctx, name), s.advanceAll(ctx, name))
 
 	s.mu.Lock()
@@ -66,11 +66,24 @@ func (s *Service) advanceAll(ctx context.Context, name string) error {
 // instance is gone, stopping, stopped, shutting down or terminated, or its
 // process died. ELB checks add: a target group that knows the instance
 // says it is unhealthy.
+//
+// Without a maintenance policy the instance is terminated first, as AWS
+// does by default. With one, it is left serving and marked for a
+// replacement that launches first (see replacement.go) — unless EC2 says it
+// is no longer running, which AWS documents as always terminate-and-launch:
+// there is nothing left to keep serving.
 func (s *Service) checkHealth(ctx context.Context, name string) error {
 	type probe struct {
 		id      string
 		elb     bool
 		targets []string
+		// goneOnly probes an instance already awaiting its replacement:
+		// only its no longer running changes anything.
+		goneOnly bool
+	}
+	type finding struct {
+		cause string
+		gone  bool // EC2 no longer runs it
 	}
 	s.mu.Lock()
 	g := s.st.Groups[name]
@@ -80,24 +93,27 @@ func (s *Service) checkHealth(ctx context.Context, name string) error {
 	}
 	now := s.now()
 	var probes []probe
-	unhealthy := map[string]string{} // id → cause
+	unhealthy := map[string]finding{}
 	for _, i := range g.sortedInstances() {
-		if i.State == stateInService && i.Health == healthUnhealthy {
-			unhealthy[i.ID] = "a user health-check" // SetInstanceHealth
-			continue
-		}
-		if i.State == stateInService && now.Sub(i.LaunchTime) >= g.GracePeriod {
+		switch {
+		case i.State != stateInService:
+		case i.ReplaceCause != "":
+			probes = append(probes, probe{id: i.ID, goneOnly: true})
+		case i.Health == healthUnhealthy:
+			unhealthy[i.ID] = finding{cause: "a user health-check"} // SetInstanceHealth
+		case now.Sub(i.LaunchTime) >= g.GracePeriod:
 			probes = append(probes, probe{id: i.ID, elb: g.HealthCheckType == checkELB, targets: g.TargetGroupARNs})
 		}
 	}
 	s.mu.Unlock()
 
+	const stoppedCause = "an EC2 health check indicating it has been terminated or stopped"
 	var errs []error
 	for _, p := range probes {
 		info, err := s.cfg.Instances.Instance(ctx, p.id)
 		switch {
 		case errors.Is(err, ErrInstanceNotFound):
-			unhealthy[p.id] = "an EC2 health check indicating it has been terminated or stopped"
+			unhealthy[p.id] = finding{cause: stoppedCause, gone: true}
 			continue
 		case err != nil:
 			errs = append(errs, fmt.Errorf("checking instance %s: %w", p.id, err))
@@ -105,10 +121,14 @@ func (s *Service) checkHealth(ctx context.Context, name string) error {
 		}
 		switch {
 		case info.State == "stopping" || info.State == "stopped" || info.State == "shutting-down" || info.State == "terminated":
-			unhealthy[p.id] = "an EC2 health check indicating it has been terminated or stopped"
+			unhealthy[p.id] = finding{cause: stoppedCause, gone: true}
+			continue
+		case p.goneOnly:
 			continue
 		case info.State == "running" && !info.ProcessAlive:
-			unhealthy[p.id] = "an EC2 health check indicating it has been terminated or stopped"
+			// Running but not answering: AWS's impaired status check,
+			// which its documentation does not exempt from the policy.
+			unhealthy[p.id] = finding{cause: stoppedCause}
 			continue
 		}
 		if !p.elb || s.cfg.Targets == nil {
@@ -121,7 +141,7 @@ func (s *Service) checkHealth(ctx context.Context, name string) error {
 				continue
 			}
 			if known && !healthy {
-				unhealthy[p.id] = "an ELB system health check failure"
+				unhealthy[p.id] = finding{cause: "an ELB system health check failure"}
 				break
 			}
 		}
@@ -132,25 +152,35 @@ func (s *Service) checkHealth(ctx context.Context, name string) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if g = s.st.Groups[name]; g == nil {
+	if g = s.st.Groups[name]; g == nil || g.Deleting {
 		return errors.Join(errs...)
 	}
 	now = s.now()
 	for _, id := range slices.Sorted(maps.Keys(unhealthy)) {
-		i := g.Instances[id]
+		i, f := g.Instances[id], unhealthy[id]
 		if i == nil || i.State != stateInService {
 			continue
 		}
 		i.Health = healthUnhealthy
-		s.log.Info("replacing unhealthy instance", "group", name, "instance-id", id, "cause", unhealthy[id])
-		s.beginTerminationLocked(g, i, now, fmt.Sprintf("At %s an instance was taken out of service in response to %s.", stamp(now), unhealthy[id]))
+		cause := fmt.Sprintf("At %s an instance was taken out of service in response to %s.", stamp(now), f.cause)
+		if g.Maintenance != nil && !f.gone {
+			if i.ReplaceCause == "" {
+				s.log.Info("launching a replacement before terminating unhealthy instance", "group", name, "instance-id", id, "cause", f.cause)
+				i.ReplaceCause = cause
+			}
+			continue
+		}
+		s.log.Info("replacing unhealthy instance", "group", name, "instance-id", id, "cause", f.cause)
+		s.beginTerminationLocked(g, i, now, cause)
 	}
 	errs = append(errs, s.saveLocked())
 	return errors.Join(errs...)
 }
 
 // reconcileCapacity launches the shortfall, spread over the group's zones,
-// or picks the surplus for termination.
+// or picks the surplus for termination. Instances awaiting a replacement
+// are not counted (group.counts), so their replacements are launched here
+// like any other instance, lifecycle hooks included.
 func (s *Service) reconcileCapacity(ctx context.Context, name string) error {
 	s.mu.Lock()
 	g := s.st.Groups[name]
@@ -171,20 +201,23 @@ func (s *Service) reconcileCapacity(ctx context.Context, name string) error {
 	s.mu.Unlock()
 
 	// Every launch of this pass gives the same cause, the capacity change
-	// as a whole, as AWS does.
+	// as a whole, as AWS does; a replacement gives its own.
 	from := have
 	var errs []error
 	for launches := 0; have < want && launches < maxLaunchesPerPass; launches++ {
-		req, ok := s.nextLaunch(g)
+		req, cause, ok := s.nextLaunch(g)
 		if !ok {
 			break
 		}
+		if cause == "" {
+			cause = launchCause(s.now(), from, want)
+		}
 		info, err := s.cfg.Instances.Launch(ctx, req)
 		if err != nil {
-			errs = append(errs, s.launchFailed(g, req.Zone, from, want, err))
+			errs = append(errs, s.launchFailed(g, req.Zone, cause, err))
 			continue // another zone may do
 		}
-		if err := s.launched(ctx, g, req, info, from, want); err != nil {
+		if err := s.launched(ctx, g, req, info, cause); err != nil {
 			errs = append(errs, err)
 		}
 		have++
@@ -198,17 +231,29 @@ func (s *Service) reconcileCapacity(ctx context.Context, name string) error {
 const maxLaunchesPerPass = 20
 
 // nextLaunch plans one launch for g into its least-used zone that is not
-// backing off, if g still exists and still needs one.
-func (s *Service) nextLaunch(g *group) (LaunchRequest, bool) {
+// backing off, if g still exists, still needs one and, while instances
+// await replacement, has room for it. The cause is the replacement's when
+// this launch replaces one, "" otherwise.
+func (s *Service) nextLaunch(g *group) (req LaunchRequest, cause string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st.Groups[g.Name] != g || g.Deleting || g.capacity() >= g.Desired {
-		return LaunchRequest{}, false
+		return LaunchRequest{}, "", false
 	}
 	now := s.now()
+	if g.replacing() {
+		if g.provisioned() >= g.launchCeiling() {
+			return LaunchRequest{}, "", false
+		}
+		// Launches up to the desired capacity, counting the instances
+		// still serving, are scale-out; the rest replace.
+		if g.provisioned() >= g.Desired {
+			cause = g.replacementCause(now)
+		}
+	}
 	perZone := map[string]int{}
 	for _, i := range g.Instances {
-		if i.State.counted() {
+		if g.counts(i) {
 			perZone[i.Zone]++
 		}
 	}
@@ -222,7 +267,7 @@ func (s *Service) nextLaunch(g *group) (LaunchRequest, bool) {
 		}
 	}
 	if zone == "" {
-		return LaunchRequest{}, false
+		return LaunchRequest{}, "", false
 	}
 	return LaunchRequest{
 		LaunchTemplateID:   g.LaunchTemplate.ID,
@@ -231,7 +276,7 @@ func (s *Service) nextLaunch(g *group) (LaunchRequest, bool) {
 		Zone:               zone,
 		SubnetID:           g.Subnets[zone],
 		Tags:               g.propagatedTags(),
-	}, true
+	}, cause, true
 }
 
 func launchCause(now time.Time, from, want int) string {
@@ -239,13 +284,13 @@ func launchCause(now time.Time, from, want int) string {
 }
 
 // launchFailed records a launch EC2 refused and rests its zone.
-func (s *Service) launchFailed(g *group, zone string, from, want int, launchErr error) error {
+func (s *Service) launchFailed(g *group, zone, cause string, launchErr error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	s.launchBackoff[g.Name+"\x00"+zone] = now.Add(s.cfg.LaunchRetryDelay)
 	msg := launchErr.Error() + ". Launching EC2 instance failed."
-	a := s.newActivityLocked(g, now, "Launching a new EC2 instance.  Status Reason: "+msg, launchCause(now, from, want), zone, activityFailed, 100)
+	a := s.newActivityLocked(g, now, "Launching a new EC2 instance.  Status Reason: "+msg, cause, zone, activityFailed, 100)
 	a.finish(now, activityFailed, msg)
 	s.queueLaunchResultLocked(g, nil, a, zone, false, now)
 	s.log.Warn("launch failed", "group", g.Name, "zone", zone, "err", launchErr)
@@ -257,7 +302,7 @@ func (s *Service) launchFailed(g *group, zone string, from, want int, launchErr 
 
 // launched adds a new instance to g, or terminates it again when g was
 // deleted while it launched.
-func (s *Service) launched(ctx context.Context, g *group, req LaunchRequest, info InstanceInfo, from, want int) error {
+func (s *Service) launched(ctx context.Context, g *group, req LaunchRequest, info InstanceInfo, cause string) error {
 	s.mu.Lock()
 	if s.st.Groups[g.Name] != g || g.Deleting {
 		s.mu.Unlock()
@@ -276,7 +321,7 @@ func (s *Service) launched(ctx context.Context, g *group, req LaunchRequest, inf
 	if launchTime.IsZero() {
 		launchTime = now
 	}
-	a := s.newActivityLocked(g, now, "Launching a new EC2 instance: "+info.ID, launchCause(now, from, want), zone, activityInProgress, 20)
+	a := s.newActivityLocked(g, now, "Launching a new EC2 instance: "+info.ID, cause, zone, activityInProgress, 20)
 	g.Instances[info.ID] = &instance{
 		ID: info.ID, Zone: zone, State: statePending, Health: healthHealthy,
 		LaunchTemplate: g.LaunchTemplate, Protected: g.NewProtected,

@@ -112,9 +112,20 @@ type group struct {
 	Created             time.Time            `json:"created"`
 	Hooks               map[string]*hook     `json:"hooks"`
 	Instances           map[string]*instance `json:"instances"`
+	// Maintenance is the group's instance maintenance policy; nil is
+	// none, which keeps AWS's default behaviours (see replacement.go).
+	Maintenance *maintenancePolicy `json:"maintenancePolicy,omitempty"`
 	// Deleting is set by a forced delete: the group empties itself
 	// (skipping terminate hooks, as AWS does) and then disappears.
 	Deleting bool `json:"deleting,omitempty"`
+}
+
+// maintenancePolicy is an InstanceMaintenancePolicy: during replacements
+// the group keeps at least MinHealthy and at most MaxHealthy percent of its
+// desired capacity healthy (MaxHealthy also counts pending instances).
+type maintenancePolicy struct {
+	MinHealthy int `json:"minHealthyPercentage"`
+	MaxHealthy int `json:"maxHealthyPercentage"`
 }
 
 func (g *group) sortedInstances() []*instance {
@@ -130,11 +141,32 @@ func (g *group) sortedInstances() []*instance {
 func (g *group) capacity() int {
 	n := 0
 	for _, i := range g.Instances {
-		if i.State.counted() {
+		if g.counts(i) {
 			n++
 		}
 	}
 	return n
+}
+
+// counts reports whether i counts toward the desired capacity. An instance
+// awaiting its replacement does not, so the replacement is launched while
+// it still serves (see replacement.go).
+func (g *group) counts(i *instance) bool {
+	return i.State.counted() && !g.awaitingReplacement(i)
+}
+
+// awaitingReplacement reports whether i still serves but is to be
+// terminated once enough replacements are in service: it was found
+// unhealthy under a maintenance policy that launches first, or its zone was
+// removed from the group (rebalancing, which launches first in any case;
+// scale-in protection spares an instance from it, as from scale-in). It is
+// worked out from the saved state each time, so a restart resumes a
+// replacement instead of starting another.
+func (g *group) awaitingReplacement(i *instance) bool {
+	if i.State != stateInService || g.Deleting {
+		return false
+	}
+	return i.ReplaceCause != "" || (!i.Protected && !slices.Contains(g.Zones, i.Zone))
 }
 
 // hooksFor returns the group's hooks for a transition, by name.
@@ -203,8 +235,13 @@ type instance struct {
 	EverInService bool `json:"everInService,omitempty"`
 	// SkipHooks makes a termination skip the terminate hooks: forced group
 	// deletes, and launches that were abandoned.
-	SkipHooks bool      `json:"skipHooks,omitempty"`
-	Actions   []*action `json:"actions,omitempty"`
+	SkipHooks bool `json:"skipHooks,omitempty"`
+	// ReplaceCause is set on an InService instance found unhealthy when the
+	// group's maintenance policy launches its replacement first; it is the
+	// cause its termination activity will give once the replacement is in
+	// service.
+	ReplaceCause string    `json:"replaceCause,omitempty"`
+	Actions      []*action `json:"actions,omitempty"`
 }
 
 // action is one lifecycle action: an instance waiting on one hook.

@@ -100,6 +100,12 @@ type xmlGroup struct {
 	ServiceLinkedRoleARN             string                    `xml:"ServiceLinkedRoleARN"`
 	CapacityRebalance                bool                      `xml:"CapacityRebalance"`
 	TrafficSources                   members[xmlTrafficSource] `xml:"TrafficSources"`
+	InstanceMaintenancePolicy        *xmlMaintenancePolicy     `xml:"InstanceMaintenancePolicy,omitempty"`
+}
+
+type xmlMaintenancePolicy struct {
+	MinHealthyPercentage int `xml:"MinHealthyPercentage"`
+	MaxHealthyPercentage int `xml:"MaxHealthyPercentage"`
 }
 
 type xmlTrafficSource struct {
@@ -214,6 +220,9 @@ func toXMLGroup(g *group) xmlGroup {
 	}
 	if g.Deleting {
 		x.Status = "Delete in progress"
+	}
+	if p := g.Maintenance; p != nil {
+		x.InstanceMaintenancePolicy = &xmlMaintenancePolicy{MinHealthyPercentage: p.MinHealthy, MaxHealthyPercentage: p.MaxHealthy}
 	}
 	for _, arn := range g.TargetGroupARNs {
 		x.TrafficSources.Member = append(x.TrafficSources.Member, xmlTrafficSource{Identifier: arn, Type: "elbv2"})

@@ -125,6 +125,15 @@ type groupInput struct {
 	NewProtected                 *bool
 	Hooks                        []hookInput
 	Tags                         []tagInput
+	// Maintenance is InstanceMaintenancePolicy, nil when neither of its
+	// members was given.
+	Maintenance *maintenanceInput
+}
+
+// maintenanceInput is InstanceMaintenancePolicy as sent; a nil member was
+// absent.
+type maintenanceInput struct {
+	MinHealthy, MaxHealthy *int
 }
 
 type tagInput struct {
@@ -169,6 +178,16 @@ func parseGroupInput(f form, create bool) (groupInput, error) {
 	in.TerminationPolicies = f.List("TerminationPolicies.member")
 	if in.NewProtected, err = f.optBool("NewInstancesProtectedFromScaleIn"); err != nil {
 		return in, err
+	}
+	var m maintenanceInput
+	if m.MinHealthy, err = f.optInt("InstanceMaintenancePolicy.MinHealthyPercentage"); err != nil {
+		return in, err
+	}
+	if m.MaxHealthy, err = f.optInt("InstanceMaintenancePolicy.MaxHealthyPercentage"); err != nil {
+		return in, err
+	}
+	if m.MinHealthy != nil || m.MaxHealthy != nil {
+		in.Maintenance = &m
 	}
 	for _, m := range f.Structs("LifecycleHookSpecificationList.member") {
 		h, err := parseHookInput(form{m}, "")

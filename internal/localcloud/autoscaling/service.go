@@ -1,7 +1,9 @@
 // Package autoscaling is the local cloud's Amazon EC2 Auto Scaling: an
 // awsquery endpoint that the unmodified aws-sdk-go-v2 and AWS CLI talk to,
 // and a group controller that keeps each group's desired capacity, spreads
-// instances over zones, replaces unhealthy ones, honours launch and
+// instances over zones, replaces unhealthy ones (launching first when an
+// instance maintenance policy says so) and those in zones the group left
+// (launching first unless a policy leaves no room), honours launch and
 // terminate lifecycle hooks (Pending:Wait, heartbeats, timeouts with the
 // default result), Standby, and target group registration, and emits the
 // Auto Scaling EventBridge events.
@@ -13,8 +15,8 @@
 // caused it has answered.
 //
 // Requests are read in requests.go and answered in the XML of protocol.go;
-// the API handlers are in api_*.go, the controller in controller.go and
-// steps.go.
+// the API handlers are in api_*.go, the controller in controller.go,
+// steps.go and replacement.go.
 package autoscaling
 
 import (

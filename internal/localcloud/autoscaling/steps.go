@@ -321,7 +321,7 @@ func (s *Service) beginTerminationLocked(g *group, i *instance, now time.Time, c
 		}
 	}
 	i.Actions = nil
-	i.FromStandby = false
+	i.FromStandby, i.ReplaceCause = false, ""
 	a := s.newActivityLocked(g, now, "Terminating EC2 instance: "+i.ID, cause, i.Zone, activityInProgress, 0)
 	i.State, i.ActivityID = stateTerminating, a.ID
 	return a

@@ -14,12 +14,13 @@ import (
 // OldestLaunchTemplate, then the oldest instance (standing in for
 // "closest to the next billing hour", which the local cloud does not
 // bill). Instances protected from scale-in are never picked, so fewer than n
-// may come back.
+// may come back; nor are those awaiting a replacement, which go once it is
+// in service.
 func selectVictims(g *group, n int) []*instance {
 	var candidates []*instance
 	perZone := map[string]int{}
 	for _, i := range g.sortedInstances() {
-		if !i.State.counted() {
+		if !g.counts(i) {
 			continue
 		}
 		perZone[i.Zone]++
