@@ -26,12 +26,12 @@ import (
 )
 
 type controllerFlags struct {
-	endpoint, region, queueURL, dlqURL, ledgerURL, listen, token   string
-	holder, hookPrefix, logLevel                                   string
-	groups                                                         []string
-	servicePort                                                    int
-	noPreCopy                                                      bool
-	poll, advance, reconcile, sweep, sweepGrace, wait, stepTimeout time.Duration
+	endpoint, region, queueURL, dlqURL, ledgerURL, listen, token             string
+	holder, hookPrefix, logLevel                                             string
+	groups                                                                   []string
+	servicePort                                                              int
+	noPreCopy                                                                bool
+	poll, advance, reconcile, sweep, sweepGrace, wait, stepTimeout, leaseTTL time.Duration
 }
 
 func newController(stdout, stderr io.Writer) *cobra.Command {
@@ -98,6 +98,7 @@ come from the standard AWS environment, files or instance role.`,
 	fl.IntVar(&f.servicePort, "service-port", fence.DefaultPort, "port of the service's fence and health endpoints on each instance")
 	fl.BoolVar(&f.noPreCopy, "no-pre-copy", false, "skip the pre-copy snapshot (the write pause then grows with the state)")
 	def, ddef := handover.DefaultConfig(), daemon.DefaultConfig()
+	fl.DurationVar(&f.leaseTTL, "lease-ttl", def.LeaseTTL, "how long a crashed controller keeps its migrations from the others (advance-interval must be under half of it)")
 	fl.DurationVar(&f.stepTimeout, "step-timeout", def.StepTimeout, "how long one step may last before the migration rolls back (snapshot steps have their own, longer bound)")
 	fl.DurationVar(&f.poll, "poll-interval", def.PollInterval, "how soon a step waiting on the cloud looks again")
 	fl.DurationVar(&f.advance, "advance-interval", ddef.AdvanceEvery, "how often every unfinished migration is looked at (keep below hook timeout/3)")
@@ -129,7 +130,10 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	}
 	cfg := handover.DefaultConfig()
 	cfg.Holder, cfg.HookPrefix, cfg.PreCopy, cfg.PollInterval, cfg.SweepGrace = f.holder, f.hookPrefix, !f.noPreCopy, f.poll, f.sweepGrace
-	cfg.StepTimeout = f.stepTimeout
+	cfg.StepTimeout, cfg.LeaseTTL = f.stepTimeout, f.leaseTTL
+	if f.advance*2 > f.leaseTTL {
+		return &exitError{code: 2, err: fmt.Errorf("--advance-interval %s must be under half of --lease-ttl %s, or leases lapse between renewals", f.advance, f.leaseTTL)}
+	}
 	if cfg.RetryBase > f.poll {
 		cfg.RetryBase = f.poll
 	}

@@ -53,7 +53,7 @@ type Options struct {
 	HookTimeout time.Duration
 	// ControllerArgs are added to every controller's command line.
 	ControllerArgs []string
-	Logger      *slog.Logger
+	Logger         *slog.Logger
 }
 
 const (
@@ -212,7 +212,7 @@ func (e *Env) StartController(ctx context.Context, n int) (*Controller, error) {
 	args := []string{"controller", "--endpoint-url", e.Endpoint, "--queue-url", e.QueueURL, "--ledger", e.opts.Ledger,
 		"--listen", addr, "--holder", fmt.Sprintf("controller-%d", n), "--group", groupName,
 		"--poll-interval", "250ms", "--advance-interval", "250ms", "--reconcile-interval", "2s",
-		"--sweep-interval", "2s", "--sweep-grace", "1m", "--queue-wait", "1s", "--log-level", "debug"}
+		"--sweep-interval", "2s", "--lease-ttl", "3s", "--sweep-grace", "1m", "--queue-wait", "1s", "--log-level", "debug"}
 	if e.opts.NoPreCopy {
 		args = append(args, "--no-pre-copy")
 	}

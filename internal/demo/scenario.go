@@ -81,7 +81,10 @@ func (e *Env) Run(ctx context.Context, scenario string, keys int, progress func(
 		err = e.rollOut(ctx)
 	case ScenarioUnhealthy:
 		progress("marking " + old.id + " unhealthy")
-		_, err = e.ASG.SetInstanceHealth(ctx, &autoscaling.SetInstanceHealthInput{InstanceId: aws.String(old.id), HealthStatus: aws.String("Unhealthy")})
+		// Not respecting the grace period: the report is an operator's, and
+		// the instance may have launched moments ago.
+		_, err = e.ASG.SetInstanceHealth(ctx, &autoscaling.SetInstanceHealthInput{InstanceId: aws.String(old.id),
+			HealthStatus: aws.String("Unhealthy"), ShouldRespectGracePeriod: aws.Bool(false)})
 	case ScenarioAZMove:
 		progress("taking zone " + old.zone + " out of the group")
 		err = e.dropZone(ctx, old.zone)
@@ -398,7 +401,12 @@ func (e *Env) waitServing(ctx context.Context, limit time.Duration) error {
 			return "", false, fmt.Errorf("health: %s", resp.Status)
 		}
 		m, err := e.serving(ctx)
-		return m.id, err == nil, err
+		if err != nil {
+			return "", false, err
+		}
+		// And the first boot's handover is committed.
+		db, err := e.database(ctx)
+		return m.id, err == nil && db.Volume != "" && db.Claim == "" && db.Instance == m.id, err
 	})
 	return err
 }

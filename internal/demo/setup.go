@@ -64,7 +64,11 @@ func (e *Env) createQueue(ctx context.Context) error {
 
 // userData boots an instance as a user would on AWS: the agent waits for
 // the state volume, then starts kvstore on it.
-func (e *Env) userData() string {
+func (e *Env) userData() string { return encodeUserData(e.userDataScript()) }
+
+func encodeUserData(script string) string { return base64.StdEncoding.EncodeToString([]byte(script)) }
+
+func (e *Env) userDataScript() string {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
 	for _, kv := range e.awsEnv() {
@@ -76,7 +80,7 @@ func (e *Env) userData() string {
 	}
 	fmt.Fprintf(&b, "exec %s agent --device %s --timeout 5m -- %s --listen \"$HANDOVER_PRIVATE_IP:%d\"\n",
 		shellQuote(e.opts.HandoverBin), device, shellQuote(e.opts.KVStoreBin), servicePort)
-	return base64.StdEncoding.EncodeToString([]byte(b.String()))
+	return b.String()
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -46,9 +46,14 @@ func terminal(format string, args ...any) error {
 }
 
 // Advance moves one migration forward as far as it can go without waiting.
-// It is safe to call at any time from any controller; a migration another
-// controller holds the lease of is left alone.
+// It is safe to call at any time from any controller and goroutine; a
+// migration another controller holds the lease of, or another goroutine is
+// advancing, is left alone.
 func (c *Controller) Advance(ctx context.Context, id string) error {
+	if _, busy := c.advancing.LoadOrStore(id, true); busy {
+		return nil // another goroutine of this controller is at it
+	}
+	defer c.advancing.Delete(id)
 	lease, err := c.led.AcquireLease(ctx, "migration/"+id, c.cfg.Holder, c.clk.Now(), c.cfg.LeaseTTL)
 	if errors.Is(err, ledger.ErrLeaseHeld) {
 		return nil

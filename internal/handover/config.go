@@ -16,7 +16,10 @@ type Config struct {
 	// must use distinct holders.
 	Holder string
 	// LeaseTTL bounds how long a crashed controller keeps a migration from
-	// the others.
+	// the others. A live controller renews the lease on every advance, so
+	// it can be short; it must be, since nobody heartbeats the migration's
+	// hook while a dead controller's lease runs (hooks may time out after
+	// as little as 30 s).
 	LeaseTTL time.Duration
 
 	// HookPrefix, when set, limits handover to lifecycle hooks whose name
@@ -69,7 +72,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Holder:                  "controller",
-		LeaseTTL:                2 * time.Minute,
+		LeaseTTL:                20 * time.Second,
 		PreCopy:                 true,
 		Device:                  "/dev/sdf",
 		DefaultSizeGiB:          8,

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/handover-dev/handover/internal/clock"
@@ -81,6 +82,10 @@ type Controller struct {
 	clk   clock.Clock
 	log   *slog.Logger
 	obs   Observer
+	// advancing holds the ids of migrations being advanced in this
+	// process: the lease keeps other controllers out, but not a second
+	// goroutine of this one (same holder), which would repeat side effects.
+	advancing sync.Map
 }
 
 // New returns a controller after validating cfg and deps.
