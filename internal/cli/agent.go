@@ -152,6 +152,8 @@ func newAgentExec(_, stderr io.Writer, execve execFunc) *cobra.Command {
 	fl.DurationVar(&cfg.Timeout, "timeout", agent.DefaultTimeout, "how long to wait for the attachment and the device in all")
 	fl.StringVar(&cfg.FSType, "fs-type", agent.DefaultFSType, "filesystem to make on a blank volume (never on one with any signature)")
 	fl.StringVar(&cfg.InstanceDir, "instance-dir", os.Getenv("HANDOVER_INSTANCE_DIR"), "local cloud only: the instance's directory (env HANDOVER_INSTANCE_DIR, which the local cloud sets)")
+	fl.DurationVar(&cfg.PollMin, "poll-interval", agent.DefaultPollMin, "first interval between checks for the attachment; it backs off to --poll-max")
+	fl.DurationVar(&cfg.PollMax, "poll-max", agent.DefaultPollMax, "longest interval between checks")
 	fl.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error, off")
 	return cmd
 }

@@ -210,6 +210,9 @@ func TestRollbackWhenNeverHealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	committed := e.waitMigration(t, func(m api.MigrationSummary) bool { return m.Instance != old.id && m.State == "Committed" })
+	if err := e.waitHealthyTarget(ctx, committed.Instance); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
 		InstanceId: aws.String(old.id), ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
@@ -386,6 +389,9 @@ func TestTwoControllersOnPostgres(t *testing.T) {
 func finishUpdate(t *testing.T, e *Env, oldID, newID string, traffic *Traffic) {
 	t.Helper()
 	ctx := t.Context()
+	if err := e.waitHealthyTarget(ctx, newID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
 		InstanceId: aws.String(oldID), ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
 		t.Fatal(err)

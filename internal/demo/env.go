@@ -124,7 +124,7 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, fmt.Errorf("creating the local cloud's log: %w", err)
 	}
 	e.cloud, err = localcloud.New(localcloud.Config{
-		DataDir: filepath.Join(o.DataDir, "cloud"), Region: region, Tick: 250 * time.Millisecond, HealthInterval: time.Second,
+		DataDir: filepath.Join(o.DataDir, "cloud"), Region: region, Tick: 100 * time.Millisecond, HealthInterval: time.Second,
 		Catalog: map[string]lcec2.Image{
 			amiV1: {Command: []string{"/bin/false"}, Env: map[string]string{"KVSTORE_VERSION": "1"}, Description: "kvstore v1"},
 			amiV2: {Command: []string{"/bin/false"}, Env: map[string]string{"KVSTORE_VERSION": "2"}, Description: "kvstore v2"},
@@ -211,7 +211,7 @@ func (e *Env) StartController(ctx context.Context, n int) (*Controller, error) {
 	}
 	args := []string{"controller", "--endpoint-url", e.Endpoint, "--queue-url", e.QueueURL, "--ledger", e.opts.Ledger,
 		"--listen", addr, "--holder", fmt.Sprintf("controller-%d", n), "--group", groupName,
-		"--poll-interval", "250ms", "--advance-interval", "250ms", "--reconcile-interval", "2s",
+		"--poll-interval", "100ms", "--advance-interval", "100ms", "--reconcile-interval", "2s",
 		"--sweep-interval", "2s", "--lease-ttl", "3s", "--sweep-grace", "1m", "--queue-wait", "1s", "--log-level", "debug"}
 	if e.opts.NoPreCopy {
 		args = append(args, "--no-pre-copy")

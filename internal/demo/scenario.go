@@ -13,6 +13,8 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/handover-dev/handover/internal/api"
 	"github.com/handover-dev/handover/internal/handover"
@@ -134,6 +136,10 @@ func (e *Env) Run(ctx context.Context, scenario string, keys int, progress func(
 	}
 
 	if scenario == ScenarioUpdate {
+		progress("waiting for the load balancer to route to " + newID)
+		if err := e.waitHealthyTarget(ctx, newID); err != nil {
+			return res, err
+		}
 		progress("terminating " + old.id)
 		if _, err := e.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
 			InstanceId: aws.String(old.id), ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
@@ -386,6 +392,29 @@ func (e *Env) waitFor(ctx context.Context, limit time.Duration, what string, f f
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// waitHealthyTarget waits until the load balancer's target group reports
+// the instance healthy, as an instance refresh does before it retires the
+// instance the new one replaces.
+func (e *Env) waitHealthyTarget(ctx context.Context, id string) error {
+	tgs, err := e.ELB.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{Names: []string{groupName}})
+	if err != nil || len(tgs.TargetGroups) == 0 {
+		return fmt.Errorf("finding the target group: %w", errors.Join(err, errors.New("not found")))
+	}
+	_, err = e.waitFor(ctx, 2*time.Minute, id+" healthy in the target group", func() (string, bool, error) {
+		out, err := e.ELB.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: tgs.TargetGroups[0].TargetGroupArn})
+		if err != nil {
+			return "", false, err
+		}
+		for _, d := range out.TargetHealthDescriptions {
+			if aws.ToString(d.Target.Id) == id && d.TargetHealth != nil && d.TargetHealth.State == elbtypes.TargetHealthStateEnumHealthy {
+				return "", true, nil
+			}
+		}
+		return "", false, nil
+	})
+	return err
 }
 
 // waitServing waits until the load balancer answers kvstore's health.

@@ -78,7 +78,7 @@ func (e *Env) userDataScript() string {
 		}
 		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
 	}
-	fmt.Fprintf(&b, "exec %s agent --device %s --timeout 5m -- %s --listen \"$HANDOVER_PRIVATE_IP:%d\"\n",
+	fmt.Fprintf(&b, "exec %s agent --device %s --timeout 5m --poll-interval 100ms --poll-max 500ms -- %s --listen \"$HANDOVER_PRIVATE_IP:%d\"\n",
 		shellQuote(e.opts.HandoverBin), device, shellQuote(e.opts.KVStoreBin), servicePort)
 	return b.String()
 }

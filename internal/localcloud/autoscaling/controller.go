@@ -35,7 +35,7 @@ func (s *Service) Step(ctx context.Context) error {
 }
 
 func (s *Service) stepGroup(ctx context.Context, name string) error {
-	errs := []error{s.advanceAll(ctx, name), s.checkHealth(ctx, name), s.retireReplaced(name)}
+	errs := []error{s.advanceAll(ctx, name), s.checkHealth(ctx, name), s.retireReplaced(ctx, name)}
 	errs = append(errs, s.reconcileCapacity(ctx, name), s.advanceAll(ctx, name))
 
 	s.mu.Lock()

@@ -209,13 +209,30 @@ type fakeTargets struct {
 	mu         sync.Mutex
 	registered map[string]map[string]bool // target group → instance
 	unhealthy  map[string]bool            // instance
+	warming    map[string]bool            // instance: registered, health checks not yet passed
 	Calls      []string
 }
 
-var _ Targets = (*fakeTargets)(nil)
+var (
+	_ Targets         = (*fakeTargets)(nil)
+	_ TargetReadiness = (*fakeTargets)(nil)
+)
+
+// Ready implements TargetReadiness.
+func (f *fakeTargets) Ready(_ context.Context, tg, id string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.registered[tg][id] || (!f.warming[id] && !f.unhealthy[id]), nil
+}
+
+func (f *fakeTargets) setWarming(id string, warming bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.warming[id] = warming
+}
 
 func newFakeTargets() *fakeTargets {
-	return &fakeTargets{registered: map[string]map[string]bool{}, unhealthy: map[string]bool{}}
+	return &fakeTargets{registered: map[string]map[string]bool{}, unhealthy: map[string]bool{}, warming: map[string]bool{}}
 }
 
 func (f *fakeTargets) Register(_ context.Context, tg, id string) error {

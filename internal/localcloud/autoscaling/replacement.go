@@ -1,6 +1,7 @@
 package autoscaling
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -107,7 +108,13 @@ func (g *group) replacementCause(now time.Time) string {
 // time, instead of waiting for a healthy count it cannot reach. Pending
 // replacements do not count: reads must not move to an instance whose
 // launch hook has not finished.
-func (s *Service) retireReplaced(name string) error {
+//
+// A replacement registered with target groups is ready only once every
+// target group that knows it reports it healthy: a load balancer routes
+// only to healthy targets, so retiring the old instance earlier would leave
+// it nothing to route to for a health-check interval.
+func (s *Service) retireReplaced(ctx context.Context, name string) error {
+	unready := s.unreadyTargets(ctx, name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.st.Groups[name]
@@ -117,10 +124,11 @@ func (s *Service) retireReplaced(name string) error {
 	var waiting []*instance
 	serving, busy := 0, false
 	for _, i := range g.sortedInstances() {
-		if g.awaitingReplacement(i) {
+		awaiting := g.awaitingReplacement(i)
+		if awaiting {
 			waiting = append(waiting, i)
 		}
-		if i.State == stateInService {
+		if i.State == stateInService && (awaiting || !unready[i.ID]) {
 			serving++
 		}
 		busy = busy || i.State.pending() || i.State.terminating()
@@ -159,4 +167,49 @@ func (s *Service) retireReplaced(name string) error {
 		return nil
 	}
 	return s.saveLocked()
+}
+
+// TargetReadiness is an optional interface of Targets: whether a load
+// balancer would route to an instance now (registered and healthy, or
+// nothing to wait for).
+type TargetReadiness interface {
+	Ready(ctx context.Context, targetGroupARN, instanceID string) (bool, error)
+}
+
+// unreadyTargets returns the InService instances of a group with a pending
+// replacement that some target group knows but does not report healthy
+// (yet). Errors count as unready: retiring waits for the next pass.
+func (s *Service) unreadyTargets(ctx context.Context, name string) map[string]bool {
+	s.mu.Lock()
+	g := s.st.Groups[name]
+	if g == nil || len(g.TargetGroupARNs) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	tgs := append([]string(nil), g.TargetGroupARNs...)
+	var ids []string
+	replacing := false
+	for _, i := range g.sortedInstances() {
+		replacing = replacing || g.awaitingReplacement(i)
+		if i.State == stateInService && !g.awaitingReplacement(i) {
+			ids = append(ids, i.ID)
+		}
+	}
+	s.mu.Unlock()
+	if !replacing {
+		return nil
+	}
+	unready := map[string]bool{}
+	ready, ok := s.cfg.Targets.(TargetReadiness)
+	if !ok {
+		return nil
+	}
+	for _, id := range ids {
+		for _, tg := range tgs {
+			if r, err := ready.Ready(ctx, tg, id); err != nil || !r {
+				unready[id] = true
+			}
+		}
+	}
+	return unready
 }

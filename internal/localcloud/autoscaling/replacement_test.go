@@ -512,3 +512,30 @@ func TestReplacementResumesAfterRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestReplacementWaitsForTargetHealth: an InService replacement the load
+// balancer does not route to yet (initial health checks) does not retire
+// the old instance; once it is healthy there, the old one goes.
+func TestReplacementWaitsForTargetHealth(t *testing.T) {
+	h := newHarness(t)
+	h.createGroup("db", 1, 1, 1, withTargetGroup, withPolicy(policy(100, 200)), withHook("handover", events.TransitionLaunching, 300, "ABANDON", ""))
+	h.step()
+	h.completeWaiting("db", "handover")
+	old := aws.ToString(h.only("db", types.LifecycleStateInService).InstanceId)
+	h.setUnhealthy(old)
+	h.step()
+	repl := aws.ToString(h.only("db", types.LifecycleStatePendingWait).InstanceId)
+	h.tgs.setWarming(repl, true)
+	h.complete("db", "handover", repl, "CONTINUE")
+	for range 3 {
+		h.step()
+		if got := h.instance("db", old); got == nil || got.LifecycleState != types.LifecycleStateInService || !h.tgs.isRegistered(testTG, old) {
+			t.Fatalf("old instance retired while its replacement was not yet healthy in the target group: %+v", got)
+		}
+	}
+	h.tgs.setWarming(repl, false)
+	h.step()
+	if h.instance("db", old) != nil || !h.ec2.terminated(old) {
+		t.Fatalf("old instance %s kept after its replacement became healthy: %v", old, h.states("db"))
+	}
+}

@@ -336,3 +336,29 @@ func (s *Service) Health(ctx context.Context, targetGroupARN, instanceID string)
 	}
 	return allHealthy, true, nil
 }
+
+// Ready reports whether the load balancer would route to the instance: it
+// is registered and healthy, or there is nothing to wait for (the group
+// has no listener, or does not know the instance). Auto Scaling asks it
+// before retiring an instance whose replacement this is. An unknown group
+// is a TargetGroupNotFound error.
+func (s *Service) Ready(ctx context.Context, targetGroupARN, instanceID string) (bool, error) {
+	if err := s.inject(ctx, "DescribeTargetHealth"); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tg := s.tgs[targetGroupARN]
+	if tg == nil {
+		return false, errTargetGroupNotFound()
+	}
+	if !s.inUseLocked(targetGroupARN) {
+		return true, nil
+	}
+	for _, t := range tg.Targets {
+		if t.ID == instanceID && !t.draining() && t.state != stateHealthy {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -76,6 +76,12 @@ func (s *Saver) run() {
 			return
 		case <-t.C:
 		}
+		// Changes marked during the delay are in this save; only those
+		// marked from now on need another.
+		select {
+		case <-s.dirty:
+		default:
+		}
 		s.saveNow()
 	}
 }

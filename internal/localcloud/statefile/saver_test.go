@@ -35,8 +35,8 @@ func TestSaver(t *testing.T) {
 		{name: "change during the delay waits for it", act: func(s *Saver) {
 			s.MarkDirty()
 			time.Sleep(delay / 2)
-			s.MarkDirty() // saved by the save already scheduled, then once more
-		}, wantSaves: 2},
+			s.MarkDirty() // gathered into the save already scheduled
+		}, wantSaves: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
