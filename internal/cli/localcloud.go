@@ -161,7 +161,9 @@ func newFault(stdout io.Writer) *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add",
 		Short: "Add a fault rule",
-		Args:  cobra.NoArgs,
+		Example: `  handover localcloud fault add --service ec2 --action CreateSnapshot --kind throttle --rate 0.5
+  handover localcloud fault add --service events --action "EC2 Instance-launch Lifecycle Action" --kind drop --count 1`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body, _ := json.Marshal(req)
 			var rule map[string]any
@@ -185,9 +187,10 @@ func newFault(stdout io.Writer) *cobra.Command {
 
 	listOut := output("text")
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List fault rules",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List fault rules",
+		Example: "  handover localcloud fault list --endpoint-url http://127.0.0.1:4566",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rules []map[string]any
 			if err := adminCall(cmd.Context(), http.MethodGet, endpoint, "faults", nil, &rules); err != nil {
@@ -206,26 +209,29 @@ func newFault(stdout io.Writer) *cobra.Command {
 	}
 	list.Flags().Var(&listOut, "output", "text or json")
 	rm := &cobra.Command{
-		Use:   "rm ID",
-		Short: "Remove a fault rule",
-		Args:  cobra.ExactArgs(1),
+		Use:     "rm ID",
+		Short:   "Remove a fault rule",
+		Example: "  handover localcloud fault rm f-1",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return adminCall(cmd.Context(), http.MethodDelete, endpoint, "faults/"+args[0], nil, nil)
 		},
 	}
 	clear := &cobra.Command{
-		Use:   "clear",
-		Short: "Remove every fault rule",
-		Args:  cobra.NoArgs,
+		Use:     "clear",
+		Short:   "Remove every fault rule",
+		Example: "  handover localcloud fault clear",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return adminCall(cmd.Context(), http.MethodDelete, endpoint, "faults", nil, nil)
 		},
 	}
 	post := func(use, short, path string) *cobra.Command {
 		return &cobra.Command{
-			Use:   use,
-			Short: short,
-			Args:  cobra.ExactArgs(1),
+			Use:     use,
+			Short:   short,
+			Example: "  handover localcloud fault " + strings.Replace(strings.Replace(use, "ID", "i-0123456789abcdef0", 1), "ZONE", "us-east-1a", 1),
+			Args:    cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return adminCall(cmd.Context(), http.MethodPost, endpoint, strings.ReplaceAll(path, "{}", args[0]), nil, nil)
 			},
