@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -21,6 +23,7 @@ import (
 	"github.com/handover-dev/handover/internal/daemon"
 	"github.com/handover-dev/handover/internal/fence"
 	"github.com/handover-dev/handover/internal/handover"
+	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/ledger/dial"
 	"github.com/handover-dev/handover/internal/pacing"
 )
@@ -36,7 +39,6 @@ type controllerFlags struct {
 
 func newController(stdout, stderr io.Writer) *cobra.Command {
 	var f controllerFlags
-	host, _ := os.Hostname()
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the handover controller: consume the events queue and drive every handover",
@@ -85,37 +87,107 @@ come from the standard AWS environment, files or instance role.`,
 		},
 	}
 	fl := cmd.Flags()
+	registerEngineFlags(cmd, &f)
+	fl.StringVar(&f.listen, "listen", envOr("HANDOVER_LISTEN", "127.0.0.1:7070"), "address of the HTTP API and metrics")
+	fl.StringVar(&f.token, "api-token", "", "bearer token the API requires (or HANDOVER_API_TOKEN)")
+	ddef := daemon.DefaultConfig()
+	fl.DurationVar(&f.advance, "advance-interval", ddef.AdvanceEvery, "how often every unfinished migration is looked at (keep below hook timeout/3)")
+	fl.DurationVar(&f.reconcile, "reconcile-interval", ddef.ReconcileEvery, "how often reconcile compares the groups with the ledger")
+	fl.DurationVar(&f.sweep, "sweep-interval", ddef.SweepEvery, "how often the sweeper deletes what no migration owns")
+	fl.DurationVar(&f.wait, "queue-wait", ddef.WaitTime, "long-poll wait of each receive (at most 20s)")
+	return cmd
+}
+
+// registerEngineFlags adds the flags the controller and the Lambda
+// function share: where the cloud and the ledger are, and how the state
+// machine behaves.
+func registerEngineFlags(cmd *cobra.Command, f *controllerFlags) {
+	host, _ := os.Hostname()
+	fl := cmd.Flags()
 	fl.StringVar(&f.endpoint, "endpoint-url", envOr("HANDOVER_ENDPOINT_URL", ""), "AWS endpoint URL (the local cloud's address); empty for AWS")
 	fl.StringVar(&f.region, "region", envOr("HANDOVER_REGION", ""), "AWS region (default: the AWS environment's)")
 	fl.StringVar(&f.queueURL, "queue-url", envOr("HANDOVER_QUEUE_URL", ""), "URL of the SQS queue EventBridge delivers handover's events to (required)")
 	fl.StringVar(&f.dlqURL, "dead-letter-queue-url", envOr("HANDOVER_DEAD_LETTER_QUEUE_URL", ""), "queue for poison messages (default: the queue's redrive policy)")
 	fl.StringVar(&f.ledgerURL, "ledger", envOr("HANDOVER_LEDGER", "sqlite:handover.db"), "ledger URL: sqlite:///abs/path, sqlite:rel/path, postgres://…")
-	fl.StringVar(&f.listen, "listen", envOr("HANDOVER_LISTEN", "127.0.0.1:7070"), "address of the HTTP API and metrics")
-	fl.StringVar(&f.token, "api-token", "", "bearer token the API requires (or HANDOVER_API_TOKEN)")
 	fl.StringVar(&f.holder, "holder", envOr("HANDOVER_HOLDER", host+"-"+strconv.Itoa(os.Getpid())), "this controller's name in leases; distinct per controller")
 	fl.StringVar(&f.hookPrefix, "hook-prefix", envOr("HANDOVER_HOOK_PREFIX", "handover"), "act only on lifecycle hooks whose name starts with this")
 	fl.StringSliceVar(&f.groups, "group", nil, "Auto Scaling group reconcile looks at (repeatable; default: every group)")
 	fl.IntVar(&f.servicePort, "service-port", fence.DefaultPort, "port of the service's fence and health endpoints on each instance")
 	fl.BoolVar(&f.noPreCopy, "no-pre-copy", false, "skip the pre-copy snapshot (the write pause then grows with the state)")
-	def, ddef := handover.DefaultConfig(), daemon.DefaultConfig()
+	def := handover.DefaultConfig()
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", def.LeaseTTL, "how long a crashed controller keeps its migrations from the others (advance-interval must be under half of it)")
 	fl.DurationVar(&f.stepTimeout, "step-timeout", def.StepTimeout, "how long one step may last before the migration rolls back (snapshot steps have their own, longer bound)")
 	fl.DurationVar(&f.poll, "poll-interval", def.PollInterval, "how soon a step waiting on the cloud looks again")
-	fl.DurationVar(&f.advance, "advance-interval", ddef.AdvanceEvery, "how often every unfinished migration is looked at (keep below hook timeout/3)")
-	fl.DurationVar(&f.reconcile, "reconcile-interval", ddef.ReconcileEvery, "how often reconcile compares the groups with the ledger")
-	fl.DurationVar(&f.sweep, "sweep-interval", ddef.SweepEvery, "how often the sweeper deletes what no migration owns")
 	fl.DurationVar(&f.sweepGrace, "sweep-grace", def.SweepGrace, "how long resources of unknown migrations are spared")
-	fl.DurationVar(&f.wait, "queue-wait", ddef.WaitTime, "long-poll wait of each receive (at most 20s)")
 	fl.StringVar(&f.logLevel, "log-level", envOr("HANDOVER_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error, off")
-	return cmd
+}
+
+// engine is a handover controller wired to the cloud and the ledger.
+type engine struct {
+	ctl     *handover.Controller
+	led     ledger.Ledger
+	aws     aws.Config
+	metrics *daemon.Metrics
+	target  dial.Target
+}
+
+// configFromFlags validates the shared flags into a controller config.
+func configFromFlags(f controllerFlags) (handover.Config, dial.Target, error) {
+	if f.queueURL == "" {
+		return handover.Config{}, dial.Target{}, &exitError{code: 2, err: errors.New("--queue-url is required: the URL of the SQS queue EventBridge delivers handover's events to")}
+	}
+	target, err := dial.Parse(f.ledgerURL)
+	if err != nil {
+		return handover.Config{}, dial.Target{}, &exitError{code: 2, err: err}
+	}
+	cfg := handover.DefaultConfig()
+	cfg.Holder, cfg.HookPrefix, cfg.PreCopy, cfg.PollInterval, cfg.SweepGrace = f.holder, f.hookPrefix, !f.noPreCopy, f.poll, f.sweepGrace
+	cfg.StepTimeout, cfg.LeaseTTL = f.stepTimeout, f.leaseTTL
+	if cfg.RetryBase > f.poll {
+		cfg.RetryBase = f.poll
+	}
+	if err := cfg.Validate(); err != nil {
+		return handover.Config{}, dial.Target{}, &exitError{code: 2, err: err}
+	}
+	return cfg, target, nil
+}
+
+// buildEngine connects to the cloud and opens the ledger. Close the
+// ledger when done.
+func buildEngine(ctx context.Context, f controllerFlags, cfg handover.Config, target dial.Target, log *slog.Logger) (*engine, error) {
+	awsCfg, err := awsConfig(ctx, f.endpoint, f.region)
+	if err != nil {
+		return nil, err
+	}
+	led, err := dial.Open(ctx, f.ledgerURL, log)
+	if err != nil {
+		return nil, fmt.Errorf("opening the ledger %s: %w", target, err)
+	}
+	clk := clock.Real{}
+	pacer, err := pacing.New(clk, pacing.Config{})
+	if err != nil {
+		led.Close()
+		return nil, err
+	}
+	metrics := daemon.NewMetrics(led, clk)
+	cloud := awscloud.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), f.groups)
+	ctl, err := handover.New(cfg, handover.Deps{
+		Cloud: cloud, Service: &fence.Client{Port: f.servicePort}, Ledger: led, Pacer: pacer, Clock: clk, Logger: log, Observer: metrics,
+	})
+	if err != nil {
+		led.Close()
+		return nil, err
+	}
+	return &engine{ctl: ctl, led: led, aws: awsCfg, metrics: metrics, target: target}, nil
 }
 
 func runController(ctx context.Context, f controllerFlags, stderr io.Writer) error {
 	if f.token == "" {
 		f.token = os.Getenv("HANDOVER_API_TOKEN")
 	}
-	if f.queueURL == "" {
-		return &exitError{code: 2, err: errors.New("--queue-url is required: the URL of the SQS queue EventBridge delivers handover's events to")}
+	cfg, target, err := configFromFlags(f)
+	if err != nil {
+		return err
 	}
 	if err := daemon.CheckListen(f.listen, f.token); err != nil {
 		return &exitError{code: 2, err: err}
@@ -124,49 +196,22 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	target, err := dial.Parse(f.ledgerURL)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	cfg := handover.DefaultConfig()
-	cfg.Holder, cfg.HookPrefix, cfg.PreCopy, cfg.PollInterval, cfg.SweepGrace = f.holder, f.hookPrefix, !f.noPreCopy, f.poll, f.sweepGrace
-	cfg.StepTimeout, cfg.LeaseTTL = f.stepTimeout, f.leaseTTL
 	if f.advance*2 > f.leaseTTL {
 		return &exitError{code: 2, err: fmt.Errorf("--advance-interval %s must be under half of --lease-ttl %s, or leases lapse between renewals", f.advance, f.leaseTTL)}
-	}
-	if cfg.RetryBase > f.poll {
-		cfg.RetryBase = f.poll
 	}
 	dcfg := daemon.DefaultConfig()
 	dcfg.QueueURL, dcfg.DeadLetterURL, dcfg.WaitTime, dcfg.Holder, dcfg.LedgerName = f.queueURL, f.dlqURL, f.wait, f.holder, target.String()
 	dcfg.AdvanceEvery, dcfg.ReconcileEvery, dcfg.SweepEvery = f.advance, f.reconcile, f.sweep
-	if err := errors.Join(cfg.Validate(), dcfg.Validate()); err != nil {
+	if err := dcfg.Validate(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-
-	awsCfg, err := awsConfig(ctx, f.endpoint, f.region)
+	eng, err := buildEngine(ctx, f, cfg, target, log)
 	if err != nil {
 		return err
 	}
-	led, err := dial.Open(ctx, f.ledgerURL, log)
-	if err != nil {
-		return fmt.Errorf("opening the ledger %s: %w", target, err)
-	}
-	defer led.Close()
+	defer eng.led.Close()
 	clk := clock.Real{}
-	pacer, err := pacing.New(clk, pacing.Config{})
-	if err != nil {
-		return err
-	}
-	metrics := daemon.NewMetrics(led, clk)
-	cloud := awscloud.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), f.groups)
-	ctl, err := handover.New(cfg, handover.Deps{
-		Cloud: cloud, Service: &fence.Client{Port: f.servicePort}, Ledger: led, Pacer: pacer, Clock: clk, Logger: log, Observer: metrics,
-	})
-	if err != nil {
-		return err
-	}
-	d, err := daemon.New(dcfg, ctl, sqs.NewFromConfig(awsCfg), led, clk, log, metrics)
+	d, err := daemon.New(dcfg, eng.ctl, sqs.NewFromConfig(eng.aws), eng.led, clk, log, eng.metrics)
 	if err != nil {
 		return err
 	}

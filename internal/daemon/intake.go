@@ -98,21 +98,33 @@ func (d *Daemon) handle(ctx context.Context, m sqstypes.Message) {
 // deadLetter copies a poison message, with the reason, to the dead-letter
 // queue.
 func (d *Daemon) deadLetter(ctx context.Context, m sqstypes.Message, reason string) error {
-	if d.cfg.DeadLetterURL == "" {
-		return errors.New("no dead-letter queue: give --dead-letter-queue-url or a redrive policy on the queue")
+	return SendToDeadLetter(ctx, d.queue, d.cfg.DeadLetterURL, aws.ToString(m.Body), aws.ToString(m.MessageId), reason)
+}
+
+// Sender is the part of *sqs.Client that sends.
+type Sender interface {
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+}
+
+// SendToDeadLetter copies a poison message body to the dead-letter queue at
+// url, with the reason and the original message id as attributes. The
+// Lambda handler shares it, so both deployments dead-letter alike.
+func SendToDeadLetter(ctx context.Context, q Sender, url, body, messageID, reason string) error {
+	if url == "" {
+		return errors.New("no dead-letter queue: give --dead-letter-queue-url (HANDOVER_DEAD_LETTER_QUEUE_URL) or a redrive policy on the queue")
 	}
 	if len(reason) > 1024 {
 		reason = reason[:1024]
 	}
-	_, err := d.queue.SendMessage(ctx, &sqs.SendMessageInput{
-		QueueUrl: aws.String(d.cfg.DeadLetterURL), MessageBody: m.Body,
+	_, err := q.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl: aws.String(url), MessageBody: aws.String(body),
 		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
 			"handover-reason":     {DataType: aws.String("String"), StringValue: aws.String(reason)},
-			"handover-message-id": {DataType: aws.String("String"), StringValue: m.MessageId},
+			"handover-message-id": {DataType: aws.String("String"), StringValue: aws.String(messageID)},
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("sending to dead-letter queue %s: %w", d.cfg.DeadLetterURL, err)
+		return fmt.Errorf("sending to dead-letter queue %s: %w", url, err)
 	}
 	return nil
 }
@@ -120,23 +132,36 @@ func (d *Daemon) deadLetter(ctx context.Context, m sqstypes.Message, reason stri
 // discoverDeadLetter reads the queue's redrive policy for its dead-letter
 // queue. Failing that there is none, which is logged.
 func (d *Daemon) discoverDeadLetter(ctx context.Context) string {
-	out, err := d.queue.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(d.cfg.QueueURL), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameRedrivePolicy},
+	u, err := FindDeadLetter(ctx, d.queue, d.cfg.QueueURL)
+	if err != nil {
+		d.log.Warn("poison messages stay on the events queue until they expire", "queue", d.cfg.QueueURL, "err", err)
+	}
+	return u
+}
+
+// Redrive is the part of *sqs.Client FindDeadLetter reads.
+type Redrive interface {
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+	GetQueueUrl(ctx context.Context, in *sqs.GetQueueUrlInput, opts ...func(*sqs.Options)) (*sqs.GetQueueUrlOutput, error)
+}
+
+// FindDeadLetter returns the URL of the dead-letter queue queueURL's
+// redrive policy names.
+func FindDeadLetter(ctx context.Context, q Redrive, queueURL string) (string, error) {
+	out, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(queueURL), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameRedrivePolicy},
 	})
 	if err != nil {
-		d.log.Warn("reading the events queue's redrive policy", "queue", d.cfg.QueueURL, "err", err)
-		return ""
+		return "", fmt.Errorf("reading the redrive policy of %s: %w", queueURL, err)
 	}
 	arn := deadLetterARN(out.Attributes[string(sqstypes.QueueAttributeNameRedrivePolicy)])
 	if arn == "" {
-		d.log.Warn("the events queue has no dead-letter queue: poison messages stay on it until they expire", "queue", d.cfg.QueueURL)
-		return ""
+		return "", fmt.Errorf("queue %s has no redrive policy naming a dead-letter queue", queueURL)
 	}
 	name := arn[strings.LastIndex(arn, ":")+1:]
-	u, err := d.queue.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	u, err := q.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
 	if err != nil {
-		d.log.Warn("finding the dead-letter queue", "arn", arn, "err", err)
-		return ""
+		return "", fmt.Errorf("finding the dead-letter queue %s: %w", arn, err)
 	}
-	return aws.ToString(u.QueueUrl)
+	return aws.ToString(u.QueueUrl), nil
 }
