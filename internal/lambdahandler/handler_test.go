@@ -35,7 +35,10 @@ func (e *fakeEngine) Advance(_ context.Context, id string) error {
 	e.advanced = append(e.advanced, id)
 	return nil
 }
-func (e *fakeEngine) Reconcile(context.Context) error { e.recons++; return errors.New("group g: throttled") }
+func (e *fakeEngine) Reconcile(context.Context) error {
+	e.recons++
+	return errors.New("group g: throttled")
+}
 func (e *fakeEngine) Sweep(context.Context) (handover.SweepResult, error) {
 	return handover.SweepResult{DeletedVolumes: []string{"vol-1"}}, nil
 }
