@@ -172,7 +172,7 @@ func buildEngine(ctx context.Context, f controllerFlags, cfg handover.Config, ta
 	metrics := daemon.NewMetrics(led, clk)
 	cloud := awscloud.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), f.groups)
 	ctl, err := handover.New(cfg, handover.Deps{
-		Cloud: cloud, Service: &fence.Client{Port: f.servicePort}, Ledger: led, Pacer: pacer, Clock: clk, Logger: log, Observer: metrics,
+		Cloud: cloud, Service: handover.HTTPService{Client: &fence.Client{Port: f.servicePort}}, Ledger: led, Pacer: pacer, Clock: clk, Logger: log, Observer: metrics,
 	})
 	if err != nil {
 		led.Close()

@@ -21,21 +21,47 @@ import (
 
 	"github.com/handover-dev/handover/internal/clock"
 	"github.com/handover-dev/handover/internal/events"
+	"github.com/handover-dev/handover/internal/fence"
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/pacing"
 )
 
 // Service reaches the stateful service on an instance: its write fence and
-// its health. The HTTP implementation is fence.Client.
+// its health. Implementations: HTTPService (the service's own endpoints,
+// fence.Client) and ssmfence (SSM Run Command calling `handover agent
+// fence` on the instance).
 type Service interface {
 	// Fence stops writes and flushes them, under epoch. Safe to repeat.
 	// Errors wrap fence.ErrUnreachable when the instance cannot be reached.
-	Fence(ctx context.Context, addr string, epoch int64) error
+	Fence(ctx context.Context, t Target, epoch int64) error
 	// Unfence lifts a fence taken under epoch. Safe to repeat.
-	Unfence(ctx context.Context, addr string, epoch int64) error
+	Unfence(ctx context.Context, t Target, epoch int64) error
 	// Healthy returns nil when the service serves.
-	Healthy(ctx context.Context, addr string) error
+	Healthy(ctx context.Context, t Target) error
 }
+
+// Target names the instance a Service call is for: its id (for SSM) and
+// its private address (for HTTP).
+type Target struct {
+	Instance string
+	Addr     string
+}
+
+// HTTPService is Service over the service's own HTTP fence endpoints.
+type HTTPService struct{ Client *fence.Client }
+
+// Fence implements Service.
+func (h HTTPService) Fence(ctx context.Context, t Target, epoch int64) error {
+	return h.Client.Fence(ctx, t.Addr, epoch)
+}
+
+// Unfence implements Service.
+func (h HTTPService) Unfence(ctx context.Context, t Target, epoch int64) error {
+	return h.Client.Unfence(ctx, t.Addr, epoch)
+}
+
+// Healthy implements Service.
+func (h HTTPService) Healthy(ctx context.Context, t Target) error { return h.Client.Healthy(ctx, t.Addr) }
 
 // Pacer rations cloud calls per API family (pacing.Pacer).
 type Pacer interface {

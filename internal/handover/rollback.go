@@ -191,7 +191,7 @@ func (c *Controller) unfence(ctx context.Context, m *ledger.Migration, db *ledge
 	if src.State != InstanceRunning {
 		return false, nil // pending, stopping: look again
 	}
-	err = c.svc.Unfence(ctx, src.PrivateIP, m.FenceEpoch)
+	err = c.svc.Unfence(ctx, Target{Instance: src.ID, Addr: src.PrivateIP}, m.FenceEpoch)
 	switch {
 	case err == nil:
 		return true, nil

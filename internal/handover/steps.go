@@ -333,7 +333,7 @@ func (c *Controller) stepFencing(ctx context.Context, m *ledger.Migration) (outc
 			return outcome{}, err
 		}
 	}
-	err = c.svc.Fence(ctx, src.PrivateIP, m.FenceEpoch)
+	err = c.svc.Fence(ctx, Target{Instance: src.ID, Addr: src.PrivateIP}, m.FenceEpoch)
 	switch {
 	case err == nil:
 		return goTo(ledger.Snapshotting, fmt.Sprintf("source fenced under epoch %d", m.FenceEpoch))
@@ -366,7 +366,7 @@ func (c *Controller) stepStoppingSource(ctx context.Context, m *ledger.Migration
 	if !m.SourceStopped {
 		// One last try: a source that answers now is fenced softly and
 		// keeps serving reads.
-		if err := c.svc.Fence(ctx, src.PrivateIP, m.FenceEpoch); err == nil {
+		if err := c.svc.Fence(ctx, Target{Instance: src.ID, Addr: src.PrivateIP}, m.FenceEpoch); err == nil {
 			m.SourceFate = FateRunning
 			return goTo(ledger.Snapshotting, fmt.Sprintf("source answered at last: fenced under epoch %d", m.FenceEpoch))
 		}
@@ -529,7 +529,7 @@ func (c *Controller) stepAwaitingHealth(ctx context.Context, m *ledger.Migration
 	if err != nil {
 		return outcome{}, err
 	}
-	if err := c.svc.Healthy(ctx, inst.PrivateIP); err != nil {
+	if err := c.svc.Healthy(ctx, Target{Instance: inst.ID, Addr: inst.PrivateIP}); err != nil {
 		m.LastError = "waiting for health: " + err.Error()
 		return stay(c.cfg.PollInterval)
 	}

@@ -115,7 +115,7 @@ func TestOnTheLocalCloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := handover.New(hcfg, handover.Deps{Cloud: awscloud.New(ec2c, asg, nil), Service: &fence.Client{}, Ledger: led, Pacer: pacer})
+	ctl, err := handover.New(hcfg, handover.Deps{Cloud: awscloud.New(ec2c, asg, nil), Service: handover.HTTPService{Client: &fence.Client{}}, Ledger: led, Pacer: pacer})
 	if err != nil {
 		t.Fatal(err)
 	}

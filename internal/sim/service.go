@@ -37,7 +37,8 @@ func (s fakeService) reach(addr, op string) (*instance, error) {
 	return nil, fmt.Errorf("%s %s: no route to host: %w", op, addr, fence.ErrUnreachable)
 }
 
-func (s fakeService) Fence(_ context.Context, addr string, epoch int64) error {
+func (s fakeService) Fence(_ context.Context, t handover.Target, epoch int64) error {
+	addr := t.Addr
 	i, err := s.reach(addr, "fencing")
 	if err != nil {
 		return err
@@ -47,7 +48,8 @@ func (s fakeService) Fence(_ context.Context, addr string, epoch int64) error {
 	return i.vol.gate.Fence(epoch)
 }
 
-func (s fakeService) Unfence(_ context.Context, addr string, epoch int64) error {
+func (s fakeService) Unfence(_ context.Context, t handover.Target, epoch int64) error {
+	addr := t.Addr
 	i, err := s.reach(addr, "unfencing")
 	if err != nil {
 		return err
@@ -57,7 +59,8 @@ func (s fakeService) Unfence(_ context.Context, addr string, epoch int64) error 
 	return i.vol.gate.Unfence(epoch)
 }
 
-func (s fakeService) Healthy(_ context.Context, addr string) error {
+func (s fakeService) Healthy(_ context.Context, t handover.Target) error {
+	addr := t.Addr
 	i, err := s.reach(addr, "checking health of")
 	if err != nil {
 		return err

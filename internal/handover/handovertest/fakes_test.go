@@ -101,21 +101,21 @@ func TestCloudActionsAndErrors(t *testing.T) {
 func TestServiceGate(t *testing.T) {
 	ctx := t.Context()
 	s := NewService()
-	if err := s.Fence(ctx, "10.0.0.1", 4); err != nil {
+	if err := s.Fence(ctx, handover.Target{Addr: "10.0.0.1"}, 4); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Fence(ctx, "10.0.0.1", 3); !errors.Is(err, fence.ErrStaleEpoch) {
+	if err := s.Fence(ctx, handover.Target{Addr: "10.0.0.1"}, 3); !errors.Is(err, fence.ErrStaleEpoch) {
 		t.Errorf("fence under a lower epoch: %v, want ErrStaleEpoch", err)
 	}
 	if f, ep := s.Gate("10.0.0.1").Fenced(); !f || ep != 4 {
 		t.Errorf("gate fenced=%v epoch=%d", f, ep)
 	}
 	s.SetReachable("10.0.0.1", false)
-	if err := s.Unfence(ctx, "10.0.0.1", 4); !errors.Is(err, fence.ErrUnreachable) {
+	if err := s.Unfence(ctx, handover.Target{Addr: "10.0.0.1"}, 4); !errors.Is(err, fence.ErrUnreachable) {
 		t.Errorf("unfence while unreachable: %v, want ErrUnreachable", err)
 	}
 	s.SetHealthy("10.0.0.2", false)
-	if err := s.Healthy(ctx, "10.0.0.2"); err == nil {
+	if err := s.Healthy(ctx, handover.Target{Addr: "10.0.0.2"}); err == nil {
 		t.Errorf("unhealthy address reported healthy")
 	}
 	if got := s.CallsOf("Fence"); len(got) != 2 {

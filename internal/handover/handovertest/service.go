@@ -108,7 +108,8 @@ func (s *Service) enter(method, addr string, args ...string) error {
 
 // Fence implements handover.Service with the gate's own semantics: a lower
 // epoch than the gate has seen fails with fence.ErrStaleEpoch.
-func (s *Service) Fence(_ context.Context, addr string, epoch int64) error {
+func (s *Service) Fence(_ context.Context, t handover.Target, epoch int64) error {
+	addr := t.Addr
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.enter("Fence", addr, strconv.FormatInt(epoch, 10)); err != nil {
@@ -121,7 +122,8 @@ func (s *Service) Fence(_ context.Context, addr string, epoch int64) error {
 }
 
 // Unfence implements handover.Service.
-func (s *Service) Unfence(_ context.Context, addr string, epoch int64) error {
+func (s *Service) Unfence(_ context.Context, t handover.Target, epoch int64) error {
+	addr := t.Addr
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.enter("Unfence", addr, strconv.FormatInt(epoch, 10)); err != nil {
@@ -134,7 +136,8 @@ func (s *Service) Unfence(_ context.Context, addr string, epoch int64) error {
 }
 
 // Healthy implements handover.Service.
-func (s *Service) Healthy(_ context.Context, addr string) error {
+func (s *Service) Healthy(_ context.Context, t handover.Target) error {
+	addr := t.Addr
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.enter("Healthy", addr); err != nil {
