@@ -61,7 +61,9 @@ func (h HTTPService) Unfence(ctx context.Context, t Target, epoch int64) error {
 }
 
 // Healthy implements Service.
-func (h HTTPService) Healthy(ctx context.Context, t Target) error { return h.Client.Healthy(ctx, t.Addr) }
+func (h HTTPService) Healthy(ctx context.Context, t Target) error {
+	return h.Client.Healthy(ctx, t.Addr)
+}
 
 // Pacer rations cloud calls per API family (pacing.Pacer).
 type Pacer interface {
