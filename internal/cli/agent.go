@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/handover-dev/handover/internal/fence"
+	"github.com/handover-dev/handover/internal/fence/ssmfence"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -71,7 +75,71 @@ const agentExample = `  # AWS: the launch template's user data (runs as root at 
 type execFunc func(argv0 string, argv, envv []string) error
 
 func newAgent(stdout, stderr io.Writer) *cobra.Command {
-	return newAgentExec(stdout, stderr, syscall.Exec)
+	cmd := newAgentExec(stdout, stderr, syscall.Exec)
+	cmd.AddCommand(newAgentFence(stdout, "fence"), newAgentFence(stdout, "unfence"), newAgentFence(stdout, "health"))
+	return cmd
+}
+
+// newAgentFence is `handover agent fence|unfence|health`: what the SSM
+// fence runs on the instance. It calls the service's fence endpoints on the
+// loopback interface and reports the protocol's outcome in its exit code
+// (ssmfence.ExitStale, ssmfence.ExitUnreachable), so the controller can
+// tell a stale epoch from an unreachable service.
+func newAgentFence(stdout io.Writer, op string) *cobra.Command {
+	var (
+		epoch int64
+		port  int
+		host  string
+	)
+	short := map[string]string{
+		"fence":   "On an instance: fence the local service's writes under an epoch (what the SSM fence runs)",
+		"unfence": "On an instance: lift the local service's fence taken under an epoch (what the SSM fence runs)",
+		"health":  "On an instance: check the local service serves (what the SSM fence runs)",
+	}[op]
+	cmd := &cobra.Command{
+		Use:   op,
+		Short: short,
+		Long: short + `.
+
+Exit status: 0 done; 3 the service has seen a newer epoch (stale); 4 the
+service does not answer; 1 any other failure. The controller's --fence ssm
+sends this through SSM Run Command (AWS-RunShellScript), so the service's admin
+endpoints need only listen on the loopback interface.`,
+		Example: fmt.Sprintf("  handover agent %s --port 8080%s", op, map[bool]string{true: " --epoch 8", false: ""}[op != "health"]),
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if op != "health" && epoch < 1 {
+				return &exitError{code: 2, err: errors.New("--epoch is required: the epoch (at least 1) the controller fences under")}
+			}
+			c := &fence.Client{Port: port}
+			addr := net.JoinHostPort(host, strconv.Itoa(port))
+			var err error
+			switch op {
+			case "fence":
+				err = c.Fence(cmd.Context(), addr, epoch)
+			case "unfence":
+				err = c.Unfence(cmd.Context(), addr, epoch)
+			default:
+				err = c.Healthy(cmd.Context(), addr)
+			}
+			switch {
+			case err == nil:
+				fmt.Fprintf(stdout, "{\"%s\":\"ok\",\"epoch\":%d}\n", op, epoch)
+				return nil
+			case errors.Is(err, fence.ErrStaleEpoch):
+				return &exitError{code: ssmfence.ExitStale, err: err}
+			case errors.Is(err, fence.ErrUnreachable):
+				return &exitError{code: ssmfence.ExitUnreachable, err: err}
+			}
+			return &exitError{code: 1, err: err}
+		},
+	}
+	if op != "health" {
+		cmd.Flags().Int64Var(&epoch, "epoch", 0, "the epoch the fence is taken (or lifted) under")
+	}
+	cmd.Flags().IntVar(&port, "port", fence.DefaultPort, "the service's port")
+	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "the service's address on this instance")
+	return cmd
 }
 
 // newAgentExec is newAgent with the exec injected, so tests see what would

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/handover-dev/handover/internal/fence"
 	"github.com/handover-dev/handover/internal/localcloud"
 	"github.com/handover-dev/handover/internal/localcloud/ec2"
 )
@@ -207,5 +210,47 @@ func TestAgentWithoutIMDS(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Minute {
 		t.Errorf("took %v to notice there is no IMDS", d)
+	}
+}
+
+// TestAgentFenceExitCodes: `handover agent fence|unfence|health` (what the
+// SSM fence runs) reports the fence protocol's outcome in its exit code.
+func TestAgentFenceExitCodes(t *testing.T) {
+	gate := fence.NewGate(false, 0)
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", gate.Handler(func() error { return nil }))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	closed := func() string { // a port nothing listens on
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer ln.Close()
+		_, p, _ := net.SplitHostPort(ln.Addr().String())
+		return p
+	}()
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"fence", []string{"agent", "fence", "--host", host, "--port", port, "--epoch", "5"}, 0},
+		{"fence again", []string{"agent", "fence", "--host", host, "--port", port, "--epoch", "5"}, 0},
+		{"stale epoch", []string{"agent", "fence", "--host", host, "--port", port, "--epoch", "4"}, 3},
+		{"unfence", []string{"agent", "unfence", "--host", host, "--port", port, "--epoch", "5"}, 0},
+		{"health", []string{"agent", "health", "--host", host, "--port", port}, 0},
+		{"service down", []string{"agent", "fence", "--host", "127.0.0.1", "--port", closed, "--epoch", "6"}, 4},
+		{"no epoch", []string{"agent", "fence", "--port", port}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := Execute(t.Context(), tt.args, &out, &errb); code != tt.code {
+				t.Errorf("exit %d, want %d (stdout %q, stderr %q)", code, tt.code, out.String(), errb.String())
+			}
+		})
+	}
+	if fenced, epoch := gate.Fenced(); fenced || epoch != 5 {
+		t.Errorf("gate after fence and unfence: fenced=%v epoch=%d", fenced, epoch)
 	}
 }

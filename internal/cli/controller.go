@@ -16,12 +16,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
 
 	"github.com/handover-dev/handover/internal/awscloud"
 	"github.com/handover-dev/handover/internal/clock"
 	"github.com/handover-dev/handover/internal/daemon"
 	"github.com/handover-dev/handover/internal/fence"
+	"github.com/handover-dev/handover/internal/fence/ssmfence"
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/ledger/dial"
@@ -30,7 +32,7 @@ import (
 
 type controllerFlags struct {
 	endpoint, region, queueURL, dlqURL, ledgerURL, listen, token             string
-	holder, hookPrefix, logLevel                                             string
+	holder, hookPrefix, logLevel, fenceVia, fenceCommand                     string
 	groups                                                                   []string
 	servicePort                                                              int
 	noPreCopy                                                                bool
@@ -113,6 +115,8 @@ func registerEngineFlags(cmd *cobra.Command, f *controllerFlags) {
 	fl.StringVar(&f.hookPrefix, "hook-prefix", envOr("HANDOVER_HOOK_PREFIX", "handover"), "act only on lifecycle hooks whose name starts with this")
 	fl.StringSliceVar(&f.groups, "group", nil, "Auto Scaling group reconcile looks at (repeatable; default: every group)")
 	fl.IntVar(&f.servicePort, "service-port", fence.DefaultPort, "port of the service's fence and health endpoints on each instance")
+	fl.StringVar(&f.fenceVia, "fence", envOr("HANDOVER_FENCE", "http"), "how to reach the service's fence: http (its endpoints on the instance's private address) or ssm (SSM Run Command running `handover agent fence` on the instance)")
+	fl.StringVar(&f.fenceCommand, "fence-command", envOr("HANDOVER_FENCE_COMMAND", "handover"), "with --fence ssm: how instances run handover")
 	fl.BoolVar(&f.noPreCopy, "no-pre-copy", false, "skip the pre-copy snapshot (the write pause then grows with the state)")
 	def := handover.DefaultConfig()
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", def.LeaseTTL, "how long a crashed controller keeps its migrations from the others (advance-interval must be under half of it)")
@@ -139,6 +143,9 @@ func configFromFlags(f controllerFlags) (handover.Config, dial.Target, error) {
 	target, err := dial.Parse(f.ledgerURL)
 	if err != nil {
 		return handover.Config{}, dial.Target{}, &exitError{code: 2, err: err}
+	}
+	if f.fenceVia != "http" && f.fenceVia != "ssm" {
+		return handover.Config{}, dial.Target{}, &exitError{code: 2, err: fmt.Errorf("unknown --fence %q: use http or ssm", f.fenceVia)}
 	}
 	cfg := handover.DefaultConfig()
 	cfg.Holder, cfg.HookPrefix, cfg.PreCopy, cfg.PollInterval, cfg.SweepGrace = f.holder, f.hookPrefix, !f.noPreCopy, f.poll, f.sweepGrace
@@ -171,8 +178,12 @@ func buildEngine(ctx context.Context, f controllerFlags, cfg handover.Config, ta
 	}
 	metrics := daemon.NewMetrics(led, clk)
 	cloud := awscloud.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), f.groups)
+	var svc handover.Service = handover.HTTPService{Client: &fence.Client{Port: f.servicePort}}
+	if f.fenceVia == "ssm" {
+		svc = &ssmfence.Service{API: ssm.NewFromConfig(awsCfg), Command: f.fenceCommand, Port: f.servicePort, Logger: log}
+	}
 	ctl, err := handover.New(cfg, handover.Deps{
-		Cloud: cloud, Service: handover.HTTPService{Client: &fence.Client{Port: f.servicePort}}, Ledger: led, Pacer: pacer, Clock: clk, Logger: log, Observer: metrics,
+		Cloud: cloud, Service: svc, Ledger: led, Pacer: pacer, Clock: clk, Logger: log, Observer: metrics,
 	})
 	if err != nil {
 		led.Close()

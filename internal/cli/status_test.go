@@ -136,3 +136,10 @@ func TestEveryCommandHasExamples(t *testing.T) {
 	}
 	walk("handover", nil)
 }
+
+func TestControllerRefusesUnknownFence(t *testing.T) {
+	_, errs, code := run(t, "controller", "--queue-url", "q", "--fence", "carrier-pigeon")
+	if code != 2 || !strings.Contains(errs, "use http or ssm") {
+		t.Errorf("exit %d, %q", code, errs)
+	}
+}
