@@ -12,11 +12,15 @@
 //
 // Routes: PUT (body ≤ 1 MiB, 204 once fsynced), GET and DELETE /kv/{key},
 // where a key is one path segment of at most 1 KiB; GET /healthz (200 once
-// the segments are replayed, which happens before kvstore listens);
+// the index is rebuilt, from hint files where they are intact and by
+// replaying segments elsewhere, which happens before kvstore listens);
 // GET /stats ({keys, segments, bytes}); POST /admin/fence and
 // /admin/unfence. Writes are refused with 503 and Retry-After while fenced;
-// reads go on. SIGTERM or SIGINT stops it gracefully: in-flight requests
-// finish, then the current segment is fsynced and closed.
+// reads go on. A fence also seals the current segment and writes the hint
+// files, so that an instance started from a snapshot of the volume indexes
+// it without reading the values. SIGTERM or SIGINT stops it gracefully:
+// in-flight requests finish, then the current segment is fsynced and
+// closed.
 //
 // The fence survives a restart: kvstore writes its fenced flag and epoch to
 // fence.json in the data directory (atomically, before a fence is

@@ -57,10 +57,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // flush is the gate's flush, run after a fence with writes stopped: the
 // fence must be on disk before it is confirmed, or a restart would take
-// writes again.
+// writes again. The store's Flush also seals the current segment and writes
+// every hint file, so that the snapshot taken right after the fence lets the
+// new instance index the volume without reading its values.
 func (s *server) flush() error {
-	if err := s.st.Sync(); err != nil {
-		return err
+	if err := s.st.Flush(); err != nil {
+		return fmt.Errorf("flushing the store: %w", err)
 	}
 	return s.persist()
 }
@@ -139,7 +141,13 @@ func (s *server) get(w http.ResponseWriter, r *http.Request) {
 	if !validKey(w, key) {
 		return
 	}
-	v, ok := s.st.Get(key)
+	v, ok, err := s.st.Get(key)
+	if err != nil {
+		// Never the bytes: a value that fails its checksum is not served.
+		s.log.Error("read failed", "key", key, "error", err)
+		writeError(w, http.StatusInternalServerError, "read failed: "+err.Error())
+		return
+	}
 	if !ok {
 		writeError(w, http.StatusNotFound, "no such key")
 		return

@@ -142,6 +142,63 @@ func TestFence(t *testing.T) {
 	in.want("POST", "/admin/fence", `{"epoch": 4}`, 409, "")
 }
 
+// TestFenceLeavesHints checks that what a snapshot taken right after a
+// fence copies lets the new instance index the volume from hints: the
+// fence sealed the segment that held the writes and wrote its hint.
+func TestFenceLeavesHints(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in := start(t, dir, 0)
+	in.want("PUT", "/kv/a", "1", 204, "")
+	in.want("PUT", "/kv/b", "2", 204, "")
+	in.want("POST", "/admin/fence", `{"epoch": 5}`, 200, "")
+	if _, err := os.Stat(filepath.Join(dir, "seg-000001.hint")); err != nil {
+		t.Fatalf("no hint for the sealed segment after the fence: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "seg-000002.log")); err != nil || fi.Size() != 0 {
+		t.Fatalf("the fence did not start an empty segment: %v, %v", fi, err)
+	}
+	in.want("GET", "/kv/a", "", 200, "1")
+
+	// The snapshot, on a new instance under the next epoch.
+	snap := t.TempDir()
+	for _, name := range []string{"seg-000001.log", "seg-000001.hint", "seg-000002.log", fenceFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(snap, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in2 := start(t, snap, 6)
+	in2.want("GET", "/kv/a", "", 200, "1")
+	in2.want("GET", "/kv/b", "", 200, "2")
+	in2.want("PUT", "/kv/c", "3", 204, "")
+}
+
+// TestCorruptValueNotServed checks that a value whose bytes changed on
+// disk is answered with an error, not with the bytes.
+func TestCorruptValueNotServed(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in := start(t, dir, 0)
+	in.want("PUT", "/kv/a", "good-value", 204, "")
+	seg := filepath.Join(dir, "seg-000001.log")
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] = 'X' // the last byte of a's value
+	if err := os.WriteFile(seg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := in.do("GET", "/kv/a", "")
+	if code != 500 || strings.Contains(body, "good-valu") {
+		t.Fatalf("GET of a damaged value = %d %q, want 500 without the value", code, body)
+	}
+}
+
 func TestFenceSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

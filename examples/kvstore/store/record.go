@@ -70,6 +70,17 @@ func appendRecord(b []byte, rec Record) []byte {
 // does and ErrCorrupt if the record is damaged. The returned Value does not
 // alias b.
 func DecodeRecord(b []byte) (Record, int, error) {
+	rec, n, err := parseRecord(b)
+	if err == nil && rec.Value != nil {
+		rec.Value = append([]byte{}, rec.Value...)
+	}
+	return rec, n, err
+}
+
+// parseRecord is DecodeRecord without the copy: the Value aliases b. Replay
+// and Get use it so that a value is not copied only to be dropped or
+// returned once.
+func parseRecord(b []byte) (Record, int, error) {
 	if len(b) < headerSize {
 		return Record{}, 0, ErrTorn
 	}
@@ -96,7 +107,7 @@ func DecodeRecord(b []byte) (Record, int, error) {
 		if len(value) > MaxValueSize {
 			return Record{}, 0, fmt.Errorf("%w: value length %d", ErrCorrupt, len(value))
 		}
-		rec.Value = append([]byte{}, value...)
+		rec.Value = value
 	case OpDelete:
 		if len(value) != 0 {
 			return Record{}, 0, fmt.Errorf("%w: tombstone with a value", ErrCorrupt)

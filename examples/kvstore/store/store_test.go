@@ -21,8 +21,10 @@ func open(t *testing.T, dir string, segSize int64) *Store {
 
 func wantValue(t *testing.T, s *Store, key string, want []byte) {
 	t.Helper()
-	got, ok := s.Get(key)
+	got, ok, err := s.Get(key)
 	switch {
+	case err != nil:
+		t.Errorf("Get(%q): %v", key, err)
 	case want == nil && ok:
 		t.Errorf("Get(%q) = %q, want missing", key, got)
 	case want != nil && !ok:
