@@ -88,6 +88,10 @@ type Env struct {
 	// LBURL reaches the load balancer's listener.
 	LBURL string
 
+	// OnStep, if set, is told each state Run sees the handover in (at
+	// most once per poll), so benchmarks can act at a step.
+	OnStep func(state string)
+
 	mu          sync.Mutex
 	controllers []*Controller
 }

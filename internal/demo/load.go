@@ -238,3 +238,17 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// Churn writes n bytes of new keys (named with tag) through the load
+// balancer, as a burst of changes for benchmarks: "1 % of the data changed
+// since the pre-copy".
+func (e *Env) Churn(ctx context.Context, n int64, tag string) error {
+	hc := newClient()
+	for i := 0; int64(i)*valueSize < n; i++ {
+		k := fmt.Sprintf("churn-%s-%06d", tag, i)
+		if err := put(ctx, hc, e.LBURL, k, value(k, valueSize)); err != nil {
+			return fmt.Errorf("writing %s: %w", k, err)
+		}
+	}
+	return nil
+}

@@ -121,6 +121,9 @@ func (e *Env) Run(ctx context.Context, scenario string, keys int, progress func(
 		for _, m := range ms {
 			if m.Instance == newID {
 				progress("handover to " + newID + ": " + m.State)
+				if e.OnStep != nil {
+					e.OnStep(m.State)
+				}
 				mig = m
 				return "", m.State == "Committed" || m.State == "Aborted", nil
 			}

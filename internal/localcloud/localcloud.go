@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -52,6 +53,10 @@ type Config struct {
 	Tick   time.Duration
 	Seed   uint64
 	Logger *slog.Logger
+	// Subnet is where instances' private (loopback) addresses come from.
+	// Unset, the cloud claims a 127.X.0.0/16 no other running local cloud
+	// on this machine holds (subnet.go).
+	Subnet netip.Prefix
 }
 
 func (c *Config) defaults() {
@@ -106,6 +111,14 @@ func New(cfg Config) (_ *Cloud, err error) {
 			c.Close()
 		}
 	}()
+	if !cfg.Subnet.IsValid() {
+		subnet, claim, err := claimSubnet()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Subnet, c.cfg.Subnet = subnet, subnet
+		c.closers = append(c.closers, claim.Close)
+	}
 	dir := func(name string) string { return filepath.Join(cfg.DataDir, name) }
 	log := cfg.Logger
 
@@ -127,7 +140,7 @@ func New(cfg Config) (_ *Cloud, err error) {
 	}
 	c.closers = append(c.closers, c.snaps.Close)
 	if c.EC2, err = ec2.New(ec2.Config{DataDir: dir("ec2"), Region: cfg.Region, AccountID: cfg.AccountID, Zones: cfg.Zones, Catalog: cfg.Catalog,
-		Snapshots: c.snaps, Publisher: c.Events, Faults: c.Faults, Clock: clock.Real{}, Logger: log.With("service", "ec2")}); err != nil {
+		Subnet: cfg.Subnet, Snapshots: c.snaps, Publisher: c.Events, Faults: c.Faults, Clock: clock.Real{}, Logger: log.With("service", "ec2")}); err != nil {
 		return nil, fmt.Errorf("starting EC2: %w", err)
 	}
 	c.closers = append(c.closers, c.EC2.Close)
