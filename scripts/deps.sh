@@ -33,4 +33,31 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   echo "deps: the postgres user is missing; reinstall the postgresql package" >&2
   exit 1
 fi
+
+# dynalite, the DynamoDB emulator the DynamoDB ledger is tested against,
+# from npm into the user cache. internal/testenv/dynalitetest looks for it
+# in this same directory (and installs it the same way if it is missing):
+# keep the version in step with dynalitetest.Version. --ignore-scripts:
+# it runs in memory, so its LevelDB addon is never built or loaded.
+dynalite_version=4.0.0
+dynalite_dir="${XDG_CACHE_HOME:-$HOME/.cache}/handover/dynalite-$dynalite_version"
+if [ ! -x "$dynalite_dir/node_modules/.bin/dynalite" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "deps: npm is missing; install Node.js 20 or later (it brings npm) to get dynalite" >&2
+    exit 1
+  fi
+  echo "deps: installing dynalite@$dynalite_version into $dynalite_dir" >&2
+  mkdir -p "$(dirname "$dynalite_dir")"
+  tmp="$(mktemp -d "$dynalite_dir.tmp-XXXXXX")"
+  # Into a temporary directory first, so an interrupted install never
+  # looks like a finished one.
+  if ! npm install --prefix "$tmp" --no-audit --no-fund --ignore-scripts --loglevel=error \
+      "dynalite@$dynalite_version" >&2; then
+    rm -rf "$tmp"
+    echo "deps: npm install dynalite@$dynalite_version failed" >&2
+    exit 1
+  fi
+  rm -rf "$dynalite_dir"
+  mv "$tmp" "$dynalite_dir"
+fi
 echo "deps: ok" >&2
