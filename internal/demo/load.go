@@ -252,3 +252,7 @@ func (e *Env) Churn(ctx context.Context, n int64, tag string) error {
 	}
 	return nil
 }
+
+// Client returns an HTTP client and the load balancer's URL, for
+// benchmarks that make their own traffic.
+func (e *Env) Client() (*http.Client, string) { return newClient(), e.LBURL }
