@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/handover-dev/handover/internal/cli"
@@ -13,7 +14,14 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	args := os.Args[1:]
+	// Lambda's provided runtimes run the zip's "bootstrap" with no
+	// arguments: the handover binary shipped under that name is the
+	// function (docs/deploy-aws.md).
+	if filepath.Base(os.Args[0]) == "bootstrap" && len(args) == 0 {
+		args = []string{"lambda"}
+	}
+	code := cli.Execute(ctx, args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
