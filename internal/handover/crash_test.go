@@ -1,11 +1,14 @@
 package handover_test
 
 import (
+	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/handover-dev/handover/internal/handover"
+	"github.com/handover-dev/handover/internal/handover/handovertest"
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
@@ -180,5 +183,53 @@ func TestCrashAfterCommitBeforeSave(t *testing.T) {
 	}
 	if n := len(e.cloud.CallsOf("CompleteLifecycleAction")); n != 1 {
 		t.Errorf("CompleteLifecycleAction called %d times, want 1", n)
+	}
+}
+
+// blockingService holds the first Fence call until released; later ones
+// only say they came.
+type blockingService struct {
+	*handovertest.Service
+	entered, release chan struct{}
+	calls            atomic.Int32
+}
+
+func (b *blockingService) Fence(ctx context.Context, t handover.Target, epoch int64) error {
+	b.entered <- struct{}{}
+	if b.calls.Add(1) == 1 {
+		<-b.release
+	}
+	return b.Service.Fence(ctx, t, epoch)
+}
+
+// TestAdvanceOneGoroutinePerMigration: a second Advance of a migration that
+// one goroutine of the same controller is advancing returns at once instead
+// of repeating its side effects (both hold the same lease).
+func TestAdvanceOneGoroutinePerMigration(t *testing.T) {
+	e := newEnv(t, func(c *handover.Config) { c.PreCopy = false })
+	e.addSource()
+	tok := e.launchNew()
+	bs := &blockingService{Service: e.svc, entered: make(chan struct{}, 2), release: make(chan struct{})}
+	ctl, err := handover.New(e.cfg, handover.Deps{Cloud: e.cloud, Service: bs, Ledger: e.led, Pacer: e.pacer, Clock: e.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error)
+	go func() { first <- ctl.Advance(e.ctx, tok) }()
+	<-bs.entered // the first goroutine is fencing
+	if err := ctl.Advance(e.ctx, tok); err != nil {
+		t.Fatalf("second Advance: %v", err)
+	}
+	select {
+	case <-bs.entered:
+		t.Fatal("the second Advance fenced too")
+	default:
+	}
+	close(bs.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if n := count(e.svc.Calls, "Fence "+oldIP+" 4"); n != 1 {
+		t.Errorf("%d fence calls, want 1: %v", n, e.svc.Calls)
 	}
 }
