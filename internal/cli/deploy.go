@@ -133,6 +133,7 @@ func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
 	fl.StringArrayVar(&databases, "database", nil, "GROUP=DATABASE: the database id the group's launch hook names (repeatable; default: the group's name)")
 	fl.StringVar(&mode, "mode", string(cfg.Mode), "how the controller runs: lambda (a function behind the queue) or controller (a role for a long-running controller)")
 	fl.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "heartbeat timeout of the lifecycle hooks (30s to 2h, whole seconds)")
+	fl.StringVar(&cfg.Fence, "fence", cfg.Fence, "how the controller fences the services: http (their endpoints) or ssm (SSM Run Command; adds the SSM permissions)")
 	fl.StringVar(&outFile, "output", "", "write the template to this file instead of stdout")
 	return cmd
 }

@@ -54,13 +54,23 @@ type Config struct {
 	// HeartbeatTimeout of both hooks: how long an instance waits in
 	// Pending:Wait (or Terminating:Wait) between two heartbeats.
 	HeartbeatTimeout time.Duration
+	// Fence is how the controller reaches the services' fence: "http"
+	// (their endpoints; the default) or "ssm" (Run Command running
+	// `handover agent fence`, which needs SSM permissions).
+	Fence string
 }
+
+// The ways to fence (Config.Fence).
+const (
+	FenceHTTP = "http"
+	FenceSSM  = "ssm"
+)
 
 // DefaultConfig is the Lambda deployment with a 10-minute heartbeat; the
 // controller heartbeats long steps, so a short timeout only bounds how long
 // a launch waits for a controller that died.
 func DefaultConfig() Config {
-	return Config{Mode: ModeLambda, HeartbeatTimeout: 10 * time.Minute}
+	return Config{Mode: ModeLambda, HeartbeatTimeout: 10 * time.Minute, Fence: FenceHTTP}
 }
 
 // ErrNoGroups is Validate's error for a Config without groups.
@@ -87,6 +97,9 @@ func (c Config) Validate() error {
 	case ModeLambda, ModeController:
 	default:
 		return fieldErr("mode", "%q is not a mode: use %s or %s", c.Mode, ModeLambda, ModeController)
+	}
+	if c.Fence != FenceHTTP && c.Fence != FenceSSM {
+		return fieldErr("fence", "%q is not a fence: use %s or %s", c.Fence, FenceHTTP, FenceSSM)
 	}
 	if len(c.Groups) == 0 {
 		return &FieldError{Field: "groups", Err: ErrNoGroups}

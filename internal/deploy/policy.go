@@ -136,6 +136,18 @@ func controllerPolicy(cfg Config, withLogs bool) PolicyDocument {
 			[]string{cloudformation.GetAtt(idDeadLetterQueue, "Arn")}, nil),
 		allow("Ledger", ledgerActions, []string{cloudformation.GetAtt(idTable, "Arn")}, nil),
 	}
+	if cfg.Fence == FenceSSM {
+		// The SSM fence: Run Command's shell document on the groups'
+		// instances only; invocations support no resource-level
+		// permissions.
+		st = append(st,
+			allow("FenceBySSMDocument", []string{"ssm:SendCommand"},
+				[]string{cloudformation.Sub("arn:${AWS::Partition}:ssm:${AWS::Region}::document/AWS-RunShellScript")}, nil),
+			allow("FenceBySSMOnGroupInstances", []string{"ssm:SendCommand"}, []string{arnInstances},
+				equals("ssm:resourceTag/"+groupTag, groups)),
+			allow("ReadSSMCommandResults", []string{"ssm:GetCommandInvocation"}, []string{"*"}, nil),
+		)
+	}
 	if withLogs {
 		st = append(st, allow("FunctionLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 			[]string{cloudformation.GetAtt(idLogGroup, "Arn")}, nil))

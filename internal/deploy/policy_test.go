@@ -159,3 +159,45 @@ func TestPolicyEscapesGroupNames(t *testing.T) {
 		}
 	}
 }
+
+// TestSSMFencePolicy: --fence ssm adds exactly the Run Command statements,
+// scoped to the shell document and the groups' instances.
+func TestSSMFencePolicy(t *testing.T) {
+	c := twoGroups(ModeController)
+	c.Fence = FenceSSM
+	tmpl := render(t, c)
+	var got []map[string]any
+	for _, doc := range policyDocuments(t, tmpl) {
+		for _, s := range statements(t, doc) {
+			for _, a := range strs(s["Action"]) {
+				if strings.HasPrefix(a, "ssm:") {
+					got = append(got, s)
+					break
+				}
+			}
+		}
+	}
+	want := []string{
+		`{"Sid":"FenceBySSMDocument","Effect":"Allow","Action":["ssm:SendCommand"],"Resource":[{"Fn::Sub":"arn:${AWS::Partition}:ssm:${AWS::Region}::document/AWS-RunShellScript"}]}`,
+		`{"Sid":"FenceBySSMOnGroupInstances","Effect":"Allow","Action":["ssm:SendCommand"],"Resource":[{"Fn::Sub":"arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*"}],"Condition":{"StringEquals":{"ssm:resourceTag/aws:autoscaling:groupName":["orders-a","orders-b"]}}}`,
+		`{"Sid":"ReadSSMCommandResults","Effect":"Allow","Action":["ssm:GetCommandInvocation"],"Resource":["*"]}`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d SSM statements, want %d: %v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if compact(got[i]) != compact(mustJSON(t, w)) {
+			t.Errorf("statement %d:\n got %s\nwant %s", i, compact(got[i]), compact(mustJSON(t, w)))
+		}
+	}
+	// Without it, no SSM permission at all.
+	for _, doc := range policyDocuments(t, render(t, twoGroups(ModeController))) {
+		for _, s := range statements(t, doc) {
+			for _, a := range strs(s["Action"]) {
+				if strings.HasPrefix(a, "ssm:") {
+					t.Errorf("http fence grants %s", a)
+				}
+			}
+		}
+	}
+}

@@ -175,7 +175,7 @@ func build(cfg Config) (*cloudformation.Template, error) {
 		"RoleArn":            output(cloudformation.GetAtt(idRole, "Arn"), "the controller's role"),
 	}
 	if lambdaMode {
-		addFunction(t, policy)
+		addFunction(t, policy, cfg.Fence)
 	} else {
 		addControllerRole(t, policy)
 	}
@@ -184,7 +184,7 @@ func build(cfg Config) (*cloudformation.Template, error) {
 
 // addFunction adds the Lambda function with its role, logs, queue mapping
 // and reconcile schedule.
-func addFunction(t *cloudformation.Template, policy PolicyDocument) {
+func addFunction(t *cloudformation.Template, policy PolicyDocument, fenceVia string) {
 	t.Parameters[paramBucket] = cloudformation.Parameter{
 		Type: "String", MinLength: cloudformation.Int(3),
 		Description: cloudformation.String("S3 bucket holding the function's zip: the handover binary for Linux, named bootstrap"),
@@ -222,6 +222,7 @@ func addFunction(t *cloudformation.Template, policy PolicyDocument) {
 			"HANDOVER_QUEUE_URL":             cloudformation.Ref(idQueue),
 			"HANDOVER_DEAD_LETTER_QUEUE_URL": cloudformation.Ref(idDeadLetterQueue),
 			"HANDOVER_HOOK_PREFIX":           HookPrefix,
+			"HANDOVER_FENCE":                 fenceVia,
 		}},
 	}
 	r[idMapping] = &lambda.EventSourceMapping{

@@ -298,7 +298,7 @@ func TestTemplateLambda(t *testing.T) {
 	for k, want := range map[string]string{
 		"Runtime": `"provided.al2023"`, "Handler": `"bootstrap"`,
 		"Code": `{"S3Bucket":{"Ref":"CodeS3Bucket"},"S3Key":{"Ref":"CodeS3Key"}}`,
-		"Environment": `{"Variables":{"HANDOVER_DEAD_LETTER_QUEUE_URL":{"Ref":"DeadLetterQueue"},"HANDOVER_HOOK_PREFIX":"handover",` +
+		"Environment": `{"Variables":{"HANDOVER_DEAD_LETTER_QUEUE_URL":{"Ref":"DeadLetterQueue"},"HANDOVER_FENCE":"http","HANDOVER_HOOK_PREFIX":"handover",` +
 			`"HANDOVER_LEDGER":{"Fn::Sub":"dynamodb://${LedgerTable}?region=${AWS::Region}"},"HANDOVER_QUEUE_URL":{"Ref":"EventsQueue"}}}`,
 		"Role": `{"Fn::GetAtt":["ControllerRole","Arn"]}`,
 	} {
