@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# bench/run.sh — run every benchmark in bench/ and write bench/RESULTS.md:
+# for each, the exact command, the machine, the raw output, the medians of
+# its runs and its checks against the targets of the benchmarks issue, with
+# the hand-written bench/ANALYSIS.md of the targets missed.
+#
+#   bench/run.sh           full runs (medians of 5; about 8 minutes)
+#   bench/run.sh --quick   one run of each, fewer variants (under a minute)
+#
+# A benchmark that fails is recorded as failed and the others still run;
+# the script exits non-zero at the end if any did. Missed targets are
+# results, not failures: they show as "no" in the checks.
+#
+# To add a benchmark, add one `section` call below (see its comment).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=full
+case "${1:-}" in
+"") ;;
+--quick) mode=quick ;;
+-h | --help)
+	sed -n '2,14p' "$0"
+	exit 0
+	;;
+*)
+	echo "bench/run.sh: unknown argument '$1': want --quick or nothing" >&2
+	exit 2
+	;;
+esac
+
+# Tests in bench/ that take long run only with this set.
+export HANDOVER_BENCH=1
+# What is measured: the commit, and whether the code differs from it.
+rev=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- bench internal cmd ':!bench/RESULTS.md' 2>/dev/null || rev="$rev (with uncommitted changes)"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+out=bench/RESULTS.md
+body="$work/body.md"
+checks="$work/checks.md"
+: >"$body"
+: >"$checks"
+failed=0
+
+go build -o "$work/medians" ./bench/cmd/medians
+
+# benchstat adds confidence intervals where the module proxy is reachable;
+# the medians above do not need it.
+benchstat=(go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da)
+if ! timeout 120 "${benchstat[@]}" -h >/dev/null 2>&1; then
+	benchstat=()
+fi
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# section TITLE DESCRIPTION COMMAND [medians flags…]
+#
+# Runs COMMAND with bash, then appends to RESULTS.md the command, the load
+# average around it, its raw output, the medians of every metric and the
+# checks the medians flags (-target, -ratio) ask for.
+section() {
+	local title=$1 about=$2 cmd=$3
+	shift 3
+	local raw="$work/raw.txt" status=0 before after start secs
+	echo "== $title" >&2
+	echo "   $cmd" >&2
+	before=$(loadavg)
+	start=$(date +%s)
+	bash -c "$cmd" >"$raw" 2>&1 || status=$?
+	secs=$(($(date +%s) - start))
+	after=$(loadavg)
+	{
+		echo "## $title"
+		echo
+		echo "$about"
+		echo
+		echo '```sh'
+		echo "$cmd"
+		echo '```'
+		echo
+		echo "Took ${secs} s; load average $before before, $after after (2 cores, shared)."
+		if [ "$status" -ne 0 ]; then
+			echo
+			echo "**FAILED (exit status $status)** — see the raw output."
+		fi
+		echo
+		if grep -q '^Benchmark' "$raw"; then
+			echo "Medians over the runs:"
+			echo
+			if ! "$work/medians" "$@" "$raw" >"$work/medians.md" 2>"$work/medians.err"; then
+				cat "$work/medians.err"
+				status=1
+			fi
+			cat "$work/medians.md"
+			echo
+			if grep -q '^| check ' "$work/medians.md"; then
+				{
+					echo "**$title**"
+					echo
+					sed -n '/^| check /,$p' "$work/medians.md"
+					echo
+				} >>"$checks"
+			fi
+			if [ ${#benchstat[@]} -gt 0 ]; then
+				echo "benchstat (95 % confidence intervals):"
+				echo
+				echo '```text'
+				"${benchstat[@]}" "$raw" 2>&1 || true
+				echo '```'
+				echo
+			fi
+		fi
+		echo "Raw output:"
+		echo
+		echo '```text'
+		cat "$raw"
+		echo '```'
+		echo
+	} >>"$body"
+	if [ "$status" -ne 0 ]; then
+		echo "   FAILED (exit status $status)" >&2
+		failed=1
+	fi
+}
+
+# ---- item 4: controller event throughput ----
+if [ "$mode" = full ]; then
+	cmd="go test -run '^\$' -bench 'BenchmarkEvents|BenchmarkFsync' -benchtime 2000x -count 5 -timeout 90m ./bench/controller"
+else
+	cmd="go test -run '^\$' -bench 'BenchmarkEvents/inflight=100/|BenchmarkFsync' -benchtime 1000x -count 1 -timeout 30m ./bench/controller"
+fi
+section "4. Controller event throughput" \
+	"Events per second through decode, dedup, the ledger's compare-and-set and the next action, on the fake cloud; one op is one event. 100 tenants mid-handover at once (inflight=10 in the full run shows how the cost grows with that); each controller is one intake goroutine and 4 advance workers, as the daemon. memory is the ceiling (no ledger cost), sqlite-tmpfs is SQLite with fsync free (not durable). Targets: SQLite with one controller ≥ 2,000 events/s; PostgreSQL with 4 controllers ≥ 3× one. See bench/README.md." \
+	"$cmd" \
+	-target 'SQLite, 1 controller, vs the 2,000 events/s target;Events/inflight=100/ledger=sqlite/controllers=1;events/s;>=;2000' \
+	-ratio 'PostgreSQL, 4 controllers vs 1;Events/inflight=100/ledger=postgres/controllers=4;Events/inflight=100/ledger=postgres/controllers=1;events/s;>=;3' \
+	-ratio 'PostgreSQL, 2 controllers vs 1;Events/inflight=100/ledger=postgres/controllers=2;Events/inflight=100/ledger=postgres/controllers=1;events/s;info;0' \
+	-ratio 'SQLite vs the memory ceiling;Events/inflight=100/ledger=sqlite/controllers=1;Events/inflight=100/ledger=memory/controllers=1;events/s;info;0'
+
+# ---- item 5: fleet pacing ----
+fleet=(buckets=default/account=alone/step-timeout=10m buckets=default/account=shared/step-timeout=10m
+	buckets=default/account=alone/step-timeout=1h buckets=raised-autoscaling/account=alone/step-timeout=1h
+	buckets=raised-autoscaling/account=shared/step-timeout=1h)
+fleetchecks=()
+for s in "${fleet[@]}"; do
+	fleetchecks+=(-target "$s vs the 1.1× bound;Fleet/$s;x-bound;<=;1.1")
+	fleetchecks+=(-target "$s: no failed migration;Fleet/$s;failed-migrations;<=;0")
+done
+if [ "$mode" = full ]; then
+	cmd="go test -run '^\$' -bench 'BenchmarkFleet' -benchtime 1x -count 5 -timeout 60m ./bench/pacing"
+else
+	cmd="go test -run '^\$' -bench 'BenchmarkFleet' -benchtime 1x -count 1 -timeout 30m ./bench/pacing"
+fi
+section "5. Fleet pacing" \
+	"1,000 concurrent handovers on the fake cloud with EC2's buckets on the server side (CreateSnapshot and CreateVolume 100 burst, 5/s; Describe 100 burst, 20/s), on a simulated clock, driven as the daemon drives the controller. sim-s is when the last handover committed, bound-s the earliest the buckets allow, x-bound their ratio (target ≤ 1.1); throttles counts RequestLimitExceeded answers; failed-migrations must be 0. The simulation is deterministic, so its runs agree; ns/op is only the wall time it took. See bench/README.md for the bound and the scenarios." \
+	"$cmd" "${fleetchecks[@]}"
+
+if [ "$mode" = full ]; then
+	cmd="HANDOVER_BENCH=1 go test -count 1 -run 'TestFleet1000' -v -timeout 30m ./bench/pacing"
+else
+	cmd="HANDOVER_BENCH=1 go test -count 1 -run 'TestFleet1000/buckets=default/account=alone/step-timeout=10m' -v -timeout 30m ./bench/pacing"
+fi
+section "5. Fleet pacing: the assertion" \
+	"The 1,000-handover runs (in --quick mode, the production-default one only) as a test that fails on any migration that did not commit or ever rolled back." \
+	"$cmd"
+
+# ---- RESULTS.md ----
+{
+	echo "# Benchmark results"
+	echo
+	echo "Written by \`bench/run.sh$([ "$mode" = quick ] && echo ' --quick')\` on $(date -u '+%Y-%m-%d %H:%M UTC') at commit $rev. Mode: $mode."
+	echo
+	echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//;s/ *$//')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory ($(awk '/MemAvailable/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) available at the end), $(go version | cut -d' ' -f3-), $(uname -sr)."
+	echo
+	echo "**The machine is shared**: other people's builds and tests run on the same 2 cores during these benchmarks (see the load average next to each), so every wall-clock figure below is noisy; the simulated figures of item 5 are not."
+	echo
+	echo "## Checks"
+	echo
+	cat "$checks"
+	cat bench/ANALYSIS.md
+	echo
+	cat "$body"
+} >"$out"
+echo "wrote $out" >&2
+exit "$failed"
