@@ -20,12 +20,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/handover-dev/handover/internal/testenv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -39,43 +37,20 @@ const SkipEnv = "HANDOVER_SKIP_DYNAMODB"
 // Region is the region the clients of Client use; dynalite ignores it.
 const Region = "us-east-1"
 
-var (
-	mainRunning atomic.Bool
-
-	once     sync.Once
-	shared   *server
-	startErr error
-)
+// shared is the one server of this test binary.
+var shared = &testenv.Shared[*server]{Name: "dynalitetest", What: "the DynamoDB emulator", SkipEnv: SkipEnv, Start: startServer}
 
 // Main runs the package's tests, then stops the shared server if one was
 // started. Call it from TestMain; it does not return.
-func Main(m *testing.M) {
-	mainRunning.Store(true)
-	code := m.Run()
-	if shared != nil {
-		if err := shared.stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "dynalitetest: %v\n", err)
-		}
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { shared.Main(m) }
 
 // Start returns the endpoint URL (http://127.0.0.1:PORT) of the shared
 // server, installing dynalite and starting the server on first use. Safe
 // for parallel tests.
 func Start(t testing.TB) (endpoint string) {
 	t.Helper()
-	if os.Getenv(SkipEnv) == "1" {
-		t.Skipf("%s=1: skipping a test that needs the DynamoDB emulator", SkipEnv)
-	}
-	if !mainRunning.Load() {
-		t.Fatal("dynalitetest.Start needs the package's TestMain to call dynalitetest.Main, which stops the shared server:\n\tfunc TestMain(m *testing.M) { dynalitetest.Main(m) }")
-	}
-	once.Do(func() { shared, startErr = startServer() })
-	if startErr != nil {
-		t.Fatalf("starting the DynamoDB emulator: %v", startErr)
-	}
-	return shared.endpoint()
+	srv := shared.Get(t)
+	return srv.endpoint()
 }
 
 // Credentials are the static keys Client signs with. dynalite checks that

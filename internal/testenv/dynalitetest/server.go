@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/handover-dev/handover/internal/testenv"
 )
 
 // Version is the dynalite release the tests run against. scripts/deps.sh
@@ -150,7 +151,7 @@ func startServer() (*server, error) {
 // answers. It is this process's child, killed by the kernel if the test
 // binary dies first.
 func launch(bin string) (*server, error) {
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +193,7 @@ func launch(bin string) (*server, error) {
 		}
 		if time.Now().After(deadline) {
 			msg := tail(s.logPath)
-			_ = s.stop()
+			_ = s.Stop()
 			return nil, fmt.Errorf("dynalite did not answer within %s (last error: %v):\n%s", startTimeout, err, msg)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -212,18 +213,10 @@ func ping(c *http.Client, endpoint string) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // stop ends dynalite (its data is in memory: nothing to keep) and removes
 // its log.
-func (s *server) stop() error {
+// Stop implements testenv.Server.
+func (s *server) Stop() error {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:

@@ -20,11 +20,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/handover-dev/handover/internal/testenv"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -33,26 +32,12 @@ import (
 // that needs PostgreSQL.
 const SkipEnv = "HANDOVER_SKIP_POSTGRES"
 
-var (
-	mainRunning atomic.Bool
-
-	once     sync.Once
-	shared   *server
-	startErr error
-)
+// shared is the one server of this test binary.
+var shared = &testenv.Shared[*server]{Name: "pgtest", What: "PostgreSQL", SkipEnv: SkipEnv, Start: startServer}
 
 // Main runs the package's tests, then stops the shared server if one was
 // started. Call it from TestMain; it does not return.
-func Main(m *testing.M) {
-	mainRunning.Store(true)
-	code := m.Run()
-	if shared != nil {
-		if err := shared.stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
-		}
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { shared.Main(m) }
 
 // Start returns the DSN of a new, empty database on the shared server,
 // starting the server on first use. The database is dropped when t ends;
@@ -60,17 +45,8 @@ func Main(m *testing.M) {
 // first). Safe for parallel tests.
 func Start(t testing.TB) (dsn string) {
 	t.Helper()
-	if os.Getenv(SkipEnv) == "1" {
-		t.Skipf("%s=1: skipping a test that needs PostgreSQL", SkipEnv)
-	}
-	if !mainRunning.Load() {
-		t.Fatal("pgtest.Start needs the package's TestMain to call pgtest.Main, which stops the shared server:\n\tfunc TestMain(m *testing.M) { pgtest.Main(m) }")
-	}
-	once.Do(func() { shared, startErr = startServer() })
-	if startErr != nil {
-		t.Fatalf("starting a test PostgreSQL server: %v", startErr)
-	}
-	return shared.createDatabase(t)
+	srv := shared.Get(t)
+	return srv.createDatabase(t)
 }
 
 // createDatabase creates a database with a random name and schedules its

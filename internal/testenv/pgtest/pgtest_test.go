@@ -3,8 +3,9 @@ package pgtest_test
 import (
 	"testing"
 
-	"github.com/handover-dev/handover/internal/testenv/pgtest"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/handover-dev/handover/internal/testenv/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/handover-dev/handover/internal/testenv"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -170,7 +171,7 @@ func initCluster(cred *syscall.Credential, bin, dir, data string) error {
 // process owns it: it can wait for it and kill it, and the kernel kills it
 // if the test binary dies first.
 func launch(cred *syscall.Credential, bin, dir, data string) (*server, error) {
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +216,7 @@ func launch(cred *syscall.Credential, bin, dir, data string) (*server, error) {
 			return s, nil
 		}
 		if time.Now().After(deadline) {
-			_ = s.stop()
+			_ = s.Stop()
 			return nil, fmt.Errorf("postgres did not accept connections within %s (last error: %v):\n%s", startTimeout, err, tail(logPath))
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -232,18 +233,10 @@ func command(cred *syscall.Credential, dir, name string, args ...string) *exec.C
 	return cmd
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // stop shuts the server down at once (SIGQUIT is PostgreSQL's immediate
 // shutdown: nothing here needs to survive) and deletes its directory.
-func (s *server) stop() error {
+// Stop implements testenv.Server.
+func (s *server) Stop() error {
 	s.adminMu.Lock()
 	if s.adminConn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
