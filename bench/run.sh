@@ -33,7 +33,8 @@ esac
 export HANDOVER_BENCH=1
 # What is measured: the commit, and whether the code differs from it.
 rev=$(git rev-parse --short HEAD)
-git diff --quiet HEAD -- bench internal cmd ':!bench/RESULTS.md' 2>/dev/null || rev="$rev (with uncommitted changes)"
+changed=$(git diff --name-only HEAD -- bench internal cmd examples ':!bench/RESULTS.md' 2>/dev/null | xargs -r -n1 dirname | sort -u | paste -sd' ' -)
+[ -z "$changed" ] || rev="$rev, with uncommitted changes in $changed"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 out=bench/RESULTS.md
