@@ -95,6 +95,11 @@ func (c *Controller) advanceOnce(ctx context.Context, m *ledger.Migration) (bool
 	if now.Before(m.NextAttemptAt) {
 		return false, nil
 	}
+	if !m.PacedAt.IsZero() {
+		// Credit the step with the time it waited for pacing tokens.
+		m.StepStartedAt = m.StepStartedAt.Add(now.Sub(m.PacedAt))
+		m.PacedAt = time.Time{}
+	}
 	if c.canRollBack(m) {
 		if !m.Deadline.IsZero() && now.After(m.Deadline.Add(-c.cfg.DeadlineMargin)) {
 			return true, c.rollBack(ctx, m, fmt.Sprintf("lifecycle hook deadline %s is near", m.Deadline.Format(time.RFC3339)))
@@ -113,6 +118,7 @@ func (c *Controller) advanceOnce(ctx context.Context, m *ledger.Migration) (bool
 		return true, err
 	case errors.As(err, &paced):
 		m.NextAttemptAt = now.Add(paced.wait)
+		m.PacedAt = now
 		return false, c.save(ctx, m)
 	case err != nil && errors.Is(err, ErrThrottled):
 		// The pacer already backs the family off; throttling is not the

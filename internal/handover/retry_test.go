@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
@@ -89,4 +90,23 @@ func TestRepeatedFailuresRollBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPacingWaitIsNotAStepTimeout: a step held back by the controller's own
+// pacing for longer than the step timeout does not roll back (with a fleet
+// of handovers, token waits can be long); once tokens come, it commits.
+func TestPacingWaitIsNotAStepTimeout(t *testing.T) {
+	e := newEnv(t)
+	e.addSource()
+	id := e.launchNew()
+	e.pacer.Hold(pacing.FamilyDescribe, time.Minute)
+	for range 2 * int(e.cfg.StepTimeout/time.Minute) {
+		e.clk.Advance(time.Minute)
+		e.advance(id)
+		if m := e.m(id); m.State != ledger.Launching {
+			t.Fatalf("after %s of pacing waits: %s (%s)", e.clk.Now().Sub(start), m.State, m.LastError)
+		}
+	}
+	e.pacer.Hold(pacing.FamilyDescribe, 0)
+	e.run(id, ledger.Committed)
 }

@@ -14,6 +14,8 @@ type Pacer struct {
 	mu        sync.Mutex
 	Taken     map[pacing.Family]int
 	Throttles map[pacing.Family]int
+	// Held families answer Take with "wait this long" instead of a token.
+	Held map[pacing.Family]time.Duration
 }
 
 var _ handover.Pacer = (*Pacer)(nil)
@@ -31,12 +33,23 @@ func (p *Pacer) Reset() {
 	defer p.mu.Unlock()
 	p.Taken = map[pacing.Family]int{}
 	p.Throttles = map[pacing.Family]int{}
+	p.Held = map[pacing.Family]time.Duration{}
+}
+
+// Hold makes Take of f answer "wait d" until Hold(f, 0).
+func (p *Pacer) Hold(f pacing.Family, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Held[f] = d
 }
 
 // Take implements handover.Pacer.
 func (p *Pacer) Take(f pacing.Family) (bool, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if d := p.Held[f]; d > 0 {
+		return false, d
+	}
 	p.Taken[f]++
 	return true, 0
 }

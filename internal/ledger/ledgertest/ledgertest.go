@@ -93,6 +93,7 @@ func fullMigration(id string) *ledger.Migration {
 		UpdatedAt:        base.Add(90 * time.Second).In(plus2),
 		StepStartedAt:    base.Add(80 * time.Second),
 		NextAttemptAt:    base.Add(95*time.Second + 250*time.Microsecond),
+		PacedAt:          base.Add(94 * time.Second),
 		LastHeartbeat:    base.Add(60 * time.Second),
 		HeartbeatTimeout: 15 * time.Minute,
 		Deadline:         base.Add(25 * time.Hour),
@@ -158,7 +159,7 @@ func normTime(t time.Time) time.Time { return t.UTC().Round(time.Microsecond) }
 // nil, so reflect.DeepEqual compares what a backend must preserve.
 func normMigration(m *ledger.Migration) *ledger.Migration {
 	c := m.Clone()
-	for _, p := range []*time.Time{&c.CreatedAt, &c.UpdatedAt, &c.StepStartedAt, &c.NextAttemptAt, &c.LastHeartbeat, &c.Deadline, &c.HookStartedAt} {
+	for _, p := range []*time.Time{&c.CreatedAt, &c.UpdatedAt, &c.StepStartedAt, &c.NextAttemptAt, &c.PacedAt, &c.LastHeartbeat, &c.Deadline, &c.HookStartedAt} {
 		*p = normTime(*p)
 	}
 	normHolds(c.TerminateHolds)
