@@ -2,7 +2,7 @@
 GO      ?= go
 SEEDS   ?= 500
 
-.PHONY: demo simulate test deps build vet fuzz simulate-long
+.PHONY: demo simulate test deps build vet fuzz simulate-long bench bench-quick
 
 ## demo: the main job, on the local cloud: a kvstore instance behind a load
 ## balancer is replaced three ways (update, unhealthy, az-move) under load.
@@ -33,3 +33,12 @@ fuzz:
 ## simulate-long: the long simulation reported in closing notes.
 simulate-long: build
 	./bin/handover simulate --seeds 100000
+
+## bench: every benchmark, medians of 5, side by side with the alternatives;
+## rewrites bench/RESULTS.md (not part of make test; tens of minutes).
+bench: deps
+	./bench/run.sh
+
+## bench-quick: one short run of each benchmark (under 3 minutes).
+bench-quick: deps
+	./bench/run.sh --quick
