@@ -1,6 +1,7 @@
 package snapstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/restic/chunker"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -101,17 +101,22 @@ func (s *Store) Create(ctx context.Context, id, src, parent string, progressFn f
 		toRead = append(toRead, i)
 	}
 	prog.add(reusedBytes)
+	// Largest first, so the workers finish together instead of one
+	// chunking the last big file alone.
+	slices.SortStableFunc(toRead, func(a, b int) int { return cmp.Compare(entries[b].Size, entries[a].Size) })
 
-	dirty := &dirtyDirs{}
+	batch := s.newChunkBatch()
 	vanished := make([]bool, len(entries))
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan int)
 	workerStats := make([]Stats, min(s.workers, len(toRead)))
 	for w := range workerStats {
 		g.Go(func() error {
-			bufs := s.getBuffers()
-			defer s.buffers.Put(bufs)
-			cw := &createWorker{s: s, dirty: dirty, prog: prog, st: &workerStats[w], bufs: bufs}
+			buf := buffers.get()
+			defer buffers.put(buf)
+			pw := newPipeWriter()
+			defer pw.close()
+			cw := &createWorker{s: s, batch: batch, prog: prog, st: &workerStats[w], buf: buf, pw: pw}
 			for i := range jobs {
 				abs := filepath.Join(src, filepath.FromSlash(entries[i].Path))
 				gone, err := cw.file(gctx, abs, &entries[i])
@@ -135,6 +140,9 @@ func (s *Store) Create(ctx context.Context, id, src, parent string, progressFn f
 		return nil
 	})
 	err = g.Wait()
+	if serr := batch.stop(); err == nil {
+		err = serr
+	}
 	for _, ws := range workerStats {
 		st.add(ws)
 	}
@@ -158,10 +166,7 @@ func (s *Store) Create(ctx context.Context, id, src, parent string, progressFn f
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
-	if err := dirty.sync(); err != nil {
-		return fail(err)
-	}
-	if err := s.writeManifest(m); err != nil {
+	if err := s.writeManifest(m, batch.durable); err != nil {
 		return fail(err)
 	}
 	st.Duration = time.Since(start)
@@ -304,14 +309,23 @@ func (s *Store) reuse(e, p *Entry, trustBefore time.Time) bool {
 	return true
 }
 
-// createWorker reads files, reusing one chunker and buffer across them.
+// createWorker reads files, reusing one buffer across them.
 type createWorker struct {
 	s     *Store
-	dirty *dirtyDirs
+	batch *chunkBatch
 	prog  *progress
 	st    *Stats
-	bufs  *buffers
+	buf   []byte // len createBufferSize
+	pw    *pipeWriter
 }
+
+// readStep is how much a worker reads at a time: small enough that the
+// chunker and the hash find the bytes still in the CPU's caches.
+const readStep = 1 << 20
+
+// createBufferSize holds the longest chunk and room to read more after it,
+// so a chunk is always whole in the buffer without being copied out.
+const createBufferSize = maxChunkSize + 2*readStep
 
 // file chunks and stores one file, filling e's chunks and refreshing its
 // metadata from the open file. It reports gone if the file vanished since
@@ -343,28 +357,45 @@ func (w *createWorker) file(ctx context.Context, abs string, e *Entry) (gone boo
 	e.CTime, e.Inode = statExtra(fi)
 	e.Chunks = nil
 
-	if w.bufs.chunker == nil {
-		w.bufs.chunker = chunker.New(f, chunkPolynomial)
-	} else {
-		w.bufs.chunker.Reset(f, chunkPolynomial)
-	}
+	// buf[start:end] is read and not yet stored: the current chunk's
+	// bytes, scanned up to start+resume.
+	buf := w.buf
+	var start, end, resume int
 	var n int64
+	eof := false
 	for {
+		k, r := chunkLen(buf[start:end], resume, eof)
+		if k == 0 {
+			if eof {
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+			if len(buf)-end < readStep {
+				end = copy(buf, buf[start:end])
+				start = 0
+			}
+			m, err := io.ReadFull(f, buf[end:end+readStep])
+			end += m
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				eof = true
+			} else if err != nil {
+				return false, err
+			}
+			resume = r
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		c, err := w.bufs.chunker.Next(w.bufs.chunk[:0])
-		if err == io.EOF {
-			break
-		}
+		data := buf[start : start+k]
+		start, resume = start+k, 0
+		hash, wrote, err := w.batch.put(data, w.pw)
 		if err != nil {
 			return false, err
 		}
-		hash, wrote, err := w.s.putChunk(c.Data, w.dirty)
-		if err != nil {
-			return false, err
-		}
-		size := int64(len(c.Data))
+		size := int64(k)
 		if wrote {
 			w.st.NewChunks++
 			w.st.BytesWritten += size

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -89,14 +90,19 @@ func (s *Store) Restore(ctx context.Context, id, dst string, progressFn func(don
 		}
 	}
 
+	// Workers write files and hand them to the syncers, which fsync and
+	// close them while the workers go on (see durable.go for why).
+	syncer := newFileSyncer()
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan int)
 	workerStats := make([]Stats, min(s.workers, len(files)))
 	for w := range workerStats {
 		g.Go(func() error {
-			bufs := s.getBuffers()
-			defer s.buffers.Put(bufs)
-			rw := &restoreWorker{s: s, prog: prog, st: &workerStats[w], buf: bufs.chunk}
+			buf := buffers.get()
+			defer buffers.put(buf)
+			pw := newPipeWriter()
+			defer pw.close()
+			rw := &restoreWorker{s: s, prog: prog, st: &workerStats[w], buf: buf[:maxChunkSize], pw: pw, syncer: syncer}
 			for i := range jobs {
 				e := &m.Entries[i]
 				if err := rw.file(gctx, filepath.Join(dst, filepath.FromSlash(e.Path)), e); err != nil {
@@ -118,6 +124,9 @@ func (s *Store) Restore(ctx context.Context, id, dst string, progressFn func(don
 		return nil
 	})
 	err = g.Wait()
+	if serr := syncer.stop(); err == nil {
+		err = serr
+	}
 	for _, ws := range workerStats {
 		st.add(ws)
 	}
@@ -236,10 +245,12 @@ func lchtimes(p string, mtime time.Time) error {
 
 // restoreWorker writes files, reusing one chunk-sized buffer.
 type restoreWorker struct {
-	s    *Store
-	prog *progress
-	st   *Stats
-	buf  []byte
+	s      *Store
+	prog   *progress
+	st     *Stats
+	buf    []byte // len maxChunkSize
+	pw     *pipeWriter
+	syncer *fileSyncer
 }
 
 func (w *restoreWorker) file(ctx context.Context, p string, e *Entry) error {
@@ -250,67 +261,27 @@ func (w *restoreWorker) file(ctx context.Context, p string, e *Entry) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var n int64
-	if len(e.Chunks) == 1 {
-		n, err = w.copyChunk(f, e.Chunks[0])
-	} else {
-		n, err = w.writeChunks(ctx, f, e.Chunks)
+	n, err := w.writeChunks(ctx, f, e.Chunks)
+	if err == nil && n != e.Size {
+		err = fmt.Errorf("%w: chunks hold %d bytes, manifest says %d", ErrCorrupt, n, e.Size)
+	}
+	if err == nil {
+		err = f.Chmod(e.Mode)
+	}
+	if err == nil {
+		err = os.Chtimes(p, time.Time{}, e.MTime)
 	}
 	if err != nil {
-		return err
-	}
-	if n != e.Size {
-		return fmt.Errorf("%w: chunks hold %d bytes, manifest says %d", ErrCorrupt, n, e.Size)
-	}
-	if err := f.Chmod(e.Mode); err != nil {
-		return err
-	}
-	if err := os.Chtimes(p, time.Time{}, e.MTime); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
+		f.Close()
 		return err
 	}
 	w.st.Files++
-	return f.Close()
+	w.syncer.sync(f)
+	return nil
 }
 
-// copyChunk writes a one-chunk file. The chunk is read once to verify its
-// hash, then copied with io.Copy between two *os.File: on Linux that is
-// copy_file_range(2), an in-kernel copy (a reflink on XFS and Btrfs) instead
-// of a second pass through user space. The path in Go 1.26: io.Copy calls
-// (*os.File).WriteTo, which handles only socket destinations and otherwise
-// calls io.Copy(dst, fileWithoutWriteTo{src}) (os/file.go genericWriteTo);
-// that reaches (*os.File).ReadFrom → readFrom → copyFileRange →
-// poll.CopyFileRange (os/zero_copy_linux.go), falling back to read/write
-// only where the kernel refuses (e.g. across some filesystems). Checked with
-// strace on ext4: two copy_file_range calls per one-chunk file, the second
-// returning 0 at EOF.
-func (w *restoreWorker) copyChunk(dst *os.File, ref ChunkRef) (int64, error) {
-	cf, err := w.s.openChunk(ref)
-	if err != nil {
-		return 0, err
-	}
-	defer cf.Close()
-	if _, err := readChunk(cf, ref, w.buf); err != nil {
-		return 0, err
-	}
-	w.st.BytesRead += ref.Size
-	w.st.BytesHashed += ref.Size
-	if _, err := cf.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("chunk %s: %w", ref.Hash, err)
-	}
-	n, err := io.Copy(dst, cf)
-	w.st.BytesWritten += n
-	if err != nil {
-		return n, fmt.Errorf("copying chunk %s: %w", ref.Hash, err)
-	}
-	w.prog.add(n)
-	return n, nil
-}
-
-// writeChunks streams a file's chunks in order, verifying each.
+// writeChunks streams a file's chunks in order, verifying each before
+// writing it, and starts the file's write-back as it goes.
 func (w *restoreWorker) writeChunks(ctx context.Context, dst *os.File, refs []ChunkRef) (int64, error) {
 	var n int64
 	for _, ref := range refs {
@@ -321,12 +292,13 @@ func (w *restoreWorker) writeChunks(ctx context.Context, dst *os.File, refs []Ch
 		if err != nil {
 			return n, err
 		}
-		k, err := dst.Write(data)
+		k, err := w.pw.write(dst, data)
 		n += int64(k)
 		w.st.BytesWritten += int64(k)
 		if err != nil {
 			return n, err
 		}
+		startWriteback(dst)
 		w.prog.add(int64(k))
 	}
 	return n, nil
@@ -345,4 +317,45 @@ func (w *restoreWorker) readVerified(ref ChunkRef) ([]byte, error) {
 	w.st.BytesRead += ref.Size
 	w.st.BytesHashed += ref.Size
 	return data, nil
+}
+
+// fileSyncer fsyncs and closes files handed to it, many at once.
+type fileSyncer struct {
+	files chan *os.File
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	err   error
+}
+
+func newFileSyncer() *fileSyncer {
+	sy := &fileSyncer{files: make(chan *os.File, syncers)}
+	for range syncers {
+		sy.wg.Go(func() {
+			for f := range sy.files {
+				err := f.Sync()
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					sy.mu.Lock()
+					if sy.err == nil {
+						sy.err = fmt.Errorf("syncing %s: %w", f.Name(), err)
+					}
+					sy.mu.Unlock()
+				}
+			}
+		})
+	}
+	return sy
+}
+
+// sync takes over f: it will be fsynced and closed.
+func (sy *fileSyncer) sync(f *os.File) { sy.files <- f }
+
+// stop waits until every file handed over is fsynced and closed, and
+// returns the first failure. Call it once, after the last sync.
+func (sy *fileSyncer) stop() error {
+	close(sy.files)
+	sy.wg.Wait()
+	return sy.err
 }

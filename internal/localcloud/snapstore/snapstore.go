@@ -1,11 +1,15 @@
 // Package snapstore keeps incremental, content-addressed snapshots of
 // directory trees: the local cloud's EBS snapshots. A snapshot is a manifest
 // listing the tree's directories, files and symlinks with their metadata; file
-// content is cut into chunks by content-defined chunking, each chunk named by
-// its BLAKE3 hash and stored once however many files and snapshots share it.
-// A Create given a parent snapshot of the same volume reuses the parent's
-// chunk lists for files whose metadata shows them unchanged, without reading
-// them.
+// content is cut into chunks by content-defined chunking (cdc.go), each chunk
+// named by its BLAKE3 hash and stored once however many files and snapshots
+// share it. A Create given a parent snapshot of the same volume reuses the
+// parent's chunk lists for files whose metadata shows them unchanged, without
+// reading them. Chunks are made durable in batches (durable.go); a snapshot's
+// manifest is published only once everything it names is durable.
+//
+// Linux only: it uses Linux's stat fields, splice(2), sync_file_range(2) and
+// O_TMPFILE (with a fallback for filesystems without it).
 //
 // Layout under the store's directory:
 //
@@ -135,7 +139,6 @@ type Store struct {
 	logger  *slog.Logger
 	clock   clock.Clock
 	workers int
-	buffers sync.Pool // of *buffers
 
 	// gcMu is held shared by Create and Restore for their whole run and
 	// exclusively by GC, so GC never removes a chunk that an in-flight
@@ -143,9 +146,11 @@ type Store struct {
 	gcMu sync.RWMutex
 
 	mu       sync.Mutex
-	lock     *os.File        // nil once closed
-	creating map[string]bool // ids with a Create in flight
-	shards   map[string]bool // shard directories known to exist
+	lock     *os.File                  // nil once closed
+	creating map[string]bool           // ids with a Create in flight
+	dirs     map[string]*dirSeq        // see durable.go
+	inflight map[string]*inflightChunk // chunks being stored, by hash
+	tmpfile  bool                      // see tmpfile_linux.go
 }
 
 // Open opens the store in dir, creating its layout if needed. Leftover
@@ -162,13 +167,13 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		tmpDir:       filepath.Join(dir, "tmp"),
 		logger:       logger,
 		clock:        clock.Real{},
-		// More workers than cores: a worker waits longer for a chunk's
-		// fsync (~10 ms per MiB here) than it takes to chunk and hash it
-		// (~4 ms per MiB), so others keep the cores busy meanwhile. Past
-		// eight only memory grows (9 MiB of buffers each).
-		workers:  min(max(runtime.GOMAXPROCS(0), 4), 8),
+		// A worker is busy on a core but for its system calls, which
+		// mostly copy to and from the page cache: a few more workers than
+		// cores keep the cores busy. Each holds a 10 MiB buffer.
+		workers:  min(runtime.GOMAXPROCS(0)+2, 8),
 		creating: make(map[string]bool),
-		shards:   make(map[string]bool),
+		dirs:     make(map[string]*dirSeq),
+		inflight: make(map[string]*inflightChunk),
 	}
 	for _, d := range []string{s.chunksDir, s.manifestsDir, s.tmpDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -191,6 +196,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("opening snapshot store %s: %w", dir, err)
 	}
+	s.tmpfile = probeTmpfile(s.tmpDir)
 	return s, nil
 }
 
@@ -269,8 +275,10 @@ func (s *Store) Delete(id string) error {
 }
 
 // writeManifest makes m durable under its id, failing with ErrExists rather
-// than replacing a manifest already there.
-func (s *Store) writeManifest(m *Manifest) error {
+// than replacing a manifest already there. It publishes m only after
+// ready, which runs meanwhile (while m is written and fsynced to a
+// temporary file), returns nil.
+func (s *Store) writeManifest(m *Manifest, ready func() error) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encoding manifest: %w", err)
@@ -280,15 +288,23 @@ func (s *Store) writeManifest(m *Manifest) error {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	written := make(chan error, 1)
+	go func() {
+		_, err := tmp.Write(b)
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		written <- err
+	}()
+	rerr := ready()
+	if err := <-written; err != nil {
 		return fmt.Errorf("writing manifest: %w", err)
+	}
+	if rerr != nil {
+		return rerr
 	}
 	// link(2), unlike rename(2), refuses to replace an existing name.
 	if err := os.Link(tmp.Name(), s.manifestPath(m.ID)); err != nil {

@@ -126,129 +126,20 @@ func (a procIO) sub(b procIO) procIO {
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
-// runMeasured runs a command and returns its wall time and I/O. A shell
+// runMeasured runs a command and returns its I/O and CPU time. A shell
 // reads its own /proc/PID/io after the command exits: the kernel adds a
 // reaped child's I/O accounting to its parent's.
-func runMeasured(t *testing.T, name string, args ...string) (time.Duration, procIO) {
-	t.Helper()
+func runMeasured(tb testing.TB, name string, args ...string) procIO {
+	tb.Helper()
 	script := `"$@"; s=$?; cat /proc/$$/io; exit $s`
 	cmd := exec.Command("sh", append([]string{"-c", script, "sh", name}, args...)...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
-	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %v: %v: %s", name, args, err, stderr.String())
+		tb.Fatalf("%s %v: %v: %s", name, args, err, stderr.String())
 	}
-	d := time.Since(start)
 	io := parseProcIO(out.Bytes())
 	// wait4's usage for the shell includes the command it waited for.
 	io.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	return d, io
-}
-
-// timedSync flushes dirty pages, so each step starts with a clean page cache
-// and copies that do not fsync can be charged for their write-back.
-func timedSync() time.Duration {
-	start := time.Now()
-	syscall.Sync()
-	return time.Since(start)
-}
-
-// TestMeasure1GiB compares the store with cp and rsync on a 1 GiB tree (64
-// files × 16 MiB). Run with HANDOVER_BENCH_1GIB=1 and -v; it needs about
-// 5 GiB free under /tmp and removes everything afterwards. Page cache is
-// warm throughout (the data fits in memory), so these are CPU and write
-// costs, not cold-read costs.
-func TestMeasure1GiB(t *testing.T) {
-	if os.Getenv("HANDOVER_BENCH_1GIB") != "1" {
-		t.Skip("set HANDOVER_BENCH_1GIB=1 to run")
-	}
-	base, err := os.MkdirTemp("/tmp", "snapstore-1gib-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.RemoveAll(base); err != nil {
-			t.Errorf("removing %s: %v", base, err)
-		}
-	})
-	src := filepath.Join(base, "src")
-	total := writeRandomTree(t, src, 64, 16<<20)
-	t.Logf("source: %s in 64 files; flushing took %v", mib(total), timedSync())
-	built := time.Now()
-
-	report := func(step string, d, syncd time.Duration, io procIO) {
-		line := fmt.Sprintf("%-32s %6.2fs (cpu %5.2fs) %7.1f MiB/s  read %s, written %s (to disk %s)",
-			step, d.Seconds(), io.cpu.Seconds(), float64(total)/(1<<20)/d.Seconds(), mib(io.rchar), mib(io.wchar), mib(io.writeBytes))
-		if syncd > 0 {
-			line += fmt.Sprintf("; then sync %.2fs", syncd.Seconds())
-		}
-		t.Log(line)
-	}
-
-	// (1) cp -a
-	d, io := runMeasured(t, "cp", "-a", src, filepath.Join(base, "cp"))
-	report("cp -a", d, timedSync(), io)
-
-	// (2) full snapshot. The racy guard would re-read files written less
-	// than 2 s before the snapshot starts; a real volume's are older.
-	time.Sleep(time.Until(built.Add(timestampGranularity + 100*time.Millisecond)))
-	s, err := Open(filepath.Join(base, "store"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	before := selfIO(t)
-	_, st, err := s.Create(ctx, "snap-full", src, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	report("Store.Create full", st.Duration, 0, selfIO(t).sub(before))
-	t.Logf("    stats: %+v", st)
-	timedSync()
-
-	// Change 1%: overwrite 2 MiB in the middle of five files.
-	for i := range 5 {
-		p := filepath.Join(src, fmt.Sprintf("d%d", (i*13)%8), fmt.Sprintf("f%03d", i*13))
-		f, err := os.OpenFile(p, os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.WriteAt(randBytes(uint64(1000+i), 2<<20), 7<<20); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
-	timedSync()
-
-	// (3) incremental snapshot
-	before = selfIO(t)
-	_, st, err = s.Create(ctx, "snap-incr", src, "snap-full", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	report("Store.Create incremental (1%)", st.Duration, 0, selfIO(t).sub(before))
-	t.Logf("    stats: %+v", st)
-	timedSync()
-
-	// (4) rsync -a: a full copy, and an update of the cp copy (the
-	// equivalent of the incremental snapshot).
-	if _, err := exec.LookPath("rsync"); err != nil {
-		t.Log("rsync -a                           skipped: rsync not installed")
-	} else {
-		d, io := runMeasured(t, "rsync", "-a", src+"/", filepath.Join(base, "rsync")+"/")
-		report("rsync -a full", d, timedSync(), io)
-		d, io = runMeasured(t, "rsync", "-a", src+"/", filepath.Join(base, "cp")+"/")
-		report("rsync -a update of cp copy (1%)", d, timedSync(), io)
-	}
-
-	// (5) restore of the full snapshot
-	before = selfIO(t)
-	rst, err := s.Restore(ctx, "snap-full", filepath.Join(base, "restore"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	report("Store.Restore full", rst.Duration, 0, selfIO(t).sub(before))
-	t.Logf("    stats: %+v", rst)
+	return io
 }

@@ -14,16 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/restic/chunker"
-
 	"github.com/handover-dev/handover/internal/clock"
 )
-
-func TestChunkPolynomial(t *testing.T) {
-	if !chunkPolynomial.Irreducible() {
-		t.Fatalf("chunk polynomial %v is not irreducible", chunkPolynomial)
-	}
-}
 
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
@@ -39,7 +31,7 @@ func TestRoundTrip(t *testing.T) {
 			{path: "empty-dir", kind: "dir", mtime: past},
 			{path: "empty", kind: "file", mode: 0o600, mtime: past},
 			{path: "big.bin", kind: "file", data: randBytes(1, 20<<20), mtime: past.Add(time.Minute)},
-			{path: "just-over-min.bin", kind: "file", data: randBytes(2, chunker.MinSize+1000)},
+			{path: "just-over-min.bin", kind: "file", data: randBytes(2, minChunkSize+1000)},
 			{path: "run.sh", kind: "file", data: []byte("#!/bin/sh\n"), mode: 0o755},
 			{path: "secret", kind: "file", data: []byte("x"), mode: 0o400},
 			{path: "ro/inside", kind: "file", data: []byte("in a read-only dir")},
@@ -114,14 +106,14 @@ func TestRoundTrip(t *testing.T) {
 			}
 			for _, e := range m.Entries {
 				for _, c := range e.Chunks {
-					if c.Size > chunker.MaxSize {
+					if c.Size > maxChunkSize {
 						t.Errorf("%s: chunk of %d bytes", e.Path, c.Size)
 					}
 				}
-				if e.Mode.IsRegular() && e.Size > 0 && e.Size < chunker.MinSize && len(e.Chunks) != 1 {
+				if e.Mode.IsRegular() && e.Size > 0 && e.Size < minChunkSize && len(e.Chunks) != 1 {
 					t.Errorf("%s: small file in %d chunks", e.Path, len(e.Chunks))
 				}
-				if e.Size > 2*chunker.MaxSize && len(e.Chunks) < 3 {
+				if e.Size > 2*maxChunkSize && len(e.Chunks) < 3 {
 					t.Errorf("%s: %d bytes in only %d chunks", e.Path, e.Size, len(e.Chunks))
 				}
 			}
@@ -154,8 +146,11 @@ func incrementalTree() []node {
 	for i := range 40 {
 		nodes = append(nodes, node{path: fmt.Sprintf("d%d/f%02d", i%4, i), kind: "file", data: randBytes(uint64(100+i), 8<<10), mtime: past})
 	}
-	return append(nodes, node{path: "big", kind: "file", data: randBytes(99, 2<<20), mtime: past})
+	return append(nodes, node{path: "big", kind: "file", data: randBytes(99, bigSize), mtime: past})
 }
+
+// bigSize is the size of incrementalTree's big file, several chunks.
+const bigSize = 8 << 20
 
 func TestIncremental(t *testing.T) {
 	t.Parallel()
@@ -189,7 +184,7 @@ func TestIncremental(t *testing.T) {
 				}
 			},
 			// Content-defined chunking keeps the chunks before the append.
-			wantFiles: 41, wantHashed: 2<<20 + 1000, wantReused: 40, wantDedup: true,
+			wantFiles: 41, wantHashed: bigSize + 1000, wantReused: 40, wantDedup: true,
 		},
 		{
 			name:      "add a file",
@@ -240,7 +235,7 @@ func TestIncremental(t *testing.T) {
 			buildTree(t, src, incrementalTree())
 			if _, st, err := s.Create(context.Background(), "snap-a", src, "", nil); err != nil {
 				t.Fatal(err)
-			} else if st.BytesHashed != 40*small+2<<20 {
+			} else if st.BytesHashed != 40*small+bigSize {
 				t.Fatalf("first snapshot hashed %d bytes", st.BytesHashed)
 			}
 			tc.change(t, src)
@@ -363,7 +358,7 @@ func TestRacyGuard(t *testing.T) {
 
 func TestDedup(t *testing.T) {
 	t.Parallel()
-	big := randBytes(1, 6<<20)
+	big := randBytes(1, 12<<20)
 	tests := []struct {
 		name         string
 		first        []node
