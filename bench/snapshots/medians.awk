@@ -11,7 +11,7 @@ function med(key,   i, a) {
 	for (i = 1; i <= cnt[key]; i++) a[i] = val[key, i]
 	return median(a, cnt[key])
 }
-/^[a-z]+:Benchmark/ {
+/^([a-z]+:)?Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
 	if (!(name in seen)) { seen[name] = 1; order[++names] = name }
 	for (i = 3; i < NF; i += 2) {
@@ -37,10 +37,11 @@ END {
 		if (name ~ /SnapshotFull|RestoreFull/) { other = "BenchmarkCpA"; split("plain sync", vs, " ") }
 		else if (name ~ /Incremental1Pct/) { other = "BenchmarkRsyncOneBehind"; split("plain fsync", vs, " ") }
 		else continue
-		variant = name; sub(/:.*/, "", variant)
+		variant = ""
+		if (name ~ /^[a-z]+:/) { variant = name; sub(/:.*/, ":", variant) }
 		size = name; sub(/^[^\/]*\//, "", size)
 		for (i = 1; i in vs; i++) {
-			o = variant ":" other "/" size "/" vs[i]
+			o = variant other "/" size "/" vs[i]
 			n = cnt[name, "ns/op"]
 			if (cnt[o, "ns/op"] < n) n = cnt[o, "ns/op"]
 			if (n == 0) continue

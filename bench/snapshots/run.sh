@@ -8,7 +8,8 @@
 # Each round runs every benchmark once, in a fresh process (go test -count 1),
 # and with BEFORE set the older store's round right before the current one's,
 # so store and baseline, before and after, meet the same load on a shared
-# machine. Between processes it waits SETTLE seconds (default 60): ext4
+# machine. The older store's lines are marked "before:"; the current one's
+# are plain `go test -bench` lines, for bench/cmd/medians too. Between processes it waits SETTLE seconds (default 60): ext4
 # without a journal skips inodes freed in the last minute when it allocates
 # new ones, and each process frees thousands when it removes its files. A
 # round at 1 GiB needs about 9 GiB free under $TMPDIR (default /tmp).
@@ -48,9 +49,11 @@ for r in $(seq "$rounds"); do
 	for v in $variants; do
 		sleep "$settle"
 		echo "# round $r, $v, load $(cut -d' ' -f1-3 /proc/loadavg)"
+		tag=
+		[ "$v" = current ] || tag="$v:"
 		(cd internal/localcloud/snapstore && HANDOVER_SNAPBENCH_MIB=$mib "$work/$v.test" -test.run '^$' \
 			-test.bench "$pattern" -test.benchtime 1x -test.count 1 -test.timeout 60m) |
-			grep -E '^(Benchmark|    compare_bench)' | sed "s/^Benchmark/$v:Benchmark/" | tee -a "$work/raw"
+			grep -E '^(Benchmark|    compare_bench)' | sed "s/^Benchmark/${tag}Benchmark/" | tee -a "$work/raw"
 	done
 done
 echo
