@@ -151,6 +151,21 @@ section "2. Reads during handovers" \
 	"A steady offered load of 600 reads/s of 1 KiB keys (checked byte for byte) through the load balancer, plus the demo's own traffic, across repeated updates; each read is counted during a handover (from the update's start to the old instance leaving) or outside one. Target: 0 failed reads out of at least 50,000, with p50/p99 latency during a handover next to the same figures without one." \
 	"$cmd"
 
+# ---- item 3: snapshots ----
+if [ "$mode" = full ]; then
+	snapmib=1024
+	cmd="bench/snapshots/run.sh $snapmib 5"
+else
+	snapmib=64
+	cmd="SETTLE=0 bench/snapshots/run.sh $snapmib 1"
+fi
+section "3. Snapshots" \
+	"The local cloud's snapshot store on a kvstore-shaped tree: a full snapshot and a restore against cp -a followed by sync (a durable copy), and an incremental snapshot after a 1 % change against rsync -a onto a copy one change behind; bytes read and written in bench/snapshots/RESULTS.md. Targets: full snapshot and restore at least 0.8× the speed of cp -a; incremental at least 2× faster than rsync." \
+	"$cmd" \
+	-ratio "full snapshot vs cp -a + sync;SnapshotFull/size=${snapmib}MiB;CpA/size=${snapmib}MiB/sync;ns/op;<=;1.25" \
+	-ratio "restore vs cp -a + sync;RestoreFull/size=${snapmib}MiB;CpA/size=${snapmib}MiB/sync;ns/op;<=;1.25" \
+	-ratio "incremental vs rsync;Incremental1Pct/size=${snapmib}MiB;RsyncOneBehind/size=${snapmib}MiB/plain;ns/op;<=;0.5"
+
 # ---- item 4: controller event throughput ----
 if [ "$mode" = full ]; then
 	cmd="go test -run '^\$' -bench 'BenchmarkEvents|BenchmarkFsync' -benchtime 2000x -count 5 -timeout 90m ./bench/controller"
