@@ -184,15 +184,15 @@ type Migration struct {
 	Attempts  int    `json:"attempts,omitempty"` // consecutive failures of the current step
 	LastError string `json:"last_error,omitempty"`
 
-	CreatedAt        time.Time     `json:"created_at"`
-	UpdatedAt        time.Time     `json:"updated_at"`
-	StepStartedAt    time.Time     `json:"step_started_at"`
-	NextAttemptAt    time.Time     `json:"next_attempt_at,omitzero"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	StepStartedAt time.Time `json:"step_started_at"`
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 	// PacedAt is when the current step was first held back for want of a
 	// pacing token (zero when it was not): that wait is the controller's
 	// own rationing, not the step being stuck, so it does not count
 	// against the step's timeout.
-	PacedAt time.Time `json:"paced_at,omitzero"`
+	PacedAt          time.Time     `json:"paced_at,omitzero"`
 	LastHeartbeat    time.Time     `json:"last_heartbeat,omitzero"`
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 	// Deadline is when the hook's overall wait ends: min(48h, 100×heartbeat).

@@ -181,7 +181,7 @@ func launch(bin string) (*server, error) {
 	for {
 		select {
 		case <-s.done:
-			msg := tail(s.logPath)
+			msg := testenv.LogTail(s.logPath)
 			os.Remove(s.logPath)
 			return nil, fmt.Errorf("dynalite exited at startup (%v):\n%s", s.err, msg)
 		default:
@@ -192,7 +192,7 @@ func launch(bin string) (*server, error) {
 			return s, nil
 		}
 		if time.Now().After(deadline) {
-			msg := tail(s.logPath)
+			msg := testenv.LogTail(s.logPath)
 			_ = s.Stop()
 			return nil, fmt.Errorf("dynalite did not answer within %s (last error: %v):\n%s", startTimeout, err, msg)
 		}
@@ -228,16 +228,4 @@ func (s *server) Stop() error {
 		return fmt.Errorf("removing %s: %w", s.logPath, err)
 	}
 	return nil
-}
-
-// tail returns the end of the server log for error messages.
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(bytes.TrimSpace(b))
 }

@@ -1,7 +1,6 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -205,7 +204,7 @@ func launch(cred *syscall.Credential, bin, dir, data string) (*server, error) {
 	for {
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("postgres exited at startup (%v):\n%s", s.err, tail(logPath))
+			return nil, fmt.Errorf("postgres exited at startup (%v):\n%s", s.err, testenv.LogTail(logPath))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -217,7 +216,7 @@ func launch(cred *syscall.Credential, bin, dir, data string) (*server, error) {
 		}
 		if time.Now().After(deadline) {
 			_ = s.Stop()
-			return nil, fmt.Errorf("postgres did not accept connections within %s (last error: %v):\n%s", startTimeout, err, tail(logPath))
+			return nil, fmt.Errorf("postgres did not accept connections within %s (last error: %v):\n%s", startTimeout, err, testenv.LogTail(logPath))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -255,16 +254,4 @@ func (s *server) Stop() error {
 		return fmt.Errorf("removing %s: %w", s.dir, err)
 	}
 	return nil
-}
-
-// tail returns the end of the server log for error messages.
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(bytes.TrimSpace(b))
 }
