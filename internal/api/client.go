@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/handover-dev/handover/internal/ledger"
 	"io"
 	"net/http"
 	"net/url"
@@ -62,10 +64,59 @@ func (c *Client) Databases(ctx context.Context) ([]Database, error) {
 	return ds.Databases, err
 }
 
+// StartUpdate starts a group update (or, with dryRun, returns its plan in
+// plan and nil).
+func (c *Client) StartUpdate(ctx context.Context, r UpdateRequest, dryRun bool) (*Update, *Plan, error) {
+	q := url.Values{}
+	if dryRun {
+		var p Plan
+		q.Set("dry_run", "true")
+		return nil, &p, c.do(ctx, http.MethodPost, PathUpdates, q, r, &p)
+	}
+	var u Update
+	return &u, nil, c.do(ctx, http.MethodPost, PathUpdates, q, r, &u)
+}
+
+// Update returns one update with its handovers.
+func (c *Client) Update(ctx context.Context, id string) (Update, error) {
+	var u Update
+	err := c.get(ctx, PathUpdates+"/"+url.PathEscape(id), nil, &u)
+	return u, err
+}
+
+// Updates lists updates (q: group, unfinished).
+func (c *Client) Updates(ctx context.Context, q url.Values) ([]*ledger.Update, error) {
+	var us Updates
+	err := c.get(ctx, PathUpdates, q, &us)
+	return us.Updates, err
+}
+
+// AbortUpdate asks a running update to roll back.
+func (c *Client) AbortUpdate(ctx context.Context, id, reason string) (Update, error) {
+	var u Update
+	err := c.do(ctx, http.MethodPost, PathUpdates+"/"+url.PathEscape(id)+"/abort", nil, AbortRequest{Reason: reason}, &u)
+	return u, err
+}
+
 func (c *Client) get(ctx context.Context, path string, q url.Values, into any) error {
+	return c.do(ctx, http.MethodGet, path, q, nil, into)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, into any) error {
 	u := c.base.JoinPath(path)
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var rd io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encoding request for %s: %w", u.Path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if in != nil && err == nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if err != nil {
 		return fmt.Errorf("building request for %s: %w", u, err)
 	}
@@ -79,9 +130,9 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, into any) e
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("reading the answer to GET %s: %w", u.Path, err)
+		return fmt.Errorf("reading the answer to %s %s: %w", method, u.Path, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		var e Error
 		msg := strings.TrimSpace(string(body))
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
@@ -89,14 +140,16 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, into any) e
 		}
 		switch resp.StatusCode {
 		case http.StatusNotFound:
-			return fmt.Errorf("GET %s: %s: %w", u.Path, msg, ErrNotFound)
+			return fmt.Errorf("%s %s: %s: %w", method, u.Path, msg, ErrNotFound)
 		case http.StatusUnauthorized:
-			return fmt.Errorf("GET %s: %s (pass the controller's token with --api-token or HANDOVER_API_TOKEN)", u.Path, msg)
+			return fmt.Errorf("%s %s: %s (pass the controller's token with --api-token or HANDOVER_API_TOKEN)", method, u.Path, msg)
+		case http.StatusBadRequest, http.StatusConflict:
+			return fmt.Errorf("%s", msg)
 		}
-		return fmt.Errorf("GET %s: %s: %s", u.Path, resp.Status, msg)
+		return fmt.Errorf("%s %s: %s: %s", method, u.Path, resp.Status, msg)
 	}
 	if err := json.Unmarshal(body, into); err != nil {
-		return fmt.Errorf("decoding the answer to GET %s: %w", u.Path, err)
+		return fmt.Errorf("decoding the answer to %s %s: %w", method, u.Path, err)
 	}
 	return nil
 }

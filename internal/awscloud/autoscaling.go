@@ -94,7 +94,7 @@ func (c *Cloud) GroupMembers(ctx context.Context, group string) ([]handover.Grou
 	}
 	members := make([]handover.GroupMember, 0, len(g.Instances))
 	for _, i := range g.Instances {
-		members = append(members, handover.GroupMember{Instance: aws.ToString(i.InstanceId), Lifecycle: string(i.LifecycleState)})
+		members = append(members, handover.GroupMember{Instance: aws.ToString(i.InstanceId), Lifecycle: string(i.LifecycleState), Health: aws.ToString(i.HealthStatus)})
 	}
 	return members, nil
 }

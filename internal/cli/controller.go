@@ -28,6 +28,7 @@ import (
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/ledger/dial"
 	"github.com/handover-dev/handover/internal/pacing"
+	"github.com/handover-dev/handover/internal/update"
 )
 
 type controllerFlags struct {
@@ -226,6 +227,14 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	ucfg := update.DefaultConfig()
+	ucfg.Holder, ucfg.LeaseTTL = f.holder, f.leaseTTL
+	ucfg.Poll = min(ucfg.Poll, f.advance)
+	runner, err := update.New(ucfg, eng.led, awscloud.NewGroups(ec2.NewFromConfig(eng.aws), autoscaling.NewFromConfig(eng.aws)), clk, log)
+	if err != nil {
+		return err
+	}
+	d.WithUpdates(runner)
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

@@ -273,11 +273,14 @@ type progress struct {
 	tty  bool
 	bar  *progressbar.ProgressBar
 	last string
+	name string // the command, prefixed to plain progress lines
 }
 
-func newProgress(w io.Writer) *progress {
+func newProgress(w io.Writer) *progress { return newProgressFor(w, "demo") }
+
+func newProgressFor(w io.Writer, name string) *progress {
 	file, ok := w.(*os.File)
-	return &progress{w: w, tty: ok && isatty.IsTerminal(file.Fd())}
+	return &progress{w: w, tty: ok && isatty.IsTerminal(file.Fd()), name: name}
 }
 
 func (p *progress) say(msg string) {
@@ -288,7 +291,7 @@ func (p *progress) say(msg string) {
 	}
 	p.last = msg
 	if !p.tty {
-		fmt.Fprintf(p.w, "demo: %s\n", msg)
+		fmt.Fprintf(p.w, "%s: %s\n", p.name, msg)
 		return
 	}
 	if p.bar == nil {

@@ -111,6 +111,7 @@ type Daemon struct {
 	log     *slog.Logger
 	metrics *Metrics
 	started time.Time
+	updates Updater // nil: no group updates
 
 	work chan string
 	// busy holds the migrations queued or being advanced, so a migration
@@ -169,6 +170,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() { d.every(ctx, d.cfg.ReconcileEvery, d.reconcile) })
 	wg.Go(func() { d.every(ctx, d.cfg.SweepEvery, d.sweep) })
 	wg.Go(func() { d.every(ctx, d.cfg.PruneEvery, d.prune) })
+	if d.updates != nil {
+		wg.Go(func() { d.every(ctx, d.cfg.AdvanceEvery, d.advanceUpdates) })
+	}
 	d.log.Info("controller running", "queue", d.cfg.QueueURL, "dead-letter-queue", d.cfg.DeadLetterURL, "holder", d.cfg.Holder)
 	wg.Wait()
 	return nil

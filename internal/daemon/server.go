@@ -46,6 +46,7 @@ func (d *Daemon) Handler(token string) http.Handler {
 	mux.HandleFunc("GET "+api.PathMigrations, d.serveMigrations)
 	mux.HandleFunc("GET "+api.PathMigrations+"/{id}", d.serveMigration)
 	mux.HandleFunc("GET "+api.PathDatabases, d.serveDatabases)
+	d.routeUpdates(mux)
 	mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
 	if token == "" {
 		return mux

@@ -101,6 +101,15 @@ func (c *Controller) advanceOnce(ctx context.Context, m *ledger.Migration) (bool
 		m.PacedAt = time.Time{}
 	}
 	if c.canRollBack(m) {
+		if m.Update != "" {
+			why, err := c.updateAborting(ctx, m)
+			if err != nil {
+				return false, err
+			}
+			if why != "" {
+				return true, c.rollBack(ctx, m, why)
+			}
+		}
 		if !m.Deadline.IsZero() && now.After(m.Deadline.Add(-c.cfg.DeadlineMargin)) {
 			return true, c.rollBack(ctx, m, fmt.Sprintf("lifecycle hook deadline %s is near", m.Deadline.Format(time.RFC3339)))
 		}

@@ -164,6 +164,7 @@ type Hook struct {
 type GroupMember struct {
 	Instance  string
 	Lifecycle string
+	Health    string // Healthy or Unhealthy; empty when unknown (taken as healthy)
 }
 
 // Lifecycle transitions of a WaitingAction.

@@ -145,11 +145,34 @@ func (c Config) timeout(s ledger.State) time.Duration {
 }
 
 // Metadata is what a launch hook's NotificationMetadata tells handover. It
-// is either a bare database id ("orders") or a JSON object.
+// is either a bare database id ("orders") or a JSON object. A group whose
+// instances each hold their own database (one per tenant) names a pool
+// instead: {"databases":["a","b"]}, or {"database":"t","count":3} for t-1,
+// t-2 and t-3; each new instance then takes the pool's database that needs
+// an instance (see Controller.pick).
 type Metadata struct {
-	Database     string `json:"database"`
-	SeedSnapshot string `json:"seed_snapshot,omitempty"`
-	SizeGiB      int32  `json:"size_gib,omitempty"`
+	Database     string   `json:"database,omitempty"`
+	Databases    []string `json:"databases,omitempty"`
+	Count        int      `json:"count,omitempty"`
+	SeedSnapshot string   `json:"seed_snapshot,omitempty"`
+	SizeGiB      int32    `json:"size_gib,omitempty"`
+}
+
+// maxPool bounds a pool. AWS caps NotificationMetadata at 1023 characters;
+// the count form can name more than fit, but every launch lists the pool's
+// databases, so keep it to what one controller reads cheaply.
+const maxPool = 1000
+
+// Pool returns the databases a pool names, or nil for a single database.
+func (md Metadata) Pool() []string {
+	if md.Count > 0 {
+		out := make([]string, md.Count)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s-%d", md.Database, i+1)
+		}
+		return out
+	}
+	return md.Databases
 }
 
 // ParseMetadata reads a hook's NotificationMetadata.
@@ -163,16 +186,33 @@ func ParseMetadata(s string) (Metadata, error) {
 		dec := json.NewDecoder(strings.NewReader(s))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&md); err != nil {
-			return Metadata{}, fmt.Errorf(`parsing hook NotificationMetadata %q: %w (expected {"database":"ID","seed_snapshot":"snap-…","size_gib":N})`, s, err)
+			return Metadata{}, fmt.Errorf(`parsing hook NotificationMetadata %q: %w (expected {"database":"ID","seed_snapshot":"snap-…","size_gib":N}, {"databases":["ID",…]} or {"database":"PREFIX","count":N})`, s, err)
 		}
 	} else {
 		md.Database = s
 	}
-	if md.Database == "" {
+	switch {
+	case len(md.Databases) > 0 && (md.Database != "" || md.Count != 0):
+		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q sets both "databases" and "database"/"count": use one form`, s)
+	case md.Count < 0 || md.Count > maxPool:
+		return Metadata{}, fmt.Errorf(`"count" %d in hook NotificationMetadata must be between 1 and %d`, md.Count, maxPool)
+	case len(md.Databases) > maxPool:
+		return Metadata{}, fmt.Errorf(`hook NotificationMetadata names %d databases; at most %d`, len(md.Databases), maxPool)
+	case md.Database == "" && len(md.Databases) == 0:
 		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q names no database: set "database"`, s)
 	}
-	if strings.ContainsAny(md.Database, " \t\n/") || len(md.Database) > 128 {
-		return Metadata{}, fmt.Errorf("database id %q in hook NotificationMetadata must be at most 128 characters without spaces or slashes", md.Database)
+	seen := make(map[string]bool)
+	for _, id := range append([]string{md.Database}, md.Pool()...) {
+		if id == "" && len(md.Databases) > 0 {
+			continue
+		}
+		if id == "" || strings.ContainsAny(id, " \t\n/") || len(id) > 128 {
+			return Metadata{}, fmt.Errorf("database id %q in hook NotificationMetadata must be 1 to 128 characters without spaces or slashes", id)
+		}
+		if seen[id] && id != md.Database {
+			return Metadata{}, fmt.Errorf("database id %q appears twice in hook NotificationMetadata", id)
+		}
+		seen[id] = true
 	}
 	if md.SeedSnapshot != "" && !strings.HasPrefix(md.SeedSnapshot, "snap-") {
 		return Metadata{}, fmt.Errorf("seed_snapshot %q in hook NotificationMetadata is not a snapshot id (snap-…)", md.SeedSnapshot)

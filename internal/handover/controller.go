@@ -258,6 +258,9 @@ func (c *Controller) startMigration(ctx context.Context, id, cause string, ref l
 		m.Timeline = []ledger.Step{{State: ledger.RollingBack, Start: now, Note: mdErr.Error()}}
 	} else {
 		m.Database, m.SeedSnapshot, m.SizeGiB = md.Database, md.SeedSnapshot, md.SizeGiB
+		if pool := md.Pool(); pool != nil {
+			m.Database, m.Pool = "", pool
+		}
 	}
 	if err := c.led.CreateMigration(ctx, m); err != nil {
 		if errors.Is(err, ledger.ErrExists) {

@@ -1,6 +1,7 @@
 package handover_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ func TestParseMetadata(t *testing.T) {
 		// errWants are fragments the error must contain: what is wrong and
 		// what to do about it.
 		errWants []string
+		pool     []string // what Pool returns
 	}{
 		{name: "bare id", in: "orders", want: handover.Metadata{Database: "orders"}},
 		{name: "bare id with spaces around", in: "  orders\n", want: handover.Metadata{Database: "orders"}},
@@ -33,7 +35,14 @@ func TestParseMetadata(t *testing.T) {
 		{name: "negative size", in: `{"database":"orders","size_gib":-1}`, errWants: []string{"size_gib -1", "positive"}},
 		{name: "space inside id", in: "my orders", errWants: []string{`"my orders"`, "without spaces or slashes"}},
 		{name: "slash inside id", in: `{"database":"a/b"}`, errWants: []string{`"a/b"`, "without spaces or slashes"}},
-		{name: "id too long", in: long, errWants: []string{"at most 128 characters"}},
+		{name: "id too long", in: long, errWants: []string{"1 to 128 characters"}},
+		{name: "pool by list", in: `{"databases":["a","b"]}`, want: handover.Metadata{Databases: []string{"a", "b"}}, pool: []string{"a", "b"}},
+		{name: "pool by count", in: `{"database":"t","count":3}`, want: handover.Metadata{Database: "t", Count: 3}, pool: []string{"t-1", "t-2", "t-3"}},
+		{name: "pool both forms", in: `{"database":"t","databases":["a"]}`, errWants: []string{"use one form"}},
+		{name: "pool duplicate", in: `{"databases":["a","a"]}`, errWants: []string{`"a" appears twice`}},
+		{name: "pool bad id", in: `{"databases":["a","b c"]}`, errWants: []string{`"b c"`, "without spaces"}},
+		{name: "pool count too big", in: `{"database":"t","count":1001}`, errWants: []string{"between 1 and 1000"}},
+		{name: "pool negative count", in: `{"database":"t","count":-1}`, errWants: []string{"between 1 and 1000"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,8 +51,11 @@ func TestParseMetadata(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ParseMetadata(%q): %v", tt.in, err)
 				}
-				if got != tt.want {
+				if !reflect.DeepEqual(got, tt.want) {
 					t.Fatalf("ParseMetadata(%q) = %+v, want %+v", tt.in, got, tt.want)
+				}
+				if !reflect.DeepEqual(got.Pool(), tt.pool) {
+					t.Fatalf("ParseMetadata(%q).Pool() = %v, want %v", tt.in, got.Pool(), tt.pool)
 				}
 				return
 			}

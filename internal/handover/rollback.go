@@ -32,7 +32,11 @@ func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (
 		}
 	}
 
-	db, err := c.led.GetDatabase(ctx, m.Database)
+	var db *ledger.Database
+	var err error
+	if m.Database != "" { // a pool migration may end before it picked one
+		db, err = c.led.GetDatabase(ctx, m.Database)
+	}
 	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return outcome{}, fmt.Errorf("reading database %s: %w", m.Database, err)
 	}

@@ -166,6 +166,17 @@ func (c *Controller) stepLaunching(ctx context.Context, m *ledger.Migration) (ou
 // migration holds the claim.
 func (c *Controller) claim(ctx context.Context, m *ledger.Migration) (*ledger.Database, error) {
 	for attempt := 0; attempt < 8; attempt++ {
+		if len(m.Pool) > 0 && m.Database == "" {
+			id, why, err := c.pick(ctx, m)
+			if err != nil || id == "" {
+				m.LastError = why
+				return nil, err
+			}
+			m.Database = id
+			if err := c.save(ctx, m); err != nil {
+				return nil, err
+			}
+		}
 		db, err := c.led.GetDatabase(ctx, m.Database)
 		if errors.Is(err, ledger.ErrNotFound) {
 			db = &ledger.Database{ID: m.Database}
@@ -181,6 +192,11 @@ func (c *Controller) claim(ctx context.Context, m *ledger.Migration) (*ledger.Da
 				return nil, fmt.Errorf("reading claimant %s of database %s: %w", db.Claim, m.Database, err)
 			}
 			if err == nil && !other.State.Terminal() {
+				if len(m.Pool) > 0 && other.Instance != m.Instance {
+					// Another new instance took it first: pick again.
+					m.Database = ""
+					continue
+				}
 				return nil, nil
 			}
 			// The claimant ended without releasing: take over.
@@ -199,6 +215,12 @@ func (c *Controller) claim(ctx context.Context, m *ledger.Migration) (*ledger.Da
 		}
 		db.Claim = m.ID
 		db.UpdatedAt = c.clk.Now()
+		if db.ReplaceBy != "" && db.Instance != m.Instance {
+			m.Update, m.Gated = db.ReplaceBy, db.Gated
+			if err := c.save(ctx, m); err != nil {
+				return nil, err
+			}
+		}
 		err = c.led.PutDatabase(ctx, db)
 		if errors.Is(err, ledger.ErrConflict) {
 			continue
@@ -533,6 +555,19 @@ func (c *Controller) stepAwaitingHealth(ctx context.Context, m *ledger.Migration
 		m.LastError = "waiting for health: " + err.Error()
 		return stay(c.cfg.PollInterval)
 	}
+	if m.Gated {
+		open, why, err := c.gateOpen(ctx, m)
+		if err != nil {
+			return outcome{}, err
+		}
+		if !open {
+			// The update decides when; this wait is not the step being
+			// stuck, so it is credited like a pacing wait.
+			m.LastError, m.PacedAt = why, c.clk.Now()
+			return stay(c.cfg.PollInterval)
+		}
+		return goTo(ledger.Completing, "service healthy on "+m.Instance+"; update "+m.Update+" opened its gate")
+	}
 	return goTo(ledger.Completing, "service healthy on "+m.Instance)
 }
 
@@ -586,6 +621,9 @@ func (c *Controller) commit(ctx context.Context, m *ledger.Migration, lifecycle 
 			db.Epoch = m.FromEpoch + 1
 		}
 		db.Volume, db.Zone, db.Instance, db.Group, db.Claim = m.Volume, m.Zone, m.Instance, m.Group, ""
+		if m.SourceFate != FateSelf {
+			db.ReplaceBy, db.Gated = "", false
+		}
 		if m.FinalSnapshot != "" {
 			db.BaseSnapshot = m.FinalSnapshot
 		}

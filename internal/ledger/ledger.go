@@ -147,8 +147,17 @@ type Migration struct {
 	Hook     string `json:"hook"`
 	Instance string `json:"instance"` // the new instance
 	Zone     string `json:"zone,omitempty"`
-	Database string `json:"database"`
-	Cause    string `json:"cause,omitempty"` // event, reconcile
+	Database string `json:"database"` // empty until a pool migration picks one
+	// Pool lists the databases a pool hook names; the migration picks one
+	// at Launching.
+	Pool  []string `json:"pool,omitempty"`
+	Cause string   `json:"cause,omitempty"` // event, reconcile
+	// Update is the group update (Update.ID) that asked for this database
+	// to move; the migration rolls back if that update fails first. Gated
+	// migrations also wait, healthy, before completing until the update
+	// opens its gates (replace-all: every new instance signalled).
+	Update string `json:"update,omitempty"`
+	Gated  bool   `json:"gated,omitempty"`
 	// SeedSnapshot and SizeGiB come from the hook metadata and shape a
 	// first-boot volume.
 	SeedSnapshot string `json:"seed_snapshot,omitempty"`
@@ -228,6 +237,7 @@ func (m *Migration) Clone() *Migration {
 	c.Resources = append([]Resource(nil), m.Resources...)
 	c.Timeline = append([]Step(nil), m.Timeline...)
 	c.TerminateHolds = append([]HookRef(nil), m.TerminateHolds...)
+	c.Pool = append([]string(nil), m.Pool...)
 	return &c
 }
 
@@ -250,8 +260,14 @@ type Database struct {
 	// database, held until a replacement's migration claims it (and takes
 	// them over) or Config.TerminateHoldMax runs out.
 	TerminateHolds []HookRef `json:"terminate_holds,omitempty"`
-	Version        int64     `json:"version"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	// ReplaceBy names the group update that wants this database off its
+	// instance: the next pool migration may take it although its instance
+	// is healthy. Gated: that migration must wait for the update's gates.
+	// Both are cleared when a migration commits the database elsewhere.
+	ReplaceBy string    `json:"replace_by,omitempty"`
+	Gated     bool      `json:"gated,omitempty"`
+	Version   int64     `json:"version"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Clone returns a deep copy.
@@ -337,6 +353,19 @@ type Ledger interface {
 	// ReleaseLease frees l if it is still held by l.Holder with l.Token. A
 	// lease already taken over by another holder is left alone (nil error).
 	ReleaseLease(ctx context.Context, l Lease) error
+
+	// CreateUpdate stores u with Version 1 (and sets u.Version). It returns
+	// ErrExists if an update with that id is stored.
+	CreateUpdate(ctx context.Context, u *Update) error
+	// GetUpdate returns a copy of the stored update, or ErrNotFound.
+	GetUpdate(ctx context.Context, id string) (*Update, error)
+	// SaveUpdate replaces the stored update if its version equals u.Version,
+	// then sets u.Version to the new version. It returns ErrConflict on a
+	// version mismatch and ErrNotFound if absent.
+	SaveUpdate(ctx context.Context, u *Update) error
+	// ListUpdates returns copies of the matching updates ordered by
+	// CreatedAt, then ID.
+	ListUpdates(ctx context.Context, q UpdateQuery) ([]*Update, error)
 
 	// Close releases the backend's resources.
 	Close() error

@@ -10,6 +10,7 @@
 //	pk          sk            other attributes
 //	migration   <id>          version (N), body (S: JSON), database, instance, terminal (BOOL)
 //	database    <id>          version (N), body (S: JSON)
+//	update      <id>          version (N), body (S: JSON), group, terminal (BOOL)
 //	event       <id>          expires_ns (N), expires_at (N: TTL)
 //	lease       <name>        holder (S, "" once released), token (N), expires_ns (N)
 //
@@ -19,9 +20,9 @@
 // consistent: a migration listed right after its update could come back
 // stale. The cost is one partition's throughput per kind (about 1,000 writes
 // and 3,000 reads a second), orders of magnitude above what handover
-// writes. Lists page through LastEvaluatedKey; ListMigrations filters on
-// the copied database, instance and terminal attributes in DynamoDB and
-// sorts by CreatedAt in Go.
+// writes. Lists page through LastEvaluatedKey; ListMigrations and
+// ListUpdates filter on the attributes copied out of the body in DynamoDB
+// and sort by CreatedAt in Go.
 //
 // Times that are compared (expiries) are numbers of nanoseconds since the
 // Unix epoch, so DynamoDB compares them exactly; like the SQL backends, years
@@ -76,10 +77,11 @@ const (
 	kindDatabase  = "database"
 	kindEvent     = "event"
 	kindLease     = "lease"
+	kindUpdate    = "update"
 )
 
 // Attribute names. Expressions always refer to them through #placeholders:
-// several (version, database, instance) are DynamoDB reserved words.
+// several (version, database, instance, group) are DynamoDB reserved words.
 const (
 	attrPK        = "pk"
 	attrSK        = "sk"
@@ -87,6 +89,7 @@ const (
 	attrBody      = "body"
 	attrDatabase  = "database"
 	attrInstance  = "instance"
+	attrGroup     = "group"
 	attrTerminal  = "terminal"
 	attrExpiresNS = "expires_ns"
 	// attrTTL is the table's TTL attribute; only event items may have it.

@@ -48,8 +48,9 @@ func databaseItem(d *ledger.Database, version int64) (map[string]types.Attribute
 	return item, nil
 }
 
-// decodeRecord fills v (a *ledger.Migration or *ledger.Database) from an
-// item and returns the item's version, which wins over the body's.
+// decodeRecord fills v (a *ledger.Migration, *ledger.Database or
+// *ledger.Update) from an item and returns the item's version, which wins
+// over the body's.
 func decodeRecord(item map[string]types.AttributeValue, v any) (int64, error) {
 	version, err := getInt(item, attrVersion)
 	if err != nil {

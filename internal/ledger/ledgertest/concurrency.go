@@ -110,6 +110,44 @@ func RunShared(t *testing.T, handles ...ledger.Ledger) {
 			return l.PutDatabase(t.Context(), fullDatabase(fmt.Sprintf("%screate-%d", prefix, round)))
 		})
 	})
+	t.Run("CreateUpdateRace", func(t *testing.T) {
+		t.Parallel()
+		once(t, ledger.ErrExists, func(l ledger.Ledger, round, _ int) error {
+			return l.CreateUpdate(t.Context(), fullUpdate(fmt.Sprintf("%screate-update-%d", prefix, round)))
+		})
+	})
+	t.Run("SaveUpdateRace", func(t *testing.T) {
+		t.Parallel()
+		ctx, id := t.Context(), prefix+"update"
+		must(t, "create", pick(0).CreateUpdate(ctx, fullUpdate(id)))
+		var mu sync.Mutex
+		winner := -1
+		// Every worker saves at the version the previous round's single
+		// winner left (once fails the test if there was not exactly one).
+		once(t, ledger.ErrConflict, func(l ledger.Ledger, round, w int) error {
+			at := int64(1 + round)
+			u := fullUpdate(id)
+			u.Version, u.Attempts = at, w
+			err := l.SaveUpdate(ctx, u)
+			switch {
+			case err == nil && u.Version != at+1:
+				return fmt.Errorf("round %d: worker %d won but Version is %d, want %d", round, w, u.Version, at+1)
+			case err != nil && u.Version != at:
+				// Not wrapped: once must not count this as a plain loss.
+				return fmt.Errorf("round %d: worker %d lost (%v) but Version changed to %d", round, w, err, u.Version)
+			case err == nil:
+				mu.Lock()
+				winner = w
+				mu.Unlock()
+			}
+			return err
+		})
+		got, err := pick(0).GetUpdate(ctx, id)
+		must(t, "get", err)
+		if got.Version != 6 || got.Attempts != winner {
+			t.Errorf("after 5 rounds: version %d, attempts %d; want 6 and the last winner, %d", got.Version, got.Attempts, winner)
+		}
+	})
 	t.Run("MarkEventRace", func(t *testing.T) {
 		t.Parallel()
 		once(t, errDuplicate, func(l ledger.Ledger, round, _ int) error {

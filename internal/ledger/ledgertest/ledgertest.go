@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 	t.Run("Databases", func(t *testing.T) { t.Parallel(); testDatabases(t, open) })
 	t.Run("Events", func(t *testing.T) { t.Parallel(); testEvents(t, open) })
 	t.Run("Leases", func(t *testing.T) { t.Parallel(); testLeases(t, open) })
+	t.Run("Updates", func(t *testing.T) { t.Parallel(); testUpdates(t, open) })
 	t.Run("Copies", func(t *testing.T) { t.Parallel(); testCopies(t, open) })
 	t.Run("Concurrency", func(t *testing.T) {
 		t.Parallel()
@@ -63,7 +64,10 @@ func fullMigration(id string) *ledger.Migration {
 		Instance:        "i-0new",
 		Zone:            "eu-west-1b",
 		Database:        "orders",
+		Pool:            []string{"orders", "orders-2"},
 		Cause:           "event",
+		Update:          "upd-1",
+		Gated:           true,
 		SeedSnapshot:    "snap-0seed",
 		SizeGiB:         100,
 		State:           ledger.AwaitingHealth,
@@ -120,6 +124,8 @@ func fullDatabase(id string) *ledger.Database {
 		Epoch:        7,
 		BaseSnapshot: "snap-0base",
 		Claim:        "tok-claim",
+		ReplaceBy:    "upd-1",
+		Gated:        true,
 		TerminateHolds: []ledger.HookRef{
 			{Group: "asg-orders", Hook: "handover-terminate", Token: "tok-held", Instance: "i-0holder",
 				Timeout: 10 * time.Minute, Since: base.Add(5 * time.Second), LastBeat: base.Add(65 * time.Second)},
@@ -175,6 +181,9 @@ func normMigration(m *ledger.Migration) *ledger.Migration {
 	}
 	if len(c.TerminateHolds) == 0 {
 		c.TerminateHolds = nil
+	}
+	if len(c.Pool) == 0 {
+		c.Pool = nil
 	}
 	return c
 }

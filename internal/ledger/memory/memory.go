@@ -28,6 +28,7 @@ type Ledger struct {
 	databases  map[string]*ledger.Database
 	events     map[string]time.Time // id → expires
 	leases     map[string]ledger.Lease
+	updates    map[string]*ledger.Update
 }
 
 var _ ledger.Ledger = (*Ledger)(nil)
@@ -39,6 +40,7 @@ func New() *Ledger {
 		databases:  make(map[string]*ledger.Database),
 		events:     make(map[string]time.Time),
 		leases:     make(map[string]ledger.Lease),
+		updates:    make(map[string]*ledger.Update),
 	}
 }
 
@@ -270,3 +272,78 @@ func (l *Ledger) ReleaseLease(ctx context.Context, lease ledger.Lease) error {
 
 // Close implements ledger.Ledger; there is nothing to release.
 func (l *Ledger) Close() error { return nil }
+
+// CreateUpdate implements ledger.Ledger.
+func (l *Ledger) CreateUpdate(ctx context.Context, u *ledger.Update) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("creating update %s: %w", u.ID, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.updates[u.ID]; ok {
+		return fmt.Errorf("creating update %s: %w", u.ID, ledger.ErrExists)
+	}
+	c := u.Clone()
+	c.Version = 1
+	l.updates[u.ID] = c
+	u.Version = 1
+	return nil
+}
+
+// GetUpdate implements ledger.Ledger.
+func (l *Ledger) GetUpdate(ctx context.Context, id string) (*ledger.Update, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("getting update %s: %w", id, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	u, ok := l.updates[id]
+	if !ok {
+		return nil, fmt.Errorf("getting update %s: %w", id, ledger.ErrNotFound)
+	}
+	return u.Clone(), nil
+}
+
+// SaveUpdate implements ledger.Ledger.
+func (l *Ledger) SaveUpdate(ctx context.Context, u *ledger.Update) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("saving update %s: %w", u.ID, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur, ok := l.updates[u.ID]
+	if !ok {
+		return fmt.Errorf("saving update %s: %w", u.ID, ledger.ErrNotFound)
+	}
+	if cur.Version != u.Version {
+		return fmt.Errorf("saving update %s at version %d (stored %d): %w", u.ID, u.Version, cur.Version, ledger.ErrConflict)
+	}
+	c := u.Clone()
+	c.Version = u.Version + 1
+	l.updates[u.ID] = c
+	u.Version = c.Version
+	return nil
+}
+
+// ListUpdates implements ledger.Ledger.
+func (l *Ledger) ListUpdates(ctx context.Context, q ledger.UpdateQuery) ([]*ledger.Update, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("listing updates: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*ledger.Update
+	for _, u := range l.updates {
+		if (q.Unfinished && u.State.Terminal()) || (q.Group != "" && u.Group != q.Group) {
+			continue
+		}
+		out = append(out, u.Clone())
+	}
+	slices.SortFunc(out, func(a, b *ledger.Update) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}

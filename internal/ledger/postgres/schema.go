@@ -63,6 +63,20 @@ CREATE TABLE handover_leases (
 	expires TEXT COLLATE "C" NOT NULL
 );
 `,
+	// Version 2: group updates. group_name because GROUP is a keyword.
+	`
+CREATE TABLE handover_updates (
+	id         TEXT COLLATE "C" PRIMARY KEY,
+	group_name TEXT COLLATE "C" NOT NULL,
+	terminal   BOOLEAN NOT NULL,
+	version    BIGINT NOT NULL,
+	created_at TEXT COLLATE "C" NOT NULL,
+	body       JSON NOT NULL
+);
+CREATE INDEX handover_updates_order ON handover_updates (created_at, id);
+CREATE INDEX handover_updates_unfinished ON handover_updates (created_at, id) WHERE NOT terminal;
+CREATE INDEX handover_updates_group ON handover_updates (group_name, created_at, id);
+`,
 }
 
 // migrate brings the schema up to date inside one transaction holding an

@@ -11,10 +11,10 @@ import (
 // schema holds one entry per schema version: schema[i] upgrades version i to
 // i+1. Entries are append-only — never edit a shipped one; add the next.
 //
-// Migrations and databases are stored whole as JSON (body) next to the
-// columns that are queried, so adding a field to a record needs no entry
-// here. Times used for ordering and expiry are fixed-width UTC text with
-// nanoseconds (see timeKey), which sorts bytewise in time order.
+// Records are stored whole as JSON (body) next to the columns that are
+// queried, so adding a field to a record needs no entry here. Times used
+// for ordering and expiry are fixed-width UTC text with nanoseconds (see
+// timeKey), which sorts bytewise in time order.
 var schema = []string{
 	// Version 1.
 	`
@@ -52,6 +52,20 @@ CREATE TABLE handover_leases (
 	token   INTEGER NOT NULL,
 	expires TEXT NOT NULL
 );
+`,
+	// Version 2: group updates. group_name because GROUP is a keyword.
+	`
+CREATE TABLE handover_updates (
+	id         TEXT PRIMARY KEY,
+	group_name TEXT NOT NULL,
+	terminal   INTEGER NOT NULL,
+	version    INTEGER NOT NULL,
+	created_at TEXT NOT NULL,
+	body       TEXT NOT NULL
+);
+CREATE INDEX handover_updates_order ON handover_updates (created_at, id);
+CREATE INDEX handover_updates_unfinished ON handover_updates (created_at, id) WHERE terminal = 0;
+CREATE INDEX handover_updates_group ON handover_updates (group_name, created_at, id);
 `,
 }
 

@@ -381,6 +381,7 @@ func (s *Service) removeGroupLocked(g *group) {
 		}
 	}
 	delete(s.st.Groups, g.Name)
+	delete(s.nextBatch, g.Name)
 	for k := range s.launchBackoff {
 		if strings.HasPrefix(k, g.Name+"\x00") {
 			delete(s.launchBackoff, k)

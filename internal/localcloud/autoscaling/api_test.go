@@ -338,6 +338,7 @@ func TestConfigValidate(t *testing.T) {
 		{"account", func(c *Config) { c.AccountID = "42" }, "account"},
 		{"instances", func(c *Config) { c.Instances = nil }, "Instances"},
 		{"tick", func(c *Config) { c.Tick = -time.Second }, "tick"},
+		{"launch batch delay", func(c *Config) { c.LaunchBatchDelay = -time.Second }, "launch batch delay"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok

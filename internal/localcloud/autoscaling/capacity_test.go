@@ -397,6 +397,85 @@ func TestDeleteGroup(t *testing.T) {
 	h.createGroup("web", 0, 1, 0)
 }
 
+// TestForceDeleteMidLaunch force-deletes a group with one instance in
+// service and one held by its launch hook: both are deregistered and
+// terminated without the terminate hook, and the group goes once the last
+// of them is gone.
+func TestForceDeleteMidLaunch(t *testing.T) {
+	h := newHarness(t)
+	h.createGroup("db", 0, 3, 2, withTargetGroup,
+		withHook("handover", events.TransitionLaunching, 300, "ABANDON", ""),
+		withHook("drain", events.TransitionTerminating, 300, "CONTINUE", ""))
+	h.step()
+	actions := h.pub.decoded(t, "EC2 Instance-launch Lifecycle Action")
+	if len(actions) != 2 {
+		t.Fatalf("%d launch lifecycle events, want 2", len(actions))
+	}
+	first := actions[0].Lifecycle
+	if _, err := h.as.CompleteLifecycleAction(h.ctx, &as.CompleteLifecycleActionInput{
+		AutoScalingGroupName: aws.String("db"), LifecycleHookName: aws.String("handover"),
+		LifecycleActionToken: aws.String(first.Token), LifecycleActionResult: aws.String("CONTINUE"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.step()
+	serving := aws.ToString(h.only("db", types.LifecycleStateInService).InstanceId)
+	waiting := aws.ToString(h.only("db", types.LifecycleStatePendingWait).InstanceId)
+	if !h.tgs.isRegistered(testTG, serving) {
+		t.Fatalf("%s InService but not registered", serving)
+	}
+
+	if _, err := h.as.DeleteAutoScalingGroup(h.ctx, &as.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String("db"), ForceDelete: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	// The delete ended the launch action at once.
+	_, err := h.as.CompleteLifecycleAction(h.ctx, &as.CompleteLifecycleActionInput{
+		AutoScalingGroupName: aws.String("db"), LifecycleHookName: aws.String("handover"),
+		InstanceId: aws.String(waiting), LifecycleActionResult: aws.String("CONTINUE"),
+	})
+	apiError(t, err, "ValidationError", "")
+
+	// While one instance cannot be terminated the group stays, deleting.
+	h.ec2.mu.Lock()
+	h.ec2.TerminateErr[serving] = errors.New("RequestLimitExceeded")
+	h.ec2.mu.Unlock()
+	if err := h.svc.Step(h.ctx); err == nil {
+		t.Fatal("Step hid the failed termination")
+	}
+	g := h.group("db")
+	if aws.ToString(g.Status) != "Delete in progress" || len(g.Instances) != 1 || aws.ToString(g.Instances[0].InstanceId) != serving {
+		t.Fatalf("after a failed termination: status %q, instances %v; want the group still deleting, with %s", aws.ToString(g.Status), ids(g.Instances), serving)
+	}
+	h.ec2.mu.Lock()
+	delete(h.ec2.TerminateErr, serving)
+	h.ec2.mu.Unlock()
+	h.step()
+	out, err := h.as.DescribeAutoScalingGroups(h.ctx, &as.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"db"}})
+	if err != nil || len(out.AutoScalingGroups) != 0 {
+		t.Fatalf("group still there: %+v %v", out, err)
+	}
+	for _, id := range []string{serving, waiting} {
+		if got := h.ec2.state(id); got != "terminated" {
+			t.Errorf("%s is %q in EC2, want terminated", id, got)
+		}
+		if h.tgs.isRegistered(testTG, id) {
+			t.Errorf("%s still registered", id)
+		}
+	}
+	h.tgs.mu.Lock()
+	calls := slices.Clone(h.tgs.Calls)
+	h.tgs.mu.Unlock()
+	if !slices.Contains(calls, "deregister "+serving) {
+		t.Errorf("target group calls %v: %s never deregistered", calls, serving)
+	}
+	if n := len(h.pub.decoded(t, "EC2 Instance-terminate Lifecycle Action")); n != 0 {
+		t.Errorf("%d terminate lifecycle events; a forced delete skips the hook", n)
+	}
+	if n := len(h.pub.raw(t, "EC2 Instance Terminate Successful")); n != 2 {
+		t.Errorf("%d terminate-successful events, want 2", n)
+	}
+}
+
 func TestSetInstanceHealthAndProtection(t *testing.T) {
 	h := newHarness(t)
 	h.createGroup("web", 0, 5, 2, func(in *as.CreateAutoScalingGroupInput) { in.HealthCheckGracePeriod = aws.Int32(60) })

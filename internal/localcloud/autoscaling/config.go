@@ -14,6 +14,12 @@ import (
 // DefaultTick is how often Start runs the group controller.
 const DefaultTick = time.Second
 
+// DefaultLaunchBatchDelay is the pause between launch batches. AWS documents
+// neither its batch size nor its pacing; two seconds is the local cloud's
+// choice: long enough that a consumer sees the batches as separate waves,
+// short enough for tests on the wall clock.
+const DefaultLaunchBatchDelay = 2 * time.Second
+
 // Config configures the Auto Scaling service.
 type Config struct {
 	// Region and AccountID appear in ARNs and events.
@@ -38,6 +44,12 @@ type Config struct {
 	// LaunchRetryDelay is how long a zone whose launch failed is skipped;
 	// 0 is 10s.
 	LaunchRetryDelay time.Duration
+	// LaunchBatchDelay is how long a group that is still short after a
+	// full batch of ten launches waits before it starts the next, as AWS
+	// paces a large scale-out; 0 is DefaultLaunchBatchDelay. Tests on a
+	// fake clock advance past it; tests on the wall clock may set it
+	// small.
+	LaunchBatchDelay time.Duration
 	// HooksOnExitStandby makes instances leaving Standby go through the
 	// launch lifecycle hooks. AWS documents that hooks do not run on
 	// standby transitions, so it is off by default; turn it on to test a
@@ -57,6 +69,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LaunchRetryDelay == 0 {
 		c.LaunchRetryDelay = 10 * time.Second
+	}
+	if c.LaunchBatchDelay == 0 {
+		c.LaunchBatchDelay = DefaultLaunchBatchDelay
 	}
 	return c
 }
@@ -79,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if c.LaunchRetryDelay < 0 {
 		errs = append(errs, fmt.Errorf("launch retry delay %v is negative", c.LaunchRetryDelay))
+	}
+	if c.LaunchBatchDelay < 0 {
+		errs = append(errs, fmt.Errorf("launch batch delay %v is negative", c.LaunchBatchDelay))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("autoscaling config: %w", err)

@@ -181,6 +181,14 @@ func (s *Service) checkHealth(ctx context.Context, name string) error {
 // or picks the surplus for termination. Instances awaiting a replacement
 // are not counted (group.counts), so their replacements are launched here
 // like any other instance, lifecycle hooks included.
+//
+// Launches go in batches of at most launchBatchSize, one batch per pass,
+// and a full batch that leaves the group short makes the next wait
+// LaunchBatchDelay: AWS launches a large group that way, so a consumer of
+// a group of more than ten must cope with instances arriving in waves.
+// The wait is a time to compare with the clock, not a sleep, so other
+// groups and the lifecycle steps of the launched instances (hooks,
+// registration) carry on meanwhile.
 func (s *Service) reconcileCapacity(ctx context.Context, name string) error {
 	s.mu.Lock()
 	g := s.st.Groups[name]
@@ -188,23 +196,34 @@ func (s *Service) reconcileCapacity(ctx context.Context, name string) error {
 		s.mu.Unlock()
 		return nil
 	}
+	now := s.now()
 	have, want := g.capacity(), g.Desired
 	if have > want {
 		defer s.mu.Unlock()
-		now := s.now()
 		for _, v := range selectVictims(g, have-want) {
 			cause := fmt.Sprintf("At %s an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from %d to %d.  At %s instance %s was selected for termination.", stamp(now), have, want, stamp(now), v.ID)
 			s.beginTerminationLocked(g, v, now, cause)
 		}
 		return s.saveLocked()
 	}
+	if until, ok := s.nextBatch[name]; ok {
+		if now.Before(until) {
+			s.mu.Unlock()
+			return nil
+		}
+		delete(s.nextBatch, name)
+	}
 	s.mu.Unlock()
 
-	// Every launch of this pass gives the same cause, the capacity change
-	// as a whole, as AWS does; a replacement gives its own.
+	// Every launch of this batch gives the same cause, the capacity
+	// change as a whole as it stood when the batch began, as AWS does; a
+	// replacement gives its own.
 	from := have
 	var errs []error
-	for launches := 0; have < want && launches < maxLaunchesPerPass; launches++ {
+	// A failed launch is an attempt too (it is an activity of its own), so
+	// a batch never makes more than launchBatchSize of either.
+	attempts := 0
+	for ; have < want && attempts < launchBatchSize; attempts++ {
 		req, cause, ok := s.nextLaunch(g)
 		if !ok {
 			break
@@ -222,13 +241,21 @@ func (s *Service) reconcileCapacity(ctx context.Context, name string) error {
 		}
 		have++
 	}
+	if attempts == launchBatchSize && have < want {
+		s.mu.Lock()
+		if s.st.Groups[name] == g {
+			s.nextBatch[name] = s.now().Add(s.cfg.LaunchBatchDelay)
+		}
+		s.mu.Unlock()
+	}
 	return errors.Join(errs...)
 }
 
-// maxLaunchesPerPass bounds the launches one pass makes for a group, so a
-// large desired capacity fills up over several passes, as in AWS, instead of
-// holding the controller.
-const maxLaunchesPerPass = 20
+// launchBatchSize is the most launches one batch (and so one controller
+// pass) makes for a group. AWS is seen to launch a large scale-out ten
+// instances at a time, though its documentation does not say so; doing
+// the same here makes consumers meet the waves before production does.
+const launchBatchSize = 10
 
 // nextLaunch plans one launch for g into its least-used zone that is not
 // backing off, if g still exists, still needs one and, while instances
@@ -322,9 +349,14 @@ func (s *Service) launched(ctx context.Context, g *group, req LaunchRequest, inf
 		launchTime = now
 	}
 	a := s.newActivityLocked(g, now, "Launching a new EC2 instance: "+info.ID, cause, zone, activityInProgress, 20)
+	// The template is the one the instance was launched from, not the
+	// group's now: an UpdateAutoScalingGroup during the launch changes
+	// only later launches, and scale-in's OldestLaunchTemplate and
+	// handover's own bookkeeping read this version.
+	lt := launchTemplate{ID: req.LaunchTemplateID, Name: req.LaunchTemplateName, Version: req.Version}
 	g.Instances[info.ID] = &instance{
 		ID: info.ID, Zone: zone, State: statePending, Health: healthHealthy,
-		LaunchTemplate: g.LaunchTemplate, Protected: g.NewProtected,
+		LaunchTemplate: lt, Protected: g.NewProtected,
 		LaunchTime: launchTime.UTC(), ActivityID: a.ID,
 	}
 	delete(s.launchBackoff, g.Name+"\x00"+zone)

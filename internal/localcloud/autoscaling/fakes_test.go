@@ -20,11 +20,15 @@ type fakeInstances struct {
 	zones []string
 	n     int
 	insts map[string]*InstanceInfo
-	// LaunchErr fails launches into a zone; NextErr fails the next call of
-	// any method once.
-	LaunchErr map[string]error
-	NextErr   error
-	Launches  []LaunchRequest
+	// LaunchErr fails launches into a zone, TerminateErr terminations of
+	// an instance; NextErr fails the next call of any method once.
+	LaunchErr    map[string]error
+	TerminateErr map[string]error
+	NextErr      error
+	// BeforeLaunch, if set, runs at the start of each Launch, outside the
+	// fake's lock, so a test can call the API while a launch is under way.
+	BeforeLaunch func(LaunchRequest)
+	Launches     []LaunchRequest
 	// Terminations lists every Terminate call, repeats included.
 	Terminations []string
 }
@@ -32,7 +36,7 @@ type fakeInstances struct {
 var _ Instances = (*fakeInstances)(nil)
 
 func newFakeInstances(c *clock.Fake, zones ...string) *fakeInstances {
-	return &fakeInstances{clock: c, zones: zones, insts: map[string]*InstanceInfo{}, LaunchErr: map[string]error{}}
+	return &fakeInstances{clock: c, zones: zones, insts: map[string]*InstanceInfo{}, LaunchErr: map[string]error{}, TerminateErr: map[string]error{}}
 }
 
 func (f *fakeInstances) takeErr() error {
@@ -42,6 +46,9 @@ func (f *fakeInstances) takeErr() error {
 }
 
 func (f *fakeInstances) Launch(_ context.Context, req LaunchRequest) (InstanceInfo, error) {
+	if f.BeforeLaunch != nil {
+		f.BeforeLaunch(req)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
@@ -52,15 +59,21 @@ func (f *fakeInstances) Launch(_ context.Context, req LaunchRequest) (InstanceIn
 	}
 	f.n++
 	f.Launches = append(f.Launches, req)
-	info := &InstanceInfo{ID: fmt.Sprintf("i-%017x", f.n), Zone: req.Zone, State: "running", PrivateIP: fmt.Sprintf("10.0.0.%d", f.n), LaunchTime: f.clock.Now(), ProcessAlive: true}
+	info := &InstanceInfo{ID: f.nthID(f.n - 1), Zone: req.Zone, State: "running", PrivateIP: fmt.Sprintf("10.0.0.%d", f.n), LaunchTime: f.clock.Now(), ProcessAlive: true}
 	f.insts[info.ID] = info
 	return *info, nil
 }
+
+// nthID is the id Launch gives the nth (0-based) instance it launches.
+func (f *fakeInstances) nthID(n int) string { return fmt.Sprintf("i-%017x", n+1) }
 
 func (f *fakeInstances) Terminate(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.takeErr(); err != nil {
+		return err
+	}
+	if err := f.TerminateErr[id]; err != nil {
 		return err
 	}
 	f.Terminations = append(f.Terminations, id)

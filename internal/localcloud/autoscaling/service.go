@@ -1,12 +1,13 @@
 // Package autoscaling is the local cloud's Amazon EC2 Auto Scaling: an
 // awsquery endpoint that the unmodified aws-sdk-go-v2 and AWS CLI talk to,
-// and a group controller that keeps each group's desired capacity, spreads
-// instances over zones, replaces unhealthy ones (launching first when an
-// instance maintenance policy says so) and those in zones the group left
-// (launching first unless a policy leaves no room), honours launch and
-// terminate lifecycle hooks (Pending:Wait, heartbeats, timeouts with the
-// default result), Standby, and target group registration, and emits the
-// Auto Scaling EventBridge events.
+// and a group controller that keeps each group's desired capacity
+// (launching a large shortfall in paced batches), spreads instances over
+// zones, replaces unhealthy ones (launching first when an instance
+// maintenance policy says so) and those in zones the group left (launching
+// first unless a policy leaves no room), honours launch and terminate
+// lifecycle hooks (Pending:Wait, heartbeats, timeouts with the default
+// result), Standby, and target group registration, and emits the Auto
+// Scaling EventBridge events.
 //
 // It reaches EC2, ELBv2 and EventBridge only through the small interfaces in
 // cloud.go, which the localcloud wiring implements; it must never import
@@ -37,13 +38,19 @@ type Service struct {
 	cfg Config
 	log *slog.Logger
 
-	// mu guards st and launchBackoff. It is never held across a call to
-	// Instances, Targets or Publisher, so API calls do not wait on them.
+	// mu guards st, launchBackoff and nextBatch. It is never held across a
+	// call to Instances, Targets or Publisher, so API calls do not wait on
+	// them.
 	mu sync.Mutex
 	st *state
 	// launchBackoff holds, per group and zone, when launches may be tried
 	// again after one failed. It is not saved: a restart retries at once.
 	launchBackoff map[string]time.Time
+	// nextBatch holds, per group, when its next batch of launches may
+	// start (see reconcileCapacity). Like launchBackoff it is not saved:
+	// pacing is not state an API call answered with, and a restart that
+	// launches the next batch early loses nothing.
+	nextBatch map[string]time.Time
 
 	// stepMu makes controller passes run one at a time.
 	stepMu sync.Mutex
@@ -68,6 +75,7 @@ func New(cfg Config) (*Service, error) {
 		log:           cfg.Logger.With("service", "autoscaling"),
 		st:            st,
 		launchBackoff: map[string]time.Time{},
+		nextBatch:     map[string]time.Time{},
 	}, nil
 }
 
