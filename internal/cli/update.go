@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -332,6 +333,8 @@ type signalFlags struct {
 	endpoint, region        string
 	group, instance, status string
 	reason                  string
+	waitURL                 string
+	waitTimeout             time.Duration
 }
 
 func newSignal(stdout, stderr io.Writer) *cobra.Command {
@@ -354,6 +357,9 @@ against the instance's aws:autoscaling:groupName tag.`,
   handover signal --status SUCCESS
   handover signal --status FAILURE --reason "schema migration 42 failed"
 
+  # in the background of user data: SUCCESS once the service answers, FAILURE if it never does
+  handover signal --status SUCCESS --wait-url http://127.0.0.1:8080/healthz --wait-timeout 5m &
+
   # from elsewhere, naming the instance
   handover signal --group orders-upd-1 --instance i-0abc1234 --status SUCCESS`,
 		Args: cobra.NoArgs,
@@ -368,6 +374,8 @@ against the instance's aws:autoscaling:groupName tag.`,
 	fl.StringVar(&f.instance, "instance", "", "the instance that signals (default: this one)")
 	fl.StringVar(&f.status, "status", "", "SUCCESS or FAILURE")
 	fl.StringVar(&f.reason, "reason", "", "why, for a FAILURE (at most 255 characters are kept)")
+	fl.StringVar(&f.waitURL, "wait-url", "", "first wait until this URL answers 200; if it never does within --wait-timeout, signal FAILURE instead")
+	fl.DurationVar(&f.waitTimeout, "wait-timeout", 5*time.Minute, "how long --wait-url may take")
 	return cmd
 }
 
@@ -396,6 +404,11 @@ func runSignal(ctx context.Context, f signalFlags, stdout io.Writer) error {
 		f.instance = strings.TrimSpace(string(b))
 	}
 	client := ec2.NewFromConfig(cfg)
+	if f.waitURL != "" && status == handover.SignalSuccess {
+		if err := waitOK(ctx, f.waitURL, f.waitTimeout); err != nil {
+			status, f.reason = handover.SignalFailure, err.Error()
+		}
+	}
 	if f.group != "" {
 		g, err := awscloud.GroupOf(ctx, client, f.instance)
 		if err != nil {
@@ -410,4 +423,33 @@ func runSignal(ctx context.Context, f signalFlags, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "signalled %s for instance %s\n", status, f.instance)
 	return nil
+}
+
+// waitOK polls url until it answers 200 or timeout passes.
+func waitOK(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var last string
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("--wait-url %q: %w", url, err)
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not answer 200 within %s (last: %s)", url, timeout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

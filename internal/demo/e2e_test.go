@@ -67,6 +67,16 @@ func binaries(t *testing.T) (string, string) {
 // controllers' logs are printed.
 func newEnv(t *testing.T, o Options) *Env {
 	t.Helper()
+	e := newBareEnv(t, o)
+	if err := e.CreateGroup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// newBareEnv starts an environment without the demo's group.
+func newBareEnv(t *testing.T, o Options) *Env {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")
 	}
@@ -87,9 +97,6 @@ func newEnv(t *testing.T, o Options) *Env {
 		}
 		e.Close()
 	})
-	if err := e.CreateGroup(ctx); err != nil {
-		t.Fatal(err)
-	}
 	return e
 }
 

@@ -127,7 +127,12 @@ type ack struct {
 
 // StartTraffic reads and writes through the load balancer until Stop.
 // keys is how many preloaded keys there are to read.
-func (e *Env) StartTraffic(keys int) *Traffic {
+func (e *Env) StartTraffic(keys int) *Traffic { return startTraffic(e.LBURL, keys, true) }
+
+// StartReads only reads preloaded keys through the load balancer at base.
+func StartReads(base string, keys int) *Traffic { return startTraffic(base, keys, false) }
+
+func startTraffic(base string, keys int, writes bool) *Traffic {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Traffic{cancel: cancel, failures: map[string]int{}}
 	hc := newClient()
@@ -136,7 +141,7 @@ func (e *Env) StartTraffic(keys int) *Traffic {
 			rng := rand.New(rand.NewPCG(uint64(r), 7))
 			for ctx.Err() == nil {
 				k := preloadKey(rng.IntN(keys))
-				code, body, err := get(ctx, hc, e.LBURL, k)
+				code, body, err := get(ctx, hc, base, k)
 				switch {
 				case ctx.Err() != nil:
 					return
@@ -153,13 +158,16 @@ func (e *Env) StartTraffic(keys int) *Traffic {
 			}
 		})
 	}
+	if !writes {
+		return t
+	}
 	t.wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
 			k := fmt.Sprintf("w-%07d", i)
 			// Retry the same key until it is acknowledged: a write the
 			// client gave up on is not an acknowledged write.
 			for ctx.Err() == nil {
-				err := put(ctx, hc, e.LBURL, k, value(k, 512))
+				err := put(ctx, hc, base, k, value(k, 512))
 				if err == nil {
 					t.mu.Lock()
 					t.acked = append(t.acked, ack{k, time.Now()})

@@ -330,11 +330,15 @@ func (e *Env) checkHolds(ctx context.Context, id string, db api.Database) error 
 }
 
 // Leaks lists the volumes and snapshots tagged by handover that are
-// neither authoritative nor deleted.
+// neither authoritative for a database nor its base snapshot, nor deleted.
 func (e *Env) Leaks(ctx context.Context) (leaked []string, vols, snaps int, err error) {
-	db, err := e.database(ctx)
-	if err != nil && e.API() != nil {
+	dbs, err := e.API().Databases(ctx)
+	if err != nil {
 		return nil, 0, 0, err
+	}
+	keep := map[string]bool{}
+	for _, d := range dbs {
+		keep[d.Volume], keep[d.BaseSnapshot] = true, true
 	}
 	managed := []ec2types.Filter{{Name: aws.String("tag:" + handover.TagManaged), Values: []string{"true"}}}
 	vs, err := e.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: managed})
@@ -342,7 +346,7 @@ func (e *Env) Leaks(ctx context.Context) (leaked []string, vols, snaps int, err 
 		return nil, 0, 0, fmt.Errorf("listing handover's volumes: %w", err)
 	}
 	for _, v := range vs.Volumes {
-		if id := aws.ToString(v.VolumeId); id != db.Volume && v.State != ec2types.VolumeStateDeleted && v.State != ec2types.VolumeStateDeleting {
+		if id := aws.ToString(v.VolumeId); !keep[id] && v.State != ec2types.VolumeStateDeleted && v.State != ec2types.VolumeStateDeleting {
 			leaked, vols = append(leaked, id), vols+1
 		}
 	}
@@ -351,7 +355,7 @@ func (e *Env) Leaks(ctx context.Context) (leaked []string, vols, snaps int, err 
 		return nil, 0, 0, fmt.Errorf("listing handover's snapshots: %w", err)
 	}
 	for _, s := range ss.Snapshots {
-		if id := aws.ToString(s.SnapshotId); id != db.BaseSnapshot {
+		if id := aws.ToString(s.SnapshotId); !keep[id] {
 			leaked, snaps = append(leaked, id), snaps+1
 		}
 	}

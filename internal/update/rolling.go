@@ -156,7 +156,14 @@ func (r *Runner) stepBake(ctx context.Context, u *ledger.Update) (bool, error) {
 		}
 	}
 	switch {
-	case forward && u.Spec.Pause > 0 && u.Batch+1 < len(u.Batches):
+	case u.Batch+1 >= len(u.Batches):
+		u.Batch = len(u.Batches)
+		if forward {
+			r.enter(u, PhaseCleanup, "every batch replaced")
+		} else {
+			r.enter(u, PhaseRestore, "every instance back on version "+u.OldTemplate.Version)
+		}
+	case forward && u.Spec.Pause > 0:
 		r.enter(u, PhasePause, fmt.Sprintf("pause %s before batch %d", u.Spec.Pause, u.Batch+2))
 	case forward:
 		u.Batch++
@@ -326,7 +333,10 @@ func (r *Runner) stepRollback(ctx context.Context, u *ledger.Update) (bool, erro
 		if err != nil {
 			return false, err
 		}
-		batches, err := rollingBatches(g, u.OldTemplate.Version, Request{BatchSize: max(1, u.Spec.BatchSize)})
+		// Only what the update put on the new version goes back: the
+		// untouched instances may report the version by another name
+		// ("$Latest") and must stay.
+		batches, err := batchesOf(g, func(m Member) bool { return m.Version == u.Spec.Template.Version }, Request{BatchSize: max(1, u.Spec.BatchSize)})
 		if err != nil {
 			return false, err
 		}

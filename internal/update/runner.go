@@ -287,9 +287,14 @@ func memberZone(g Group, id string) string {
 // fenced at about the same time, so a batch may pause writes for at most
 // (100 − min)% of the group.
 func rollingBatches(g Group, version string, req Request) ([][]string, error) {
+	return batchesOf(g, func(m Member) bool { return m.Version != version }, req)
+}
+
+// batchesOf batches the group's instances that replace says to replace.
+func batchesOf(g Group, replace func(Member) bool, req Request) ([][]string, error) {
 	var old []Member
 	for _, m := range g.Instances {
-		if m.Version != version && !isLeaving(m.Lifecycle) {
+		if replace(m) && !isLeaving(m.Lifecycle) {
 			old = append(old, m)
 		}
 	}

@@ -62,6 +62,7 @@ type Cloud struct {
 	hooks     map[string]handover.Hook
 	actions   []*Action
 	groups    map[string]map[string]string // group → instance → lifecycle state
+	health    map[string]string            // "group/instance" → health status, when set
 }
 
 var _ handover.Cloud = (*Cloud)(nil)
@@ -88,6 +89,7 @@ func (c *Cloud) Reset() {
 	c.hooks = map[string]handover.Hook{}
 	c.actions = nil
 	c.groups = map[string]map[string]string{}
+	c.health = map[string]string{}
 }
 
 // enter records the call and returns the injected error, if any. c.mu must
@@ -323,6 +325,14 @@ func (c *Cloud) SetLifecycle(group, instance, state string) {
 		panic("handovertest: no group " + group)
 	}
 	g[instance] = state
+}
+
+// SetHealth sets the health status ("Healthy", "Unhealthy") GroupMembers
+// reports for an instance of a group; "" means unknown, as at the start.
+func (c *Cloud) SetHealth(group, instance, health string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.health[group+"/"+instance] = health
 }
 
 // Lifecycle returns an instance's lifecycle state in a group.
@@ -729,7 +739,7 @@ func (c *Cloud) GroupMembers(_ context.Context, group string) ([]handover.GroupM
 	}
 	var out []handover.GroupMember
 	for _, id := range slices.Sorted(maps.Keys(g)) {
-		out = append(out, handover.GroupMember{Instance: id, Lifecycle: g[id]})
+		out = append(out, handover.GroupMember{Instance: id, Lifecycle: g[id], Health: c.health[group+"/"+id]})
 	}
 	return out, nil
 }
