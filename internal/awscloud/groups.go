@@ -99,6 +99,9 @@ func (g *Groups) DescribeGroup(ctx context.Context, name string) (update.Group, 
 			}
 			grp.Instances = append(grp.Instances, m)
 		}
+		if err := g.resolveVersions(ctx, grp.Instances); err != nil {
+			return update.Group{}, fmt.Errorf("describing group %s: %w", name, err)
+		}
 		return grp, nil
 	}
 	return update.Group{}, fmt.Errorf("describing group %s: %w", name, handover.ErrNotFound)
@@ -336,4 +339,50 @@ func GroupOf(ctx context.Context, api GroupsEC2API, instance string) (string, er
 func isCode(err error, code string) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && ae.ErrorCode() == code
+}
+
+// tagTemplateVersion is the tag EC2 puts on every instance launched from a
+// launch template: the version number it was launched from. A group on
+// $Latest or $Default reports that name for its instances instead, which
+// says nothing about what they run.
+const tagTemplateVersion = "aws:ec2launchtemplate:version"
+
+// resolveVersions replaces symbolic versions ($Latest, $Default) of members
+// by the number their instance was launched from.
+func (g *Groups) resolveVersions(ctx context.Context, ms []update.Member) error {
+	var ids []string
+	for _, m := range ms {
+		if _, err := strconv.Atoi(m.Version); err != nil {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	p := ec2.NewDescribeInstancesPaginator(g.ec2, &ec2.DescribeInstancesInput{InstanceIds: ids})
+	byID := map[string]string{}
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err = translate(err); errors.Is(err, handover.ErrNotFound) {
+			return nil // an instance just went away; the next look will do
+		}
+		if err != nil {
+			return fmt.Errorf("reading the launch template versions of its instances: %w", err)
+		}
+		for _, r := range page.Reservations {
+			for _, i := range r.Instances {
+				for _, t := range i.Tags {
+					if aws.ToString(t.Key) == tagTemplateVersion {
+						byID[aws.ToString(i.InstanceId)] = aws.ToString(t.Value)
+					}
+				}
+			}
+		}
+	}
+	for k := range ms {
+		if v, ok := byID[ms[k].ID]; ok {
+			ms[k].Version = v
+		}
+	}
+	return nil
 }

@@ -214,7 +214,7 @@ func (e *Env) StartController(ctx context.Context, n int) (*Controller, error) {
 		return nil, fmt.Errorf("opening the controller's log: %w", err)
 	}
 	args := []string{"controller", "--endpoint-url", e.Endpoint, "--queue-url", e.QueueURL, "--ledger", e.opts.Ledger,
-		"--listen", addr, "--holder", fmt.Sprintf("controller-%d", n), "--group", groupName,
+		"--listen", addr, "--holder", fmt.Sprintf("controller-%d", n),
 		"--poll-interval", "100ms", "--advance-interval", "100ms", "--reconcile-interval", "2s",
 		"--sweep-interval", "2s", "--lease-ttl", "3s", "--sweep-grace", "1m", "--queue-wait", "1s", "--log-level", "debug"}
 	if e.opts.NoPreCopy {

@@ -1,14 +1,32 @@
 package demo
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/handover-dev/handover/internal/api"
+	"github.com/handover-dev/handover/internal/ledger"
 )
 
 func checkUpdate(t *testing.T, r UpdateResult) {
 	t.Helper()
-	t.Logf("%s: update %s %s in %d ms, %d handovers, longest write pause %d ms, reads %d ok / %d failed, left over %d volumes %d snapshots; phases %+v",
-		r.Scenario, r.UpdateID, r.State, r.DurationMS, r.Handovers, r.MaxWritePauseMS, r.ReadsOK, r.ReadsFailed, r.LeakedVolumes, r.LeakedSnapshots, r.Phases)
+	t.Logf("%s: update %s %s in %d ms, %d handovers, longest write pause %d ms, reads %d ok / %d failed, left over %d volumes %d snapshots",
+		r.Scenario, r.UpdateID, r.State, r.DurationMS, r.Handovers, r.MaxWritePauseMS, r.ReadsOK, r.ReadsFailed, r.LeakedVolumes, r.LeakedSnapshots)
+	for _, p := range r.Phases {
+		t.Logf("  %-12s %8s  %s", p.Phase, p.End.Sub(p.Start).Round(time.Millisecond), p.Note)
+	}
 	if !r.OK {
 		t.Errorf("%s not ok: %v", r.Scenario, r.Problems)
 	}
@@ -26,7 +44,6 @@ func TestRollingUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkUpdate(t, r)
-	_ = time.Second
 }
 
 // TestReplaceAllUpdate: 3 instances replaced by a new group that must
@@ -38,4 +55,357 @@ func TestReplaceAllUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkUpdate(t, r)
+}
+
+// poolSetup creates a pool group, preloads it and adds a new version.
+func poolSetup(t *testing.T, e *Env, o PoolOptions, failOnce bool) (*Pool, string) {
+	t.Helper()
+	p, err := e.CreatePool(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Preload(t.Context(), 4); err != nil {
+		t.Fatal(err)
+	}
+	dir := ""
+	if failOnce {
+		dir = e.failOnceDir(o.Name)
+	}
+	v, err := p.NewVersion(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, v
+}
+
+func memberIDs(t *testing.T, e *Env, group string) []string {
+	t.Helper()
+	ms, err := e.Members(t.Context(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (e *Env) waitPhase(t *testing.T, id string, ok func(api.Update) bool) api.Update {
+	t.Helper()
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		u, err := e.API().Update(t.Context(), id)
+		if err == nil && ok(u) {
+			return u
+		}
+		if err == nil && u.State.Terminal() {
+			t.Fatalf("update ended %s (%s) before the awaited phase", u.State, u.Error)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("update %s never reached the awaited phase (now %s %s, err %v)", id, u.State, u.Phase, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func finished(t *testing.T, e *Env, id string) api.Update {
+	t.Helper()
+	u, err := e.WaitUpdate(t.Context(), id, 6*time.Minute, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func noProblems(t *testing.T, what string, problems []string) {
+	t.Helper()
+	for _, p := range problems {
+		t.Errorf("%s: %s", what, p)
+	}
+}
+
+// TestReplaceAllTwelve: more instances than one launch batch (10); N = 12
+// signals, 12 handovers, the old group deleted.
+func TestReplaceAllTwelve(t *testing.T) {
+	e := newBareEnv(t, Options{})
+	p, v := poolSetup(t, e, PoolOptions{Name: "twelve", Instances: 12, Signal: true, HookTimeout: 5 * time.Minute}, false)
+	reads := StartReads(p.LBURL, p.Keys)
+	u, err := e.StartUpdate(t.Context(), api.UpdateRequest{Group: "twelve", Strategy: "replace-all", BatchSize: 1, SignalTimeout: "5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u = finished(t, e, u.ID)
+	reads.Stop()
+	if u.State != ledger.UpdateSucceeded || u.OldDesired != 12 {
+		t.Fatalf("update %s with N=%d: %s", u.State, u.OldDesired, u.Error)
+	}
+	committed := 0
+	for _, m := range u.Migrations {
+		if m.State == ledger.Committed.String() {
+			committed++
+		}
+	}
+	if committed != 12 {
+		t.Errorf("%d handovers committed, want 12", committed)
+	}
+	noProblems(t, "after the update", p.CheckMoved(t.Context(), u.NewGroup, v))
+	if _, err := e.Members(t.Context(), "twelve"); err == nil {
+		t.Error("the old group still exists")
+	}
+	// The new group launched in two batches: 10, then 2.
+	acts, err := e.ASG.DescribeScalingActivities(t.Context(), &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String(u.NewGroup)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts []time.Time
+	for _, a := range acts.Activities {
+		if aws.ToString(a.Description) != "" && len(starts) < 64 && a.StartTime != nil && contains(aws.ToString(a.Description), "Launching") {
+			starts = append(starts, *a.StartTime)
+		}
+	}
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	if len(starts) < 12 || starts[10].Sub(starts[9]) < time.Second {
+		t.Errorf("launches of the new group: %d, want 12 in two batches (gap between the 10th and 11th: %v)", len(starts), gap(starts))
+	}
+	if r := reads.Result(); r.ReadsFailed > 0 || r.ReadsOK == 0 {
+		t.Errorf("reads: %d ok, %d failed %v", r.ReadsOK, r.ReadsFailed, r.ReadFailures)
+	}
+	noLeaks(t, e)
+}
+
+func contains(s, sub string) bool { return len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)) }
+
+func gap(ts []time.Time) time.Duration {
+	if len(ts) < 11 {
+		return 0
+	}
+	return ts[10].Sub(ts[9])
+}
+
+// TestReplaceAllFailure: one new instance signals FAILURE; the new group is
+// deleted, the old one is untouched and takes writes again, nothing leaks.
+func TestReplaceAllFailure(t *testing.T) {
+	e := newBareEnv(t, Options{})
+	p, _ := poolSetup(t, e, PoolOptions{Name: "failing", Instances: 3, Signal: true}, true)
+	before := memberIDs(t, e, "failing")
+	reads := StartReads(p.LBURL, p.Keys)
+	u, err := e.StartUpdate(t.Context(), api.UpdateRequest{Group: "failing", Strategy: "replace-all", BatchSize: 1, SignalTimeout: "3m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u = finished(t, e, u.ID)
+	reads.Stop()
+	if u.State != ledger.UpdateFailed || !contains(u.Error, "FAILURE") {
+		t.Fatalf("update ended %s (%s), want Failed on a FAILURE signal", u.State, u.Error)
+	}
+	if after := memberIDs(t, e, "failing"); !slices.Equal(before, after) {
+		t.Errorf("the old group's instances changed: %v -> %v", before, after)
+	}
+	if _, err := e.Members(t.Context(), u.NewGroup); err == nil {
+		t.Errorf("the new group %s still exists", u.NewGroup)
+	}
+	noProblems(t, "after the rollback", p.CheckMoved(t.Context(), "failing", ""))
+	// Every old instance takes writes again: its fence was lifted.
+	ms, err := e.Members(t.Context(), "failing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := newClient()
+	for _, m := range ms {
+		if err := put(t.Context(), hc, m.Addr, "after-rollback", []byte("x")); err != nil {
+			t.Errorf("instance %s does not take writes after the rollback: %v", m.ID, err)
+		}
+	}
+	if r := reads.Result(); r.ReadsFailed > 0 {
+		t.Errorf("reads: %d ok, %d failed %v", r.ReadsOK, r.ReadsFailed, r.ReadFailures)
+	}
+	noLeaks(t, e)
+}
+
+// TestUpdateScaledOut: the group was scaled from 2 to 4 after it was
+// created; replace-all takes N = 4, the current desired capacity.
+func TestUpdateScaledOut(t *testing.T) {
+	e := newBareEnv(t, Options{})
+	o := PoolOptions{Name: "scaled", Instances: 2, Databases: 4, Signal: true}
+	p, v := poolSetup(t, e, o, false)
+	if _, err := e.ASG.SetDesiredCapacity(t.Context(), &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String("scaled"), DesiredCapacity: aws.Int32(4)}); err != nil {
+		t.Fatal(err)
+	}
+	p.opts.Instances = 4
+	if err := p.waitSettled(t.Context(), "scaled", 4, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Preload(t.Context(), 4); err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.StartUpdate(t.Context(), api.UpdateRequest{Group: "scaled", Strategy: "replace-all", BatchSize: 1, SignalTimeout: "3m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u = finished(t, e, u.ID)
+	if u.State != ledger.UpdateSucceeded || u.OldDesired != 4 {
+		t.Fatalf("update %s with N=%d (want 4): %s", u.State, u.OldDesired, u.Error)
+	}
+	if got := memberIDs(t, e, u.NewGroup); len(got) != 4 {
+		t.Errorf("new group has %d instances, want 4", len(got))
+	}
+	noProblems(t, "after the update", p.CheckMoved(t.Context(), u.NewGroup, v))
+	noLeaks(t, e)
+}
+
+// TestAbortRollingUpdate: aborted while baking its first batch, the update
+// rolls that batch back: every instance is on the old version again, every
+// database on an instance with its data, reads never fail.
+func TestAbortRollingUpdate(t *testing.T) {
+	e := newBareEnv(t, Options{})
+	p, v := poolSetup(t, e, PoolOptions{Name: "aborted", Instances: 3}, false)
+	reads := StartReads(p.LBURL, p.Keys)
+	u, err := e.StartUpdate(t.Context(), api.UpdateRequest{Group: "aborted", Strategy: "rolling", BatchSize: 1, MinHealthyPercent: 50, Bake: "5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitPhase(t, u.ID, func(u api.Update) bool { return u.Phase == "bake" })
+	if _, err := e.API().AbortUpdate(t.Context(), u.ID, "test abort"); err != nil {
+		t.Fatal(err)
+	}
+	u = finished(t, e, u.ID)
+	reads.Stop()
+	if u.State != ledger.UpdateAborted {
+		t.Fatalf("update ended %s (%s), want Aborted", u.State, u.Error)
+	}
+	ms, err := e.Members(t.Context(), "aborted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version == v {
+			t.Errorf("instance %s still runs the new version %s after the abort", m.ID, v)
+		}
+	}
+	noProblems(t, "after the abort", p.CheckMoved(t.Context(), "aborted", ""))
+	if r := reads.Result(); r.ReadsFailed > 0 || r.ReadsOK == 0 {
+		t.Errorf("reads: %d ok, %d failed %v", r.ReadsOK, r.ReadsFailed, r.ReadFailures)
+	}
+	rolledBack := 0
+	for _, m := range u.Migrations {
+		if m.State == ledger.Committed.String() {
+			rolledBack++
+		}
+	}
+	if rolledBack < 2 {
+		t.Errorf("%d handovers committed; want the batch's forward one and its way back", rolledBack)
+	}
+	noLeaks(t, e)
+}
+
+// TestUpdateControllerKilled: the controller is SIGKILLed in the middle of
+// a rolling update (at its second batch) and restarted; the update resumes
+// from the ledger and succeeds.
+func TestUpdateControllerKilled(t *testing.T) {
+	e := newBareEnv(t, Options{})
+	p, v := poolSetup(t, e, PoolOptions{Name: "killed", Instances: 3}, false)
+	reads := StartReads(p.LBURL, p.Keys)
+	u, err := e.StartUpdate(t.Context(), api.UpdateRequest{Group: "killed", Strategy: "rolling", BatchSize: 1, MinHealthyPercent: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitPhase(t, u.ID, func(u api.Update) bool { return u.Phase == "batch" && u.Batch == 1 })
+	cs := e.Controllers()
+	cs[len(cs)-1].Kill()
+	if _, err := e.StartController(t.Context(), len(cs)+1); err != nil {
+		t.Fatal(err)
+	}
+	u = finished(t, e, u.ID)
+	reads.Stop()
+	if u.State != ledger.UpdateSucceeded {
+		t.Fatalf("update ended %s: %s", u.State, u.Error)
+	}
+	noProblems(t, "after the update", p.CheckMoved(t.Context(), "killed", v))
+	if r := reads.Result(); r.ReadsFailed > 0 {
+		t.Errorf("reads: %d ok, %d failed %v", r.ReadsOK, r.ReadsFailed, r.ReadFailures)
+	}
+	noLeaks(t, e)
+}
+
+// TestMigrationGroupFirst: a single-instance migration group rolls to its
+// new version and signals before the main group starts; it is scaled to 0
+// afterwards.
+func TestMigrationGroupFirst(t *testing.T) {
+	e := newBareEnv(t, Options{})
+	ctx := t.Context()
+	p, v := poolSetup(t, e, PoolOptions{Name: "app", Instances: 2}, false)
+	marks := t.TempDir()
+	script := func(version string) string {
+		return e.userDataScript()[:0] + "#!/bin/sh\n" + exports(e) +
+			fmt.Sprintf("date +%%s%%N > %s\n", filepath.Join(marks, "schema-"+version)) +
+			fmt.Sprintf("%s signal --status SUCCESS >>\"$HANDOVER_INSTANCE_DIR/signal.log\" 2>&1\nexec sleep 3600\n", shellQuote(e.opts.HandoverBin))
+	}
+	if _, err := e.EC2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("migrate"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(amiV1), UserData: aws.String(encodeUserData(script("v1")))}}); err != nil {
+		t.Fatal(err)
+	}
+	zones, err := e.zones(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ASG.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String("migrate"), MinSize: aws.Int32(0), MaxSize: aws.Int32(1), DesiredCapacity: aws.Int32(0),
+		AvailabilityZones: zones, LaunchTemplate: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("migrate"), Version: aws.String("1")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.EC2.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{LaunchTemplateName: aws.String("migrate"), SourceVersion: aws.String("1"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{UserData: aws.String(encodeUserData(script("v2")))}}); err != nil {
+		t.Fatal(err)
+	}
+	reads := StartReads(p.LBURL, p.Keys)
+	u, err := e.StartUpdate(ctx, api.UpdateRequest{Group: "app", Strategy: "rolling", BatchSize: 1, MinHealthyPercent: 50,
+		MigrationGroup: "migrate", MigrationTimeout: "2m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u = finished(t, e, u.ID)
+	reads.Stop()
+	if u.State != ledger.UpdateSucceeded {
+		t.Fatalf("update ended %s: %s", u.State, u.Error)
+	}
+	if len(u.Timeline) < 2 || u.Timeline[0].Phase != "migration-group" || u.Timeline[1].Phase != "batch" {
+		t.Errorf("phases %+v: want the migration group first", u.Timeline)
+	}
+	st, err := os.Stat(filepath.Join(marks, "schema-v2"))
+	if err != nil {
+		t.Fatalf("the migration group's new version never ran: %v", err)
+	}
+	for _, m := range u.Migrations {
+		if m.CreatedAt.Before(st.ModTime().Add(-time.Second)) {
+			t.Errorf("handover %s started %s, before the schema migration ran (%s)", m.ID, m.CreatedAt, st.ModTime())
+		}
+	}
+	g, err := e.ASG.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"migrate"}})
+	if err != nil || len(g.AutoScalingGroups) != 1 || aws.ToInt32(g.AutoScalingGroups[0].DesiredCapacity) != 0 {
+		t.Errorf("migration group not scaled to 0: %v %+v", err, g)
+	}
+	noProblems(t, "after the update", p.CheckMoved(ctx, "app", v))
+	if r := reads.Result(); r.ReadsFailed > 0 {
+		t.Errorf("reads: %d ok, %d failed %v", r.ReadsOK, r.ReadsFailed, r.ReadFailures)
+	}
+	noLeaks(t, e)
+	_ = http.StatusOK
+	_ = context.Background
+}
+
+// exports is the environment lines of the demo's user data.
+func exports(e *Env) string {
+	s := e.userDataScript()
+	i := len("#!/bin/sh\n")
+	j := len(s)
+	for k := i; k < len(s); k++ {
+		if s[k:min(len(s), k+5)] == "exec " {
+			j = k
+			break
+		}
+	}
+	return s[i:j]
 }

@@ -33,17 +33,22 @@ func (c *Controller) pick(ctx context.Context, m *ledger.Migration) (id, why str
 			fresh = append(fresh, id)
 			continue
 		}
-		if db.Instance == m.Instance && db.Instance != "" {
-			return id, "", nil
-		}
-		if db.Claim != "" {
+		if db.Claim != "" && db.Claim != m.ID {
 			other, err := c.led.GetMigration(ctx, db.Claim)
 			if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 				return "", "", fmt.Errorf("reading claimant %s of database %s: %w", db.Claim, id, err)
 			}
 			if err == nil && !other.State.Terminal() {
+				if db.Instance == m.Instance && db.Instance != "" {
+					// Its own database is moving away from it: wait rather
+					// than take another one onto the device it still uses.
+					return "", fmt.Sprintf("database %s this instance holds is being moved by migration %s", id, db.Claim), nil
+				}
 				continue // being moved already
 			}
+		}
+		if db.Instance == m.Instance && db.Instance != "" {
+			return id, "", nil
 		}
 		switch {
 		case db.Volume == "" && db.Instance == "":
@@ -68,7 +73,7 @@ func (c *Controller) pick(ctx context.Context, m *ledger.Migration) (id, why str
 			return l[0], "", nil
 		}
 	}
-	return "", fmt.Sprintf("no database of the pool (%d) needs an instance: each is held by a healthy instance or being moved", len(m.Pool)), nil
+	return "", fmt.Sprintf("no database of the pool %s needs an instance: each is held by a healthy instance or being moved", poolString(m.Pool)), nil
 }
 
 // holderLost reports whether db's instance has left its group, is
@@ -152,3 +157,11 @@ const (
 	SignalSuccess = "SUCCESS"
 	SignalFailure = "FAILURE"
 )
+
+// poolString names a pool in an error, shortened for a large one.
+func poolString(pool []string) string {
+	if len(pool) <= 6 {
+		return "[" + strings.Join(pool, " ") + "]"
+	}
+	return fmt.Sprintf("[%s … %s] (%d)", strings.Join(pool[:3], " "), pool[len(pool)-1], len(pool))
+}

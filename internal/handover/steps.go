@@ -193,8 +193,9 @@ func (c *Controller) claim(ctx context.Context, m *ledger.Migration) (*ledger.Da
 			}
 			if err == nil && !other.State.Terminal() {
 				if len(m.Pool) > 0 && other.Instance != m.Instance {
-					// Another new instance took it first: pick again.
-					m.Database = ""
+					// Another new instance took it first: pick again, and
+					// drop what this pick copied from that database.
+					m.Database, m.Update, m.Gated = "", "", false
 					continue
 				}
 				return nil, nil

@@ -190,7 +190,7 @@ func (r *Runner) plan(ctx context.Context, req Request, create bool) (Plan, Grou
 		return Plan{}, Group{}, fmt.Errorf("group %s does not use a launch template; handover update rolls out launch template versions", req.Group)
 	}
 	from := g.Template
-	if from.Version, err = r.cloud.ResolveVersion(ctx, g.Template); err != nil {
+	if from.Version, err = r.fromVersion(ctx, g); err != nil {
 		return Plan{}, Group{}, fmt.Errorf("resolving the version group %s runs: %w", req.Group, err)
 	}
 	to := from
@@ -271,6 +271,30 @@ func (r *Runner) plan(ctx context.Context, req Request, create bool) (Plan, Grou
 		p.Steps = append(p.Steps, PlanStep{Phase: PhaseCleanup, WaitsFor: "migration group " + req.MigrationGroup + " scaled to 0"})
 	}
 	return p, g, nil
+}
+
+// fromVersion is the version a rollback returns to: the group's, when it
+// names a number; on $Latest or $Default (which may already point at the
+// version being rolled out), the number most of its instances run.
+func (r *Runner) fromVersion(ctx context.Context, g Group) (string, error) {
+	if _, err := strconv.Atoi(g.Template.Version); err == nil {
+		return g.Template.Version, nil
+	}
+	count := map[string]int{}
+	best := ""
+	for _, m := range g.Instances {
+		if _, err := strconv.Atoi(m.Version); err != nil || isLeaving(m.Lifecycle) {
+			continue
+		}
+		count[m.Version]++
+		if c := count[m.Version]; c > count[best] || (c == count[best] && atoi(m.Version) < atoi(best)) {
+			best = m.Version
+		}
+	}
+	if best != "" {
+		return best, nil
+	}
+	return r.cloud.ResolveVersion(ctx, g.Template)
 }
 
 func memberZone(g Group, id string) string {
