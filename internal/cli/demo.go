@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,13 @@ through the load balancer:
   az-move    the instance's zone is taken out of the group, which relaunches
              in another zone
 
+and then, on groups of three instances with one database each (a pool),
+the group updates of handover update:
+
+  rolling      one instance at a time, launch before terminate
+  replace-all  a new group of three that must signal SUCCESS, then the old
+               group is deleted
+
 For each scenario it prints the handover's timeline step by step, the write
 pause, reads served and failed, acknowledged writes and whether every one of
 them is on the new instance, and the volumes and snapshots left over. A
@@ -60,6 +68,10 @@ puts both in bin/).`,
   # one scenario, 1 GiB of state, machine-readable
   handover demo --scenario update --state-size 1GiB --output json
 
+  # the group updates only
+  handover demo --scenario rolling
+  handover demo --scenario replace-all
+
   # keep the local cloud's data and the logs for a look afterwards
   handover demo --data-dir /tmp/handover-demo --keep`,
 		Args: cobra.NoArgs,
@@ -68,7 +80,7 @@ puts both in bin/).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.scenario, "scenario", "all", "update, unhealthy, az-move or all")
+	fl.StringVar(&f.scenario, "scenario", "all", "update, unhealthy, az-move, rolling, replace-all or all")
 	fl.StringVar(&f.stateSize, "state-size", "64MiB", "data loaded before the replacements (e.g. 64MiB, 1GiB)")
 	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the local cloud, the ledger and the logs (default: a temporary one)")
 	fl.BoolVar(&f.keep, "keep", false, "keep the data directory afterwards")
@@ -122,19 +134,23 @@ type DemoReport struct {
 	Keys      int           `json:"keys"`
 	DataDir   string        `json:"data_dir,omitempty"`
 	Scenarios []demo.Result `json:"scenarios"`
+	// Updates are the group update scenarios (rolling, replace-all).
+	Updates []demo.UpdateResult `json:"updates"`
 }
 
 func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
-	scenarios := demo.Scenarios
+	scenarios, updates := demo.Scenarios, demo.UpdateScenarios
 	if f.scenario != "all" {
-		found := false
-		for _, s := range demo.Scenarios {
-			found = found || s == f.scenario
+		all := append(slices.Clone(demo.Scenarios), demo.UpdateScenarios...)
+		if !slices.Contains(all, f.scenario) {
+			return &exitError{code: 2, err: fmt.Errorf("unknown --scenario %q: use %s or all", f.scenario, strings.Join(all, ", "))}
 		}
-		if !found {
-			return &exitError{code: 2, err: fmt.Errorf("unknown --scenario %q: use %s or all", f.scenario, strings.Join(demo.Scenarios, ", "))}
+		scenarios, updates = nil, nil
+		if slices.Contains(demo.Scenarios, f.scenario) {
+			scenarios = []string{f.scenario}
+		} else {
+			updates = []string{f.scenario}
 		}
-		scenarios = []string{f.scenario}
 	}
 	size, err := parseSize(f.stateSize)
 	if err != nil {
@@ -171,17 +187,20 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer env.Close()
-	p.say("creating the group: one kvstore instance behind a load balancer (first boot)")
-	if err := env.CreateGroup(ctx); err != nil {
-		return err
+	keys := int((size + demo.ValueSize - 1) / demo.ValueSize)
+	if len(scenarios) > 0 {
+		p.say("creating the group: one kvstore instance behind a load balancer (first boot)")
+		if err := env.CreateGroup(ctx); err != nil {
+			return err
+		}
+		if keys, err = env.Load(ctx, size, p.bytes); err != nil {
+			return err
+		}
+		p.clearBar()
 	}
-	keys, err := env.Load(ctx, size, p.bytes)
-	if err != nil {
-		return err
-	}
-	p.clearBar()
 
-	rep := DemoReport{OK: true, StateSize: size, Keys: keys}
+	rep := DemoReport{OK: true, StateSize: size, Keys: keys, Scenarios: []demo.Result{}, Updates: []demo.UpdateResult{}}
+	broken := false
 	if f.keep {
 		rep.DataDir = dir
 	}
@@ -194,7 +213,26 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		rep.Scenarios = append(rep.Scenarios, res)
 		rep.OK = rep.OK && res.OK
 		if err != nil {
+			broken = true
 			break // the environment is in an unknown state
+		}
+	}
+	// Group updates run on groups of their own, 3 instances with one
+	// database each; every database gets a share of the state.
+	poolKeys := max(1, keys/3)
+	for _, s := range updates {
+		if broken {
+			break
+		}
+		res, err := env.RunUpdate(ctx, s, poolKeys, func(msg string) { p.say("[" + s + "] " + msg) })
+		if err != nil {
+			res.Problems = append(res.Problems, err.Error())
+			res.OK = false
+		}
+		rep.Updates = append(rep.Updates, res)
+		rep.OK = rep.OK && res.OK
+		if err != nil {
+			break
 		}
 	}
 	p.done()
@@ -243,6 +281,32 @@ func printDemo(w io.Writer, rep DemoReport) {
 			onNew = fmt.Sprintf("%d LOST", r.WritesLost)
 		}
 		fmt.Fprintf(w, "writes acked:    %d, %s\n", r.WritesAcked, onNew)
+		fmt.Fprintf(w, "left over:       %d volumes, %d snapshots\n", r.LeakedVolumes, r.LeakedSnapshots)
+		for _, p := range r.Problems {
+			fmt.Fprintf(w, "problem: %s\n", p)
+		}
+	}
+	for _, r := range rep.Updates {
+		verdict := "ok"
+		if !r.OK {
+			verdict = "NOT OK"
+		}
+		fmt.Fprintf(w, "\n== %s: %s\n", r.Scenario, verdict)
+		fmt.Fprintf(w, "handover update --group %s --strategy %s: %s in %.1fs\n", r.Group, r.Scenario, r.State, float64(r.DurationMS)/1000)
+		if r.NewGroup != "" {
+			fmt.Fprintf(w, "new group %s replaced %s\n", r.NewGroup, r.Group)
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  phase\tduration\tnote")
+		for _, ph := range r.Phases {
+			if ph.Phase == "done" {
+				continue
+			}
+			fmt.Fprintf(tw, "  %s\t%dms\t%s\n", ph.Phase, ph.End.Sub(ph.Start).Milliseconds(), ph.Note)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "handovers:       %d of %d instances, longest write pause %d ms\n", r.Handovers, r.Instances, r.MaxWritePauseMS)
+		fmt.Fprintf(w, "reads:           %d served, %d failed\n", r.ReadsOK, r.ReadsFailed)
 		fmt.Fprintf(w, "left over:       %d volumes, %d snapshots\n", r.LeakedVolumes, r.LeakedSnapshots)
 		for _, p := range r.Problems {
 			fmt.Fprintf(w, "problem: %s\n", p)

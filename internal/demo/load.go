@@ -16,7 +16,10 @@ import (
 
 // valueSize is the size of each preloaded value: big enough that a state
 // of a few GiB loads in minutes, small enough for kvstore's 1 MiB limit.
-const valueSize = 256 << 10
+// ValueSize is the size of each preloaded value.
+const ValueSize = 256 << 10
+
+const valueSize = ValueSize
 
 // value returns the deterministic contents of a preloaded key, so a read
 // can be checked without remembering what was written.

@@ -175,7 +175,9 @@ func TestReplaceAllTwelve(t *testing.T) {
 	noLeaks(t, e)
 }
 
-func contains(s, sub string) bool { return len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)) }
+func contains(s, sub string) bool {
+	return len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
+}
 
 func gap(ts []time.Time) time.Duration {
 	if len(ts) < 11 {

@@ -3,11 +3,9 @@ package demo
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -338,7 +336,11 @@ func (e *Env) WaitUpdate(ctx context.Context, id string, limit time.Duration, pr
 		if u, err = e.API().Update(ctx, id); err != nil {
 			return "", false, err
 		}
-		if s := fmt.Sprintf("%s: %s (batch %d/%d)", u.State, u.Phase, u.Batch+1, max(1, len(u.Batches))); s != last && progress != nil {
+		s := fmt.Sprintf("%s: %s", u.State, u.Phase)
+		if strings.Contains(u.Phase, "batch") || u.Phase == "bake" || u.Phase == "pause" {
+			s += fmt.Sprintf(" %d/%d", u.Batch+1, len(u.Batches))
+		}
+		if s != last && progress != nil {
 			progress(s)
 			last = s
 		}
@@ -476,6 +478,3 @@ func (e *Env) RunUpdate(ctx context.Context, scenario string, keys int, progress
 func (e *Env) failOnceDir(name string) string {
 	return filepath.Join(e.opts.DataDir, "fail-once-"+name)
 }
-
-var _ = slices.Contains[[]string]
-var _ = errors.New

@@ -95,10 +95,27 @@ func (c *Controller) holderLost(ctx context.Context, db *ledger.Database, member
 		members[db.Group] = byInst
 	}
 	mb, ok := byInst[db.Instance]
-	if !ok {
-		return true, nil
+	if ok {
+		lost := strings.HasPrefix(mb.Lifecycle, "Terminat") || strings.HasPrefix(mb.Lifecycle, "Detach") || mb.Health == "Unhealthy"
+		if lost {
+			c.log.Info("database's instance is leaving its group; a new instance takes the database",
+				"database", db.ID, "instance", db.Instance, "lifecycle", mb.Lifecycle, "health", mb.Health)
+		}
+		return lost, nil
 	}
-	return strings.HasPrefix(mb.Lifecycle, "Terminat") || strings.HasPrefix(mb.Lifecycle, "Detach") || mb.Health == "Unhealthy", nil
+	// Not listed (or the group is gone): only an instance that is no
+	// longer running has lost its database. Taking one from a running
+	// instance would fence it, so a listing that merely lags must not.
+	inst, err := c.describeInstance(ctx, db.Instance)
+	switch {
+	case errors.Is(err, ErrNotFound) || (err == nil && (gone(inst.State) || inst.State == InstanceStopped || inst.State == InstanceStopping)):
+		c.log.Info("database's instance is gone; a new instance takes the database", "database", db.ID, "instance", db.Instance, "state", inst.State)
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("describing instance %s that holds database %s: %w", db.Instance, db.ID, err)
+	}
+	c.log.Debug("database's instance is running but not listed in its group; leaving it there", "database", db.ID, "instance", db.Instance, "group", db.Group)
+	return false, nil
 }
 
 // updateOf splits a migration's Update into the update id and whether the

@@ -191,10 +191,13 @@ func TestPoolPrefersOrphanedDatabase(t *testing.T) {
 		name      string
 		lifecycle string // of p-orphan's holder; "" = not in the group
 		health    string
-		holds     bool // p-orphan carries a held terminate action
+		holds     bool   // p-orphan carries a held terminate action
+		state     string // p-orphan's holder's EC2 state, when not running
 		want      string
 	}{
-		{name: "holder left the group", want: "p-orphan"},
+		{name: "holder left the group and terminated", state: handover.InstanceTerminated, want: "p-orphan"},
+		{name: "holder left the group and stopped", state: handover.InstanceStopped, want: "p-orphan"},
+		{name: "holder not listed but running: a lagging listing steals nothing", want: "p-marked"},
 		{name: "holder unhealthy", lifecycle: handover.LifecycleInService, health: "Unhealthy", want: "p-orphan"},
 		{name: "holder terminating", lifecycle: "Terminating:Wait", want: "p-orphan"},
 		{name: "holder detaching", lifecycle: "Detaching", want: "p-orphan"},
@@ -214,6 +217,9 @@ func TestPoolPrefersOrphanedDatabase(t *testing.T) {
 			})
 			if tt.health != "" {
 				e.cloud.SetHealth(group, oldID, tt.health)
+			}
+			if tt.state != "" {
+				e.cloud.SetInstanceState(oldID, tt.state)
 			}
 			id := e.launchNew()
 			e.advance(id)

@@ -30,10 +30,10 @@ type fakeCloud struct {
 	mu        sync.Mutex
 	groups    map[string]*Group
 	hooks     map[string][]Hook
-	templates map[string]*fakeTemplate        // by template id
-	signals   map[string]map[string]string    // group → instance → signal
-	deleting  map[string]int                  // group → describes left before it is gone
-	counts    map[string]int                  // "Method" and "Method group"
+	templates map[string]*fakeTemplate     // by template id
+	signals   map[string]map[string]string // group → instance → signal
+	deleting  map[string]int               // group → describes left before it is gone
+	counts    map[string]int               // "Method" and "Method group"
 	seq       int
 
 	// Calls lists the mutating calls in order, e.g. "SetCapacity web 1 4 4".
@@ -412,11 +412,13 @@ func (f *fakeCloud) group(t *testing.T, name string) Group {
 	return cloneGroup(g)
 }
 
+// exists reports whether a group exists and is not being deleted.
 func (f *fakeCloud) exists(name string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, ok := f.groups[name]
-	return ok
+	_, deleting := f.deleting[name]
+	return ok && !deleting
 }
 
 // converge does what the group does on its own: terminating members are
@@ -797,6 +799,22 @@ func phases(u *ledger.Update) []string {
 		out = append(out, s.Phase)
 	}
 	return out
+}
+
+// samePhases compares timelines, ignoring an empty batch entry (one that
+// only found every batch done) before cleanup or restore.
+func samePhases(got, want []string) bool {
+	norm := func(l []string) []string {
+		var out []string
+		for i, p := range l {
+			if (p == PhaseBatch || p == PhaseRollbackBatch) && i+1 < len(l) && (l[i+1] == PhaseCleanup || l[i+1] == PhaseRestore) {
+				continue
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	return slices.Equal(norm(got), norm(want))
 }
 
 func wantState(t *testing.T, u *ledger.Update, state ledger.UpdateState, phase string) {

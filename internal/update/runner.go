@@ -416,7 +416,16 @@ func (r *Runner) Start(ctx context.Context, req Request) (*ledger.Update, error)
 	if req.Strategy == ReplaceAll {
 		u.NewGroup = g.Name + "-" + u.ID[len("upd-"):]
 	}
-	u.Timeline = []ledger.UpdateStep{{Phase: u.Phase, Start: now}}
+	note := ""
+	switch u.Phase {
+	case PhaseBatch:
+		note = fmt.Sprintf("batch 1 of %d", len(u.Batches))
+	case PhaseLaunch:
+		note = fmt.Sprintf("N = %d, the group's desired capacity now", g.Desired)
+	case PhaseMigrationGroup:
+		note = "migration group " + req.MigrationGroup
+	}
+	u.Timeline = []ledger.UpdateStep{{Phase: u.Phase, Start: now, Note: note}}
 	if err := r.led.CreateUpdate(ctx, u); err != nil {
 		return nil, fmt.Errorf("recording update of group %s: %w", g.Name, err)
 	}
