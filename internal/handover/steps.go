@@ -545,6 +545,12 @@ func (c *Controller) stepAttaching(ctx context.Context, m *ledger.Migration) (ou
 // stepAwaitingHealth waits for the service on the new instance to serve
 // from the new volume.
 func (c *Controller) stepAwaitingHealth(ctx context.Context, m *ledger.Migration) (outcome, error) {
+	if m.Gated && !m.GateSince.IsZero() {
+		// Healthy already; waiting on the gate costs no cloud call, so a
+		// large replace-all does not eat the Describe budget the other
+		// migrations need.
+		return c.waitGate(ctx, m)
+	}
 	inst, err := c.describeInstance(ctx, m.Instance)
 	if errors.Is(err, ErrNotFound) || (err == nil && gone(inst.State)) {
 		return outcome{}, terminal("new instance %s is gone", m.Instance)
@@ -557,19 +563,25 @@ func (c *Controller) stepAwaitingHealth(ctx context.Context, m *ledger.Migration
 		return stay(c.cfg.PollInterval)
 	}
 	if m.Gated {
-		open, why, err := c.gateOpen(ctx, m)
-		if err != nil {
-			return outcome{}, err
-		}
-		if !open {
-			// The update decides when; this wait is not the step being
-			// stuck, so it is credited like a pacing wait.
-			m.LastError, m.PacedAt = why, c.clk.Now()
-			return stay(c.cfg.PollInterval)
-		}
-		return goTo(ledger.Completing, "service healthy on "+m.Instance+"; update "+m.Update+" opened its gate")
+		m.GateSince = c.clk.Now()
+		return c.waitGate(ctx, m)
 	}
 	return goTo(ledger.Completing, "service healthy on "+m.Instance)
+}
+
+// waitGate holds a healthy gated migration until its update opens the gate.
+func (c *Controller) waitGate(ctx context.Context, m *ledger.Migration) (outcome, error) {
+	open, why, err := c.gateOpen(ctx, m)
+	if err != nil {
+		return outcome{}, err
+	}
+	if !open {
+		// The update decides when; this wait is not the step being
+		// stuck, so it is credited like a pacing wait.
+		m.LastError, m.PacedAt = why, c.clk.Now()
+		return stay(c.cfg.PollInterval)
+	}
+	return goTo(ledger.Completing, "service healthy on "+m.Instance+"; update "+m.Update+" opened its gate")
 }
 
 // stepCompleting sends CONTINUE (the point of no return), then commits once

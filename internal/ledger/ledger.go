@@ -158,6 +158,9 @@ type Migration struct {
 	// opens its gates (replace-all: every new instance signalled).
 	Update string `json:"update,omitempty"`
 	Gated  bool   `json:"gated,omitempty"`
+	// GateSince is when a gated migration found its service healthy and
+	// began waiting for the gate; from then on only the gate is watched.
+	GateSince time.Time `json:"gate_since,omitzero"`
 	// SeedSnapshot and SizeGiB come from the hook metadata and shape a
 	// first-boot volume.
 	SeedSnapshot string `json:"seed_snapshot,omitempty"`

@@ -68,6 +68,7 @@ func fullMigration(id string) *ledger.Migration {
 		Cause:           "event",
 		Update:          "upd-1",
 		Gated:           true,
+		GateSince:       base.Add(7 * time.Second),
 		SeedSnapshot:    "snap-0seed",
 		SizeGiB:         100,
 		State:           ledger.AwaitingHealth,
