@@ -104,6 +104,12 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, into any) e
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, into any) error {
 	u := c.base.JoinPath(path)
+	if !strings.HasPrefix(u.Path, "/") {
+		u.Path = "/" + u.Path
+		if u.RawPath != "" {
+			u.RawPath = "/" + u.RawPath
+		}
+	}
 	u.RawQuery = q.Encode()
 	var rd io.Reader
 	if in != nil {

@@ -100,12 +100,15 @@ Ctrl-C stops following, not the update: abort with --abort ID.`,
 	fl.DurationVar(&f.migTimeout, "migration-timeout", 30*time.Minute, "time for the migration group to signal SUCCESS")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan (instances, order, what each step waits for) and change nothing")
 	fl.BoolVar(&f.detach, "detach", false, "start the update and return at once instead of following it")
-	fl.StringVar(&f.abort, "abort", "", "abort the running update with this id (or of --group) and follow its rollback")
+	fl.StringVar(&f.abort, "abort", "", "abort the running update with this id and follow its rollback")
 	fl.DurationVar(&f.poll, "poll", time.Second, "how often progress is read")
 	return cmd
 }
 
 func runUpdate(ctx context.Context, c *api.Client, f updateFlags, stdout, stderr io.Writer) error {
+	if f.poll <= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--poll must be positive, got %s", f.poll)}
+	}
 	if f.abort == "" && f.req.Group == "" {
 		return &exitError{code: 2, err: errors.New("--group is required (or --abort ID)")}
 	}
@@ -155,6 +158,9 @@ func runUpdate(ctx context.Context, c *api.Client, f updateFlags, stdout, stderr
 		case <-t.C:
 		}
 		next, err := c.Update(ctx, u.ID)
+		if errors.Is(err, api.ErrNotFound) {
+			return fmt.Errorf("update %s is gone from the controller's ledger (is --api pointing at the controller that runs it?): %w", u.ID, err)
+		}
 		if err != nil {
 			p.say("reading progress: " + err.Error())
 			continue

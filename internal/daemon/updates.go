@@ -91,7 +91,12 @@ func (d *Daemon) serveStartUpdate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, api.Error{Error: err.Error()})
 		return
 	}
-	if dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run")); dry {
+	dry, err := queryBool(r, "dry_run")
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, api.Error{Error: err.Error()})
+		return
+	}
+	if dry {
 		p, err := d.updates.Plan(r.Context(), req)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, api.Error{Error: err.Error()})
@@ -114,7 +119,11 @@ func (d *Daemon) serveStartUpdate(w http.ResponseWriter, r *http.Request) {
 
 func (d *Daemon) serveUpdates(w http.ResponseWriter, r *http.Request) {
 	q := ledger.UpdateQuery{Group: r.URL.Query().Get("group")}
-	q.Unfinished, _ = strconv.ParseBool(r.URL.Query().Get("unfinished"))
+	var err error
+	if q.Unfinished, err = queryBool(r, "unfinished"); err != nil {
+		writeJSON(w, http.StatusBadRequest, api.Error{Error: err.Error()})
+		return
+	}
 	us, err := d.led.ListUpdates(r.Context(), q)
 	if err != nil {
 		d.fail(w, "listing updates", err)
@@ -188,4 +197,18 @@ func (d *Daemon) serveAbortUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// queryBool reads a true/false query parameter; absent is false, anything
+// else is an error rather than a silent false.
+func queryBool(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q is not true or false", name, v)
+	}
+	return b, nil
 }

@@ -99,9 +99,18 @@ type Update struct {
 	// What the group looked like when the update started, so a rollback
 	// restores it and replace-all knows N.
 	OldTemplate TemplateRef `json:"old_template"`
-	OldMin      int32       `json:"old_min"`
-	OldMax      int32       `json:"old_max"`
-	OldDesired  int32       `json:"old_desired"`
+	// OldGroupVersion is the version as the group named it ("$Latest",
+	// "$Default" or a number), restored when the update succeeds.
+	OldGroupVersion string `json:"old_group_version,omitempty"`
+	// TemplateSet records that the update pointed the group at another
+	// version, so a rollback knows to point it back.
+	TemplateSet bool `json:"template_set,omitempty"`
+	// NewGroupDeleting records that the rollback asked for the new group's
+	// deletion, so it is asked once.
+	NewGroupDeleting bool  `json:"new_group_deleting,omitempty"`
+	OldMin           int32 `json:"old_min"`
+	OldMax           int32 `json:"old_max"`
+	OldDesired       int32 `json:"old_desired"`
 
 	// Rolling: the old instances in replacement order, grouped in batches,
 	// and the batch under way.

@@ -481,6 +481,16 @@ func (f *fakeCloud) setLifecycle(t *testing.T, group, id, lifecycle string) {
 	t.Fatalf("instance %s is not in group %s", id, group)
 }
 
+// launch adds a serving member on version, as if the group had launched
+// it from another template version than its current one.
+func (f *fakeCloud) launch(group, zone, version string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.nextID()
+	f.groups[group].Instances = append(f.groups[group].Instances, Member{ID: id, Zone: zone, Lifecycle: "InService", Health: "Healthy", Version: version})
+	return id
+}
+
 // setHealth changes a member's health.
 func (f *fakeCloud) setHealth(group, id, health string) {
 	f.mu.Lock()

@@ -67,7 +67,7 @@ func TestAdvanceIdempotentRolling(t *testing.T) {
 		"SetCapacity web 1 4 4", "Terminate web i-0001",
 		"SetCapacity web 1 4 4", "Terminate web i-0002",
 		"SetCapacity web 1 4 4", "Terminate web i-0003",
-		"SetCapacity web 1 3 3", "SetCapacity web-migrate 0 2 0",
+		"SetCapacity web 1 3 3", "SetCapacity web-migrate 0 1 0",
 	}
 	if got := e.cloud.calls(); !reflect.DeepEqual(got, want) {
 		t.Errorf("calls\n%v\nwant\n%v", got, want)
@@ -101,7 +101,7 @@ func TestAdvanceIdempotentReplaceAll(t *testing.T) {
 	want := []string{
 		"SetTemplate web-migrate 2", "SetCapacity web-migrate 0 2 2", "Terminate web-migrate i-0005",
 		"CreateGroup " + u.NewGroup + " 2 0 4 4", "SetCapacity " + u.NewGroup + " 2 6 4", "DeleteGroup web",
-		"SetCapacity web-migrate 0 2 0",
+		"SetCapacity web-migrate 0 1 0",
 	}
 	if got := e.cloud.calls(); !reflect.DeepEqual(got, want) {
 		t.Errorf("calls\n%v\nwant\n%v", got, want)

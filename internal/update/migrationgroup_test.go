@@ -146,7 +146,7 @@ func TestMigrationGroupIgnoresStaleSignals(t *testing.T) {
 			u := e.start(migrationReq(Rolling))
 			u = e.advance(u.ID)
 			if u.Phase != PhaseMigrationGroup || u.MigrationInstance != "" {
-				t.Skipf("BUG: stepMigrationGroup took the stale SUCCESS of %s (not a new member) as the migrations' success: phase %s, migration instance %q", old, u.Phase, u.MigrationInstance)
+				t.Fatalf("regression: stepMigrationGroup took the stale SUCCESS of %s (not a new member) as the migrations' success: phase %s, migration instance %q", old, u.Phase, u.MigrationInstance)
 			}
 			news := e.cloud.converge(mg)
 			if len(news) != 1 {
@@ -227,7 +227,7 @@ func TestMigrationGroupFailureKeepsMainTemplate(t *testing.T) {
 	u = e.advance(u.ID)
 	wantState(t, u, ledger.UpdateFailed, PhaseDone)
 	if g := e.cloud.group(t, "web"); g.Template.Version != "$Latest" {
-		t.Skipf("BUG: the rollback of a migration-group failure pinned the untouched main group from $Latest to version %s (stepRollback calls SetTemplate(u.Group, u.OldTemplate) unconditionally): calls %v", g.Template.Version, e.cloud.callsOn("web"))
+		t.Fatalf("regression: the rollback of a migration-group failure pinned the untouched main group from $Latest to version %s (stepRollback calls SetTemplate(u.Group, u.OldTemplate) unconditionally): calls %v", g.Template.Version, e.cloud.callsOn("web"))
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
@@ -51,6 +53,11 @@ func (r *Runner) stepBatch(ctx context.Context, u *ledger.Update) (bool, error) 
 		return false, err
 	}
 	if g.Template.Version != tgt.Version {
+		if forward && !u.TemplateSet {
+			// Recorded first: a crash after the call must still revert it.
+			u.TemplateSet = true
+			return true, nil
+		}
 		if err := r.cloud.SetTemplate(ctx, u.Group, tgt); err != nil {
 			return false, err
 		}
@@ -184,10 +191,20 @@ func (r *Runner) stepMigrationGroup(ctx context.Context, u *ledger.Update) (bool
 		return false, err
 	}
 	if u.SignalDeadline.IsZero() {
+		// Every instance there now, and every one that ever signalled, is
+		// old: a SUCCESS tag outlives its instance for a while, and only a
+		// new instance's signal may count.
+		sigs, err := r.cloud.Signals(ctx, name)
+		if err != nil {
+			return false, err
+		}
 		u.MigrationOld = nil
 		for _, m := range mg.Instances {
-			if !isLeaving(m.Lifecycle) {
-				u.MigrationOld = append(u.MigrationOld, m.ID)
+			u.MigrationOld = append(u.MigrationOld, m.ID)
+		}
+		for id := range sigs {
+			if !contains(u.MigrationOld, id) {
+				u.MigrationOld = append(u.MigrationOld, id)
 			}
 		}
 		u.MigrationOldTemplate, u.MigrationOldMin, u.MigrationOldMax, u.MigrationOldDesired = mg.Template, mg.Min, mg.Max, mg.Desired
@@ -209,7 +226,13 @@ func (r *Runner) stepMigrationGroup(ctx context.Context, u *ledger.Update) (bool
 			return false, err
 		}
 	}
-	want := int32(len(u.MigrationOld)) + 1
+	running := int32(0)
+	for _, m := range mg.Instances {
+		if contains(u.MigrationOld, m.ID) && !isLeaving(m.Lifecycle) {
+			running++
+		}
+	}
+	want := running + 1
 	if mg.Desired < want && u.MigrationInstance == "" {
 		if err := r.cloud.SetCapacity(ctx, name, mg.Min, max(mg.Max, want), want); err != nil {
 			return false, err
@@ -240,9 +263,11 @@ func (r *Runner) stepMigrationGroup(ctx context.Context, u *ledger.Update) (bool
 			return false, nil
 		}
 	}
-	for _, id := range u.MigrationOld {
-		if err := r.cloud.Terminate(ctx, name, id); err != nil {
-			return false, err
+	for _, m := range mg.Instances {
+		if contains(u.MigrationOld, m.ID) && !isLeaving(m.Lifecycle) {
+			if err := r.cloud.Terminate(ctx, name, m.ID); err != nil {
+				return false, err
+			}
 		}
 	}
 	note := "migration group " + name + ": " + u.MigrationInstance + " signalled SUCCESS"
@@ -302,9 +327,15 @@ func (r *Runner) stepRollback(ctx context.Context, u *ledger.Update) (bool, erro
 	if err := r.clearMarks(ctx, u); err != nil {
 		return false, err
 	}
-	if u.Spec.Strategy == Rolling {
-		if err := r.cloud.SetTemplate(ctx, u.Group, u.OldTemplate); err != nil && !errors.Is(err, handover.ErrNotFound) {
+	if u.Spec.Strategy == Rolling && u.TemplateSet {
+		g, err := r.cloud.DescribeGroup(ctx, u.Group)
+		if err != nil && !errors.Is(err, handover.ErrNotFound) {
 			return false, err
+		}
+		if err == nil && g.Template.Version != u.OldTemplate.Version {
+			if err := r.cloud.SetTemplate(ctx, u.Group, u.OldTemplate); err != nil {
+				return false, err
+			}
 		}
 	}
 	unfinished, err := r.forwardMigrations(ctx, u)
@@ -320,8 +351,12 @@ func (r *Runner) stepRollback(ctx context.Context, u *ledger.Update) (bool, erro
 	switch u.Spec.Strategy {
 	case ReplaceAll:
 		if u.NewGroup != "" {
-			if err := r.cloud.DeleteGroup(ctx, u.NewGroup); err != nil {
-				return false, err
+			if !u.NewGroupDeleting {
+				if err := r.cloud.DeleteGroup(ctx, u.NewGroup); err != nil {
+					return false, err
+				}
+				u.NewGroupDeleting = true
+				return true, nil
 			}
 			if _, err := r.cloud.DescribeGroup(ctx, u.NewGroup); !errors.Is(err, handover.ErrNotFound) {
 				return false, err // still deleting
@@ -332,6 +367,9 @@ func (r *Runner) stepRollback(ctx context.Context, u *ledger.Update) (bool, erro
 		g, err := r.cloud.DescribeGroup(ctx, u.Group)
 		if err != nil {
 			return false, err
+		}
+		if n, err := r.dropSpares(ctx, u, g); err != nil || n > 0 {
+			return n > 0, err
 		}
 		// Only what the update put on the new version goes back: the
 		// untouched instances may report the version by another name
@@ -348,6 +386,54 @@ func (r *Runner) stepRollback(ctx context.Context, u *ledger.Update) (bool, erro
 		}
 	}
 	return true, nil
+}
+
+// dropSpares terminates, down to the group's old desired capacity, the
+// instances a failed batch added that hold no database (new version
+// first): left alone, they keep desired capacity above the old one, so a
+// reverse batch would launch nothing, and the final restore would let Auto
+// Scaling pick which instance to remove — maybe one holding a database.
+func (r *Runner) dropSpares(ctx context.Context, u *ledger.Update, g Group) (int, error) {
+	dbs, err := r.led.ListDatabases(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("listing databases: %w", err)
+	}
+	holds := map[string]bool{}
+	for _, db := range dbs {
+		holds[db.Instance] = true
+	}
+	var live, spare []Member
+	for _, m := range g.Instances {
+		if isLeaving(m.Lifecycle) {
+			continue
+		}
+		live = append(live, m)
+		if !holds[m.ID] {
+			spare = append(spare, m)
+		}
+	}
+	slices.SortStableFunc(spare, func(a, b Member) int {
+		an, bn := a.Version == u.Spec.Template.Version, b.Version == u.Spec.Template.Version
+		switch {
+		case an && !bn:
+			return -1
+		case bn && !an:
+			return 1
+		}
+		return 0
+	})
+	n := 0
+	for _, m := range spare {
+		if len(live)-n <= int(u.OldDesired) {
+			break
+		}
+		if err := r.cloud.Terminate(ctx, u.Group, m.ID); err != nil {
+			return n, err
+		}
+		u.Replacements = append(u.Replacements, ledger.Replacement{Batch: -1, Rollback: true, Old: m.ID, Terminated: true, Done: r.clk.Now()})
+		n++
+	}
+	return n, nil
 }
 
 func countAll(bs [][]string) int {
@@ -397,6 +483,9 @@ func (r *Runner) stepCleanup(ctx context.Context, u *ledger.Update) (bool, error
 		if err := r.cloud.SetCapacity(ctx, u.Group, u.OldMin, u.OldMax, u.OldDesired); err != nil {
 			return false, err
 		}
+		if err := r.restoreSymbolic(ctx, u, u.Group); err != nil {
+			return false, err
+		}
 	}
 	if name := u.Spec.MigrationGroup; name != "" {
 		mg, err := r.cloud.DescribeGroup(ctx, name)
@@ -404,8 +493,12 @@ func (r *Runner) stepCleanup(ctx context.Context, u *ledger.Update) (bool, error
 		case errors.Is(err, handover.ErrNotFound):
 		case err != nil:
 			return false, err
-		case mg.Desired != 0 || mg.Min != 0:
-			if err := r.cloud.SetCapacity(ctx, name, 0, mg.Max, 0); err != nil {
+		case mg.Desired != 0 || mg.Min != 0 || (u.MigrationOldMax > 0 && mg.Max != u.MigrationOldMax):
+			mx := mg.Max
+			if u.MigrationOldMax > 0 {
+				mx = u.MigrationOldMax
+			}
+			if err := r.cloud.SetCapacity(ctx, name, 0, mx, 0); err != nil {
 				return false, err
 			}
 		}
@@ -415,4 +508,21 @@ func (r *Runner) stepCleanup(ctx context.Context, u *ledger.Update) (bool, error
 	}
 	r.finish(u)
 	return false, nil
+}
+
+// restoreSymbolic points a group that followed $Latest or $Default back at
+// it once the update succeeded, if it still names the version rolled out.
+// After a rollback the group keeps the old version's number: $Latest would
+// be the version that failed.
+func (r *Runner) restoreSymbolic(ctx context.Context, u *ledger.Update, group string) error {
+	if u.OldGroupVersion == "" || !strings.HasPrefix(u.OldGroupVersion, "$") || !u.TemplateSet {
+		return nil
+	}
+	t := u.Spec.Template
+	t.Version = u.OldGroupVersion
+	v, err := r.cloud.ResolveVersion(ctx, t)
+	if err != nil || v != u.Spec.Template.Version {
+		return err
+	}
+	return r.cloud.SetTemplate(ctx, group, t)
 }

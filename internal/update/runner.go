@@ -195,11 +195,9 @@ func (r *Runner) plan(ctx context.Context, req Request, create bool) (Plan, Grou
 	}
 	to := from
 	switch {
-	case req.ImageID != "" && create:
-		if to.Version, err = r.cloud.NewTemplateVersion(ctx, from, req.ImageID); err != nil {
-			return Plan{}, Group{}, err
-		}
 	case req.ImageID != "":
+		// A placeholder no instance runs; Start creates the version once
+		// every check passed, so a refused request leaves none behind.
 		to.Version = "(new version of " + from.Version + " with image " + req.ImageID + ")"
 	default:
 		to.Version = req.Version
@@ -270,6 +268,11 @@ func (r *Runner) plan(ctx context.Context, req Request, create bool) (Plan, Grou
 	if req.MigrationGroup != "" {
 		p.Steps = append(p.Steps, PlanStep{Phase: PhaseCleanup, WaitsFor: "migration group " + req.MigrationGroup + " scaled to 0"})
 	}
+	if create && req.ImageID != "" {
+		if p.To.Version, err = r.cloud.NewTemplateVersion(ctx, from, req.ImageID); err != nil {
+			return Plan{}, Group{}, err
+		}
+	}
 	return p, g, nil
 }
 
@@ -322,13 +325,15 @@ func batchesOf(g Group, replace func(Member) bool, req Request) ([][]string, err
 			old = append(old, m)
 		}
 	}
-	// Zone by zone in turn, so a batch spreads its pauses over zones.
+	// One zone after another in turn, so a batch spreads its pauses over
+	// zones and a zone never loses more than its share at once.
 	slices.SortStableFunc(old, func(a, b Member) int {
 		if a.Zone != b.Zone {
 			return cmpStr(a.Zone, b.Zone)
 		}
 		return cmpStr(a.ID, b.ID)
 	})
+	old = roundRobin(old)
 	n := max(g.Desired, int32(len(g.Instances)))
 	allowed := n - int32(math.Ceil(float64(req.MinHealthyPercent)*float64(n)/100))
 	if allowed < 1 {
@@ -346,6 +351,28 @@ func batchesOf(g Group, replace func(Member) bool, req Request) ([][]string, err
 		batches = append(batches, b)
 	}
 	return batches, nil
+}
+
+// roundRobin interleaves members sorted by zone: a1 b1 c1 a2 b2 ….
+func roundRobin(ms []Member) []Member {
+	var zones []string
+	byZone := map[string][]Member{}
+	for _, m := range ms {
+		if _, ok := byZone[m.Zone]; !ok {
+			zones = append(zones, m.Zone)
+		}
+		byZone[m.Zone] = append(byZone[m.Zone], m)
+	}
+	out := make([]Member, 0, len(ms))
+	for len(out) < len(ms) {
+		for _, z := range zones {
+			if l := byZone[z]; len(l) > 0 {
+				out = append(out, l[0])
+				byZone[z] = l[1:]
+			}
+		}
+	}
+	return out
 }
 
 func cmpStr(a, b string) int {
@@ -371,6 +398,9 @@ func newID() string {
 // Start records a new update and returns it; the controller's loop does
 // the work. It refuses a group that already has an unfinished update.
 func (r *Runner) Start(ctx context.Context, req Request) (*ledger.Update, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
 	busy, err := r.led.ListUpdates(ctx, ledger.UpdateQuery{Group: req.Group, Unfinished: true})
 	if err != nil {
 		return nil, fmt.Errorf("listing updates of group %s: %w", req.Group, err)
@@ -393,7 +423,7 @@ func (r *Runner) Start(ctx context.Context, req Request) (*ledger.Update, error)
 			Pause: req.Pause, Bake: req.Bake, SignalTimeout: req.SignalTimeout,
 			MigrationGroup: req.MigrationGroup, MigrationTimeout: req.MigrationTimeout,
 		},
-		OldTemplate: p.From, OldMin: g.Min, OldMax: g.Max, OldDesired: g.Desired,
+		OldTemplate: p.From, OldGroupVersion: g.Template.Version, OldMin: g.Min, OldMax: g.Max, OldDesired: g.Desired,
 		CreatedAt: now, UpdatedAt: now, BatchAt: now,
 	}
 	for _, s := range p.Steps {
@@ -691,8 +721,9 @@ func (r *Runner) setMark(ctx context.Context, id, by string, gated bool) error {
 	return fmt.Errorf("marking database %s for update: %w", id, ledger.ErrConflict)
 }
 
-// clearMarks removes every mark of u (forward and rollback) from databases
-// no unfinished migration is moving.
+// clearMarks removes every mark of u (forward and rollback). A migration
+// that claimed a marked database already copied the mark, so clearing it
+// changes nothing for that migration.
 func (r *Runner) clearMarks(ctx context.Context, u *ledger.Update) error {
 	dbs, err := r.led.ListDatabases(ctx)
 	if err != nil {
