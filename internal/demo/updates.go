@@ -450,8 +450,8 @@ func (e *Env) RunUpdate(ctx context.Context, scenario string, keys int, progress
 	serving := o.Name
 	if u.NewGroup != "" {
 		serving = u.NewGroup
-		if _, err := e.Members(ctx, o.Name); err == nil {
-			res.Problems = append(res.Problems, "the old group "+o.Name+" still exists")
+		if err := e.WaitGroupGone(ctx, o.Name, time.Minute); err != nil {
+			res.Problems = append(res.Problems, err.Error())
 		}
 	}
 	res.Problems = append(res.Problems, p.CheckMoved(ctx, serving, version)...)
@@ -477,4 +477,17 @@ func (e *Env) RunUpdate(ctx context.Context, scenario string, keys int, progress
 // environment's data directory.
 func (e *Env) failOnceDir(name string) string {
 	return filepath.Join(e.opts.DataDir, "fail-once-"+name)
+}
+
+// WaitGroupGone waits until a (force-deleted) group is gone: Auto Scaling
+// removes it once its instances terminated.
+func (e *Env) WaitGroupGone(ctx context.Context, name string, limit time.Duration) error {
+	_, err := e.waitFor(ctx, limit, "group "+name+" to be deleted", func() (string, bool, error) {
+		out, err := e.ASG.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
+		if err != nil {
+			return "", false, err
+		}
+		return "", len(out.AutoScalingGroups) == 0, nil
+	})
+	return err
 }
