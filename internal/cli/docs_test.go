@@ -13,7 +13,7 @@ import (
 // a real subcommand and only flags that command has, so the docs cannot
 // drift from the CLI.
 func TestDocsUseRealFlags(t *testing.T) {
-	for _, doc := range []string{"../../docs/deploy-aws.md", "../../README.md"} {
+	for _, doc := range []string{"../../docs/deploy-aws.md", "../../docs/updates.md", "../../README.md"} {
 		t.Run(filepath.Base(doc), func(t *testing.T) {
 			cmds := handoverCommands(t, doc)
 			if len(cmds) == 0 {
