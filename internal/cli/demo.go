@@ -305,7 +305,7 @@ func printDemo(w io.Writer, rep DemoReport) {
 			fmt.Fprintf(tw, "  %s\t%dms\t%s\n", ph.Phase, ph.End.Sub(ph.Start).Milliseconds(), ph.Note)
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "handovers:       %d of %d instances, longest write pause %d ms\n", r.Handovers, r.Instances, r.MaxWritePauseMS)
+		fmt.Fprintf(w, "handovers:       %d of %d instances; longest write pause %d ms (fence to commit)\n", r.Handovers, r.Instances, r.MaxWritePauseMS)
 		fmt.Fprintf(w, "reads:           %d served, %d failed\n", r.ReadsOK, r.ReadsFailed)
 		fmt.Fprintf(w, "left over:       %d volumes, %d snapshots\n", r.LeakedVolumes, r.LeakedSnapshots)
 		for _, p := range r.Problems {
