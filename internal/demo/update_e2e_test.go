@@ -1,12 +1,16 @@
 package demo
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -410,4 +414,48 @@ func exports(e *Env) string {
 		}
 	}
 	return s[i:j]
+}
+
+// TestUpdateCommand drives the real `handover update` program against the
+// controller: a dry run changes nothing, then the update runs to the end
+// and --output json reports it.
+func TestUpdateCommand(t *testing.T) {
+	e := newBareEnv(t, Options{})
+	p, v := poolSetup(t, e, PoolOptions{Name: "cli", Instances: 2}, false)
+	before := memberIDs(t, e, "cli")
+	apiURL := "http://" + e.Controllers()[0].APIAddr
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.CommandContext(t.Context(), e.opts.HandoverBin, append([]string{"update", "--api", apiURL}, args...)...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	out, stderr, err := run("--group", "cli", "--min-healthy-percent", "50", "--dry-run")
+	if err != nil {
+		t.Fatalf("dry run: %v\n%s%s", err, out, stderr)
+	}
+	for _, want := range append([]string{"nothing was changed", "to " + v}, before...) {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if after := memberIDs(t, e, "cli"); !slices.Equal(before, after) {
+		t.Errorf("the dry run changed the group: %v -> %v", before, after)
+	}
+	out, stderr, err = run("--group", "cli", "--min-healthy-percent", "50", "--poll", "200ms", "--output", "json")
+	if err != nil {
+		t.Fatalf("update: %v\n%s%s", err, out, stderr)
+	}
+	var u api.Update
+	if err := json.Unmarshal([]byte(out), &u); err != nil {
+		t.Fatalf("--output json is not JSON: %v\n%s", err, out)
+	}
+	if u.State != ledger.UpdateSucceeded || len(u.Migrations) != 2 {
+		t.Errorf("update %s with %d handovers, want Succeeded with 2", u.State, len(u.Migrations))
+	}
+	if !strings.Contains(stderr, "update: ") {
+		t.Errorf("no progress on stderr:\n%s", stderr)
+	}
+	noProblems(t, "after the update", p.CheckMoved(t.Context(), "cli", v))
 }
