@@ -228,7 +228,7 @@ func TestLaunchHook(t *testing.T) {
 		t.Errorf("GroupInstanceState = %q, %v; want Pending:Wait", st, err)
 	}
 	members, err := c.GroupMembers(ctx, "kv")
-	if err != nil || !slices.Contains(members, handover.GroupMember{Instance: act.Instance, Lifecycle: handover.LifecyclePendingWait}) {
+	if err != nil || !slices.Contains(members, handover.GroupMember{Instance: act.Instance, Lifecycle: handover.LifecyclePendingWait, Health: "Healthy"}) {
 		t.Errorf("GroupMembers = %+v, %v", members, err)
 	}
 
