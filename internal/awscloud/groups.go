@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -250,7 +251,9 @@ func (g *Groups) CreateGroup(ctx context.Context, n update.NewGroup) error {
 		return astypes.Tag{Key: aws.String(k), Value: aws.String(v), PropagateAtLaunch: aws.Bool(p), ResourceId: aws.String(n.Name), ResourceType: aws.String("auto-scaling-group")}
 	}
 	for _, t := range n.Like.Tags {
-		if _, over := n.Tags[t.Key]; !over {
+		// aws: tags (aws:cloudformation:stack-name, …) are reserved: a
+		// create that carries them is refused.
+		if _, over := n.Tags[t.Key]; !over && !strings.HasPrefix(t.Key, "aws:") {
 			in.Tags = append(in.Tags, tag(t.Key, t.Value, t.Propagate))
 		}
 	}

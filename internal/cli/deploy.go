@@ -40,6 +40,12 @@ AWS account for the named Auto Scaling groups:
 
   --mode controller: a role and an instance profile for 'handover controller'
   on EC2 or ECS; the outputs give its HANDOVER_QUEUE_URL and HANDOVER_LEDGER.
+  This role also runs group updates ('handover update'), so its group
+  permissions and the Auto Scaling rules also cover each group's replace-all
+  successors, named GROUP-ID; it adds launch template versions only to
+  templates tagged handover:updatable=true and passes to EC2 only the roles
+  named with --instance-role. A managed policy, InstanceSignalPolicy, is for
+  the groups' instance role: it lets 'handover signal' tag the instance.
 
 The controller's policy is least privilege and names every action: it creates
 snapshots and volumes only tagged handover:managed=true, deletes, attaches
@@ -65,8 +71,8 @@ subcommand, template, prints the CloudFormation template.`,
 
 func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
 	var (
-		groups, databases []string
-		mode, outFile     string
+		groups, databases, roles []string
+		mode, outFile            string
 	)
 	cfg := deploy.DefaultConfig()
 	cmd := &cobra.Command{
@@ -83,11 +89,16 @@ func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
   handover deploy template --group orders-asg --database orders-asg=orders
 
   # a role and instance profile for a long-running controller, 30-minute heartbeat
-  handover deploy template --group orders-asg --mode controller --heartbeat-timeout 30m`,
+  handover deploy template --group orders-asg --mode controller --heartbeat-timeout 30m
+
+  # a controller that also updates the group, whose launch template's
+  # instance profile holds the role orders-instance
+  handover deploy template --group orders-asg --mode controller --instance-role orders-instance`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Groups = groups
 			cfg.Mode = deploy.Mode(mode)
+			cfg.InstanceRoles = roles
 			cfg.Databases = map[string]string{}
 			for _, d := range databases {
 				g, db, err := deploy.ParseDatabase(d)
@@ -134,6 +145,7 @@ func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
 	fl.StringVar(&mode, "mode", string(cfg.Mode), "how the controller runs: lambda (a function behind the queue) or controller (a role for a long-running controller)")
 	fl.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "heartbeat timeout of the lifecycle hooks (30s to 2h, whole seconds)")
 	fl.StringVar(&cfg.Fence, "fence", cfg.Fence, "how the controller fences the services: http (their endpoints) or ssm (SSM Run Command; adds the SSM permissions)")
+	fl.StringArrayVar(&roles, "instance-role", nil, "IAM role (name, or path/name) of the instance profile in the groups' launch templates, which group updates pass to EC2 (--mode controller; repeatable)")
 	fl.StringVar(&outFile, "output", "", "write the template to this file instead of stdout")
 	return cmd
 }
@@ -144,7 +156,10 @@ func flagError(err error) error {
 	if !errors.As(err, &fe) {
 		return err
 	}
-	flag := map[string]string{"groups": "--group", "databases": "--database", "mode": "--mode", "heartbeat-timeout": "--heartbeat-timeout"}[fe.Field]
+	flag := map[string]string{
+		"groups": "--group", "databases": "--database", "mode": "--mode", "fence": "--fence",
+		"heartbeat-timeout": "--heartbeat-timeout", "instance-roles": "--instance-role",
+	}[fe.Field]
 	if flag == "" {
 		return err
 	}

@@ -41,9 +41,17 @@ var deployGroups = []string{"template", "--group", "orders-b", "--group", "order
 // The templates are golden files: a change to what handover deploys, or to
 // the permissions it asks for, shows up as a diff to review.
 func TestDeployTemplateGolden(t *testing.T) {
-	for _, mode := range []string{"lambda", "controller"} {
+	for _, tc := range []struct {
+		mode  string
+		roles []string // --instance-role: controller mode only
+	}{{"lambda", nil}, {"controller", []string{"orders-instance"}}} {
+		mode := tc.mode
 		t.Run(mode, func(t *testing.T) {
-			out, errOut, code := runDeploy(t, append(deployGroups, "--mode", mode)...)
+			args := append(append([]string{}, deployGroups...), "--mode", mode)
+			for _, r := range tc.roles {
+				args = append(args, "--instance-role", r)
+			}
+			out, errOut, code := runDeploy(t, args...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
@@ -51,6 +59,7 @@ func TestDeployTemplateGolden(t *testing.T) {
 
 			cfg := deploy.DefaultConfig()
 			cfg.Mode, cfg.Groups, cfg.Databases = deploy.Mode(mode), []string{"orders-a", "orders-b"}, map[string]string{"orders-a": "orders"}
+			cfg.InstanceRoles = tc.roles
 			want, err := deploy.Template(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -122,6 +131,9 @@ func TestDeployTemplateBadFlags(t *testing.T) {
 		{[]string{"template", "--group", "a", "--heartbeat-timeout", "ten"}, `invalid argument "ten" for "--heartbeat-timeout"`},
 		{[]string{"template", "--group", "a", "--mode", "ecs"}, `--mode: "ecs" is not a mode: use lambda or controller`},
 		{[]string{"template", "--group", "a", "--output", "json"}, "here --output names the file to write"},
+		{[]string{"template", "--group", "a", "--instance-role", "orders-instance"}, "--instance-role: instance roles are for group updates, which only --mode controller runs"},
+		{[]string{"template", "--group", "a", "--mode", "controller", "--instance-role", "arn:aws:iam::123456789012:role/r"}, "--instance-role: role \"arn:aws:iam::123456789012:role/r\": give the role's name"},
+		{[]string{"template", "--group", "a", "--fence", "rpc"}, `--fence: "rpc" is not a fence`},
 		{[]string{"template", "--group", "a", "extra"}, `unknown command "extra"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

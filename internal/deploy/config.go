@@ -58,6 +58,12 @@ type Config struct {
 	// (their endpoints; the default) or "ssm" (Run Command running
 	// `handover agent fence`, which needs SSM permissions).
 	Fence string
+	// InstanceRoles are the IAM roles (name, or path/name) of the
+	// instance profiles the groups' launch templates carry. A group
+	// update passes them to EC2 when it points a group at a launch
+	// template, so the controller may pass these and no other
+	// (ModeController only; without them, no iam:PassRole at all).
+	InstanceRoles []string
 }
 
 // The ways to fence (Config.Fence).
@@ -79,7 +85,8 @@ var ErrNoGroups = errors.New("no Auto Scaling group named: handover needs at lea
 // FieldError is a Validate error about one field of Config, so that a
 // command can name the flag that sets it.
 type FieldError struct {
-	// Field is "groups", "databases", "mode" or "heartbeat-timeout".
+	// Field is "groups", "databases", "mode", "fence",
+	// "heartbeat-timeout" or "instance-roles".
 	Field string
 	Err   error
 }
@@ -127,6 +134,19 @@ func (c Config) Validate() error {
 			return fieldErr("databases", "database of group %q: %w", g, err)
 		}
 	}
+	if len(c.InstanceRoles) > 0 && c.Mode != ModeController {
+		return fieldErr("instance-roles", "instance roles are for group updates, which only --mode %s runs (the %s deployment has no API to start one)", ModeController, c.Mode)
+	}
+	roles := map[string]bool{}
+	for _, r := range c.InstanceRoles {
+		if err := ValidateRoleName(r); err != nil {
+			return &FieldError{Field: "instance-roles", Err: err}
+		}
+		if roles[r] {
+			return fieldErr("instance-roles", "role %q is named twice", r)
+		}
+		roles[r] = true
+	}
 	h := c.HeartbeatTimeout
 	if h < MinHeartbeatTimeout || h > MaxHeartbeatTimeout || h%time.Second != 0 {
 		return fieldErr("heartbeat-timeout", "heartbeat timeout %s is outside what AWS accepts: whole seconds from %s to %s (%d–%d s)",
@@ -154,6 +174,43 @@ func ValidateGroupName(g string) error {
 	}
 	return nil
 }
+
+// ValidateRoleName applies IAM's rules for a role name (1–64 of
+// A–Z a–z 0–9 and +=,.@_-), optionally under a path of segments of the
+// same characters: "orders-instance" or "app/orders-instance". An ARN is
+// refused, since the template builds the ARN in the stack's partition and
+// account.
+func ValidateRoleName(r string) error {
+	if strings.HasPrefix(r, "arn:") {
+		return fmt.Errorf("role %q: give the role's name (with its path, if any), not its ARN", r)
+	}
+	segs := strings.Split(r, "/")
+	if name := segs[len(segs)-1]; name == "" || len(name) > 64 {
+		return fmt.Errorf("role %q: IAM allows role names of 1 to 64 characters", r)
+	}
+	if len(r) > 512 {
+		return fmt.Errorf("role %q: IAM allows paths of at most 512 characters", r)
+	}
+	for _, seg := range segs {
+		if seg == "" {
+			return fmt.Errorf("role %q: a path has no empty segments and no leading or trailing slash", r)
+		}
+		for _, c := range seg {
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("+=,.@_-", c)
+			if !ok {
+				return fmt.Errorf("role %q: IAM allows only letters, digits and +=,.@_- in role names and paths, found %q", r, c)
+			}
+		}
+	}
+	if readsAsIntrinsic(r) {
+		return fmt.Errorf("role %q reads as an encoded CloudFormation function to the template library", r)
+	}
+	return nil
+}
+
+// updates reports whether the deployment runs group updates, and so
+// whether the groups it serves include their replace-all successors.
+func (c Config) updates() bool { return c.Mode == ModeController }
 
 // database is the database id of group g.
 func (c Config) database(g string) string {

@@ -32,12 +32,22 @@ func TestValidate(t *testing.T) {
 		{"database of an unknown group", ok(func(c *Config) { c.Databases = map[string]string{"billing-asg": "billing"} }), "databases", `group "billing-asg": that group is not among`},
 		{"database with a slash", ok(func(c *Config) { c.Databases = map[string]string{"orders-asg": "a/b"} }), "databases", "without spaces or slashes"},
 		{"database with a space", ok(func(c *Config) { c.Databases = map[string]string{"orders-asg": "a b"} }), "databases", "without spaces or slashes"},
-		{"long database", ok(func(c *Config) { c.Databases = map[string]string{"orders-asg": strings.Repeat("d", 129)} }), "databases", "at most 128"},
+		{"long database", ok(func(c *Config) { c.Databases = map[string]string{"orders-asg": strings.Repeat("d", 129)} }), "databases", "1 to 128 characters"},
 		{"group name unfit as database", ok(func(c *Config) { c.Groups = []string{"orders/asg"} }), "databases", "without spaces or slashes"},
 		{"heartbeat too short", ok(func(c *Config) { c.HeartbeatTimeout = 29 * time.Second }), "heartbeat-timeout", "from 30s to 2h0m0s"},
 		{"heartbeat too long", ok(func(c *Config) { c.HeartbeatTimeout = 7201 * time.Second }), "heartbeat-timeout", "from 30s to 2h0m0s"},
 		{"heartbeat fraction", ok(func(c *Config) { c.HeartbeatTimeout = 90500 * time.Millisecond }), "heartbeat-timeout", "whole seconds"},
 		{"mode", ok(func(c *Config) { c.Mode = "ecs" }), "mode", `"ecs" is not a mode: use lambda or controller`},
+		{"instance role in lambda mode", ok(func(c *Config) { c.InstanceRoles = []string{"orders-instance"} }), "instance-roles", "only --mode controller runs"},
+		{"instance role ARN", ok(func(c *Config) {
+			c.Mode, c.InstanceRoles = ModeController, []string{"arn:aws:iam::123456789012:role/orders-instance"}
+		}), "instance-roles", "not its ARN"},
+		{"instance role wildcard", ok(func(c *Config) { c.Mode, c.InstanceRoles = ModeController, []string{"orders-*"} }), "instance-roles", `found '*'`},
+		{"instance role variable", ok(func(c *Config) { c.Mode, c.InstanceRoles = ModeController, []string{"${aws:username}"} }), "instance-roles", `found '$'`},
+		{"instance role path", ok(func(c *Config) { c.Mode, c.InstanceRoles = ModeController, []string{"/app/orders"} }), "instance-roles", "no empty segments"},
+		{"instance role long", ok(func(c *Config) { c.Mode, c.InstanceRoles = ModeController, []string{strings.Repeat("r", 65)} }), "instance-roles", "1 to 64"},
+		{"instance role twice", ok(func(c *Config) { c.Mode, c.InstanceRoles = ModeController, []string{"r", "r"} }), "instance-roles", `"r" is named twice`},
+		{"instance role intrinsic", ok(func(c *Config) { c.Mode, c.InstanceRoles = ModeController, []string{"eyJSZWYiOiJYIn0="} }), "instance-roles", "encoded CloudFormation function"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -53,6 +63,11 @@ func TestValidate(t *testing.T) {
 	for _, edge := range []time.Duration{30 * time.Second, 7200 * time.Second} {
 		if err := ok(func(c *Config) { c.HeartbeatTimeout = edge }).Validate(); err != nil {
 			t.Errorf("heartbeat %s: %v", edge, err)
+		}
+	}
+	for _, r := range []string{"orders-instance", "app/team_2/Orders+Role=1,a.b@c"} {
+		if err := ok(func(c *Config) { c.Mode, c.InstanceRoles = ModeController, []string{r} }).Validate(); err != nil {
+			t.Errorf("instance role %q: %v", r, err)
 		}
 	}
 	if !errors.Is(ok(func(c *Config) { c.Groups = nil }).Validate(), ErrNoGroups) {

@@ -21,10 +21,12 @@ type rule struct {
 
 // eventRules are the rules that deliver exactly the events internal/events
 // decodes and the controller acts on. The Auto Scaling events name their
-// group, so they are limited to cfg.Groups; the EC2 and EBS ones do not,
-// so they are as narrow as their detail allows and match the whole region.
+// group, so they are limited to cfg.Groups (and, when the controller runs
+// group updates, to the groups a replace-all creates in their place); the
+// EC2 and EBS ones do not, so they are as narrow as their detail allows and
+// match the whole region.
 func eventRules(cfg Config) []rule {
-	groups := append([]string(nil), cfg.Groups...)
+	groups := groupNameValues(cfg)
 	return []rule{
 		{
 			id:          idRuleLifecycle,
@@ -89,6 +91,25 @@ func eventRules(cfg Config) []rule {
 			},
 		},
 	}
+}
+
+// groupNameValues match the AutoScalingGroupName of the served groups:
+// each name exactly and, with group updates, every name that starts with
+// "<group>-", as a replace-all's "<group>-<12 hex digits>" does (an
+// array's values are alternatives, and a value may be a prefix filter).
+// EventBridge has no pattern for "12 hex digits", so another group named
+// "<group>-…" matches too: its launch results reach the controller, which
+// drops those of instances no migration owns, and its lifecycle actions
+// only if its hooks are handover's.
+func groupNameValues(cfg Config) []any {
+	var out []any
+	for _, g := range cfg.Groups {
+		out = append(out, g)
+		if cfg.updates() {
+			out = append(out, map[string]string{"prefix": g + "-"})
+		}
+	}
+	return out
 }
 
 // checkPatternSizes refuses rules EventBridge would reject for size.

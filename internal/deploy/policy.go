@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/awslabs/goformation/v7/cloudformation"
@@ -31,9 +32,12 @@ type Statement struct {
 	Condition map[string]map[string]any `json:"Condition,omitempty"`
 }
 
-// maxRolePolicySize is IAM's bound on a role's inline policies, in
-// characters without whitespace.
-const maxRolePolicySize = 10240
+// IAM's bounds on policy sizes, in characters without whitespace: all of
+// a role's inline policies together, and one managed policy.
+const (
+	maxRolePolicySize    = 10240
+	maxManagedPolicySize = 6144
+)
 
 // Tag keys the policy conditions on. handover tags everything it creates
 // with TagManaged; Auto Scaling tags every instance it launches with the
@@ -43,20 +47,44 @@ const (
 	groupTag   = "aws:autoscaling:groupName"
 )
 
+// The tags `handover signal` puts on its instance, as internal/awscloud
+// names them (TagSignal, TagSignalReason); that package brings the AWS
+// SDK, which this one must not.
+const (
+	tagSignal       = "handover:signal"
+	tagSignalReason = "handover:signal-reason"
+)
+
 // ARNs of the EC2 resource types handover touches, in the stack's region
 // and account (snapshots carry no account in their ARN).
 var (
-	arnSnapshots = cloudformation.Sub("arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*")
-	arnVolumes   = cloudformation.Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:volume/*")
-	arnInstances = cloudformation.Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*")
+	arnSnapshots       = cloudformation.Sub("arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*")
+	arnVolumes         = cloudformation.Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:volume/*")
+	arnInstances       = cloudformation.Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*")
+	arnLaunchTemplates = cloudformation.Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:launch-template/*")
 )
+
+// UpdatableTag is the tag (with the value "true") a launch template must
+// carry for the controller to add versions to it and point groups at it
+// in a group update. The template cannot know the groups' launch
+// templates, so the user opts each one in.
+const UpdatableTag = "handover:updatable"
 
 // groupARN is the ARN pattern of the Auto Scaling group named g (the
 // group's id, which the ARN carries too, is not known in advance).
 func groupARN(g string) string {
-	return cloudformation.Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*:autoScalingGroupName/" +
-		subLiteral(iamLiteral(g)))
+	return cloudformation.Sub(groupARNPrefix + subLiteral(iamLiteral(g)))
 }
+
+// replacementsARN is the ARN pattern of the groups a replace-all creates
+// in place of g, "<g>-<12 hex digits>" (and, after another, "<g>-<hex>-<hex>").
+// IAM has no pattern for "12 hex digits", so it is "<g>-*", which also
+// covers any other group whose name starts with "<g>-".
+func replacementsARN(g string) string {
+	return cloudformation.Sub(groupARNPrefix + subLiteral(iamLiteral(g)) + "-*")
+}
+
+const groupARNPrefix = "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*:autoScalingGroupName/"
 
 // iamLiteral makes s match itself in an ARN or a condition value: IAM
 // reads * and ? there as wildcards and ${…} as a variable, and group names
@@ -76,21 +104,53 @@ func equals(key string, v any) map[string]map[string]any {
 	return map[string]map[string]any{"StringEquals": {key: v}}
 }
 
+// served is how the policy names the groups a deployment serves: the
+// named groups and, when it runs group updates, the groups a replace-all
+// creates in their place (see replacementsARN).
+type served struct {
+	arns         []string // each group's ARN, then its replacements' (if any)
+	replacements []string // the replacements' ARNs alone
+	tagValues    []string // values of the aws:autoscaling:groupName tag
+	like         bool     // tagValues holds patterns: compare with StringLike
+}
+
+func servedGroups(cfg Config) served {
+	var s served
+	s.like = cfg.updates()
+	for _, g := range cfg.Groups {
+		s.arns = append(s.arns, groupARN(g))
+		s.tagValues = append(s.tagValues, iamLiteral(g))
+		if s.like {
+			s.arns = append(s.arns, replacementsARN(g))
+			s.replacements = append(s.replacements, replacementsARN(g))
+			s.tagValues = append(s.tagValues, iamLiteral(g)+"-*")
+		}
+	}
+	return s
+}
+
+// tagged is the condition that a resource's tag key names one of the
+// served groups.
+func (s served) tagged(key string) map[string]map[string]any {
+	if s.like {
+		return map[string]map[string]any{"StringLike": {key: s.tagValues}}
+	}
+	return equals(key, s.tagValues)
+}
+
 // controllerPolicy is the least privilege the controller needs: every call
 // in internal/awscloud/sdk.go (EC2, Auto Scaling), internal/daemon and
 // internal/lambdahandler (SQS) and the DynamoDB ledger, scoped to what
 // handover created (the handover:managed tag), to the named groups and
 // their instances, and to this stack's queues and table. withLogs adds the
-// Lambda function's log group.
+// Lambda function's log group. In controller mode every group-scoped
+// statement also covers the groups a replace-all creates; the group
+// updates themselves are in updatePolicy.
 func controllerPolicy(cfg Config, withLogs bool) PolicyDocument {
-	var groups, groupARNs []string
-	for _, g := range cfg.Groups {
-		groups = append(groups, iamLiteral(g))
-		groupARNs = append(groupARNs, groupARN(g))
-	}
+	grp := servedGroups(cfg)
 	managed := equals("ec2:ResourceTag/"+managedTag, "true")
 	tagged := equals("aws:RequestTag/"+managedTag, "true")
-	inGroups := equals("ec2:ResourceTag/"+groupTag, groups)
+	inGroups := grp.tagged("ec2:ResourceTag/" + groupTag)
 	st := []Statement{
 		// A create is authorized against the new resource and its source
 		// separately: the new one must be tagged in the request, the
@@ -113,11 +173,7 @@ func controllerPolicy(cfg Config, withLogs bool) PolicyDocument {
 		// The hard fence: stop an unreachable source, start it again on
 		// rollback.
 		allow("FenceGroupInstances", []string{"ec2:StartInstances", "ec2:StopInstances"}, []string{arnInstances}, inGroups),
-		allow("LifecycleActionsOfGroups", []string{
-			"autoscaling:CompleteLifecycleAction",
-			"autoscaling:RecordLifecycleActionHeartbeat",
-			"autoscaling:TerminateInstanceInAutoScalingGroup",
-		}, groupARNs, nil),
+		groupActions(cfg, grp),
 		// These calls support no resource-level permissions, so "*" is the
 		// only resource IAM accepts; each is still named on its own.
 		allow("DescribeCalls", []string{
@@ -144,7 +200,7 @@ func controllerPolicy(cfg Config, withLogs bool) PolicyDocument {
 			allow("FenceBySSMDocument", []string{"ssm:SendCommand"},
 				[]string{cloudformation.Sub("arn:${AWS::Partition}:ssm:${AWS::Region}::document/AWS-RunShellScript")}, nil),
 			allow("FenceBySSMOnGroupInstances", []string{"ssm:SendCommand"}, []string{arnInstances},
-				equals("ssm:resourceTag/"+groupTag, groups)),
+				grp.tagged("ssm:resourceTag/"+groupTag)),
 			allow("ReadSSMCommandResults", []string{"ssm:GetCommandInvocation"}, []string{"*"}, nil),
 		)
 	}
@@ -153,6 +209,94 @@ func controllerPolicy(cfg Config, withLogs bool) PolicyDocument {
 			[]string{cloudformation.GetAtt(idLogGroup, "Arn")}, nil))
 	}
 	return PolicyDocument{Version: "2012-10-17", Statement: st}
+}
+
+// groupActions is the statement on the served groups themselves: their
+// lifecycle actions, and terminating an instance stranded without its
+// data. With group updates it also lets the controller set a group's
+// launch template version and capacity (rolling), set a replace-all's new
+// group's size, and delete the group a replace-all replaced (the named
+// group the first time, a replacement after) or, on rollback, the new
+// one. Those share the statement because they share its resources, the
+// longest part of the policy: two ARNs per group.
+func groupActions(cfg Config, grp served) Statement {
+	actions := []string{
+		"autoscaling:CompleteLifecycleAction",
+		"autoscaling:RecordLifecycleActionHeartbeat",
+		"autoscaling:TerminateInstanceInAutoScalingGroup",
+	}
+	if !cfg.updates() {
+		return allow("LifecycleActionsOfGroups", actions, grp.arns, nil)
+	}
+	actions = append(actions, "autoscaling:DeleteAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup")
+	slices.Sort(actions)
+	return allow("GroupsAndReplacements", actions, grp.arns, nil)
+}
+
+// updatePolicy lets the controller run group updates: exactly the
+// calls of internal/awscloud/groups.go, and what Auto Scaling checks on
+// the caller when a group is created or pointed at a launch template
+// (ec2:RunInstances, ec2:CreateTags on launch, iam:PassRole; see the
+// Auto Scaling user guide, "Amazon EC2 Auto Scaling API permissions" and
+// "Control Amazon EC2 launch template usage in Auto Scaling groups").
+// The controller never launches an instance itself: Auto Scaling does,
+// under its service-linked role. It is a managed policy of its own on the
+// controller's role, because IAM bounds the role's inline policies
+// together, and one policy could not hold both for a realistic fleet.
+func updatePolicy(cfg Config) PolicyDocument {
+	grp := servedGroups(cfg)
+	updatable := equals("ec2:ResourceTag/"+UpdatableTag, "true")
+	st := []Statement{
+		// (Updating and deleting groups is in groupActions.) A
+		// replace-all creates "<group>-<id>" with the old group's tags and
+		// hooks in the same call, which IAM authorizes as
+		// CreateOrUpdateTags and PutLifecycleHook on the new group too.
+		// Only replacements: never a group of another name.
+		allow("CreateReplacementGroups", []string{
+			"autoscaling:CreateAutoScalingGroup",
+			"autoscaling:CreateOrUpdateTags",
+			"autoscaling:PutLifecycleHook",
+		}, grp.replacements, nil),
+		// Resolving $Latest and $Default to a version number; no
+		// resource-level permissions.
+		allow("ReadLaunchTemplates", []string{"ec2:DescribeLaunchTemplates"}, []string{"*"}, nil),
+		// An update to a new image adds a version to the group's launch
+		// template. IAM cannot limit what a version holds, so only
+		// templates the user opted in by tag.
+		allow("VersionUpdatableTemplates", []string{"ec2:CreateLaunchTemplateVersion"}, []string{arnLaunchTemplates}, updatable),
+		// Auto Scaling checks that whoever creates a group or points it at
+		// a launch template may launch from it (the user guide's "require
+		// launch templates that have a specific tag").
+		allow("LaunchFromUpdatableTemplates", []string{"ec2:RunInstances"}, []string{arnLaunchTemplates}, updatable),
+		// ... and, when the template has tag specifications, tag what
+		// the launch creates; only as part of a launch.
+		allow("TagOnLaunch", []string{"ec2:CreateTags"}, []string{arnInstances, arnVolumes},
+			equals("ec2:CreateAction", "RunInstances")),
+	}
+	if len(cfg.InstanceRoles) > 0 {
+		// ... and pass the role of the template's instance profile: only
+		// the roles named, and only to EC2.
+		var roles []string
+		for _, r := range cfg.InstanceRoles {
+			roles = append(roles, cloudformation.Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/"+r))
+		}
+		st = append(st, allow("PassInstanceRoles", []string{"iam:PassRole"}, roles,
+			equals("iam:PassedToService", "ec2.amazonaws.com")))
+	}
+	return PolicyDocument{Version: "2012-10-17", Statement: st}
+}
+
+// signalPolicy is what `handover signal` needs on an instance's role:
+// tagging an instance of the served groups with the signal tags and no
+// others. IAM has no documented way to limit the target to the calling
+// instance itself, so an instance with this policy can tag any instance
+// of those groups; the tag keys keep it to signals.
+func signalPolicy(cfg Config) PolicyDocument {
+	cond := servedGroups(cfg).tagged("aws:ResourceTag/" + groupTag)
+	cond["ForAllValues:StringEquals"] = map[string]any{"aws:TagKeys": []string{tagSignal, tagSignalReason}}
+	return PolicyDocument{Version: "2012-10-17", Statement: []Statement{
+		allow("SignalOnGroupInstances", []string{"ec2:CreateTags"}, []string{arnInstances}, cond),
+	}}
 }
 
 // lambdaTrust lets Lambda assume the function's role.
@@ -196,8 +340,9 @@ func queuePolicy(ruleIDs []string) PolicyDocument {
 }
 
 // checkPolicySize refuses a policy IAM would reject for size, estimated
-// on the side of caution: see estimate.
-func checkPolicySize(doc PolicyDocument) error {
+// on the side of caution (see estimate): limit is maxRolePolicySize for
+// the role's inline policy, maxManagedPolicySize for a managed one.
+func checkPolicySize(doc PolicyDocument, what string, limit int) error {
 	b, err := json.Marshal(doc)
 	if err != nil {
 		return err
@@ -210,18 +355,26 @@ func checkPolicySize(doc PolicyDocument) error {
 	if err != nil {
 		return err
 	}
-	if len(n) > maxRolePolicySize {
-		return fmt.Errorf("the controller's policy would be about %d characters, over IAM's limit of %d for a role's inline policies: name fewer groups (or shorter ones) per stack", len(n), maxRolePolicySize)
+	if len(n) > limit {
+		return fmt.Errorf("%s would be about %d characters, over IAM's limit of %d: name fewer groups (or shorter ones) per stack", what, len(n), limit)
 	}
 	return nil
 }
 
+// pseudoLengths bound what the pseudo parameters of an Fn::Sub resolve
+// to: the longest partition (aws-us-gov) and account id, and a region
+// longer than any there is (us-isof-south-1 has 15 characters).
+var pseudoLengths = strings.NewReplacer(
+	"${AWS::Partition}", strings.Repeat("p", 10),
+	"${AWS::Region}", strings.Repeat("r", 16),
+	"${AWS::AccountId}", strings.Repeat("a", 12),
+)
+
 // estimate replaces each encoded intrinsic of v by a string at least as
-// long as what CloudFormation resolves it to: an Fn::Sub text as written
-// (each pseudo parameter's name is longer than its value, but for a
-// region, one character longer than ${AWS::Region}) plus a margin, and a
-// Ref or Fn::GetAtt by 256 characters, more than any ARN or name it
-// stands for here.
+// long as what CloudFormation resolves it to: an Fn::Sub text with its
+// pseudo parameters at their longest (pseudoLengths), any other variable
+// or literal ${! kept as written, plus a margin; a Ref or Fn::GetAtt by
+// 256 characters, more than any ARN or name it stands for here.
 func estimate(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
@@ -240,7 +393,7 @@ func estimate(v any) any {
 		var fn map[string]any
 		_ = json.Unmarshal(b, &fn)
 		if sub, ok := fn["Fn::Sub"].(string); ok {
-			return sub + strings.Repeat("x", 8)
+			return pseudoLengths.Replace(sub) + strings.Repeat("x", 8)
 		}
 		return strings.Repeat("x", 256)
 	}

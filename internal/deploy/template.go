@@ -2,8 +2,9 @@
 // on an AWS account: the events queue and its dead-letter queue, the
 // EventBridge rules that feed it, the DynamoDB ledger table, the lifecycle
 // hooks of the named Auto Scaling groups, and the controller (a Lambda
-// function, or a role for a long-running controller) with a least-privilege
-// policy.
+// function, or a role for a long-running controller, which also runs group
+// updates) with a least-privilege policy, and for the long-running one the
+// policy its groups' instances need to signal an update.
 //
 // It only renders text: it must never call AWS. Its output must be
 // deterministic for a given Config, so a template can be reviewed as a diff,
@@ -36,6 +37,8 @@ const (
 	idTable           = "LedgerTable"
 	idRole            = "ControllerRole"
 	idInstanceProfile = "ControllerInstanceProfile"
+	idUpdatePolicy    = "ControllerUpdatePolicy"
+	idSignalPolicy    = "InstanceSignalPolicy"
 	idFunction        = "ControllerFunction"
 	idLogGroup        = "ControllerLogGroup"
 	idMapping         = "EventsQueueMapping"
@@ -102,8 +105,15 @@ func build(cfg Config) (*cloudformation.Template, error) {
 	}
 	lambdaMode := cfg.Mode == ModeLambda
 	policy := controllerPolicy(cfg, lambdaMode)
-	if err := checkPolicySize(policy); err != nil {
+	if err := checkPolicySize(policy, "the controller's policy", maxRolePolicySize); err != nil {
 		return nil, err
+	}
+	var updates PolicyDocument
+	if cfg.updates() {
+		updates = updatePolicy(cfg)
+		if err := checkPolicySize(updates, "the controller's group update policy", maxManagedPolicySize); err != nil {
+			return nil, err
+		}
 	}
 
 	t := cloudformation.NewTemplate()
@@ -177,7 +187,8 @@ func build(cfg Config) (*cloudformation.Template, error) {
 	if lambdaMode {
 		addFunction(t, policy, cfg.Fence)
 	} else {
-		addControllerRole(t, policy)
+		addControllerRole(t, policy, updates)
+		addSignalPolicy(t, cfg)
 	}
 	return t, nil
 }
@@ -249,16 +260,34 @@ func addFunction(t *cloudformation.Template, policy PolicyDocument, fenceVia str
 }
 
 // addControllerRole adds the role and instance profile of a long-running
-// controller.
-func addControllerRole(t *cloudformation.Template, policy PolicyDocument) {
+// controller, and the role's group update policy.
+func addControllerRole(t *cloudformation.Template, policy, updates PolicyDocument) {
 	t.Resources[idRole] = &iam.Role{
 		Description:              cloudformation.String("handover controller (long-running, on EC2 or ECS)"),
 		AssumeRolePolicyDocument: controllerTrust(),
 		Policies:                 []iam.Role_Policy{{PolicyName: "handover-controller", PolicyDocument: policy}},
 	}
+	t.Resources[idUpdatePolicy] = &iam.ManagedPolicy{
+		Description:    cloudformation.String("handover controller: group updates (handover update)"),
+		PolicyDocument: updates,
+		Roles:          []string{cloudformation.Ref(idRole)},
+	}
 	t.Resources[idInstanceProfile] = &iam.InstanceProfile{Roles: []string{cloudformation.Ref(idRole)}}
 	t.Outputs["InstanceProfileName"] = output(cloudformation.Ref(idInstanceProfile), "instance profile for a controller on EC2")
 	t.Outputs["InstanceProfileArn"] = output(cloudformation.GetAtt(idInstanceProfile, "Arn"), "instance profile for a controller on EC2")
+}
+
+// addSignalPolicy adds the managed policy the groups' instance roles need
+// for `handover signal`. The template does not attach it: the instance
+// roles are the user's.
+func addSignalPolicy(t *cloudformation.Template, cfg Config) {
+	t.Resources[idSignalPolicy] = &iam.ManagedPolicy{
+		Description: cloudformation.String("handover signal: lets an instance of the handover groups (or of their replace-all " +
+			"successors) tag a group instance with handover:signal and handover:signal-reason; attach it to the instance role"),
+		PolicyDocument: signalPolicy(cfg),
+	}
+	t.Outputs["InstanceSignalPolicyArn"] = output(cloudformation.Ref(idSignalPolicy),
+		"managed policy to attach to the groups' instance role, for handover signal")
 }
 
 func output(v, desc string) cloudformation.Output {
@@ -266,9 +295,14 @@ func output(v, desc string) cloudformation.Output {
 }
 
 func description(cfg Config) string {
+	updates := "Group updates (handover update) need --mode controller: this deployment does not run them."
+	if cfg.updates() {
+		updates = "The role also runs group updates; its group permissions and Auto Scaling rules cover each group's " +
+			"replace-all successors, GROUP-*."
+	}
 	return fmt.Sprintf("handover (%s mode) for %d Auto Scaling group(s): events queue and dead-letter queue, EventBridge rules, "+
 		"DynamoDB ledger, lifecycle hooks and a least-privilege role. EBS and instance state-change events carry no group "+
-		"name, so their rules match the whole region: see Metadata.Handover.", cfg.Mode, len(cfg.Groups))
+		"name, so their rules match the whole region: see Metadata.Handover. %s", cfg.Mode, len(cfg.Groups), updates)
 }
 
 func metadataSection(cfg Config) map[string]any {
@@ -276,8 +310,12 @@ func metadataSection(cfg Config) map[string]any {
 	for _, g := range cfg.Groups {
 		dbs[g] = cfg.database(g)
 	}
+	scope := "the named groups"
+	if cfg.updates() {
+		scope += " and their replace-all successors"
+	}
 	notes := []string{
-		"The Auto Scaling rules are limited to the named groups. EBS Snapshot Notification, EBS Volume Notification and " +
+		"The Auto Scaling rules are limited to " + scope + ". EBS Snapshot Notification, EBS Volume Notification and " +
 			"EC2 Instance State-change Notification events carry no group name, so their rules match every snapshot, volume " +
 			"and instance of the region, narrowed to the operations, results and states handover reads; the controller " +
 			"ignores those no migration owns. Events are hints: reconcile reads the groups and is the truth.",
@@ -286,7 +324,23 @@ func metadataSection(cfg Config) map[string]any {
 			"kms:GenerateDataKeyWithoutPlaintext on that key for the role; the AWS managed aws/ebs key needs nothing more.",
 		"The ledger table is retained when the stack is deleted: it records which volume is authoritative for each database.",
 	}
-	return map[string]any{
+	if cfg.updates() {
+		notes = append(notes,
+			"Group updates: a replace-all creates GROUP-ID (ID: 12 hex digits) in place of GROUP and deletes GROUP, so the "+
+				"Auto Scaling rules also match every group name that starts with GROUP- and every group-scoped permission also names "+
+				"GROUP-* (in IAM, which has no narrower pattern, any group so named). The lifecycle hooks stay on the named "+
+				"groups: a replace-all copies them to the new group itself.",
+			"Group updates add launch template versions and point groups at launch templates only for templates tagged "+
+				UpdatableTag+"=true, and pass only the roles given with --instance-role (the roles of the templates' instance "+
+				"profiles) to EC2.",
+			"handover signal tags its instance: attach the managed policy of output InstanceSignalPolicyArn to the groups' "+
+				"instance role.",
+		)
+	} else {
+		notes = append(notes, "Group updates (handover update, handover signal) are driven by a long-running controller: "+
+			"the Lambda deployment has no API to start one, so its role has none of their permissions; use --mode controller.")
+	}
+	md := map[string]any{
 		"Mode":                    string(cfg.Mode),
 		"Groups":                  cfg.Groups,
 		"Databases":               dbs,
@@ -299,6 +353,11 @@ func metadataSection(cfg Config) map[string]any {
 		},
 		"Notes": notes,
 	}
+	if cfg.updates() {
+		md["UpdatableLaunchTemplateTag"] = map[string]string{"Key": UpdatableTag, "Value": "true"}
+		md["InstanceRoles"] = append([]string{}, cfg.InstanceRoles...)
+	}
+	return md
 }
 
 // logicalID names a per-group resource: the group name's letters and

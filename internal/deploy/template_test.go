@@ -60,7 +60,9 @@ func TestTemplateResourceTypes(t *testing.T) {
 			idFunction: "AWS::Lambda::Function", idLogGroup: "AWS::Logs::LogGroup", idMapping: "AWS::Lambda::EventSourceMapping",
 			idSchedule: "AWS::Events::Rule", idPermission: "AWS::Lambda::Permission",
 		},
-		ModeController: {idInstanceProfile: "AWS::IAM::InstanceProfile"},
+		ModeController: {
+			idInstanceProfile: "AWS::IAM::InstanceProfile", idUpdatePolicy: "AWS::IAM::ManagedPolicy", idSignalPolicy: "AWS::IAM::ManagedPolicy",
+		},
 	}
 	known := cloudformation.AllResources()
 	for _, mode := range modes {
@@ -339,7 +341,8 @@ func TestTemplateControllerRole(t *testing.T) {
 		t.Errorf("instance profile: %s", got)
 	}
 	outs := slices.Sorted(maps.Keys(tmpl["Outputs"].(map[string]any)))
-	if want := []string{"DeadLetterQueueUrl", "EventsQueueUrl", "InstanceProfileArn", "InstanceProfileName", "LedgerTableName", "LedgerUrl", "RoleArn"}; !slices.Equal(outs, want) {
+	if want := []string{"DeadLetterQueueUrl", "EventsQueueUrl", "InstanceProfileArn", "InstanceProfileName", "InstanceSignalPolicyArn",
+		"LedgerTableName", "LedgerUrl", "RoleArn"}; !slices.Equal(outs, want) {
 		t.Errorf("outputs %v, want %v", outs, want)
 	}
 }
@@ -376,8 +379,8 @@ func TestTemplateQueuePolicy(t *testing.T) {
 	}
 }
 
-// matches applies an EventBridge pattern of exact-value lists, the only
-// kind the template uses.
+// matches applies an EventBridge pattern of the kinds the template uses:
+// lists of exact values and prefix filters.
 func matches(pattern, event map[string]any) bool {
 	for k, want := range pattern {
 		got, ok := event[k]
@@ -391,7 +394,7 @@ func matches(pattern, event map[string]any) bool {
 				return false
 			}
 		case []any:
-			if !slices.ContainsFunc(w, func(v any) bool { return v == got }) {
+			if !slices.ContainsFunc(w, func(v any) bool { return matchesValue(v, got) }) {
 				return false
 			}
 		default:
@@ -401,23 +404,73 @@ func matches(pattern, event map[string]any) bool {
 	return true
 }
 
+// matchesValue applies one value of a pattern's list.
+func matchesValue(want, got any) bool {
+	f, ok := want.(map[string]any)
+	if !ok {
+		return want == got
+	}
+	s, isString := got.(string)
+	prefix, isPrefix := f["prefix"].(string)
+	if len(f) != 1 || !isPrefix {
+		panic(fmt.Sprintf("the test does not know the filter %v", f))
+	}
+	return isString && strings.HasPrefix(s, prefix)
+}
+
+// rulePatterns returns the event pattern of each rule that feeds the
+// queue in the template for c.
+func rulePatterns(t *testing.T, c Config) map[string]map[string]any {
+	t.Helper()
+	tmpl := render(t, c)
+	out := map[string]map[string]any{}
+	for _, id := range []string{idRuleLifecycle, idRuleLaunch, idRuleSnapshot, idRuleVolume, idRuleInstanceState} {
+		out[id] = props(t, tmpl, id)["EventPattern"].(map[string]any)
+	}
+	return out
+}
+
+// hits are the rules of patterns that match ev, sorted.
+func hits(patterns map[string]map[string]any, ev map[string]any) []string {
+	var ids []string
+	for id, p := range patterns {
+		if matches(p, ev) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// withGroup returns a copy of the Auto Scaling event ev naming group
+// instead of its own.
+func withGroup(t *testing.T, ev map[string]any, group string) map[string]any {
+	t.Helper()
+	c := mustJSON(t, compact(ev)).(map[string]any)
+	c["detail"].(map[string]any)["AutoScalingGroupName"] = group
+	return c
+}
+
 // The rules carry exactly the events handover decodes: every sample event
 // of internal/events that Decode accepts reaches the queue through one
-// rule, and every one it ignores is dropped by EventBridge already.
+// rule, and every one it ignores is dropped by EventBridge already. In
+// controller mode, an Auto Scaling event of a replace-all's group
+// ("<group>-<12 hex digits>") takes the same rule as one of the group
+// itself; in lambda mode, which runs no updates, it is dropped, and in
+// both, so is one of a group whose name merely starts with the group's.
 func TestTemplateRulesMatchDecodedEvents(t *testing.T) {
-	c := DefaultConfig()
-	c.Groups = []string{"orders-db", "tenant-42-db"}
-	others := DefaultConfig()
-	others.Groups = []string{"someone-else"}
-	patterns := func(c Config) map[string]map[string]any {
-		tmpl := render(t, c)
-		out := map[string]map[string]any{}
-		for _, id := range []string{idRuleLifecycle, idRuleLaunch, idRuleSnapshot, idRuleVolume, idRuleInstanceState} {
-			out[id] = props(t, tmpl, id)["EventPattern"].(map[string]any)
-		}
-		return out
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) { testRulesMatchDecodedEvents(t, mode) })
 	}
-	mine, theirs := patterns(c), patterns(others)
+}
+
+func testRulesMatchDecodedEvents(t *testing.T, mode Mode) {
+	c := DefaultConfig()
+	c.Mode = mode
+	c.Groups = []string{"orders-db", "tenant-42-db"}
+	others := c
+	others.Groups = []string{"someone-else"}
+	mine, theirs := rulePatterns(t, c), rulePatterns(t, others)
 	// Decoded, but no migration waits for an instance to become pending.
 	notRouted := map[string]bool{"instance-state-pending.json": true}
 
@@ -433,37 +486,94 @@ func TestTemplateRulesMatchDecodedEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			ev := mustJSON(t, string(raw)).(map[string]any)
-			var hits []string
-			for id, p := range mine {
-				if matches(p, ev) {
-					hits = append(hits, id)
-				}
-			}
+			got := hits(mine, ev)
 			decoded, err := events.Decode(raw)
 			switch {
 			case err != nil && events.IsIgnored(err):
-				if len(hits) != 0 {
-					t.Errorf("handover ignores this event, but rules %v send it to the queue", hits)
+				if len(got) != 0 {
+					t.Errorf("handover ignores this event, but rules %v send it to the queue", got)
 				}
 			case err != nil:
 				t.Fatalf("sample event does not decode: %v", err)
 			case notRouted[name]:
-				if len(hits) != 0 {
-					t.Errorf("rules %v route an event no migration waits for", hits)
+				if len(got) != 0 {
+					t.Errorf("rules %v route an event no migration waits for", got)
 				}
 			default:
-				if len(hits) != 1 {
-					t.Errorf("decoded %s event matched rules %v, want exactly one", decoded.Kind, hits)
+				if len(got) != 1 {
+					t.Errorf("decoded %s event matched rules %v, want exactly one", decoded.Kind, got)
 				}
 				if decoded.Source == events.SourceAutoScaling {
-					for id, p := range theirs {
-						if matches(p, ev) {
-							t.Errorf("an event of group %q reached the queue of a stack for other groups through %s", ev["detail"].(map[string]any)["AutoScalingGroupName"], id)
-						}
+					if h := hits(theirs, ev); len(h) != 0 {
+						t.Errorf("an event of group %q reached the queue of a stack for other groups through %v", ev["detail"].(map[string]any)["AutoScalingGroupName"], h)
 					}
 				}
 			}
+			if ev["source"] != events.SourceAutoScaling {
+				return
+			}
+			group := ev["detail"].(map[string]any)["AutoScalingGroupName"].(string)
+			var want []string // a replacement's event takes the group's rules with updates, none without
+			if mode == ModeController {
+				want = got
+			}
+			for _, tc := range []struct {
+				group string
+				want  []string
+			}{
+				{group + "-0123456789ab", want},
+				{group + "-0123456789ab-fedcba987654", want}, // a replace-all of the replacement
+				{group + "X", nil},
+				{"X" + group + "-0123456789ab", nil},
+			} {
+				if h := hits(mine, withGroup(t, ev, tc.group)); !slices.Equal(h, tc.want) {
+					t.Errorf("the event of group %s matched rules %v, want %v", tc.group, h, tc.want)
+				}
+			}
 		})
+	}
+}
+
+// The brief's own case: with group "orders", a launch of the replace-all
+// group orders-0123456789ab reaches the queue in controller mode, one of
+// ordersX never does, and the hooks stay on "orders" alone.
+func TestTemplateRulesReplacementGroup(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "events", "testdata", "events", "launch-lifecycle-action.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := mustJSON(t, string(raw)).(map[string]any)
+	for _, tc := range []struct {
+		mode          Mode
+		group         string
+		wantDelivered bool
+	}{
+		{ModeController, "orders", true},
+		{ModeController, "orders-0123456789ab", true},
+		{ModeController, "ordersX", false},
+		{ModeLambda, "orders", true},
+		{ModeLambda, "orders-0123456789ab", false},
+		{ModeLambda, "ordersX", false},
+	} {
+		c := DefaultConfig()
+		c.Mode, c.Groups = tc.mode, []string{"orders"}
+		got := hits(rulePatterns(t, c), withGroup(t, ev, tc.group))
+		want := []string(nil)
+		if tc.wantDelivered {
+			want = []string{idRuleLifecycle}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s, lifecycle action of %s: rules %v, want %v", tc.mode, tc.group, got, want)
+		}
+	}
+	b, err := Template(func() Config { c := DefaultConfig(); c.Mode, c.Groups = ModeController, []string{"orders"}; return c }())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, h := range parse(t, b).GetAllAutoScalingLifecycleHookResources() {
+		if h.AutoScalingGroupName != "orders" {
+			t.Errorf("hook %s is on group %s, want only orders", id, h.AutoScalingGroupName)
+		}
 	}
 }
 
@@ -495,24 +605,80 @@ func TestTemplateSizeLimits(t *testing.T) {
 	if _, err := Template(c); err == nil || !strings.Contains(err.Error(), "over EventBridge's default limit of 2048") {
 		t.Errorf("12 groups of 204 characters: got %v, want the pattern size error", err)
 	}
-	// A realistic fleet fits.
-	c.Groups, c.Databases = nil, nil
-	for i := range 20 {
-		c.Groups = append(c.Groups, fmt.Sprintf("tenant-%02d-postgres-primary", i))
+	// A realistic fleet fits: 20 groups for the Lambda deployment; for the
+	// controller, whose policy also names each group's replace-all
+	// successors and runs group updates, 15 (12 with the SSM fence).
+	fleet := func(mode Mode, fence string, n int) Config {
+		c := DefaultConfig()
+		c.Mode, c.Fence = mode, fence
+		if mode == ModeController {
+			c.InstanceRoles = []string{"orders-instance", "app/orders-migrate"}
+		}
+		for i := range n {
+			c.Groups = append(c.Groups, fmt.Sprintf("tenant-%02d-postgres-primary", i))
+		}
+		return c
 	}
-	if _, err := Template(c); err != nil {
-		t.Errorf("20 groups: %v", err)
+	for _, tc := range []struct {
+		mode  Mode
+		fence string
+		fits  int
+	}{{ModeLambda, FenceHTTP, 20}, {ModeLambda, FenceSSM, 20}, {ModeController, FenceHTTP, 15}, {ModeController, FenceSSM, 12}} {
+		if _, err := Template(fleet(tc.mode, tc.fence, tc.fits)); err != nil {
+			t.Errorf("%s, fence %s, %d groups: %v", tc.mode, tc.fence, tc.fits, err)
+		}
 	}
-	// The policy check counts what IAM would.
-	big := controllerPolicy(c, true)
+	if _, err := Template(fleet(ModeController, FenceHTTP, 20)); err == nil || !strings.Contains(err.Error(), "over IAM's limit of 10240") {
+		t.Errorf("controller, 20 groups: got %v, want the policy size error", err)
+	}
+	// The policy checks count what IAM would.
+	big := controllerPolicy(fleet(ModeLambda, FenceHTTP, 20), true)
 	for range 40 {
 		big.Statement = append(big.Statement, big.Statement[0])
 	}
-	if err := checkPolicySize(big); err == nil || !strings.Contains(err.Error(), "over IAM's limit of 10240") {
+	if err := checkPolicySize(big, "the controller's policy", maxRolePolicySize); err == nil || !strings.Contains(err.Error(), "over IAM's limit of 10240") {
 		t.Errorf("oversized policy: got %v", err)
 	}
-	if err := checkPolicySize(controllerPolicy(c, true)); err != nil {
-		t.Errorf("20 groups' policy: %v", err)
+	if err := checkPolicySize(updatePolicy(fleet(ModeController, FenceHTTP, 60)), "the update policy", maxManagedPolicySize); err == nil ||
+		!strings.Contains(err.Error(), "over IAM's limit of 6144") {
+		t.Errorf("oversized update policy: got %v", err)
+	}
+}
+
+// estimate never counts an Fn::Sub shorter than CloudFormation could
+// resolve it: with the longest partition, region and account id there are.
+func TestEstimateBoundsResolvedSubs(t *testing.T) {
+	longest := strings.NewReplacer("${AWS::Partition}", "aws-us-gov", "${AWS::Region}", "us-isof-south-1", "${AWS::AccountId}", "123456789012")
+	c := twoGroups(ModeController)
+	c.InstanceRoles = []string{"orders-instance"}
+	tmpl := render(t, c)
+	n := 0
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			if sub, ok := x["Fn::Sub"].(string); ok {
+				n++
+				est := estimate(cloudformation.Sub(sub)).(string)
+				if resolved := longest.Replace(sub); len(est) < len(resolved) {
+					t.Errorf("%s: estimated %d characters, resolves to up to %d", sub, len(est), len(resolved))
+				}
+				return
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	for _, doc := range policyDocuments(t, tmpl) {
+		walk(doc)
+	}
+	if n == 0 {
+		t.Fatal("no Fn::Sub in the policies")
 	}
 }
 

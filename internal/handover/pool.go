@@ -47,25 +47,19 @@ func (c *Controller) pick(ctx context.Context, m *ledger.Migration) (id, why str
 				continue // being moved already
 			}
 		}
-		if db.Instance == m.Instance && db.Instance != "" {
-			return id, "", nil
+		kind, err := c.need(ctx, m, db, members)
+		if err != nil {
+			return "", "", err
 		}
-		switch {
-		case db.Volume == "" && db.Instance == "":
+		switch kind {
+		case needSelf:
+			return id, "", nil
+		case needFresh:
 			fresh = append(fresh, id)
-		case len(db.TerminateHolds) > 0 || db.Instance == "":
+		case needOrphaned:
 			orphaned = append(orphaned, id)
-		default:
-			lost, err := c.holderLost(ctx, db, members)
-			if err != nil {
-				return "", "", err
-			}
-			switch {
-			case lost:
-				orphaned = append(orphaned, id)
-			case db.ReplaceBy != "":
-				marked = append(marked, id)
-			}
+		case needMarked:
+			marked = append(marked, id)
 		}
 	}
 	for _, l := range [][]string{orphaned, marked, fresh} {
@@ -74,6 +68,47 @@ func (c *Controller) pick(ctx context.Context, m *ledger.Migration) (id, why str
 		}
 	}
 	return "", fmt.Sprintf("no database of the pool %s needs an instance: each is held by a healthy instance or being moved", poolString(m.Pool)), nil
+}
+
+// Why a pool database needs the new instance (needNone: it does not).
+const (
+	needNone = iota
+	needSelf
+	needOrphaned
+	needMarked
+	needFresh
+)
+
+// need classifies an unclaimed (or stale-claimed) pool database for m.
+func (c *Controller) need(ctx context.Context, m *ledger.Migration, db *ledger.Database, members map[string]map[string]GroupMember) (int, error) {
+	switch {
+	case db.Instance == m.Instance && db.Instance != "":
+		return needSelf, nil
+	case db.Volume == "" && db.Instance == "":
+		return needFresh, nil
+	case len(db.TerminateHolds) > 0 || db.Instance == "":
+		return needOrphaned, nil
+	}
+	lost, err := c.holderLost(ctx, db, members)
+	switch {
+	case err != nil:
+		return needNone, err
+	case lost:
+		return needOrphaned, nil
+	case db.ReplaceBy != "":
+		return needMarked, nil
+	}
+	return needNone, nil
+}
+
+// stillNeeded re-checks, right before a pool migration claims it, that the
+// database it picked earlier still needs an instance: between the pick and
+// the claim (an attempt that failed, a restart) another instance may have
+// taken it and committed — claiming it then would take a healthy
+// instance's database away.
+func (c *Controller) stillNeeded(ctx context.Context, m *ledger.Migration, db *ledger.Database) (bool, error) {
+	kind, err := c.need(ctx, m, db, map[string]map[string]GroupMember{})
+	return kind != needNone, err
 }
 
 // holderLost reports whether db's instance has left its group, is

@@ -536,3 +536,24 @@ func TestSingleDatabaseMetadataUnchanged(t *testing.T) {
 		})
 	}
 }
+
+// A pool migration whose earlier pick was recorded but not claimed (a
+// failed attempt, a restart) must not claim that database once another
+// instance took it and committed: it picks again.
+func TestPoolClaimRechecksAnEarlierPick(t *testing.T) {
+	e := newPoolEnv(t, `{"databases":["p-1","p-2"]}`)
+	e.hold("p-1", oldID, oldIP, zoneA, handover.LifecycleInService)
+	id := e.launchNew()
+	m := e.m(id)
+	m.Database = "p-1" // picked while p-1 was fresh, before its first boot committed
+	if err := e.led.UpdateMigration(e.ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(id)
+	if got := e.m(id).Database; got != "p-2" {
+		t.Fatalf("migration holds %q, want p-2 (p-1 is held by healthy %s)\n%s", got, oldID, describe(e.m(id)))
+	}
+	if db := e.dbOf("p-1"); db.Claim != "" || db.Instance != oldID {
+		t.Errorf("p-1 was disturbed: claim %q instance %q", db.Claim, db.Instance)
+	}
+}

@@ -202,6 +202,16 @@ func (c *Controller) claim(ctx context.Context, m *ledger.Migration) (*ledger.Da
 			}
 			// The claimant ended without releasing: take over.
 		}
+		if len(m.Pool) > 0 && db.Claim != m.ID {
+			ok, err := c.stillNeeded(ctx, m, db)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				m.Database, m.Update, m.Gated = "", "", false
+				continue
+			}
+		}
 		if len(db.TerminateHolds) > 0 {
 			// The holder's terminate actions wait for this migration now.
 			// Store them on it before clearing them here, so a crash in
