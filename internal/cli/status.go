@@ -191,29 +191,9 @@ func newMigrations(stdout io.Writer) *cobra.Command {
 	list.Flags().BoolVar(&unfinished, "unfinished", false, "only migrations still running")
 	list.Flags().IntVar(&limit, "limit", 100, "at most this many")
 
-	var sf apiFlags
-	show := &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show one migration with its per-step timeline",
-		Example: "  handover migrations show 5f1c0b7e-8d2a-4f8e-9a1b-3c5d7e9f0a12 --output json",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client()
-			if err != nil {
-				return err
-			}
-			m, err := c.Migration(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if sf.out == "json" {
-				return printJSON(stdout, m)
-			}
-			printMigration(stdout, m)
-			return nil
-		},
-	}
-	sf.register(show)
+	show := newShow(stdout, "Show one migration with its per-step timeline",
+		"  handover migrations show 5f1c0b7e-8d2a-4f8e-9a1b-3c5d7e9f0a12 --output json",
+		(*api.Client).Migration, printMigration)
 	cmd.AddCommand(list, show)
 	return cmd
 }
@@ -235,4 +215,33 @@ func printMigration(w io.Writer, m api.Migration) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.State, s.Start.Format("15:04:05.000"), (time.Duration(s.DurationMS) * time.Millisecond).String(), s.Note)
 	}
 	tw.Flush()
+}
+
+// newShow is a `show ID` subcommand: fetch one document from the API, print
+// it as text or JSON.
+func newShow[T any](stdout io.Writer, short, example string, fetch func(*api.Client, context.Context, string) (T, error), print func(io.Writer, T)) *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:     "show ID",
+		Short:   short,
+		Example: example,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			v, err := fetch(c, cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if f.out == "json" {
+				return printJSON(stdout, v)
+			}
+			print(stdout, v)
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
 }

@@ -308,29 +308,8 @@ func newUpdates(stdout io.Writer) *cobra.Command {
 	list.Flags().StringVar(&group, "group", "", "only updates of this group")
 	list.Flags().BoolVar(&unfinished, "unfinished", false, "only updates still running")
 
-	var sf apiFlags
-	show := &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show one update: its phases and every handover it caused",
-		Example: "  handover updates show upd-3f9a0c12d4e5",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client()
-			if err != nil {
-				return err
-			}
-			u, err := c.Update(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if sf.out == "json" {
-				return printJSON(stdout, u)
-			}
-			printUpdate(stdout, u)
-			return nil
-		},
-	}
-	sf.register(show)
+	show := newShow(stdout, "Show one update: its phases and every handover it caused",
+		"  handover updates show upd-3f9a0c12d4e5", (*api.Client).Update, printUpdate)
 	cmd.AddCommand(list, show)
 	return cmd
 }
