@@ -3,6 +3,7 @@ package awscloud
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -124,40 +125,50 @@ func (c *Cloud) ReplaceInstance(ctx context.Context, group, instance string) err
 	return nil
 }
 
-// groupNames returns the configured groups or, when none were configured,
-// every group in the region (the controller then tells its own hooks apart
-// by name).
-func (c *Cloud) groupNames(ctx context.Context) ([]string, error) {
-	if len(c.groups) > 0 {
-		return c.groups, nil
-	}
-	var names []string
+// watchedGroups lists the groups handover looks at: every group in the
+// region when none were configured (the controller then tells its own hooks
+// apart by name), else the configured ones and their replace-all
+// replacements ("<group>-…"). Listing rather than describing each by name
+// lets a configured group that a replace-all deleted simply drop out.
+func (c *Cloud) watchedGroups(ctx context.Context) ([]astypes.AutoScalingGroup, error) {
+	var out []astypes.AutoScalingGroup
 	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(c.asg, &autoscaling.DescribeAutoScalingGroupsInput{})
 	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
+		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("listing Auto Scaling groups: %w", translate(err))
 		}
-		for _, g := range out.AutoScalingGroups {
-			names = append(names, aws.ToString(g.AutoScalingGroupName))
+		for _, g := range page.AutoScalingGroups {
+			if c.watches(aws.ToString(g.AutoScalingGroupName)) {
+				out = append(out, g)
+			}
 		}
 	}
-	return names, nil
+	return out, nil
+}
+
+func (c *Cloud) watches(name string) bool {
+	if len(c.groups) == 0 {
+		return true
+	}
+	for _, g := range c.groups {
+		if name == g || strings.HasPrefix(name, g+"-") {
+			return true
+		}
+	}
+	return false
 }
 
 // WaitingActions implements handover.Cloud. Each waiting instance is paired
 // with every hook of its group on that transition.
 func (c *Cloud) WaitingActions(ctx context.Context) ([]handover.WaitingAction, error) {
 	var acts []handover.WaitingAction
-	names, err := c.groupNames(ctx)
+	groups, err := c.watchedGroups(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		g, err := c.group(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("listing waiting actions of group %s: %w", name, err)
-		}
+	for _, g := range groups {
+		name := aws.ToString(g.AutoScalingGroupName)
 		var hooks []astypes.LifecycleHook
 		for _, i := range g.Instances {
 			var transition string

@@ -26,7 +26,8 @@ type Cloud struct {
 var _ handover.Cloud = (*Cloud)(nil)
 
 // New returns a Cloud over the given clients. groups are the Auto Scaling
-// groups WaitingActions looks at; none means every group.
+// groups WaitingActions looks at, with their replace-all replacements
+// ("<group>-…"); none means every group.
 func New(ec2 EC2API, asg AutoScalingAPI, groups []string) *Cloud {
 	return &Cloud{ec2: ec2, asg: asg, groups: append([]string(nil), groups...)}
 }

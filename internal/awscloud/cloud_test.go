@@ -271,3 +271,42 @@ func TestLaunchHook(t *testing.T) {
 		return len(acts) == 1 && acts[0].Instance != act.Instance, err
 	})
 }
+
+// TestWatchedGroups: configured groups are watched with their replace-all
+// replacements ("<group>-…") but not groups that merely share a prefix, and
+// a configured group that is gone (deleted by a replace-all) is no error.
+func TestWatchedGroups(t *testing.T) {
+	ctx := context.Background()
+	c, e, a := start(t, "kv", "gone")
+	if _, err := e.CreateLaunchTemplate(ctx, &awsec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("kvstore"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(ami)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kv-0123456789ab", "kvx", "other"} {
+		if _, err := a.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+			AutoScalingGroupName: aws.String(name), MinSize: aws.Int32(0), MaxSize: aws.Int32(1), DesiredCapacity: aws.Int32(1),
+			AvailabilityZones: []string{"us-east-1a"},
+			LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("kvstore"), Version: aws.String("$Latest")},
+			LifecycleHookSpecificationList: []astypes.LifecycleHookSpecification{{
+				LifecycleHookName: aws.String("handover-launch"), LifecycleTransition: aws.String(handover.TransitionLaunching),
+				HeartbeatTimeout: aws.Int32(300), NotificationMetadata: aws.String(name), DefaultResult: aws.String("ABANDON"),
+			}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the replacement group's launch waiting", func() (bool, error) {
+		acts, err := c.WaitingActions(ctx)
+		if err != nil {
+			return false, err
+		}
+		var groups []string
+		for _, act := range acts {
+			groups = append(groups, act.Group)
+		}
+		if len(groups) > 1 || (len(groups) == 1 && groups[0] != "kv-0123456789ab") {
+			t.Fatalf("watched groups %v, want only kv-0123456789ab", groups)
+		}
+		return len(groups) == 1, nil
+	})
+}

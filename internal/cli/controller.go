@@ -114,7 +114,7 @@ func registerEngineFlags(cmd *cobra.Command, f *controllerFlags) {
 	fl.StringVar(&f.ledgerURL, "ledger", envOr("HANDOVER_LEDGER", "sqlite:handover.db"), "ledger URL: sqlite:///abs/path, sqlite:rel/path, postgres://…")
 	fl.StringVar(&f.holder, "holder", envOr("HANDOVER_HOLDER", host+"-"+strconv.Itoa(os.Getpid())), "this controller's name in leases; distinct per controller")
 	fl.StringVar(&f.hookPrefix, "hook-prefix", envOr("HANDOVER_HOOK_PREFIX", "handover"), "act only on lifecycle hooks whose name starts with this")
-	fl.StringSliceVar(&f.groups, "group", nil, "Auto Scaling group reconcile looks at (repeatable; default: every group)")
+	fl.StringSliceVar(&f.groups, "group", nil, "Auto Scaling group reconcile looks at, with its replace-all replacements <group>-… (repeatable; default: every group)")
 	fl.IntVar(&f.servicePort, "service-port", fence.DefaultPort, "port of the service's fence and health endpoints on each instance")
 	fl.StringVar(&f.fenceVia, "fence", envOr("HANDOVER_FENCE", "http"), "how to reach the service's fence: http (its endpoints on the instance's private address) or ssm (SSM Run Command running `handover agent fence` on the instance)")
 	fl.StringVar(&f.fenceCommand, "fence-command", envOr("HANDOVER_FENCE_COMMAND", "handover"), "with --fence ssm: how instances run handover")
