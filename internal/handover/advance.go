@@ -66,6 +66,7 @@ func (c *Controller) Advance(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("reading migration %s: %w", id, err)
 		}
+		c.touching.put(m)
 		if m.State.Terminal() {
 			// Keep the lease otherwise: a controller that keeps working a
 			// waiting migration avoids two of them taking turns at it.
@@ -204,6 +205,7 @@ func (c *Controller) save(ctx context.Context, m *ledger.Migration) error {
 	if err != nil {
 		return fmt.Errorf("storing migration %s: %w", m.ID, err)
 	}
+	c.touching.put(m)
 	return nil
 }
 

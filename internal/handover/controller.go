@@ -114,6 +114,7 @@ type Controller struct {
 	// process: the lease keeps other controllers out, but not a second
 	// goroutine of this one (same holder), which would repeat side effects.
 	advancing sync.Map
+	touching  *touchIndex
 }
 
 // New returns a controller after validating cfg and deps.
@@ -133,7 +134,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	if d.Observer == nil {
 		d.Observer = noObserver{}
 	}
-	return &Controller{cfg: cfg, cloud: d.Cloud, svc: d.Service, led: d.Ledger, pacer: d.Pacer, clk: d.Clock, log: d.Logger, obs: d.Observer}, nil
+	return &Controller{cfg: cfg, cloud: d.Cloud, svc: d.Service, led: d.Ledger, pacer: d.Pacer, clk: d.Clock, log: d.Logger, obs: d.Observer, touching: newTouchIndex()}, nil
 }
 
 // PoisonError marks a message that can never be processed: it should go to
@@ -268,6 +269,7 @@ func (c *Controller) startMigration(ctx context.Context, id, cause string, ref l
 		}
 		return "", fmt.Errorf("recording migration %s for instance %s: %w", id, ref.Instance, err)
 	}
+	c.touching.put(m)
 	c.log.Info("migration started", "migration-id", id, "instance", ref.Instance, "database", m.Database, "cause", cause)
 	return id, nil
 }
@@ -410,6 +412,9 @@ func (c *Controller) launchFailed(ctx context.Context, instance, why string) ([]
 // migrationsTouching returns the unfinished migrations that involve the
 // instance, snapshot or volume, so an event about them advances them now.
 func (c *Controller) migrationsTouching(ctx context.Context, instance, snapshot, volume string) ([]string, error) {
+	if ids := c.touching.lookup(instance, snapshot, volume); len(ids) > 0 {
+		return ids, nil
+	}
 	ms, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Unfinished: true})
 	if err != nil {
 		return nil, fmt.Errorf("listing unfinished migrations: %w", err)
@@ -445,6 +450,7 @@ func (c *Controller) update(ctx context.Context, id string, fn func(*ledger.Migr
 		if err != nil {
 			return fmt.Errorf("storing migration %s: %w", id, err)
 		}
+		c.touching.put(m)
 		return nil
 	}
 	return fmt.Errorf("storing migration %s: %w after 16 attempts", id, ledger.ErrConflict)

@@ -25,6 +25,7 @@ func (c *Controller) Reconcile(ctx context.Context) error {
 	}
 	busy := map[string]bool{}
 	for _, m := range ms {
+		c.touching.put(m)
 		busy[m.Database] = true
 		if err := c.Advance(ctx, m.ID); err != nil {
 			errs = append(errs, fmt.Errorf("advancing migration %s: %w", m.ID, err))
