@@ -1,6 +1,7 @@
 package awscloud
 
 import (
+	"slices"
 	"context"
 	"fmt"
 	"strings"
@@ -95,7 +96,10 @@ func (c *Cloud) GroupMembers(ctx context.Context, group string) ([]handover.Grou
 	}
 	members := make([]handover.GroupMember, 0, len(g.Instances))
 	for _, i := range g.Instances {
-		members = append(members, handover.GroupMember{Instance: aws.ToString(i.InstanceId), Lifecycle: string(i.LifecycleState), Health: aws.ToString(i.HealthStatus)})
+		members = append(members, handover.GroupMember{
+			Instance: aws.ToString(i.InstanceId), Lifecycle: string(i.LifecycleState), Health: aws.ToString(i.HealthStatus),
+			OutOfZone: len(g.AvailabilityZones) > 0 && !slices.Contains(g.AvailabilityZones, aws.ToString(i.AvailabilityZone)),
+		})
 	}
 	return members, nil
 }

@@ -459,3 +459,48 @@ func TestUpdateCommand(t *testing.T) {
 	}
 	noProblems(t, "after the update", p.CheckMoved(t.Context(), "cli", v))
 }
+
+// TestPoolZoneMove: a zone is taken out of a group whose instances each
+// hold their own database; the rebalance launches a replacement in another
+// zone first, which takes the database of the instance in the removed zone
+// while that instance still serves reads.
+func TestPoolZoneMove(t *testing.T) {
+	e := newBareEnv(t, Options{})
+	ctx := t.Context()
+	p, _ := poolSetup(t, e, PoolOptions{Name: "zones", Instances: 3}, false)
+	ms, err := e.Members(ctx, "zones")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ms[0].Zone
+	zones, err := e.zones(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := StartReads(p.LBURL, p.Keys)
+	if _, err := e.ASG.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{AutoScalingGroupName: aws.String("zones"),
+		AvailabilityZones: slices.DeleteFunc(slices.Clone(zones), func(z string) bool { return z == gone })}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.waitFor(ctx, 3*time.Minute, "every database on an instance outside "+gone, func() (string, bool, error) {
+		ms, err := e.Members(ctx, "zones")
+		if err != nil {
+			return "", false, err
+		}
+		for _, m := range ms {
+			if m.Zone == gone {
+				return "", false, nil
+			}
+		}
+		return "", len(p.CheckMoved(ctx, "zones", "")) == 0, nil
+	})
+	reads.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noProblems(t, "after the rebalance", p.CheckMoved(ctx, "zones", ""))
+	if r := reads.Result(); r.ReadsFailed > 0 || r.ReadsOK == 0 {
+		t.Errorf("reads: %d ok, %d failed %v", r.ReadsOK, r.ReadsFailed, r.ReadFailures)
+	}
+	noLeaks(t, e)
+}

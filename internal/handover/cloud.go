@@ -165,6 +165,9 @@ type GroupMember struct {
 	Instance  string
 	Lifecycle string
 	Health    string // Healthy or Unhealthy; empty when unknown (taken as healthy)
+	// OutOfZone: the instance's zone is no longer one of the group's, so a
+	// rebalance is replacing it (launch first, terminate after).
+	OutOfZone bool
 }
 
 // Lifecycle transitions of a WaitingAction.

@@ -131,10 +131,13 @@ func (c *Controller) holderLost(ctx context.Context, db *ledger.Database, member
 	}
 	mb, ok := byInst[db.Instance]
 	if ok {
-		lost := strings.HasPrefix(mb.Lifecycle, "Terminat") || strings.HasPrefix(mb.Lifecycle, "Detach") || mb.Health == "Unhealthy"
+		// A zone taken out of the group is rebalanced launch first: the
+		// new instance must take the database while the old one still
+		// serves, or the rebalance waits on it forever.
+		lost := strings.HasPrefix(mb.Lifecycle, "Terminat") || strings.HasPrefix(mb.Lifecycle, "Detach") || mb.Health == "Unhealthy" || mb.OutOfZone
 		if lost {
 			c.log.Info("database's instance is leaving its group; a new instance takes the database",
-				"database", db.ID, "instance", db.Instance, "lifecycle", mb.Lifecycle, "health", mb.Health)
+				"database", db.ID, "instance", db.Instance, "lifecycle", mb.Lifecycle, "health", mb.Health, "out-of-zone", mb.OutOfZone)
 		}
 		return lost, nil
 	}

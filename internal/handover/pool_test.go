@@ -193,6 +193,7 @@ func TestPoolPrefersOrphanedDatabase(t *testing.T) {
 		health    string
 		holds     bool   // p-orphan carries a held terminate action
 		state     string // p-orphan's holder's EC2 state, when not running
+		outOfZone bool   // p-orphan's holder stands in a zone the group left
 		want      string
 	}{
 		{name: "holder left the group and terminated", state: handover.InstanceTerminated, want: "p-orphan"},
@@ -201,6 +202,7 @@ func TestPoolPrefersOrphanedDatabase(t *testing.T) {
 		{name: "holder unhealthy", lifecycle: handover.LifecycleInService, health: "Unhealthy", want: "p-orphan"},
 		{name: "holder terminating", lifecycle: "Terminating:Wait", want: "p-orphan"},
 		{name: "holder detaching", lifecycle: "Detaching", want: "p-orphan"},
+		{name: "holder's zone taken out of the group", lifecycle: handover.LifecycleInService, health: "Healthy", outOfZone: true, want: "p-orphan"},
 		{name: "holder's termination held", lifecycle: handover.LifecycleInService, health: "Healthy", holds: true, want: "p-orphan"},
 		{name: "control: holder healthy", lifecycle: handover.LifecycleInService, health: "Healthy", want: "p-marked"},
 	}
@@ -220,6 +222,9 @@ func TestPoolPrefersOrphanedDatabase(t *testing.T) {
 			}
 			if tt.state != "" {
 				e.cloud.SetInstanceState(oldID, tt.state)
+			}
+			if tt.outOfZone {
+				e.cloud.SetOutOfZone(group, oldID)
 			}
 			id := e.launchNew()
 			e.advance(id)

@@ -63,6 +63,7 @@ type Cloud struct {
 	actions   []*Action
 	groups    map[string]map[string]string // group → instance → lifecycle state
 	health    map[string]string            // "group/instance" → health status, when set
+	outOfZone map[string]bool              // "group/instance" → its zone left the group
 }
 
 var _ handover.Cloud = (*Cloud)(nil)
@@ -90,6 +91,7 @@ func (c *Cloud) Reset() {
 	c.actions = nil
 	c.groups = map[string]map[string]string{}
 	c.health = map[string]string{}
+	c.outOfZone = map[string]bool{}
 }
 
 // enter records the call and returns the injected error, if any. c.mu must
@@ -333,6 +335,14 @@ func (c *Cloud) SetHealth(group, instance, health string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.health[group+"/"+instance] = health
+}
+
+// SetOutOfZone marks an instance of a group as standing in a zone the group
+// no longer uses, as after its zone was taken out of the group.
+func (c *Cloud) SetOutOfZone(group, instance string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.outOfZone[group+"/"+instance] = true
 }
 
 // Lifecycle returns an instance's lifecycle state in a group.
@@ -739,7 +749,7 @@ func (c *Cloud) GroupMembers(_ context.Context, group string) ([]handover.GroupM
 	}
 	var out []handover.GroupMember
 	for _, id := range slices.Sorted(maps.Keys(g)) {
-		out = append(out, handover.GroupMember{Instance: id, Lifecycle: g[id], Health: c.health[group+"/"+id]})
+		out = append(out, handover.GroupMember{Instance: id, Lifecycle: g[id], Health: c.health[group+"/"+id], OutOfZone: c.outOfZone[group+"/"+id]})
 	}
 	return out, nil
 }
