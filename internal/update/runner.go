@@ -1,6 +1,7 @@
 package update
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -329,9 +330,9 @@ func batchesOf(g Group, replace func(Member) bool, req Request) ([][]string, err
 	// zones and a zone never loses more than its share at once.
 	slices.SortStableFunc(old, func(a, b Member) int {
 		if a.Zone != b.Zone {
-			return cmpStr(a.Zone, b.Zone)
+			return cmp.Compare(a.Zone, b.Zone)
 		}
-		return cmpStr(a.ID, b.ID)
+		return cmp.Compare(a.ID, b.ID)
 	})
 	old = roundRobin(old)
 	n := max(g.Desired, int32(len(g.Instances)))
@@ -373,16 +374,6 @@ func roundRobin(ms []Member) []Member {
 		}
 	}
 	return out
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func isLeaving(lifecycle string) bool {
@@ -759,8 +750,6 @@ func (r *Runner) migrationsOf(ctx context.Context, u *ledger.Update, since time.
 	}
 	return unfinished, aborted, nil
 }
-
-func versionOf(t ledger.TemplateRef) string { return t.Version }
 
 // inService counts the group's in-service, healthy instances, and those of
 // them on version.
