@@ -305,8 +305,14 @@ func printDemo(w io.Writer, rep DemoReport) {
 			fmt.Fprintf(tw, "  %s\t%dms\t%s\n", ph.Phase, ph.End.Sub(ph.Start).Milliseconds(), ph.Note)
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "handovers:       %d of %d instances; longest write pause %d ms (fence to commit)\n", r.Handovers, r.Instances, r.MaxWritePauseMS)
+		fmt.Fprintf(w, "handovers:       %d of %d instances\n", r.Handovers, r.Instances)
+		fmt.Fprintf(w, "write pause:     %d ms (longest of one database, as its client saw it; fence to commit %d ms)\n", r.ClientWritePauseMS, r.MaxWritePauseMS)
 		fmt.Fprintf(w, "reads:           %d served, %d failed\n", r.ReadsOK, r.ReadsFailed)
+		onNew := "all on the database's instance"
+		if r.WritesLost > 0 {
+			onNew = fmt.Sprintf("%d LOST", r.WritesLost)
+		}
+		fmt.Fprintf(w, "writes acked:    %d, %s\n", r.WritesAcked, onNew)
 		fmt.Fprintf(w, "left over:       %d volumes, %d snapshots\n", r.LeakedVolumes, r.LeakedSnapshots)
 		for _, p := range r.Problems {
 			fmt.Fprintf(w, "problem: %s\n", p)

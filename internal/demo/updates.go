@@ -351,24 +351,29 @@ func (e *Env) WaitUpdate(ctx context.Context, id string, limit time.Duration, pr
 
 // UpdateResult is one group update scenario's outcome.
 type UpdateResult struct {
-	Scenario        string                 `json:"scenario"`
-	OK              bool                   `json:"ok"`
-	Problems        []string               `json:"problems,omitempty"`
-	UpdateID        string                 `json:"update_id"`
-	State           string                 `json:"state"`
-	Group           string                 `json:"group"`
-	NewGroup        string                 `json:"new_group,omitempty"`
-	Instances       int32                  `json:"instances"`
-	Handovers       int                    `json:"handovers"`
-	MaxWritePauseMS int64                  `json:"max_write_pause_ms"`
-	ReadsOK         int64                  `json:"reads_ok"`
-	ReadsFailed     int64                  `json:"reads_failed"`
-	ReadFailures    map[string]int         `json:"read_failures,omitempty"`
-	LeakedVolumes   int                    `json:"leaked_volumes"`
-	LeakedSnapshots int                    `json:"leaked_snapshots"`
-	DurationMS      int64                  `json:"duration_ms"`
-	Phases          []ledger.UpdateStep    `json:"phases"`
-	Migrations      []api.MigrationSummary `json:"migrations"`
+	Scenario        string   `json:"scenario"`
+	OK              bool     `json:"ok"`
+	Problems        []string `json:"problems,omitempty"`
+	UpdateID        string   `json:"update_id"`
+	State           string   `json:"state"`
+	Group           string   `json:"group"`
+	NewGroup        string   `json:"new_group,omitempty"`
+	Instances       int32    `json:"instances"`
+	Handovers       int      `json:"handovers"`
+	MaxWritePauseMS int64    `json:"max_write_pause_ms"`
+	// ClientWritePauseMS is the longest gap between two acknowledged
+	// writes of one database, as a client routed to its holder saw it.
+	ClientWritePauseMS int64                  `json:"client_write_pause_ms"`
+	WritesAcked        int                    `json:"writes_acked"`
+	WritesLost         int                    `json:"writes_lost"`
+	ReadsOK            int64                  `json:"reads_ok"`
+	ReadsFailed        int64                  `json:"reads_failed"`
+	ReadFailures       map[string]int         `json:"read_failures,omitempty"`
+	LeakedVolumes      int                    `json:"leaked_volumes"`
+	LeakedSnapshots    int                    `json:"leaked_snapshots"`
+	DurationMS         int64                  `json:"duration_ms"`
+	Phases             []ledger.UpdateStep    `json:"phases"`
+	Migrations         []api.MigrationSummary `json:"migrations"`
 }
 
 // writePause is how long a migration kept its database fenced: from the
@@ -417,11 +422,13 @@ func (e *Env) RunUpdate(ctx context.Context, scenario string, keys int, progress
 		return res, err
 	}
 	traffic := StartReads(p.LBURL, keys)
+	writes := p.StartTenantWrites()
 	start := time.Now()
 	progress(fmt.Sprintf("handover update --group %s --strategy %s", o.Name, req.Strategy))
 	u, err := e.StartUpdate(ctx, req)
 	if err != nil {
 		traffic.Stop()
+		writes.Stop()
 		return res, err
 	}
 	res.UpdateID = u.ID
@@ -429,9 +436,21 @@ func (e *Env) RunUpdate(ctx context.Context, scenario string, keys int, progress
 	// Reads go on until the new instances serve alone.
 	sleep(ctx, 2*time.Second)
 	traffic.Stop()
+	writes.Stop()
 	res.DurationMS = time.Since(start).Milliseconds()
 	if err != nil {
 		return res, err
+	}
+	wr, err := writes.Check(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.WritesAcked, res.WritesLost, res.ClientWritePauseMS = wr.Acked, wr.Lost, wr.MaxPause.Milliseconds()
+	if wr.Lost > 0 {
+		res.Problems = append(res.Problems, fmt.Sprintf("%d acknowledged writes lost: %v", wr.Lost, wr.LostKeys))
+	}
+	if wr.Acked == 0 {
+		res.Problems = append(res.Problems, "no write was acknowledged")
 	}
 	tr := traffic.Result()
 	res.ReadsOK, res.ReadsFailed, res.ReadFailures = tr.ReadsOK, tr.ReadsFailed, tr.ReadFailures
