@@ -205,11 +205,19 @@ func TestRollbackWhenNeverHealthy(t *testing.T) {
 			t.Errorf("volume %s created by the aborted migration not deleted", r.ID)
 		}
 	}
-	// Unfenced: writes go through the old instance again.
+	// Unfenced: the rollback lifted the fence (the ledger records the
+	// answer of the source's unfence call), and writes go through the old
+	// instance again. The group keeps relaunching the broken version, and
+	// each attempt fences the source anew, so writes get through in the
+	// gaps between attempts: wait for one rather than for a fixed time.
+	if m, err := e.openLedger(t).GetMigration(ctx, aborted.ID); err != nil || !m.Unfenced {
+		t.Errorf("aborted migration: unfenced %v (%v), want the source unfenced", m != nil && m.Unfenced, err)
+	}
 	before := traffic.Result().WritesAcked
-	time.Sleep(2 * time.Second)
-	if after := traffic.Result().WritesAcked; after <= before {
-		t.Errorf("no write acknowledged after the rollback (%d then %d): the source stayed fenced", before, after)
+	if _, err := e.waitFor(ctx, 30*time.Second, "a write acknowledged after the rollback", func() (string, bool, error) {
+		return "", traffic.Result().WritesAcked > before, nil
+	}); err != nil {
+		t.Errorf("no write acknowledged after the rollback: the source stayed fenced (%v)", err)
 	}
 
 	// Fix the version: the group's next replacement succeeds.
