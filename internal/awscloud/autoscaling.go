@@ -1,9 +1,9 @@
 package awscloud
 
 import (
-	"slices"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 

@@ -66,8 +66,8 @@ func (h *harness) start() {
 	h.srv = httptest.NewServer(svc)
 	h.t.Cleanup(h.srv.Close)
 	h.as = as.NewFromConfig(aws.Config{
-		Region:           testRegion,
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Region:      testRegion,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
 		// The SDK's default retries, as any client has: a rare transport
 		// error ("use of closed network connection" on reading a 200, the
 		// pattern of aws-sdk-go-v2#2737) failed a CI run once with 1. The
