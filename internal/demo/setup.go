@@ -13,8 +13,6 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -93,24 +91,11 @@ func (e *Env) CreateGroup(ctx context.Context) error {
 		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(amiV1), UserData: aws.String(e.userData())}}); err != nil {
 		return fmt.Errorf("creating the launch template: %w", err)
 	}
-	tg, err := e.ELB.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String(groupName), Protocol: elbtypes.ProtocolEnumHttp,
-		Port: aws.Int32(servicePort), VpcId: aws.String("vpc-local"), HealthCheckPath: aws.String("/healthz"),
-		HealthCheckIntervalSeconds: aws.Int32(5), HealthyThresholdCount: aws.Int32(2), UnhealthyThresholdCount: aws.Int32(2)})
+	tgARN, lbURL, err := e.createLB(ctx, groupName)
 	if err != nil {
-		return fmt.Errorf("creating the target group: %w", err)
+		return err
 	}
-	tgARN := tg.TargetGroups[0].TargetGroupArn
-	lb, err := e.ELB.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String(groupName), Subnets: []string{"subnet-local"}})
-	if err != nil {
-		return fmt.Errorf("creating the load balancer: %w", err)
-	}
-	ls, err := e.ELB.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: lb.LoadBalancers[0].LoadBalancerArn,
-		Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(80),
-		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tgARN}}})
-	if err != nil {
-		return fmt.Errorf("creating the listener: %w", err)
-	}
-	e.LBURL = fmt.Sprintf("http://%s:%d", aws.ToString(lb.LoadBalancers[0].DNSName), aws.ToInt32(ls.Listeners[0].Port))
+	e.LBURL = lbURL
 
 	zones, err := e.zones(ctx)
 	if err != nil {
@@ -119,7 +104,7 @@ func (e *Env) CreateGroup(ctx context.Context) error {
 	timeout := int32(e.opts.HookTimeout / time.Second)
 	if _, err := e.ASG.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
 		AutoScalingGroupName: aws.String(groupName), MinSize: aws.Int32(1), MaxSize: aws.Int32(2), DesiredCapacity: aws.Int32(1),
-		AvailabilityZones: zones, TargetGroupARNs: []string{aws.ToString(tgARN)}, HealthCheckGracePeriod: aws.Int32(30),
+		AvailabilityZones: zones, TargetGroupARNs: []string{tgARN}, HealthCheckGracePeriod: aws.Int32(30),
 		LaunchTemplate: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(groupName), Version: aws.String("$Latest")},
 		// Launch before terminating, for health replacements and
 		// rebalancing alike: the old instance serves until the new one is

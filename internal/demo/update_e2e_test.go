@@ -180,7 +180,7 @@ func TestReplaceAllTwelve(t *testing.T) {
 	}
 	var starts []time.Time
 	for _, a := range acts.Activities {
-		if aws.ToString(a.Description) != "" && len(starts) < 64 && a.StartTime != nil && contains(aws.ToString(a.Description), "Launching") {
+		if aws.ToString(a.Description) != "" && len(starts) < 64 && a.StartTime != nil && strings.Contains(aws.ToString(a.Description), "Launching") {
 			starts = append(starts, *a.StartTime)
 		}
 	}
@@ -192,10 +192,6 @@ func TestReplaceAllTwelve(t *testing.T) {
 		t.Errorf("reads: %d ok, %d failed %v", r.ReadsOK, r.ReadsFailed, r.ReadFailures)
 	}
 	noLeaks(t, e)
-}
-
-func contains(s, sub string) bool {
-	return len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
 }
 
 func gap(ts []time.Time) time.Duration {
@@ -220,7 +216,7 @@ func TestReplaceAllFailure(t *testing.T) {
 	u = finished(t, e, u.ID)
 	reads.Stop()
 	checkWrites(t, writes)
-	if u.State != ledger.UpdateFailed || !contains(u.Error, "FAILURE") {
+	if u.State != ledger.UpdateFailed || !strings.Contains(u.Error, "FAILURE") {
 		t.Fatalf("update ended %s (%s), want Failed on a FAILURE signal", u.State, u.Error)
 	}
 	if after := memberIDs(t, e, "failing"); !slices.Equal(before, after) {

@@ -203,7 +203,7 @@ func (r *Runner) stepMigrationGroup(ctx context.Context, u *ledger.Update) (bool
 			u.MigrationOld = append(u.MigrationOld, m.ID)
 		}
 		for id := range sigs {
-			if !contains(u.MigrationOld, id) {
+			if !slices.Contains(u.MigrationOld, id) {
 				u.MigrationOld = append(u.MigrationOld, id)
 			}
 		}
@@ -228,7 +228,7 @@ func (r *Runner) stepMigrationGroup(ctx context.Context, u *ledger.Update) (bool
 	}
 	running := int32(0)
 	for _, m := range mg.Instances {
-		if contains(u.MigrationOld, m.ID) && !isLeaving(m.Lifecycle) {
+		if slices.Contains(u.MigrationOld, m.ID) && !isLeaving(m.Lifecycle) {
 			running++
 		}
 	}
@@ -244,7 +244,7 @@ func (r *Runner) stepMigrationGroup(ctx context.Context, u *ledger.Update) (bool
 			return false, err
 		}
 		for id, s := range sigs {
-			if contains(u.MigrationOld, id) {
+			if slices.Contains(u.MigrationOld, id) {
 				continue
 			}
 			switch s {
@@ -264,7 +264,7 @@ func (r *Runner) stepMigrationGroup(ctx context.Context, u *ledger.Update) (bool
 		}
 	}
 	for _, m := range mg.Instances {
-		if contains(u.MigrationOld, m.ID) && !isLeaving(m.Lifecycle) {
+		if slices.Contains(u.MigrationOld, m.ID) && !isLeaving(m.Lifecycle) {
 			if err := r.cloud.Terminate(ctx, name, m.ID); err != nil {
 				return false, err
 			}
@@ -277,15 +277,6 @@ func (r *Runner) stepMigrationGroup(ctx context.Context, u *ledger.Update) (bool
 		r.enter(u, PhaseBatch, note)
 	}
 	return true, nil
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // restoreMigrationGroup puts the migration group back as it was: its old
@@ -308,7 +299,7 @@ func (r *Runner) restoreMigrationGroup(ctx context.Context, u *ledger.Update) er
 		}
 	}
 	for _, m := range mg.Instances {
-		if !contains(u.MigrationOld, m.ID) && !isLeaving(m.Lifecycle) {
+		if !slices.Contains(u.MigrationOld, m.ID) && !isLeaving(m.Lifecycle) {
 			if err := r.cloud.Terminate(ctx, name, m.ID); err != nil {
 				return err
 			}

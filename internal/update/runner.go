@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -531,7 +532,7 @@ func (r *Runner) Advance(ctx context.Context, id string) error {
 			}
 			continue
 		}
-		phase := u.Phase
+		phase, before := u.Phase, u.Clone()
 		more, err := r.step(ctx, u)
 		if errors.Is(err, ledger.ErrConflict) {
 			continue
@@ -545,6 +546,9 @@ func (r *Runner) Advance(ctx context.Context, id string) error {
 			return errors.Join(err, r.save(ctx, u))
 		}
 		u.Attempts = 0
+		if !more && reflect.DeepEqual(before, u) {
+			return nil // a wait that changed nothing: no ledger write per poll
+		}
 		if err := r.save(ctx, u); err != nil {
 			if errors.Is(err, ledger.ErrConflict) {
 				continue
