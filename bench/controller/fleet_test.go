@@ -122,7 +122,7 @@ func newFleet(ctx context.Context, n int, clk clock.Clock, led ledger.Ledger) (*
 			HeartbeatTimeout: time.Hour, DefaultResult: handover.ResultAbandon, Metadata: fmt.Sprintf(`{"database":%q}`, t.db),
 		})
 		f.cloud.AddHook(t.group, termHook, handover.Hook{HeartbeatTimeout: time.Hour, DefaultResult: handover.ResultContinue})
-		err := led.PutDatabase(ctx, &ledger.Database{
+		err := led.SaveDatabase(ctx, &ledger.Database{
 			ID: t.db, Volume: t.newVol, Zone: t.zone, Instance: t.newID, Group: t.group, Epoch: 1, UpdatedAt: clk.Now(),
 		})
 		if err != nil {
@@ -241,9 +241,9 @@ func (l *countingLedger) GetMigration(ctx context.Context, id string) (*ledger.M
 	return l.Ledger.GetMigration(ctx, id)
 }
 
-func (l *countingLedger) UpdateMigration(ctx context.Context, m *ledger.Migration) error {
+func (l *countingLedger) SaveMigration(ctx context.Context, m *ledger.Migration) error {
 	l.writes.Add(1)
-	return l.Ledger.UpdateMigration(ctx, m)
+	return l.Ledger.SaveMigration(ctx, m)
 }
 
 func (l *countingLedger) ListMigrations(ctx context.Context, q ledger.MigrationQuery) ([]*ledger.Migration, error) {
@@ -258,9 +258,9 @@ func (l *countingLedger) GetDatabase(ctx context.Context, id string) (*ledger.Da
 	return l.Ledger.GetDatabase(ctx, id)
 }
 
-func (l *countingLedger) PutDatabase(ctx context.Context, d *ledger.Database) error {
+func (l *countingLedger) SaveDatabase(ctx context.Context, d *ledger.Database) error {
 	l.writes.Add(1)
-	return l.Ledger.PutDatabase(ctx, d)
+	return l.Ledger.SaveDatabase(ctx, d)
 }
 
 func (l *countingLedger) ListDatabases(ctx context.Context) ([]*ledger.Database, error) {

@@ -157,7 +157,7 @@ func runFleet(ctx context.Context, sc scenario, lat Latencies) (result, error) {
 		w.AddGroup(t.group, handover.GroupMember{Instance: t.oldID, Lifecycle: handover.LifecycleInService})
 		w.AddHook(t.group, launchHook, handover.Hook{HeartbeatTimeout: time.Hour, DefaultResult: handover.ResultAbandon,
 			Metadata: fmt.Sprintf(`{"database":%q}`, t.db)})
-		if err := led.PutDatabase(ctx, &ledger.Database{ID: t.db, Volume: vol, Zone: "us-east-1a", Instance: t.oldID,
+		if err := led.SaveDatabase(ctx, &ledger.Database{ID: t.db, Volume: vol, Zone: "us-east-1a", Instance: t.oldID,
 			Group: t.group, Epoch: 1, UpdatedAt: start}); err != nil {
 			return res, err
 		}

@@ -43,7 +43,7 @@ func apiFixture(t *testing.T, token string) string {
 	if err := led.CreateMigration(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
-	if err := led.PutDatabase(t.Context(), &ledger.Database{ID: "orders", Volume: "vol-9", Instance: "i-new", Zone: "us-east-1b", Epoch: 4}); err != nil {
+	if err := led.SaveDatabase(t.Context(), &ledger.Database{ID: "orders", Volume: "vol-9", Instance: "i-new", Zone: "us-east-1b", Epoch: 4}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := daemon.DefaultConfig()

@@ -57,7 +57,7 @@ func apiServer(t *testing.T, token string) (*httptest.Server, time.Time) {
 			t.Fatal(err)
 		}
 	}
-	if err := led.PutDatabase(ctx, &ledger.Database{ID: "orders", Volume: "vol-1", Instance: "i-1", Epoch: 4, Claim: "tok-2"}); err != nil {
+	if err := led.SaveDatabase(ctx, &ledger.Database{ID: "orders", Volume: "vol-1", Instance: "i-1", Epoch: 4, Claim: "tok-2"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()

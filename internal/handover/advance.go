@@ -198,7 +198,7 @@ func (c *Controller) transition(m *ledger.Migration, next ledger.State, note str
 // save stores m with compare-and-set; a lost race becomes errLostRace.
 func (c *Controller) save(ctx context.Context, m *ledger.Migration) error {
 	m.UpdatedAt = c.clk.Now()
-	err := c.led.UpdateMigration(ctx, m)
+	err := c.led.SaveMigration(ctx, m)
 	if errors.Is(err, ledger.ErrConflict) {
 		return errLostRace
 	}

@@ -339,7 +339,7 @@ func (c *Controller) holdOnDatabase(ctx context.Context, ref ledger.HookRef) (bo
 		}
 		db.TerminateHolds = addHold(db.TerminateHolds, ref)
 		db.UpdatedAt = c.clk.Now()
-		if err := c.led.PutDatabase(ctx, db); err != nil {
+		if err := c.led.SaveDatabase(ctx, db); err != nil {
 			if errors.Is(err, ledger.ErrConflict) {
 				return false, fmt.Errorf("holding the termination of %s: %w (will retry)", ref.Instance, err)
 			}
@@ -443,7 +443,7 @@ func (c *Controller) update(ctx context.Context, id string, fn func(*ledger.Migr
 			return err
 		}
 		m.UpdatedAt = c.clk.Now()
-		err = c.led.UpdateMigration(ctx, m)
+		err = c.led.SaveMigration(ctx, m)
 		if errors.Is(err, ledger.ErrConflict) {
 			continue
 		}

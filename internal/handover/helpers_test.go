@@ -126,8 +126,8 @@ func (e *env) addSourceAs(state string) {
 
 func (e *env) putDB(db *ledger.Database) {
 	e.t.Helper()
-	if err := e.led.PutDatabase(e.ctx, db); err != nil {
-		e.t.Fatalf("PutDatabase: %v", err)
+	if err := e.led.SaveDatabase(e.ctx, db); err != nil {
+		e.t.Fatalf("SaveDatabase: %v", err)
 	}
 }
 
@@ -208,8 +208,8 @@ func (e *env) edit(id string, fn func(*ledger.Migration)) {
 	e.t.Helper()
 	m := e.m(id)
 	fn(m)
-	if err := e.led.UpdateMigration(e.ctx, m); err != nil {
-		e.t.Fatalf("UpdateMigration(%s): %v", id, err)
+	if err := e.led.SaveMigration(e.ctx, m); err != nil {
+		e.t.Fatalf("SaveMigration(%s): %v", id, err)
 	}
 }
 

@@ -298,7 +298,7 @@ func TestPoolTakesMarkedDatabase(t *testing.T) {
 	}
 }
 
-// raceLedger lets a test run something just before one PutDatabase, so
+// raceLedger lets a test run something just before one SaveDatabase, so
 // another migration changes the record between a read and its write.
 type raceLedger struct {
 	*memory.Ledger
@@ -306,7 +306,7 @@ type raceLedger struct {
 	before func(*ledger.Database) bool // true: fired, drop it
 }
 
-func (l *raceLedger) PutDatabase(ctx context.Context, d *ledger.Database) error {
+func (l *raceLedger) SaveDatabase(ctx context.Context, d *ledger.Database) error {
 	l.mu.Lock()
 	f := l.before
 	l.mu.Unlock()
@@ -315,7 +315,7 @@ func (l *raceLedger) PutDatabase(ctx context.Context, d *ledger.Database) error 
 		l.before = nil
 		l.mu.Unlock()
 	}
-	return l.Ledger.PutDatabase(ctx, d)
+	return l.Ledger.SaveDatabase(ctx, d)
 }
 
 // raceEnv rewires e's controller onto a raceLedger over e's ledger.
@@ -551,7 +551,7 @@ func TestPoolClaimRechecksAnEarlierPick(t *testing.T) {
 	id := e.launchNew()
 	m := e.m(id)
 	m.Database = "p-1" // picked while p-1 was fresh, before its first boot committed
-	if err := e.led.UpdateMigration(e.ctx, m); err != nil {
+	if err := e.led.SaveMigration(e.ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	e.advance(id)

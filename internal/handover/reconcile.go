@@ -71,7 +71,7 @@ func (c *Controller) tendHolds(ctx context.Context) error {
 		}
 		db.TerminateHolds = kept
 		db.UpdatedAt = c.clk.Now()
-		if err := c.led.PutDatabase(ctx, db); err != nil && !errors.Is(err, ledger.ErrConflict) {
+		if err := c.led.SaveDatabase(ctx, db); err != nil && !errors.Is(err, ledger.ErrConflict) {
 			return fmt.Errorf("updating held terminations of database %s: %w", db.ID, err)
 		}
 	}

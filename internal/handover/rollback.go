@@ -83,7 +83,7 @@ func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (
 	if db.Claim == m.ID {
 		db.Claim = ""
 		db.UpdatedAt = c.clk.Now()
-		if err := c.led.PutDatabase(ctx, db); err != nil {
+		if err := c.led.SaveDatabase(ctx, db); err != nil {
 			if errors.Is(err, ledger.ErrConflict) {
 				return outcome{}, errLostRace
 			}

@@ -232,7 +232,7 @@ func (c *Controller) claim(ctx context.Context, m *ledger.Migration) (*ledger.Da
 				return nil, err
 			}
 		}
-		err = c.led.PutDatabase(ctx, db)
+		err = c.led.SaveDatabase(ctx, db)
 		if errors.Is(err, ledger.ErrConflict) {
 			continue
 		}
@@ -651,7 +651,7 @@ func (c *Controller) commit(ctx context.Context, m *ledger.Migration, lifecycle 
 			db.BaseSnapshot = m.FinalSnapshot
 		}
 		db.UpdatedAt = c.clk.Now()
-		if err := c.led.PutDatabase(ctx, db); err != nil {
+		if err := c.led.SaveDatabase(ctx, db); err != nil {
 			if errors.Is(err, ledger.ErrConflict) {
 				return outcome{}, errLostRace
 			}

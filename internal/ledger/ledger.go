@@ -311,7 +311,7 @@ type MigrationQuery struct {
 //   - times survive to at least the microsecond (SQL backends refuse years
 //     outside 1–9999).
 //
-// PutDatabase reports an existing record as ErrConflict (it is a
+// SaveDatabase reports an existing record as ErrConflict (it is a
 // compare-and-set from version 0), where CreateMigration reports ErrExists
 // (an idempotent create keyed by the lifecycle token).
 type Ledger interface {
@@ -320,21 +320,21 @@ type Ledger interface {
 	CreateMigration(ctx context.Context, m *Migration) error
 	// GetMigration returns a copy of the stored migration, or ErrNotFound.
 	GetMigration(ctx context.Context, id string) (*Migration, error)
-	// UpdateMigration replaces the stored migration if its version equals
+	// SaveMigration replaces the stored migration if its version equals
 	// m.Version, then sets m.Version to the new version. It returns
 	// ErrConflict on a version mismatch and ErrNotFound if absent.
-	UpdateMigration(ctx context.Context, m *Migration) error
+	SaveMigration(ctx context.Context, m *Migration) error
 	// ListMigrations returns copies of the matching migrations ordered by
 	// CreatedAt, then ID.
 	ListMigrations(ctx context.Context, q MigrationQuery) ([]*Migration, error)
 
 	// GetDatabase returns a copy of the stored database, or ErrNotFound.
 	GetDatabase(ctx context.Context, id string) (*Database, error)
-	// PutDatabase creates d when d.Version is 0 (ErrConflict if it exists),
+	// SaveDatabase creates d when d.Version is 0 (ErrConflict if it exists),
 	// otherwise replaces it if the stored version equals d.Version
 	// (ErrConflict if not, ErrNotFound if absent). On success d.Version is
 	// the new version.
-	PutDatabase(ctx context.Context, d *Database) error
+	SaveDatabase(ctx context.Context, d *Database) error
 	// ListDatabases returns copies of all databases ordered by ID.
 	ListDatabases(ctx context.Context) ([]*Database, error)
 

@@ -28,12 +28,12 @@ func (l *crashLedger) CreateMigration(ctx context.Context, m *ledger.Migration) 
 	return l.around(func() error { return l.Ledger.CreateMigration(ctx, m) })
 }
 
-func (l *crashLedger) UpdateMigration(ctx context.Context, m *ledger.Migration) error {
-	return l.around(func() error { return l.Ledger.UpdateMigration(ctx, m) })
+func (l *crashLedger) SaveMigration(ctx context.Context, m *ledger.Migration) error {
+	return l.around(func() error { return l.Ledger.SaveMigration(ctx, m) })
 }
 
-func (l *crashLedger) PutDatabase(ctx context.Context, d *ledger.Database) error {
-	return l.around(func() error { return l.Ledger.PutDatabase(ctx, d) })
+func (l *crashLedger) SaveDatabase(ctx context.Context, d *ledger.Database) error {
+	return l.around(func() error { return l.Ledger.SaveDatabase(ctx, d) })
 }
 
 func (l *crashLedger) MarkEvent(ctx context.Context, id string, now, expires time.Time) (bool, error) {

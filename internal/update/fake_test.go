@@ -596,7 +596,7 @@ func (e *env) rollingWorld(n int) {
 
 func (e *env) addDB(id, instance, group string) {
 	e.t.Helper()
-	if err := e.led.PutDatabase(e.ctx, &ledger.Database{ID: id, Volume: "vol-" + id, Instance: instance, Group: group, Epoch: 1}); err != nil {
+	if err := e.led.SaveDatabase(e.ctx, &ledger.Database{ID: id, Volume: "vol-" + id, Instance: instance, Group: group, Epoch: 1}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -613,7 +613,7 @@ func (e *env) db(id string) *ledger.Database {
 func (e *env) putDB(db *ledger.Database) {
 	e.t.Helper()
 	db.UpdatedAt = e.clk.Now()
-	if err := e.led.PutDatabase(e.ctx, db); err != nil {
+	if err := e.led.SaveDatabase(e.ctx, db); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -682,7 +682,7 @@ func (e *env) commit(dbID, inst string) {
 		e.t.Fatal(err)
 	}
 	m.State, m.UpdatedAt = ledger.Committed, e.clk.Now()
-	if err := e.led.UpdateMigration(e.ctx, m); err != nil {
+	if err := e.led.SaveMigration(e.ctx, m); err != nil {
 		e.t.Fatal(err)
 	}
 	db.Instance, db.Claim, db.ReplaceBy, db.Gated = inst, "", "", false
@@ -699,7 +699,7 @@ func (e *env) rollBack(migID, why string) {
 		e.t.Fatal(err)
 	}
 	m.State, m.LastError, m.UpdatedAt = ledger.Aborted, why, e.clk.Now()
-	if err := e.led.UpdateMigration(e.ctx, m); err != nil {
+	if err := e.led.SaveMigration(e.ctx, m); err != nil {
 		e.t.Fatal(err)
 	}
 	if db := e.db(m.Database); db.Claim == migID {

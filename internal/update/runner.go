@@ -704,7 +704,7 @@ func (r *Runner) setMark(ctx context.Context, id, by string, gated bool) error {
 		}
 		db.ReplaceBy, db.Gated = by, gated && by != ""
 		db.UpdatedAt = r.clk.Now()
-		err = r.led.PutDatabase(ctx, db)
+		err = r.led.SaveDatabase(ctx, db)
 		if errors.Is(err, ledger.ErrConflict) {
 			continue
 		}

@@ -183,7 +183,7 @@ func TestOpenDynamoDB(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	d := &ledger.Database{ID: "orders"}
-	if err := l.PutDatabase(ctx, d); err != nil {
+	if err := l.SaveDatabase(ctx, d); err != nil {
 		t.Fatalf("ledger unusable: %v", err)
 	}
 	if err := l.Close(); err != nil {

@@ -156,8 +156,8 @@ func (l *Ledger) GetMigration(ctx context.Context, id string) (*ledger.Migration
 	return m, nil
 }
 
-// UpdateMigration implements ledger.Ledger.
-func (l *Ledger) UpdateMigration(ctx context.Context, m *ledger.Migration) error {
+// SaveMigration implements ledger.Ledger.
+func (l *Ledger) SaveMigration(ctx context.Context, m *ledger.Migration) error {
 	next := m.Version + 1
 	item, err := migrationItem(m, next)
 	if err != nil {
@@ -225,8 +225,8 @@ func (l *Ledger) GetDatabase(ctx context.Context, id string) (*ledger.Database, 
 	return d, nil
 }
 
-// PutDatabase implements ledger.Ledger.
-func (l *Ledger) PutDatabase(ctx context.Context, d *ledger.Database) error {
+// SaveDatabase implements ledger.Ledger.
+func (l *Ledger) SaveDatabase(ctx context.Context, d *ledger.Database) error {
 	next := d.Version + 1
 	item, err := databaseItem(d, next)
 	if err != nil {

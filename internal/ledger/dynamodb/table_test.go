@@ -59,7 +59,7 @@ func TestCreateTableIdempotent(t *testing.T) {
 		}
 	}
 	l := open(t, client, table)
-	if err := l.PutDatabase(ctx, &ledger.Database{ID: "orders"}); err != nil {
+	if err := l.SaveDatabase(ctx, &ledger.Database{ID: "orders"}); err != nil {
 		t.Fatal(err)
 	}
 	var logs syncBuffer

@@ -41,7 +41,7 @@ func RunShared(t *testing.T, handles ...ledger.Ledger) {
 				return err
 			}
 			m.Attempts++
-			return l.UpdateMigration(ctx, m)
+			return l.SaveMigration(ctx, m)
 		})
 		got, err := pick(0).GetMigration(ctx, id)
 		must(t, "get", err)
@@ -54,7 +54,7 @@ func RunShared(t *testing.T, handles ...ledger.Ledger) {
 	t.Run("DatabaseCASIncrements", func(t *testing.T) {
 		t.Parallel()
 		ctx, id := t.Context(), prefix+"db"
-		must(t, "create", pick(0).PutDatabase(ctx, &ledger.Database{ID: id}))
+		must(t, "create", pick(0).SaveDatabase(ctx, &ledger.Database{ID: id}))
 		race(t, func(i int) error {
 			l := pick(i)
 			d, err := l.GetDatabase(ctx, id)
@@ -62,7 +62,7 @@ func RunShared(t *testing.T, handles ...ledger.Ledger) {
 				return err
 			}
 			d.Epoch++
-			return l.PutDatabase(ctx, d)
+			return l.SaveDatabase(ctx, d)
 		})
 		got, err := pick(0).GetDatabase(ctx, id)
 		must(t, "get", err)
@@ -107,7 +107,7 @@ func RunShared(t *testing.T, handles ...ledger.Ledger) {
 	t.Run("CreateDatabaseRace", func(t *testing.T) {
 		t.Parallel()
 		once(t, ledger.ErrConflict, func(l ledger.Ledger, round, _ int) error {
-			return l.PutDatabase(t.Context(), fullDatabase(fmt.Sprintf("%screate-%d", prefix, round)))
+			return l.SaveDatabase(t.Context(), fullDatabase(fmt.Sprintf("%screate-%d", prefix, round)))
 		})
 	})
 	t.Run("CreateUpdateRace", func(t *testing.T) {

@@ -45,7 +45,7 @@ func testCopies(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		check("after mutating a listed value")
 
 		upd := want.Clone()
-		must(t, "update", l.UpdateMigration(ctx, upd))
+		must(t, "update", l.SaveMigration(ctx, upd))
 		want.Version = upd.Version
 		scribble(upd)
 		check("after mutating an updated value")
@@ -97,7 +97,7 @@ func testCopies(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 	t.Run("Database", func(t *testing.T) {
 		l, ctx := open(t), t.Context()
 		d := fullDatabase("orders")
-		must(t, "put", l.PutDatabase(ctx, d))
+		must(t, "put", l.SaveDatabase(ctx, d))
 		want := d.Clone()
 		check := func(what string) {
 			t.Helper()

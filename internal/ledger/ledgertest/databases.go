@@ -20,7 +20,7 @@ func testDatabases(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 	t.Run("CreateCASConflicts", func(t *testing.T) {
 		l, ctx := open(t), t.Context()
 		d := fullDatabase("orders")
-		must(t, "create", l.PutDatabase(ctx, d))
+		must(t, "create", l.SaveDatabase(ctx, d))
 		if d.Version != 1 {
 			t.Fatalf("after create d.Version = %d, want 1", d.Version)
 		}
@@ -32,19 +32,19 @@ func testDatabases(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		// caller lost a race to create, exactly like a lost CAS.
 		again := fullDatabase("orders")
 		again.Epoch = 100
-		wantErr(t, "second create", l.PutDatabase(ctx, again), ledger.ErrConflict)
+		wantErr(t, "second create", l.SaveDatabase(ctx, again), ledger.ErrConflict)
 		if again.Version != 0 {
 			t.Errorf("failed create changed Version to %d", again.Version)
 		}
 
 		stale := d.Clone()
 		d.Epoch, d.Volume, d.Claim = 8, "vol-0next", ""
-		must(t, "put at version 1", l.PutDatabase(ctx, d))
+		must(t, "put at version 1", l.SaveDatabase(ctx, d))
 		if d.Version != 2 {
 			t.Fatalf("after put d.Version = %d, want 2", d.Version)
 		}
 		stale.Claim = "tok-stale"
-		wantErr(t, "put at stale version", l.PutDatabase(ctx, stale), ledger.ErrConflict)
+		wantErr(t, "put at stale version", l.SaveDatabase(ctx, stale), ledger.ErrConflict)
 		if stale.Version != 1 {
 			t.Errorf("failed put changed Version to %d", stale.Version)
 		}
@@ -57,7 +57,7 @@ func testDatabases(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		l, ctx := open(t), t.Context()
 		d := fullDatabase("absent")
 		d.Version = 3
-		wantErr(t, "put absent at version 3", l.PutDatabase(ctx, d), ledger.ErrNotFound)
+		wantErr(t, "put absent at version 3", l.SaveDatabase(ctx, d), ledger.ErrNotFound)
 		_, err := l.GetDatabase(ctx, "absent")
 		wantErr(t, "put must not create", err, ledger.ErrNotFound)
 	})
@@ -73,7 +73,7 @@ func testDatabases(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		// extensions — a locale collation would disagree.
 		for _, id := range []string{"b", "c-1", "a", "A", "c", "a_b", "a-b"} {
 			d := fullDatabase(id)
-			must(t, "create "+id, l.PutDatabase(ctx, d))
+			must(t, "create "+id, l.SaveDatabase(ctx, d))
 		}
 		got, err = l.ListDatabases(ctx)
 		must(t, "list", err)

@@ -128,9 +128,9 @@ func ids(ms []*ledger.Migration) []string {
 }
 
 func createDatabase(ctx context.Context, l ledger.Ledger, d *ledger.Database) error {
-	return l.PutDatabase(ctx, d)
+	return l.SaveDatabase(ctx, d)
 }
 
 func saveMigration(ctx context.Context, l ledger.Ledger, m *ledger.Migration) error {
-	return l.UpdateMigration(ctx, m)
+	return l.SaveMigration(ctx, m)
 }

@@ -131,7 +131,7 @@ func fullDatabase(id string) *ledger.Database {
 			{Group: "asg-orders", Hook: "handover-terminate", Token: "tok-held", Instance: "i-0holder",
 				Timeout: 10 * time.Minute, Since: base.Add(5 * time.Second), LastBeat: base.Add(65 * time.Second)},
 		},
-		Version:   0, // set by PutDatabase; checkAllSet skips it
+		Version:   0, // set by SaveDatabase; checkAllSet skips it
 		UpdatedAt: base.Add(time.Minute),
 	}
 }

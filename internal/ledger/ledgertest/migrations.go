@@ -68,7 +68,7 @@ func testMigrations(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 
 		m.State = ledger.Completing
 		m.Timeline = append(m.Timeline, ledger.Step{State: ledger.Completing, Start: base.Add(2 * time.Minute)})
-		must(t, "update at version 1", l.UpdateMigration(ctx, m))
+		must(t, "update at version 1", l.SaveMigration(ctx, m))
 		if m.Version != 2 {
 			t.Fatalf("after update m.Version = %d, want 2", m.Version)
 		}
@@ -77,20 +77,20 @@ func testMigrations(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		sameMigration(t, "after update", got, m)
 
 		stale.LastError = "written from a stale read"
-		wantErr(t, "update at stale version 1", l.UpdateMigration(ctx, stale), ledger.ErrConflict)
+		wantErr(t, "update at stale version 1", l.SaveMigration(ctx, stale), ledger.ErrConflict)
 		if stale.Version != 1 {
 			t.Errorf("failed update changed Version to %d", stale.Version)
 		}
 		future := m.Clone()
 		future.Version = 99
-		wantErr(t, "update at future version 99", l.UpdateMigration(ctx, future), ledger.ErrConflict)
+		wantErr(t, "update at future version 99", l.SaveMigration(ctx, future), ledger.ErrConflict)
 
 		got, err = l.GetMigration(ctx, m.ID)
 		must(t, "get", err)
 		sameMigration(t, "after rejected updates", got, m)
 
 		m.State = ledger.Committed
-		must(t, "update at version 2", l.UpdateMigration(ctx, m))
+		must(t, "update at version 2", l.SaveMigration(ctx, m))
 		if m.Version != 3 {
 			t.Errorf("after second update m.Version = %d, want 3", m.Version)
 		}
@@ -101,7 +101,7 @@ func testMigrations(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		for _, v := range []int64{0, 1, 5} {
 			m := fullMigration("absent")
 			m.Version = v
-			wantErr(t, "update absent", l.UpdateMigration(ctx, m), ledger.ErrNotFound)
+			wantErr(t, "update absent", l.SaveMigration(ctx, m), ledger.ErrNotFound)
 		}
 		_, err := l.GetMigration(ctx, "absent")
 		wantErr(t, "update must not create", err, ledger.ErrNotFound)
@@ -171,10 +171,10 @@ func testListMigrations(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 	t.Run("AfterUpdate", func(t *testing.T) {
 		m := stored["m-c"]
 		m.State = ledger.Committed
-		must(t, "update m-c", l.UpdateMigration(ctx, m))
+		must(t, "update m-c", l.SaveMigration(ctx, m))
 		m = stored["a-eq"]
 		m.Instance, m.Database = "i-9", "db9"
-		must(t, "update a-eq", l.UpdateMigration(ctx, m))
+		must(t, "update a-eq", l.SaveMigration(ctx, m))
 		check(t, ledger.MigrationQuery{Unfinished: true}, []string{"m-zone", "a-us", "a-eq"})
 		check(t, ledger.MigrationQuery{Instance: "i-9"}, []string{"a-eq"})
 		check(t, ledger.MigrationQuery{Database: "db9"}, []string{"a-eq"})

@@ -75,8 +75,8 @@ func (l *Ledger) GetMigration(ctx context.Context, id string) (*ledger.Migration
 	return m.Clone(), nil
 }
 
-// UpdateMigration implements ledger.Ledger.
-func (l *Ledger) UpdateMigration(ctx context.Context, m *ledger.Migration) error {
+// SaveMigration implements ledger.Ledger.
+func (l *Ledger) SaveMigration(ctx context.Context, m *ledger.Migration) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("updating migration %s: %w", m.ID, err)
 	}
@@ -142,8 +142,8 @@ func (l *Ledger) GetDatabase(ctx context.Context, id string) (*ledger.Database, 
 	return d.Clone(), nil
 }
 
-// PutDatabase implements ledger.Ledger.
-func (l *Ledger) PutDatabase(ctx context.Context, d *ledger.Database) error {
+// SaveDatabase implements ledger.Ledger.
+func (l *Ledger) SaveDatabase(ctx context.Context, d *ledger.Database) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("putting database %s: %w", d.ID, err)
 	}

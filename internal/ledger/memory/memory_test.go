@@ -31,7 +31,7 @@ func BenchmarkGetUpdate(b *testing.B) {
 			b.Fatal(err)
 		}
 		m.Attempts++
-		if err := l.UpdateMigration(ctx, m); err != nil {
+		if err := l.SaveMigration(ctx, m); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -96,11 +96,11 @@ func (l *Ledger) GetMigration(ctx context.Context, id string) (*ledger.Migration
 	return m, nil
 }
 
-// UpdateMigration implements ledger.Ledger. Under READ COMMITTED a
+// SaveMigration implements ledger.Ledger. Under READ COMMITTED a
 // concurrent update of the same row makes this UPDATE wait, then re-check
 // the version against the committed row, so exactly one of two racing
 // writers at the same version wins.
-func (l *Ledger) UpdateMigration(ctx context.Context, m *ledger.Migration) error {
+func (l *Ledger) SaveMigration(ctx context.Context, m *ledger.Migration) error {
 	next := m.Version + 1
 	body, cols, err := migrationRow(m, next)
 	if err != nil {
@@ -170,8 +170,8 @@ func (l *Ledger) GetDatabase(ctx context.Context, id string) (*ledger.Database, 
 	return d, nil
 }
 
-// PutDatabase implements ledger.Ledger.
-func (l *Ledger) PutDatabase(ctx context.Context, d *ledger.Database) error {
+// SaveDatabase implements ledger.Ledger.
+func (l *Ledger) SaveDatabase(ctx context.Context, d *ledger.Database) error {
 	next := d.Version + 1
 	body, updated, err := databaseRow(d, next)
 	if err != nil {

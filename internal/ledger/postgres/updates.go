@@ -43,7 +43,7 @@ func (l *Ledger) GetUpdate(ctx context.Context, id string) (*ledger.Update, erro
 	return u, nil
 }
 
-// SaveUpdate implements ledger.Ledger. As with UpdateMigration, READ
+// SaveUpdate implements ledger.Ledger. As with SaveMigration, READ
 // COMMITTED makes a racing UPDATE of the same row wait and re-check the
 // version, so exactly one of several writers at one version wins.
 func (l *Ledger) SaveUpdate(ctx context.Context, u *ledger.Update) error {
