@@ -51,7 +51,7 @@ type env struct {
 	cloud *handovertest.Cloud
 	svc   *handovertest.Service
 	pacer *handovertest.Pacer
-	led   *memory.Ledger
+	led   *ledger.Records
 	cfg   handover.Config
 	ctl   *handover.Controller
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
-	"github.com/handover-dev/handover/internal/ledger/memory"
 )
 
 // newPoolEnv is newEnv with a launch hook naming a pool (metadata).
@@ -301,7 +300,7 @@ func TestPoolTakesMarkedDatabase(t *testing.T) {
 // raceLedger lets a test run something just before one SaveDatabase, so
 // another migration changes the record between a read and its write.
 type raceLedger struct {
-	*memory.Ledger
+	*ledger.Records
 	mu     sync.Mutex
 	before func(*ledger.Database) bool // true: fired, drop it
 }
@@ -315,13 +314,13 @@ func (l *raceLedger) SaveDatabase(ctx context.Context, d *ledger.Database) error
 		l.before = nil
 		l.mu.Unlock()
 	}
-	return l.Ledger.SaveDatabase(ctx, d)
+	return l.Records.SaveDatabase(ctx, d)
 }
 
 // raceEnv rewires e's controller onto a raceLedger over e's ledger.
 func raceEnv(t *testing.T, e *env) *raceLedger {
 	t.Helper()
-	rl := &raceLedger{Ledger: e.led}
+	rl := &raceLedger{Records: e.led}
 	ctl, err := handover.New(e.cfg, handover.Deps{Cloud: e.cloud, Service: e.svc, Ledger: rl, Pacer: e.pacer, Clock: e.clk})
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
-	"github.com/handover-dev/handover/internal/ledger/memory"
 )
 
 func managedTags(migration string) map[string]string {
@@ -132,7 +131,7 @@ func TestSweep(t *testing.T) {
 // listHook runs fn once, just before the next ListMigrations, so a test can
 // slip a commit between two reads of a sweep.
 type listHook struct {
-	*memory.Ledger
+	*ledger.Records
 	fn func()
 }
 
@@ -141,7 +140,7 @@ func (l *listHook) ListMigrations(ctx context.Context, q ledger.MigrationQuery) 
 		l.fn = nil
 		f()
 	}
-	return l.Ledger.ListMigrations(ctx, q)
+	return l.Records.ListMigrations(ctx, q)
 }
 
 // TestSweepRacingCommit: a migration commits while another controller
@@ -159,7 +158,7 @@ func TestSweepRacingCommit(t *testing.T) {
 	e.cloud.SetLifecycle(group, newID, "Terminated")
 	e.cloud.FinishDetach(m.Volume)
 
-	hooked := &listHook{Ledger: e.led, fn: func() { e.poll(id) }}
+	hooked := &listHook{Records: e.led, fn: func() { e.poll(id) }}
 	sweeper, err := handover.New(e.cfg, handover.Deps{Cloud: e.cloud, Service: e.svc, Ledger: hooked, Pacer: e.pacer, Clock: e.clk})
 	if err != nil {
 		t.Fatal(err)

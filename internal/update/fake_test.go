@@ -539,7 +539,7 @@ type env struct {
 	t     *testing.T
 	ctx   context.Context
 	clk   *clock.Fake
-	led   *memory.Ledger
+	led   *ledger.Records
 	cloud *fakeCloud
 	cfg   Config
 	r     *Runner

@@ -34,7 +34,7 @@ func WriteFixture(t *testing.T, l ledger.Ledger) {
 	done.Database = "billing"
 	done.CreatedAt = base.Add(-time.Hour)
 	must(t, "creating the finished migration", l.CreateMigration(ctx, done))
-	must(t, "creating the database", createDatabase(ctx, l, fullDatabase("orders")))
+	must(t, "creating the database", l.SaveDatabase(ctx, fullDatabase("orders")))
 	u := fullUpdate("upd-fixture")
 	must(t, "creating the update", l.CreateUpdate(ctx, u))
 	if _, err := l.MarkEvent(ctx, "evt-fixture", base, fixtureExpiry); err != nil {
@@ -113,7 +113,7 @@ func CheckFixture(t *testing.T, l ledger.Ledger) {
 	// The upgraded ledger must go on working: a compare-and-set on an old
 	// record and a new record of each kind.
 	got.State = ledger.Completing
-	must(t, "saving the upgraded migration", saveMigration(ctx, l, got))
+	must(t, "saving the upgraded migration", l.SaveMigration(ctx, got))
 	if got.Version != 2 {
 		t.Errorf("version after the first save of an upgraded migration = %d, want 2", got.Version)
 	}
@@ -125,12 +125,4 @@ func ids(ms []*ledger.Migration) []string {
 		out[i] = m.ID
 	}
 	return out
-}
-
-func createDatabase(ctx context.Context, l ledger.Ledger, d *ledger.Database) error {
-	return l.SaveDatabase(ctx, d)
-}
-
-func saveMigration(ctx context.Context, l ledger.Ledger, m *ledger.Migration) error {
-	return l.SaveMigration(ctx, m)
 }

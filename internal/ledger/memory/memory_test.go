@@ -22,6 +22,9 @@ func TestConformance(t *testing.T) {
 func BenchmarkGetUpdate(b *testing.B) {
 	l, ctx := memory.New(), b.Context()
 	m := &ledger.Migration{ID: "tok", State: ledger.Launching, Timeline: make([]ledger.Step, 8)}
+	for i := range m.Timeline {
+		m.Timeline[i].State = ledger.PreCopying
+	}
 	if err := l.CreateMigration(ctx, m); err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func open(t *testing.T, dsn string) *postgres.Ledger {
+func open(t *testing.T, dsn string) *ledger.Records {
 	t.Helper()
 	l, err := postgres.Open(t.Context(), dsn, nil)
 	if err != nil {

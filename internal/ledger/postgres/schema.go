@@ -1,15 +1,5 @@
 package postgres
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-)
-
 // schemaLock is the advisory lock key that serialises schema upgrades
 // between controllers starting at the same time ("handover" in ASCII).
 const schemaLock = 0x68616e646f766572
@@ -17,14 +7,15 @@ const schemaLock = 0x68616e646f766572
 // schema holds one entry per schema version: schema[i] upgrades version i to
 // i+1. Entries are append-only — never edit a shipped one; add the next.
 //
-// Records are stored whole as json (body) next to the queried columns, so a
-// new record field needs no entry here. The body is json, not jsonb: json
+// Since version 3 every record kind shares handover_records: a record is
+// stored whole as json (body) next to its kind's indexed keys, so neither
+// a new field nor a new kind needs an entry here. The body is json, not jsonb: json
 // keeps the text exactly as written and accepts \u0000, which jsonb refuses
 // (an error message with a NUL byte must not make a migration unwritable).
-// Keys and times used for ordering are COLLATE "C" so they sort bytewise,
-// like Go strings, whatever the database's locale; times are fixed-width
-// UTC text with nanoseconds (see timeKey), exact and ordered, where a
-// timestamptz would keep only microseconds.
+// Keys and expiry times are COLLATE "C" so they sort bytewise, like Go
+// strings, whatever the database's locale; times are fixed-width UTC text
+// with nanoseconds, exact and ordered, where a timestamptz would keep only
+// microseconds.
 var schema = []string{
 	// Version 1.
 	`
@@ -77,41 +68,34 @@ CREATE INDEX handover_updates_order ON handover_updates (created_at, id);
 CREATE INDEX handover_updates_unfinished ON handover_updates (created_at, id) WHERE NOT terminal;
 CREATE INDEX handover_updates_group ON handover_updates (group_name, created_at, id);
 `,
-}
+	// Version 3: one table for every record kind (see ledger.Kind), so a
+	// new kind needs no schema change. The rows of the three tables move
+	// over as they are: their bodies are the records.
+	`
+CREATE TABLE handover_records (
+	kind    TEXT COLLATE "C" NOT NULL,
+	id      TEXT COLLATE "C" NOT NULL,
+	version BIGINT NOT NULL,
+	done    BOOLEAN NOT NULL,
+	key1    TEXT COLLATE "C" NOT NULL DEFAULT '',
+	key2    TEXT COLLATE "C" NOT NULL DEFAULT '',
+	key3    TEXT COLLATE "C" NOT NULL DEFAULT '',
+	body    JSON NOT NULL,
+	PRIMARY KEY (kind, id)
+);
+CREATE INDEX handover_records_unfinished ON handover_records (kind, id) WHERE NOT done;
+CREATE INDEX handover_records_key1 ON handover_records (kind, key1, id);
+CREATE INDEX handover_records_key2 ON handover_records (kind, key2, id);
+CREATE INDEX handover_records_key3 ON handover_records (kind, key3, id);
 
-// migrate brings the schema up to date inside one transaction holding an
-// advisory lock, so controllers starting together upgrade it once.
-func migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLock)); err != nil {
-			return fmt.Errorf("locking the schema: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS handover_schema (version INTEGER NOT NULL)`); err != nil {
-			return err
-		}
-		var have *int32
-		if err := tx.QueryRow(ctx, `SELECT MAX(version) FROM handover_schema`).Scan(&have); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("reading the schema version: %w", err)
-		}
-		v := 0
-		if have != nil {
-			v = int(*have)
-		}
-		if v > len(schema) {
-			return fmt.Errorf("the ledger has schema version %d but this handover knows only up to %d: upgrade handover", v, len(schema))
-		}
-		for ; v < len(schema); v++ {
-			if _, err := tx.Exec(ctx, schema[v]); err != nil {
-				return fmt.Errorf("upgrading the schema to version %d: %w", v+1, err)
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM handover_schema`); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO handover_schema (version) VALUES ($1)`, v+1); err != nil {
-				return err
-			}
-			logger.Info("ledger schema upgraded", "schema-version", v+1)
-		}
-		return nil
-	})
+INSERT INTO handover_records (kind, id, version, done, key1, key2, body)
+	SELECT 'migration', id, version, terminal, database_id, instance_id, body FROM handover_migrations;
+INSERT INTO handover_records (kind, id, version, done, body)
+	SELECT 'database', id, version, false, body FROM handover_databases;
+INSERT INTO handover_records (kind, id, version, done, key1, body)
+	SELECT 'update', id, version, terminal, group_name, body FROM handover_updates;
+DROP TABLE handover_migrations;
+DROP TABLE handover_databases;
+DROP TABLE handover_updates;
+`,
 }

@@ -1,20 +1,13 @@
 package sqlite
 
-import (
-	"context"
-	"database/sql"
-	"errors"
-	"fmt"
-	"log/slog"
-)
-
 // schema holds one entry per schema version: schema[i] upgrades version i to
 // i+1. Entries are append-only — never edit a shipped one; add the next.
 //
-// Records are stored whole as JSON (body) next to the columns that are
-// queried, so adding a field to a record needs no entry here. Times used
-// for ordering and expiry are fixed-width UTC text with nanoseconds (see
-// timeKey), which sorts bytewise in time order.
+// Since version 3 every record kind shares handover_records: a record is
+// stored whole as JSON (body) next to its kind's indexed keys, so neither a
+// new field nor a new kind needs an entry here. Expiry times are
+// fixed-width UTC text with nanoseconds, which sorts bytewise in time
+// order.
 var schema = []string{
 	// Version 1.
 	`
@@ -67,52 +60,34 @@ CREATE INDEX handover_updates_order ON handover_updates (created_at, id);
 CREATE INDEX handover_updates_unfinished ON handover_updates (created_at, id) WHERE terminal = 0;
 CREATE INDEX handover_updates_group ON handover_updates (group_name, created_at, id);
 `,
-}
+	// Version 3: one table for every record kind (see ledger.Kind), so a
+	// new kind needs no schema change. The rows of the three tables move
+	// over as they are: their bodies are the records.
+	`
+CREATE TABLE handover_records (
+	kind    TEXT NOT NULL,
+	id      TEXT NOT NULL,
+	version INTEGER NOT NULL,
+	done    INTEGER NOT NULL,
+	key1    TEXT NOT NULL DEFAULT '',
+	key2    TEXT NOT NULL DEFAULT '',
+	key3    TEXT NOT NULL DEFAULT '',
+	body    TEXT NOT NULL,
+	PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE INDEX handover_records_unfinished ON handover_records (kind, id) WHERE done = 0;
+CREATE INDEX handover_records_key1 ON handover_records (kind, key1, id);
+CREATE INDEX handover_records_key2 ON handover_records (kind, key2, id);
+CREATE INDEX handover_records_key3 ON handover_records (kind, key3, id);
 
-// migrate brings the schema up to date. BEGIN IMMEDIATE takes the write lock
-// before reading the version, so two processes opening a new file at once
-// cannot both create the tables.
-func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) (err error) {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("locking the database: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			// Use a fresh context: a cancelled ctx must not leave the
-			// connection inside a transaction.
-			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
-		}
-	}()
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS handover_schema (version INTEGER NOT NULL)`); err != nil {
-		return err
-	}
-	var have sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM handover_schema`).Scan(&have); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("reading the schema version: %w", err)
-	}
-	v := int(have.Int64)
-	if v > len(schema) {
-		return fmt.Errorf("the ledger has schema version %d but this handover knows only up to %d: upgrade handover", v, len(schema))
-	}
-	for ; v < len(schema); v++ {
-		if _, err := conn.ExecContext(ctx, schema[v]); err != nil {
-			return fmt.Errorf("upgrading the schema to version %d: %w", v+1, err)
-		}
-		if _, err := conn.ExecContext(ctx, `DELETE FROM handover_schema`); err != nil {
-			return err
-		}
-		if _, err := conn.ExecContext(ctx, `INSERT INTO handover_schema (version) VALUES (?)`, v+1); err != nil {
-			return err
-		}
-		logger.Info("ledger schema upgraded", "schema-version", v+1)
-	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		return fmt.Errorf("committing the schema: %w", err)
-	}
-	return nil
+INSERT INTO handover_records (kind, id, version, done, key1, key2, body)
+	SELECT 'migration', id, version, terminal, database_id, instance_id, body FROM handover_migrations;
+INSERT INTO handover_records (kind, id, version, done, body)
+	SELECT 'database', id, version, 0, body FROM handover_databases;
+INSERT INTO handover_records (kind, id, version, done, key1, body)
+	SELECT 'update', id, version, terminal, group_name, body FROM handover_updates;
+DROP TABLE handover_migrations;
+DROP TABLE handover_databases;
+DROP TABLE handover_updates;
+`,
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/handover-dev/handover/internal/ledger/sqlite"
 )
 
-func open(t *testing.T, path string) *sqlite.Ledger {
+func open(t *testing.T, path string) *ledger.Records {
 	t.Helper()
 	l, err := sqlite.Open(t.Context(), path, nil)
 	if err != nil {

@@ -27,5 +27,8 @@ func TestUpgradeFromSchema2(t *testing.T) {
 		t.Fatalf("opening the schema-2 ledger: %v", err)
 	}
 	t.Cleanup(func() { l.Close() })
+	if v, err := l.Store().SchemaVersion(t.Context()); err != nil || v != len(sqlite.Schema) {
+		t.Fatalf("schema version after open = %d, %v; want %d", v, err, len(sqlite.Schema))
+	}
 	ledgertest.CheckFixture(t, l)
 }
