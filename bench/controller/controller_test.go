@@ -18,6 +18,7 @@ import (
 	"github.com/handover-dev/handover/internal/ledger/memory"
 	"github.com/handover-dev/handover/internal/ledger/postgres"
 	"github.com/handover-dev/handover/internal/ledger/sqlite"
+	"github.com/handover-dev/handover/internal/ledger/sqlstore"
 	"github.com/handover-dev/handover/internal/testenv/pgtest"
 )
 
@@ -283,17 +284,26 @@ func (r *rig) check(tb testing.TB, n int) {
 // report adds events/s, the ledger work behind each event, this process's
 // CPU per event and how busy the machine was.
 func (r *rig) report(b *testing.B, cpu cpuMeter) {
-	var reads, writes, rows int64
+	var reads, writes, rows, commits int64
+	sql := false
 	for _, l := range r.leds {
 		reads += l.reads.Load()
 		writes += l.writes.Load()
 		rows += l.rows.Load()
+		if st, ok := sqlStore(l.Ledger); ok {
+			sql = true
+			commits += st.Stats().Commits - l.commits0
+		}
 	}
 	n := float64(b.N)
 	b.ReportMetric(n/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(reads)/n, "ledger-reads/event")
 	b.ReportMetric(float64(writes)/n, "ledger-writes/event")
 	b.ReportMetric(float64(rows)/n, "rows-listed/event")
+	if sql {
+		// One commit is one fsync (SQLite) or WAL flush (PostgreSQL).
+		b.ReportMetric(float64(commits)/n, "commits/event")
+	}
 	if use, ok := cpu.stop(); ok {
 		b.ReportMetric(float64(use.self.Microseconds())/n, "controller-cpu-µs/event")
 		b.ReportMetric(float64(use.children.Microseconds())/n, "server-cpu-µs/event")
@@ -307,6 +317,9 @@ func benchEvents(b *testing.B, open openLedgers, controllers, tenants int) {
 		l.reads.Store(0)
 		l.writes.Store(0)
 		l.rows.Store(0)
+		if st, ok := sqlStore(l.Ledger); ok {
+			l.commits0 = st.Stats().Commits
+		}
 	}
 	b.ResetTimer()
 	cpu := startCPU()
@@ -358,4 +371,14 @@ func TestScript(t *testing.T) {
 			r.check(t, n)
 		})
 	}
+}
+
+// sqlStore returns the SQL store under l, if it has one.
+func sqlStore(l ledger.Ledger) (*sqlstore.Store, bool) {
+	rec, ok := l.(*ledger.Records)
+	if !ok {
+		return nil, false
+	}
+	st, ok := rec.Store().(*sqlstore.Store)
+	return st, ok
 }

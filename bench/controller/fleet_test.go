@@ -229,6 +229,7 @@ func instanceARN(id string) string {
 type countingLedger struct {
 	ledger.Ledger
 	reads, writes, rows atomic.Int64
+	commits0            int64 // the SQL store's commits before the timed run
 }
 
 func (l *countingLedger) CreateMigration(ctx context.Context, m *ledger.Migration) error {

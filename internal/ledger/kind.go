@@ -100,6 +100,7 @@ func (k *kindOf[T]) save(ctx context.Context, s Store, c *decodeCache, v *T) err
 		}
 		return fmt.Errorf("saving %s %s: %w", k.Name, r.ID, &ConflictError{Kind: k.Name, ID: r.ID, Version: r.Version})
 	}
+	r.SameKeys = c.sameKeys(k.Name, r)
 	if err := s.Swap(ctx, r); err != nil {
 		return fmt.Errorf("saving %s %s: %w", k.Name, r.ID, err)
 	}
@@ -301,6 +302,8 @@ type decodeCache struct {
 type cachedRecord struct {
 	version int64
 	body    []byte
+	keys    []string
+	done    bool
 	value   any
 }
 
@@ -324,5 +327,14 @@ func (c *decodeCache) put(kind string, r Record, v any) {
 	if c.m == nil || len(c.m) >= maxCached {
 		c.m = make(map[string]cachedRecord)
 	}
-	c.m[kind+"\x00"+r.ID] = cachedRecord{version: r.Version, body: r.Body, value: v}
+	c.m[kind+"\x00"+r.ID] = cachedRecord{version: r.Version, body: r.Body, keys: r.Keys, done: r.Done, value: v}
+}
+
+// sameKeys reports whether r's keys and done flag are those the cache holds
+// for the version r replaces.
+func (c *decodeCache) sameKeys(kind string, r Record) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[kind+"\x00"+r.ID]
+	return ok && e.version == r.Version && e.done == r.Done && slices.Equal(e.keys, r.Keys)
 }

@@ -78,6 +78,10 @@ type Record struct {
 	Done bool
 	// Body is the record, JSON-encoded.
 	Body []byte
+	// SameKeys, on a Swap, says that Keys and Done are those of the stored
+	// version r.Version, so a store may leave its index entries alone. A
+	// wrong hint cannot do harm: the swap applies only at that version.
+	SameKeys bool
 }
 
 // KeyValue returns the value of r's i-th indexed key, "" if unset.

@@ -74,7 +74,7 @@ CREATE TABLE handover_records (
 	key3    TEXT NOT NULL DEFAULT '',
 	body    TEXT NOT NULL,
 	PRIMARY KEY (kind, id)
-) WITHOUT ROWID;
+);
 CREATE INDEX handover_records_unfinished ON handover_records (kind, id) WHERE done = 0;
 CREATE INDEX handover_records_key1 ON handover_records (kind, key1, id);
 CREATE INDEX handover_records_key2 ON handover_records (kind, key2, id);

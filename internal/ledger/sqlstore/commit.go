@@ -87,6 +87,8 @@ func (s *Store) commit(batch []*op) {
 	}
 	results, err := s.transact(live)
 	if err == nil {
+		s.commits.Add(1)
+		s.committed.Add(int64(len(live)))
 		for i, o := range live {
 			o.done <- results[i]
 		}
@@ -100,6 +102,8 @@ func (s *Store) commit(batch []*op) {
 				o.done <- err
 				continue
 			}
+			s.commits.Add(1)
+			s.committed.Add(1)
 			o.done <- results[0]
 		}
 		return
@@ -221,4 +225,15 @@ func (w *writer) queryRow(ctx context.Context, q string, args ...any) (*sql.Row,
 		return nil, err
 	}
 	return st.QueryRowContext(ctx, args...), nil
+}
+
+// Stats counts the store's committed transactions and the writes they
+// carried since Open: their ratio is the group commit's batch size.
+type Stats struct {
+	Commits, Writes int64
+}
+
+// Stats returns the counts so far.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.commits.Load(), Writes: s.committed.Load()}
 }

@@ -16,8 +16,12 @@ func (s *Store) EventSeen(ctx context.Context, id string, now time.Time) (bool, 
 	if err != nil {
 		return false, fmt.Errorf("looking up event %s: %w", id, err)
 	}
+	st, err := s.prepared(ctx, s.q.seen)
+	if err != nil {
+		return false, fmt.Errorf("looking up event %s: %w", id, err)
+	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, s.q.seen, id, nowKey).Scan(&n); err != nil {
+	if err := st.QueryRowContext(ctx, id, nowKey).Scan(&n); err != nil {
 		return false, fmt.Errorf("looking up event %s: %w", id, err)
 	}
 	return n > 0, nil

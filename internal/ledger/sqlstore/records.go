@@ -12,10 +12,10 @@ import (
 
 // queries are the statements, rebound for the dialect once at Open.
 type queries struct {
-	create, get, swap, version, listAll string
-	listKey                             [ledger.MaxKeys]string
-	seen, mark, prune                   string
-	acquire, holder, release            string
+	create, get, swap, swapBody, version, listAll string
+	listKey                                       [ledger.MaxKeys]string
+	seen, mark, prune                             string
+	acquire, holder, release                      string
 }
 
 func newQueries(rebind func(string) string) queries {
@@ -25,8 +25,11 @@ func newQueries(rebind func(string) string) queries {
 		get: `SELECT version, done, key1, key2, key3, body FROM handover_records WHERE kind = ? AND id = ?`,
 		swap: `UPDATE handover_records SET version = version + 1, done = ?, key1 = ?, key2 = ?, key3 = ?, body = ?
 			WHERE kind = ? AND id = ? AND version = ?`,
-		version: `SELECT version FROM handover_records WHERE kind = ? AND id = ?`,
-		listAll: `SELECT id, version, done, key1, key2, key3, body FROM handover_records WHERE kind = ?`,
+		// swapBody leaves the indexed columns, and so their index pages,
+		// alone: most saves change only the body.
+		swapBody: `UPDATE handover_records SET version = version + 1, body = ? WHERE kind = ? AND id = ? AND version = ?`,
+		version:  `SELECT version FROM handover_records WHERE kind = ? AND id = ?`,
+		listAll:  `SELECT id, version, done, key1, key2, key3, body FROM handover_records WHERE kind = ?`,
 
 		seen: `SELECT COUNT(*) FROM handover_events WHERE id = ? AND expires > ?`,
 		// One upsert: it inserts a new id or replaces a record that had
@@ -58,7 +61,7 @@ func newQueries(rebind func(string) string) queries {
 	for i := range q.listKey {
 		q.listKey[i] = q.listAll + " AND key" + strconv.Itoa(i+1) + " = ?"
 	}
-	for _, p := range []*string{&q.create, &q.get, &q.swap, &q.version, &q.listAll, &q.seen, &q.mark, &q.prune, &q.acquire, &q.holder, &q.release} {
+	for _, p := range []*string{&q.create, &q.get, &q.swap, &q.swapBody, &q.version, &q.listAll, &q.seen, &q.mark, &q.prune, &q.acquire, &q.holder, &q.release} {
 		*p = rebind(*p)
 	}
 	for i := range q.listKey {
@@ -95,8 +98,11 @@ func (s *Store) Create(ctx context.Context, r ledger.Record) error {
 // Get implements ledger.Store.
 func (s *Store) Get(ctx context.Context, kind *ledger.Kind, id string) (ledger.Record, error) {
 	r := ledger.Record{Kind: kind, ID: id}
-	row := s.db.QueryRowContext(ctx, s.q.get, kind.Name, id)
-	if err := scanRecord(row, &r, false); err != nil {
+	st, err := s.prepared(ctx, s.q.get)
+	if err != nil {
+		return ledger.Record{}, err
+	}
+	if err := scanRecord(st.QueryRowContext(ctx, kind.Name, id), &r, false); err != nil {
 		return ledger.Record{}, err
 	}
 	return r, nil
@@ -109,7 +115,13 @@ func (s *Store) Swap(ctx context.Context, r ledger.Record) error {
 	}
 	k := keyArgs(r)
 	return s.write(ctx, func(ctx context.Context, w *writer) error {
-		res, err := w.exec(ctx, s.q.swap, r.Done, k[0], k[1], k[2], string(r.Body), r.Kind.Name, r.ID, r.Version)
+		var res sql.Result
+		var err error
+		if r.SameKeys {
+			res, err = w.exec(ctx, s.q.swapBody, string(r.Body), r.Kind.Name, r.ID, r.Version)
+		} else {
+			res, err = w.exec(ctx, s.q.swap, r.Done, k[0], k[1], k[2], string(r.Body), r.Kind.Name, r.ID, r.Version)
+		}
 		if err := changedOne(res, err); !errors.Is(err, errNoRow) {
 			return err
 		}
@@ -143,7 +155,11 @@ func (s *Store) List(ctx context.Context, kind *ledger.Kind, f ledger.Filter) ([
 	if f.Unfinished {
 		q += " AND " + s.d.NotDone
 	}
-	rows, err := s.db.QueryContext(ctx, q+" ORDER BY id", args...)
+	st, err := s.prepared(ctx, q+" ORDER BY id")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -197,4 +213,21 @@ func changedOne(res sql.Result, err error) error {
 		return errNoRow
 	}
 	return nil
+}
+
+// prepared returns the read statement q, prepared once for the pool: a
+// statement parsed on every call costs more than the read itself.
+func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := s.reads.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.reads.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }

@@ -33,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/handover-dev/handover/internal/ledger"
@@ -77,7 +78,10 @@ type Store struct {
 	closed bool
 	writes chan *op
 	done   chan struct{}
-	w      writer // the committer's; only its goroutine touches it
+	w      writer   // the committer's; only its goroutine touches it
+	reads  sync.Map // query → *sql.Stmt
+
+	commits, committed atomic.Int64
 }
 
 var _ ledger.Store = (*Store)(nil)
