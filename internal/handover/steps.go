@@ -255,8 +255,8 @@ func (c *Controller) tags(m *ledger.Migration, purpose string) map[string]string
 }
 
 // ensureSnapshot returns the snapshot of purpose for m, creating it if
-// neither the ledger nor the cloud (by tag) knows one. Intent is stored
-// before the create, so a crash leaves a trail.
+// neither the ledger nor the cloud (by tag) knows one. The tags, set by the
+// create itself, are the trail a crash leaves.
 func (c *Controller) ensureSnapshot(ctx context.Context, m *ledger.Migration, purpose string, field *string) error {
 	if *field != "" {
 		return nil
@@ -277,10 +277,11 @@ func (c *Controller) ensureSnapshot(ctx context.Context, m *ledger.Migration, pu
 			return c.save(ctx, m)
 		}
 	}
+	// The intent is not saved on its own: the state this step runs in,
+	// already stored, says a snapshot of purpose is wanted, and the tag
+	// lookup above finds one a crash left behind. It reaches the ledger
+	// with the next save, the result's or a failed attempt's.
 	m.Intent = "create-snapshot:" + purpose
-	if err := c.save(ctx, m); err != nil {
-		return err
-	}
 	var snap Snapshot
 	err = c.call(pacing.FamilySnapshot, "creating "+purpose+" snapshot of "+m.SourceVolume, func() (err error) {
 		snap, err = c.cloud.CreateSnapshot(ctx, m.SourceVolume, c.tags(m, purpose))
@@ -474,10 +475,10 @@ func (c *Controller) stepCreatingVolume(ctx context.Context, m *ledger.Migration
 			}
 		}
 		spec.ClientToken = clientToken(m, failed)
+		// Not saved on its own, as for snapshots: a crash before the next
+		// save repeats the create with the same client token, which EC2
+		// answers with the volume it already made.
 		m.Intent = "create-volume:" + spec.ClientToken
-		if err := c.save(ctx, m); err != nil {
-			return outcome{}, err
-		}
 		var v Volume
 		err := c.call(pacing.FamilyVolume, "creating volume in "+m.Zone, func() (err error) {
 			v, err = c.cloud.CreateVolume(ctx, spec)

@@ -1,14 +1,52 @@
 // Package ledger defines the durable records handover keeps — migrations,
-// databases with their authoritative volume and epoch, processed event ids
-// and leases — and the small interface every backend (memory, SQLite,
-// PostgreSQL, later DynamoDB) implements.
+// databases with their authoritative volume and epoch, group updates,
+// processed event ids and leases — the Ledger interface its consumers use,
+// and the one small core, Store, that every backend implements (memory;
+// SQLite and PostgreSQL through the shared SQL store in sqlstore;
+// DynamoDB).
 //
-// The interface is deliberately limited to single-record conditional writes
-// and simple queries, so that a DynamoDB table can implement it without
-// transactions. Every change to a migration or a database is a
-// compare-and-set on the record's Version; a lost race returns ErrConflict and
-// the caller must re-read and retry from fresh state. A backend must never
-// silently overwrite a newer record.
+// # Layers
+//
+// A Store knows records only as a kind, an id, a version, a JSON body and
+// the few indexed keys the kind declares; it offers create, get,
+// compare-and-set (Swap), list by an indexed key or by "unfinished",
+// expiring event marks and leases with fencing tokens. Records (New) puts
+// the typed Ledger on any Store: one create/get/save/list wrapper per kind,
+// one line each. Every change to a record is a compare-and-set on its
+// Version — the one verb is Save — and a lost race returns a
+// *ConflictError (errors.Is(err, ErrConflict)): re-read and retry from
+// fresh state. A store must never silently overwrite a newer record.
+//
+// The core is limited to single-record conditional writes and simple
+// queries, so a DynamoDB table implements it without transactions.
+//
+// # Adding a record kind
+//
+// A kind is one declaration and its wrappers; no backend changes:
+//
+//	// in kind.go, beside migrations, databases and updates:
+//	releases = &kindOf[Release]{
+//		Kind: Kind{Name: "release", Keys: []string{"channel"}},
+//		meta: func(r *Release) (string, []string, bool, *int64, time.Time) {
+//			return r.ID, []string{r.Channel}, r.Superseded, &r.Version, r.CreatedAt
+//		},
+//		clone: (*Release).Clone,
+//	}
+//
+//	// add &releases.Kind to Kinds(), then the wrappers:
+//	func (r *Records) CreateRelease(ctx context.Context, v *Release) error {
+//		return releases.create(ctx, r.store, &r.cache, v)
+//	}
+//	func (r *Records) SaveRelease(ctx context.Context, v *Release) error {
+//		return releases.save(ctx, r.store, &r.cache, v)
+//	}
+//	func (r *Records) ListReleases(ctx context.Context, channel string) ([]*Release, error) {
+//		return releases.list(ctx, r.store, &r.cache, Filter{Key: "channel", Value: channel})
+//	}
+//
+// and the methods on the Ledger interface, with a fixture in ledgertest.
+// The kind's name and the order of its keys are stored: never rename one,
+// only append keys (at most MaxKeys).
 package ledger
 
 import (

@@ -1,18 +1,36 @@
 // Package dynamodb is the ledger backend for serverless deployments: one
 // DynamoDB table, reached through aws-sdk-go-v2, shared by any number of
-// controllers or Lambda invocations.
+// controllers or Lambda invocations. It implements ledger.Store, so it
+// knows record kinds only as ledger.Kind declares them: adding a kind needs
+// no code here.
 //
 // # Table design
 //
 // One table with a string partition key pk and a string sort key sk. Each
-// record kind lives in one partition, keyed within it by its id:
+// record kind lives in the partition named after it, keyed within it by
+// the record's id:
 //
 //	pk          sk            other attributes
-//	migration   <id>          version (N), body (S: JSON), database, instance, terminal (BOOL)
-//	database    <id>          version (N), body (S: JSON)
-//	update      <id>          version (N), body (S: JSON), group, terminal (BOOL)
+//	<kind>      <id>          version (N), body (S: JSON), terminal (BOOL: Record.Done),
+//	                          and one S attribute per indexed key, named after it
+//	meta        schema        version (N): the schema version, now 1
 //	event       <id>          expires_ns (N), expires_at (N: TTL)
 //	lease       <name>        holder (S, "" once released), token (N), expires_ns (N)
+//
+// The kinds today are migration (keys database and instance), database (no
+// keys) and update (key group), laid out exactly as the hand-written
+// encoders before ledger.Store laid them out, so tables written then are
+// read unchanged and records saved now stay readable to that code: every
+// declared key is stored, "" when unset, and terminal on every record. Only
+// database items written before ledger.Store lack terminal, which reads as
+// not done. The body carries the version too (ledger.Records puts it
+// there); the version attribute wins.
+//
+// Tables written before the schema version was recorded hold version 1;
+// Open records it in such a table and refuses one whose version is newer
+// than this code knows. Kinds named event, lease or meta, and keys named
+// after a record attribute (pk, sk, version, body, terminal, expires_at),
+// are refused.
 //
 // A partition per kind makes every list a Query on one partition with
 // ConsistentRead, which sees every write that completed before it. A global
@@ -20,9 +38,9 @@
 // consistent: a migration listed right after its update could come back
 // stale. The cost is one partition's throughput per kind (about 1,000 writes
 // and 3,000 reads a second), orders of magnitude above what handover
-// writes. Lists page through LastEvaluatedKey; ListMigrations and
-// ListUpdates filter on the attributes copied out of the body in DynamoDB
-// and sort by CreatedAt in Go.
+// writes. Lists page through LastEvaluatedKey and filter on terminal and
+// the key attributes in DynamoDB; the Query returns them in id order, and
+// ledger.Records sorts them by creation time.
 //
 // Times that are compared (expiries) are numbers of nanoseconds since the
 // Unix epoch, so DynamoDB compares them exactly; like the SQL backends, years
@@ -36,6 +54,11 @@
 // never read an item, decide in Go, and write it back unconditionally, and
 // must never overwrite a record without checking its version. Reads are
 // strongly consistent. Records are never deleted, except expired events.
+//
+// A failed write matches ledger.ErrRetry only if DynamoDB throttled every
+// attempt the SDK made at it, since throttling is decided before a write is
+// applied. A server error, a timeout or a lost connection leaves the
+// outcome unknown and is never so marked (see refusalCodes).
 //
 // Event items carry expires_at (whole epoch seconds, rounded up) for
 // DynamoDB's TTL deletion, which CreateTable enables. TTL only keeps the
@@ -71,25 +94,22 @@ import (
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
-// Partition key values, one per record kind.
+// Partition key values of this package's own items. Records are stored
+// under their kind's name (ledger.Kind.Name): migration, database, update.
 const (
-	kindMigration = "migration"
-	kindDatabase  = "database"
-	kindEvent     = "event"
-	kindLease     = "lease"
-	kindUpdate    = "update"
+	kindEvent = "event"
+	kindLease = "lease"
+	kindMeta  = "meta"
 )
 
 // Attribute names. Expressions always refer to them through #placeholders:
-// several (version, database, instance, group) are DynamoDB reserved words.
+// several (version, and the key names database, instance, group) are
+// DynamoDB reserved words.
 const (
 	attrPK        = "pk"
 	attrSK        = "sk"
 	attrVersion   = "version"
 	attrBody      = "body"
-	attrDatabase  = "database"
-	attrInstance  = "instance"
-	attrGroup     = "group"
 	attrTerminal  = "terminal"
 	attrExpiresNS = "expires_ns"
 	// attrTTL is the table's TTL attribute; only event items may have it.
@@ -98,8 +118,8 @@ const (
 	attrToken  = "token"
 )
 
-// Ledger is a ledger.Ledger stored in one DynamoDB table.
-type Ledger struct {
+// Store is a ledger.Store kept in one DynamoDB table.
+type Store struct {
 	api    API
 	table  string
 	logger *slog.Logger
@@ -108,26 +128,31 @@ type Ledger struct {
 	pageLimit int32
 }
 
-var _ ledger.Ledger = (*Ledger)(nil)
+var _ ledger.Store = (*Store)(nil)
 
-// Open returns a ledger on table, which must exist with the key schema
-// CreateTable gives it (it waits while the table is still being created).
-// The client is the caller's and is not closed by Close. A nil logger
-// discards.
-func Open(ctx context.Context, api API, table string, logger *slog.Logger) (*Ledger, error) {
+// Open returns the ledger kept in table, which must exist with the key
+// schema CreateTable gives it (it waits while the table is still being
+// created). It records the schema version in a table that has none, and
+// refuses a table written by a newer handover. The client is the caller's
+// and is not closed by Close. A nil logger discards.
+func Open(ctx context.Context, api API, table string, logger *slog.Logger) (*ledger.Records, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if err := waitActive(ctx, api, table); err != nil {
 		return nil, fmt.Errorf("opening dynamodb ledger %s: %w", table, err)
 	}
+	s := &Store{api: api, table: table, logger: logger}
+	if err := s.settleSchemaVersion(ctx); err != nil {
+		return nil, fmt.Errorf("opening dynamodb ledger %s: %w", table, err)
+	}
 	logger.Debug("dynamodb ledger open", "table", table)
-	return &Ledger{api: api, table: table, logger: logger}, nil
+	return ledger.New(s), nil
 }
 
-// Close implements ledger.Ledger. It has nothing to release: the client
+// Close implements ledger.Store. It has nothing to release: the client
 // belongs to the caller.
-func (l *Ledger) Close() error { return nil }
+func (s *Store) Close() error { return nil }
 
 func key(kind, id string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
@@ -154,7 +179,7 @@ func names(attrs ...string) map[string]string {
 // query pages through every item of kind's partition that passes filter
 // (empty: all), in sort key order. Filtering happens after a page is read,
 // so a page may come back empty yet not be the last.
-func (l *Ledger) query(ctx context.Context, kind, filter string, attrNames map[string]string, values map[string]types.AttributeValue, projection string) ([]map[string]types.AttributeValue, error) {
+func (s *Store) query(ctx context.Context, kind, filter string, attrNames map[string]string, values map[string]types.AttributeValue, projection string) ([]map[string]types.AttributeValue, error) {
 	if attrNames == nil {
 		attrNames = map[string]string{}
 	}
@@ -164,7 +189,7 @@ func (l *Ledger) query(ctx context.Context, kind, filter string, attrNames map[s
 	}
 	values[":pk"] = str(kind)
 	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(l.table),
+		TableName:                 aws.String(s.table),
 		KeyConditionExpression:    aws.String("#pk = :pk"),
 		ExpressionAttributeNames:  attrNames,
 		ExpressionAttributeValues: values,
@@ -176,14 +201,14 @@ func (l *Ledger) query(ctx context.Context, kind, filter string, attrNames map[s
 	if projection != "" {
 		in.ProjectionExpression = aws.String(projection)
 	}
-	if l.pageLimit > 0 {
-		in.Limit = aws.Int32(l.pageLimit)
+	if s.pageLimit > 0 {
+		in.Limit = aws.Int32(s.pageLimit)
 	}
 	var items []map[string]types.AttributeValue
 	for {
-		out, err := l.api.Query(ctx, in)
+		out, err := s.api.Query(ctx, in)
 		if err != nil {
-			return nil, translate(err, l.table, nil)
+			return nil, translate(err, s.table, nil)
 		}
 		items = append(items, out.Items...)
 		if len(out.LastEvaluatedKey) == 0 {
@@ -194,9 +219,9 @@ func (l *Ledger) query(ctx context.Context, kind, filter string, attrNames map[s
 }
 
 // getItem reads one item with a consistent read; nil if absent.
-func (l *Ledger) getItem(ctx context.Context, kind, id string, projection ...string) (map[string]types.AttributeValue, error) {
+func (s *Store) getItem(ctx context.Context, kind, id string, projection ...string) (map[string]types.AttributeValue, error) {
 	in := &dynamodb.GetItemInput{
-		TableName:      aws.String(l.table),
+		TableName:      aws.String(s.table),
 		Key:            key(kind, id),
 		ConsistentRead: aws.Bool(true),
 	}
@@ -208,9 +233,9 @@ func (l *Ledger) getItem(ctx context.Context, kind, id string, projection ...str
 		in.ProjectionExpression = aws.String(strings.Join(placeholders, ", "))
 		in.ExpressionAttributeNames = names(projection...)
 	}
-	out, err := l.api.GetItem(ctx, in)
+	out, err := s.api.GetItem(ctx, in)
 	if err != nil {
-		return nil, translate(err, l.table, nil)
+		return nil, translate(err, s.table, nil)
 	}
 	if len(out.Item) == 0 {
 		return nil, nil

@@ -25,7 +25,7 @@ func newTable(t *testing.T) string {
 	return table
 }
 
-func open(t *testing.T, api ddbledger.API, table string) *ddbledger.Ledger {
+func open(t *testing.T, api ddbledger.API, table string) *ledger.Records {
 	t.Helper()
 	l, err := ddbledger.Open(t.Context(), api, table, nil)
 	if err != nil {
@@ -50,7 +50,7 @@ func TestConformance(t *testing.T) {
 func TestConformancePaged(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T) ledger.Ledger {
 		l := open(t, dynalitetest.Client(t), newTable(t))
-		ddbledger.SetPageLimit(l, 2)
+		ddbledger.SetPageLimit(l.Store().(*ddbledger.Store), 2)
 		return l
 	})
 }

@@ -13,10 +13,10 @@ import (
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
-// EventSeen implements ledger.Ledger. The expiry is compared here, not
+// EventSeen implements ledger.Store. The expiry is compared here, not
 // left to TTL: an expired item may linger for days.
-func (l *Ledger) EventSeen(ctx context.Context, id string, now time.Time) (bool, error) {
-	item, err := l.getItem(ctx, kindEvent, id, attrExpiresNS)
+func (s *Store) EventSeen(ctx context.Context, id string, now time.Time) (bool, error) {
+	item, err := s.getItem(ctx, kindEvent, id, attrExpiresNS)
 	if err != nil {
 		return false, fmt.Errorf("looking up event %s: %w", id, err)
 	}
@@ -30,10 +30,10 @@ func (l *Ledger) EventSeen(ctx context.Context, id string, now time.Time) (bool,
 	return now.Before(expires), nil
 }
 
-// MarkEvent implements ledger.Ledger. One conditional put: it writes a new
+// MarkEvent implements ledger.Store. One conditional put: it writes a new
 // id, or replaces a record that had expired at now; for a duplicate the
 // condition fails and nothing changes, so the expiry is not extended.
-func (l *Ledger) MarkEvent(ctx context.Context, id string, now, expires time.Time) (bool, error) {
+func (s *Store) MarkEvent(ctx context.Context, id string, now, expires time.Time) (bool, error) {
 	nowN, err := timeNum(now)
 	if err != nil {
 		return false, fmt.Errorf("marking event %s: now: %w", id, err)
@@ -45,14 +45,17 @@ func (l *Ledger) MarkEvent(ctx context.Context, id string, now, expires time.Tim
 	item := key(kindEvent, id)
 	item[attrExpiresNS] = expN
 	item[attrTTL] = num(ttlSeconds(expires))
-	_, err = l.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 aws.String(l.table),
-		Item:                      item,
-		ConditionExpression:       aws.String("attribute_not_exists(#pk) OR #expires_ns <= :now"),
-		ExpressionAttributeNames:  names(attrPK, attrExpiresNS),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": nowN},
+	err = s.write(nil, func(opt func(*dynamodb.Options)) error {
+		_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                 aws.String(s.table),
+			Item:                      item,
+			ConditionExpression:       aws.String("attribute_not_exists(#pk) OR #expires_ns <= :now"),
+			ExpressionAttributeNames:  names(attrPK, attrExpiresNS),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":now": nowN},
+		}, opt)
+		return err
 	})
-	switch err := translate(err, l.table, nil); {
+	switch {
 	case errors.Is(err, errCondition):
 		return false, nil
 	case err != nil:
@@ -61,16 +64,16 @@ func (l *Ledger) MarkEvent(ctx context.Context, id string, now, expires time.Tim
 	return true, nil
 }
 
-// PruneEvents implements ledger.Ledger. It finds the expired events with a
+// PruneEvents implements ledger.Store. It finds the expired events with a
 // filtered Query, then deletes each under the same condition, so an id
 // marked again in between survives and is not counted; nor is one that TTL
 // or another pruner deleted first.
-func (l *Ledger) PruneEvents(ctx context.Context, now time.Time) (int, error) {
+func (s *Store) PruneEvents(ctx context.Context, now time.Time) (int, error) {
 	nowN, err := timeNum(now)
 	if err != nil {
 		return 0, fmt.Errorf("pruning events: %w", err)
 	}
-	expired, err := l.query(ctx, kindEvent, "#expires_ns <= :now",
+	expired, err := s.query(ctx, kindEvent, "#expires_ns <= :now",
 		names(attrSK, attrExpiresNS), map[string]types.AttributeValue{":now": nowN}, "#sk")
 	if err != nil {
 		return 0, fmt.Errorf("pruning events: %w", err)
@@ -81,14 +84,17 @@ func (l *Ledger) PruneEvents(ctx context.Context, now time.Time) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("pruning events: %w", err)
 		}
-		_, err = l.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-			TableName:                 aws.String(l.table),
-			Key:                       key(kindEvent, id),
-			ConditionExpression:       aws.String("#expires_ns <= :now"),
-			ExpressionAttributeNames:  names(attrExpiresNS),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":now": nowN},
+		err = s.write(nil, func(opt func(*dynamodb.Options)) error {
+			_, err := s.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+				TableName:                 aws.String(s.table),
+				Key:                       key(kindEvent, id),
+				ConditionExpression:       aws.String("#expires_ns <= :now"),
+				ExpressionAttributeNames:  names(attrExpiresNS),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":now": nowN},
+			}, opt)
+			return err
 		})
-		switch err := translate(err, l.table, nil); {
+		switch {
 		case errors.Is(err, errCondition):
 		case err != nil:
 			return n, fmt.Errorf("pruning events: deleting %s: %w", id, err)
@@ -104,14 +110,14 @@ func (l *Ledger) PruneEvents(ctx context.Context, now time.Time) (int, error) {
 // writer made progress.
 const acquireAttempts = 10
 
-// AcquireLease implements ledger.Ledger with two conditional updates, since
+// AcquireLease implements ledger.Store with two conditional updates, since
 // an update expression cannot choose between keeping and bumping the token:
 // a renewal (the holder already has it, expired or not) keeps the token; a
 // takeover (absent, released or expired, and held by someone else) adds one
 // to it, starting from 1. Each decides atomically on its own; when both
 // refuse, a consistent read tells whether another holder has it or the
 // lease changed in between, in which case it tries again.
-func (l *Ledger) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ledger.Lease, error) {
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ledger.Lease, error) {
 	if holder == "" || ttl <= 0 {
 		return ledger.Lease{}, fmt.Errorf("acquiring lease %s: need a holder and a positive ttl, got holder %q and ttl %s", name, holder, ttl)
 	}
@@ -125,7 +131,7 @@ func (l *Ledger) AcquireLease(ctx context.Context, name, holder string, now time
 	}
 	values := map[string]types.AttributeValue{":holder": str(holder), ":exp": expN}
 	renew := &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(l.table),
+		TableName:                 aws.String(s.table),
 		Key:                       key(kindLease, name),
 		UpdateExpression:          aws.String("SET #expires_ns = :exp"),
 		ConditionExpression:       aws.String("#holder = :holder"),
@@ -134,7 +140,7 @@ func (l *Ledger) AcquireLease(ctx context.Context, name, holder string, now time
 		ReturnValues:              types.ReturnValueAllNew,
 	}
 	takeover := &dynamodb.UpdateItemInput{
-		TableName:        aws.String(l.table),
+		TableName:        aws.String(s.table),
 		Key:              key(kindLease, name),
 		UpdateExpression: aws.String("SET #holder = :holder, #expires_ns = :exp ADD #token :one"),
 		// A released lease has holder "": free to anyone, and the token
@@ -148,8 +154,12 @@ func (l *Ledger) AcquireLease(ctx context.Context, name, holder string, now time
 	}
 	for range acquireAttempts {
 		for _, in := range []*dynamodb.UpdateItemInput{renew, takeover} {
-			out, err := l.api.UpdateItem(ctx, in)
-			switch err := translate(err, l.table, nil); {
+			var out *dynamodb.UpdateItemOutput
+			err := s.write(nil, func(opt func(*dynamodb.Options)) (err error) {
+				out, err = s.api.UpdateItem(ctx, in, opt)
+				return err
+			})
+			switch {
 			case errors.Is(err, errCondition):
 				continue
 			case err != nil:
@@ -161,7 +171,7 @@ func (l *Ledger) AcquireLease(ctx context.Context, name, holder string, now time
 			}
 			return lease, nil
 		}
-		item, err := l.getItem(ctx, kindLease, name)
+		item, err := s.getItem(ctx, kindLease, name)
 		if err != nil {
 			return ledger.Lease{}, fmt.Errorf("acquiring lease %s: reading the holder: %w", name, err)
 		}
@@ -181,22 +191,25 @@ func (l *Ledger) AcquireLease(ctx context.Context, name, holder string, now time
 	return ledger.Lease{}, fmt.Errorf("acquiring lease %s for %s: it kept changing under %d attempts", name, holder, acquireAttempts)
 }
 
-// ReleaseLease implements ledger.Ledger. The item stays with an empty
+// ReleaseLease implements ledger.Store. The item stays with an empty
 // holder so that the next holder's token is still larger; a lease taken
 // over since (or never held) fails the condition, which is not an error.
-func (l *Ledger) ReleaseLease(ctx context.Context, lease ledger.Lease) error {
+func (s *Store) ReleaseLease(ctx context.Context, lease ledger.Lease) error {
 	zero, _ := timeNum(time.Time{})
-	_, err := l.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(l.table),
-		Key:                      key(kindLease, lease.Name),
-		UpdateExpression:         aws.String("SET #holder = :free, #expires_ns = :zero"),
-		ConditionExpression:      aws.String("#holder = :holder AND #token = :token AND #holder <> :free"),
-		ExpressionAttributeNames: names(attrHolder, attrExpiresNS, attrToken),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":holder": str(lease.Holder), ":token": num(lease.Token), ":free": str(""), ":zero": zero,
-		},
+	err := s.write(nil, func(opt func(*dynamodb.Options)) error {
+		_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                aws.String(s.table),
+			Key:                      key(kindLease, lease.Name),
+			UpdateExpression:         aws.String("SET #holder = :free, #expires_ns = :zero"),
+			ConditionExpression:      aws.String("#holder = :holder AND #token = :token AND #holder <> :free"),
+			ExpressionAttributeNames: names(attrHolder, attrExpiresNS, attrToken),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":holder": str(lease.Holder), ":token": num(lease.Token), ":free": str(""), ":zero": zero,
+			},
+		}, opt)
+		return err
 	})
-	if err := translate(err, l.table, nil); err != nil && !errors.Is(err, errCondition) {
+	if err != nil && !errors.Is(err, errCondition) {
 		return fmt.Errorf("releasing lease %s: %w", lease.Name, err)
 	}
 	return nil

@@ -1,5 +1,5 @@
 package dynamodb
 
-// SetPageLimit caps l's Query pages at n items, so that tests page through
+// SetPageLimit caps s's Query pages at n items, so that tests page through
 // a partition with a handful of records.
-func SetPageLimit(l *Ledger, n int32) { l.pageLimit = n }
+func SetPageLimit(s *Store, n int32) { s.pageLimit = n }

@@ -1,12 +1,10 @@
 package dynamodb
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,249 +14,208 @@ import (
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
-// migrationItem encodes m as stored at version: the body carries the new
-// version too, so that it always agrees with the attribute. The queried
-// fields are copied out of the body so filters can see them.
-func migrationItem(m *ledger.Migration, version int64) (map[string]types.AttributeValue, error) {
-	c := *m
-	c.Version = version
-	body, err := json.Marshal(&c)
-	if err != nil {
-		return nil, fmt.Errorf("encoding: %w", err)
-	}
-	item := key(kindMigration, m.ID)
-	item[attrVersion] = num(version)
-	item[attrBody] = str(string(body))
-	item[attrDatabase] = str(m.Database)
-	item[attrInstance] = str(m.Instance)
-	item[attrTerminal] = &types.AttributeValueMemberBOOL{Value: m.State.Terminal()}
-	return item, nil
+// reservedPartitions are the pk values this package keeps for itself: a
+// kind of that name would share their partition.
+var reservedPartitions = map[string]bool{kindEvent: true, kindLease: true, kindMeta: true}
+
+// reservedAttrs are the attributes of a record item that an indexed key
+// must not be named after. expires_at would also let TTL delete the record.
+var reservedAttrs = map[string]bool{
+	attrPK: true, attrSK: true, attrVersion: true, attrBody: true, attrTerminal: true, attrTTL: true,
 }
 
-func databaseItem(d *ledger.Database, version int64) (map[string]types.AttributeValue, error) {
-	c := *d
-	c.Version = version
-	body, err := json.Marshal(&c)
-	if err != nil {
-		return nil, fmt.Errorf("encoding: %w", err)
+// checkKind refuses a kind whose name or keys would collide with this
+// package's own partitions and attributes.
+func checkKind(k *ledger.Kind) error {
+	if k == nil || k.Name == "" {
+		return errors.New("record without a kind")
 	}
-	item := key(kindDatabase, d.ID)
-	item[attrVersion] = num(version)
-	item[attrBody] = str(string(body))
-	return item, nil
+	if reservedPartitions[k.Name] {
+		return fmt.Errorf("kind name %q is reserved by the dynamodb ledger", k.Name)
+	}
+	for _, name := range k.Keys {
+		if name == "" || reservedAttrs[name] {
+			return fmt.Errorf("%s records cannot have an indexed key named %q in the dynamodb ledger", k.Name, name)
+		}
+	}
+	return nil
 }
 
-// decodeRecord fills v (a *ledger.Migration, *ledger.Database or
-// *ledger.Update) from an item and returns the item's version, which wins
-// over the body's.
-func decodeRecord(item map[string]types.AttributeValue, v any) (int64, error) {
+// recordItem encodes r as stored at version. Every declared key is stored,
+// "" when unset, and terminal always: older handovers filter on both.
+func recordItem(r ledger.Record, version int64) map[string]types.AttributeValue {
+	item := key(r.Kind.Name, r.ID)
+	item[attrVersion] = num(version)
+	item[attrBody] = str(string(r.Body))
+	for i, name := range r.Kind.Keys {
+		item[name] = str(r.KeyValue(i))
+	}
+	item[attrTerminal] = &types.AttributeValueMemberBOOL{Value: r.Done}
+	return item
+}
+
+// decodeItem reads the item of kind with sort key id. A missing key
+// attribute reads as "" (a key appended to the kind after the item was
+// written), a missing terminal as not done (database items written before
+// terminal was stored on every kind); any other missing or mistyped
+// attribute is corruption, never a reason to guess.
+func decodeItem(kind *ledger.Kind, id string, item map[string]types.AttributeValue) (ledger.Record, error) {
 	version, err := getInt(item, attrVersion)
 	if err != nil {
-		return 0, err
+		return ledger.Record{}, err
 	}
 	body, err := getS(item, attrBody)
 	if err != nil {
-		return 0, err
+		return ledger.Record{}, err
 	}
-	if err := json.Unmarshal([]byte(body), v); err != nil {
-		return 0, fmt.Errorf("decoding stored record: %w", err)
+	r := ledger.Record{Kind: kind, ID: id, Version: version, Body: []byte(body)}
+	if len(kind.Keys) > 0 {
+		r.Keys = make([]string, len(kind.Keys))
 	}
-	return version, nil
+	for i, name := range kind.Keys {
+		if _, ok := item[name]; !ok {
+			continue
+		}
+		if r.Keys[i], err = getS(item, name); err != nil {
+			return ledger.Record{}, err
+		}
+	}
+	if v, ok := item[attrTerminal]; ok {
+		b, ok := v.(*types.AttributeValueMemberBOOL)
+		if !ok {
+			return ledger.Record{}, fmt.Errorf("stored item has no boolean attribute %s", attrTerminal)
+		}
+		r.Done = b.Value
+	}
+	return r, nil
 }
 
-func decodeMigration(item map[string]types.AttributeValue) (*ledger.Migration, error) {
-	m := new(ledger.Migration)
-	v, err := decodeRecord(item, m)
-	if err != nil {
-		return nil, err
+// Create implements ledger.Store.
+func (s *Store) Create(ctx context.Context, r ledger.Record) error {
+	if err := ledger.CheckRecord(r); err != nil {
+		return err
 	}
-	m.Version = v
-	return m, nil
-}
-
-func decodeDatabase(item map[string]types.AttributeValue) (*ledger.Database, error) {
-	d := new(ledger.Database)
-	v, err := decodeRecord(item, d)
-	if err != nil {
-		return nil, err
+	if err := checkKind(r.Kind); err != nil {
+		return err
 	}
-	d.Version = v
-	return d, nil
-}
-
-// create writes item only if no item has its key; onExists is what a
-// present one means to the caller.
-func (l *Ledger) create(ctx context.Context, item map[string]types.AttributeValue, onExists error) error {
-	_, err := l.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                aws.String(l.table),
-		Item:                     item,
-		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
-		ExpressionAttributeNames: names(attrPK),
+	item := recordItem(r, 1)
+	return s.write(ledger.ErrExists, func(opt func(*dynamodb.Options)) error {
+		_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                aws.String(s.table),
+			Item:                     item,
+			ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
+			ExpressionAttributeNames: names(attrPK),
+		}, opt)
+		return err
 	})
-	return translate(err, l.table, onExists)
 }
 
-// replace writes item only if the stored one is at version; otherwise it
-// tells ErrNotFound from ErrConflict with a second read. Records are never
+// Get implements ledger.Store.
+func (s *Store) Get(ctx context.Context, kind *ledger.Kind, id string) (ledger.Record, error) {
+	if err := checkKind(kind); err != nil {
+		return ledger.Record{}, err
+	}
+	if id == "" {
+		// DynamoDB refuses an empty sort key; no record has one.
+		return ledger.Record{}, ledger.ErrNotFound
+	}
+	item, err := s.getItem(ctx, kind.Name, id)
+	if err != nil {
+		return ledger.Record{}, err
+	}
+	if item == nil {
+		return ledger.Record{}, ledger.ErrNotFound
+	}
+	return decodeItem(kind, id, item)
+}
+
+// Swap implements ledger.Store. When the condition fails, a second,
+// consistent read tells ErrNotFound from a conflict. Records are never
 // deleted, so an item present now was present when the write was refused.
-func (l *Ledger) replace(ctx context.Context, kind, id string, item map[string]types.AttributeValue, version int64) error {
-	_, err := l.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 aws.String(l.table),
-		Item:                      item,
-		ConditionExpression:       aws.String("#version = :v"),
-		ExpressionAttributeNames:  names(attrVersion),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(version)},
+// r.SameKeys is of no use here: the put replaces the whole item, and there
+// is no index to spare.
+func (s *Store) Swap(ctx context.Context, r ledger.Record) error {
+	if err := ledger.CheckRecord(r); err != nil {
+		return err
+	}
+	if err := checkKind(r.Kind); err != nil {
+		return err
+	}
+	item := recordItem(r, r.Version+1)
+	err := s.write(nil, func(opt func(*dynamodb.Options)) error {
+		_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                 aws.String(s.table),
+			Item:                      item,
+			ConditionExpression:       aws.String("#version = :v"),
+			ExpressionAttributeNames:  names(attrVersion),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(r.Version)},
+		}, opt)
+		return err
 	})
-	err = translate(err, l.table, nil)
 	if !errors.Is(err, errCondition) {
 		return err
 	}
-	stored, err := l.getItem(ctx, kind, id, attrVersion)
+	stored, err := s.getItem(ctx, r.Kind.Name, r.ID, attrVersion)
 	switch {
 	case err != nil:
-		return fmt.Errorf("checking why the update failed: %w", err)
+		return fmt.Errorf("checking why the write was refused: %w", err)
 	case stored == nil:
 		return ledger.ErrNotFound
 	}
 	have, err := getInt(stored, attrVersion)
 	if err != nil {
-		return fmt.Errorf("checking why the update failed: %w", err)
+		return fmt.Errorf("checking why the write was refused: %w", err)
 	}
-	return fmt.Errorf("at version %d (stored %d): %w", version, have, ledger.ErrConflict)
+	return &ledger.ConflictError{Kind: r.Kind.Name, ID: r.ID, Version: r.Version, Stored: have}
 }
 
-// CreateMigration implements ledger.Ledger.
-func (l *Ledger) CreateMigration(ctx context.Context, m *ledger.Migration) error {
-	item, err := migrationItem(m, 1)
+// List implements ledger.Store: one Query on the kind's partition, filtered
+// in DynamoDB. DynamoDB orders string sort keys by their UTF-8 bytes, which
+// is Go's string order, so the Query's order is the contract's.
+func (s *Store) List(ctx context.Context, kind *ledger.Kind, f ledger.Filter) ([]ledger.Record, error) {
+	if err := checkKind(kind); err != nil {
+		return nil, err
+	}
+	k, err := ledger.CheckFilter(kind, f)
 	if err != nil {
-		return fmt.Errorf("creating migration %s: %w", m.ID, err)
+		return nil, err
 	}
-	if err := l.create(ctx, item, ledger.ErrExists); err != nil {
-		return fmt.Errorf("creating migration %s: %w", m.ID, err)
-	}
-	m.Version = 1
-	return nil
-}
-
-// GetMigration implements ledger.Ledger.
-func (l *Ledger) GetMigration(ctx context.Context, id string) (*ledger.Migration, error) {
-	item, err := l.getItem(ctx, kindMigration, id)
-	if err == nil && item == nil {
-		err = ledger.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("getting migration %s: %w", id, err)
-	}
-	m, err := decodeMigration(item)
-	if err != nil {
-		return nil, fmt.Errorf("getting migration %s: %w", id, err)
-	}
-	return m, nil
-}
-
-// SaveMigration implements ledger.Ledger.
-func (l *Ledger) SaveMigration(ctx context.Context, m *ledger.Migration) error {
-	next := m.Version + 1
-	item, err := migrationItem(m, next)
-	if err != nil {
-		return fmt.Errorf("updating migration %s: %w", m.ID, err)
-	}
-	if err := l.replace(ctx, kindMigration, m.ID, item, m.Version); err != nil {
-		return fmt.Errorf("updating migration %s: %w", m.ID, err)
-	}
-	m.Version = next
-	return nil
-}
-
-// ListMigrations implements ledger.Ledger.
-func (l *Ledger) ListMigrations(ctx context.Context, q ledger.MigrationQuery) ([]*ledger.Migration, error) {
 	var conds []string
-	attrNames := names(attrVersion, attrBody)
+	attrNames := map[string]string{}
 	values := map[string]types.AttributeValue{}
-	if q.Unfinished {
-		conds = append(conds, "#terminal = :false")
-		attrNames["#"+attrTerminal] = attrTerminal
+	if f.Unfinished {
+		conds = append(conds, "(attribute_not_exists(#terminal) OR #terminal = :false)")
+		attrNames["#terminal"] = attrTerminal
 		values[":false"] = &types.AttributeValueMemberBOOL{Value: false}
 	}
-	if q.Database != "" {
-		conds = append(conds, "#database = :database")
-		attrNames["#"+attrDatabase] = attrDatabase
-		values[":database"] = str(q.Database)
+	if k >= 0 {
+		// Positional placeholders: a key's name need not be a valid one.
+		ph := "#k" + strconv.Itoa(k)
+		attrNames[ph] = kind.Keys[k]
+		values[":value"] = str(f.Value)
+		cond := ph + " = :value"
+		if f.Value == "" {
+			// An item written before the key was declared has no attribute,
+			// and its value is "".
+			cond = "(attribute_not_exists(" + ph + ") OR " + cond + ")"
+		}
+		conds = append(conds, cond)
 	}
-	if q.Instance != "" {
-		conds = append(conds, "#instance = :instance")
-		attrNames["#"+attrInstance] = attrInstance
-		values[":instance"] = str(q.Instance)
-	}
-	items, err := l.query(ctx, kindMigration, strings.Join(conds, " AND "), attrNames, values, "#version, #body")
+	items, err := s.query(ctx, kind.Name, strings.Join(conds, " AND "), attrNames, values, "")
 	if err != nil {
-		return nil, fmt.Errorf("listing migrations: %w", err)
+		return nil, err
 	}
-	out := make([]*ledger.Migration, 0, len(items))
+	out := make([]ledger.Record, 0, len(items))
 	for _, item := range items {
-		m, err := decodeMigration(item)
+		id, err := getS(item, attrSK)
 		if err != nil {
-			return nil, fmt.Errorf("listing migrations: %w", err)
+			return nil, err
 		}
-		out = append(out, m)
-	}
-	// The partition is in id order; the contract is creation order.
-	slices.SortFunc(out, func(a, b *ledger.Migration) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
-	})
-	return out, nil
-}
-
-// GetDatabase implements ledger.Ledger.
-func (l *Ledger) GetDatabase(ctx context.Context, id string) (*ledger.Database, error) {
-	item, err := l.getItem(ctx, kindDatabase, id)
-	if err == nil && item == nil {
-		err = ledger.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("getting database %s: %w", id, err)
-	}
-	d, err := decodeDatabase(item)
-	if err != nil {
-		return nil, fmt.Errorf("getting database %s: %w", id, err)
-	}
-	return d, nil
-}
-
-// SaveDatabase implements ledger.Ledger.
-func (l *Ledger) SaveDatabase(ctx context.Context, d *ledger.Database) error {
-	next := d.Version + 1
-	item, err := databaseItem(d, next)
-	if err != nil {
-		return fmt.Errorf("putting database %s: %w", d.ID, err)
-	}
-	if d.Version == 0 {
-		// A lost race to create is a lost compare-and-set from version 0.
-		if err := l.create(ctx, item, ledger.ErrConflict); err != nil {
-			return fmt.Errorf("creating database %s: %w", d.ID, err)
-		}
-	} else if err := l.replace(ctx, kindDatabase, d.ID, item, d.Version); err != nil {
-		return fmt.Errorf("updating database %s: %w", d.ID, err)
-	}
-	d.Version = next
-	return nil
-}
-
-// ListDatabases implements ledger.Ledger. DynamoDB orders string sort keys
-// by their UTF-8 bytes, which is Go's string order, so the Query's order is
-// the contract's.
-func (l *Ledger) ListDatabases(ctx context.Context) ([]*ledger.Database, error) {
-	items, err := l.query(ctx, kindDatabase, "", names(attrVersion, attrBody), nil, "#version, #body")
-	if err != nil {
-		return nil, fmt.Errorf("listing databases: %w", err)
-	}
-	out := make([]*ledger.Database, 0, len(items))
-	for _, item := range items {
-		d, err := decodeDatabase(item)
+		r, err := decodeItem(kind, id, item)
 		if err != nil {
-			return nil, fmt.Errorf("listing databases: %w", err)
+			return nil, fmt.Errorf("%s %s: %w", kind.Name, id, err)
 		}
-		out = append(out, d)
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -12,8 +12,10 @@ type TableDescriber interface {
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 }
 
-// API is the subset of *dynamodb.Client that the Ledger calls: the only
-// permissions a controller's role needs on the table.
+// API is the subset of *dynamodb.Client that Open and the Store call: the
+// only permissions a controller's role needs on the table. An
+// implementation that wraps a client must pass opts on: the Store watches
+// the SDK's retries of a write through them (see Store.write).
 type API interface {
 	TableDescriber
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
