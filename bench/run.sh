@@ -4,8 +4,10 @@
 # its runs and its checks against the targets of the benchmarks issue, with
 # the hand-written bench/ANALYSIS.md of the targets missed.
 #
-#   bench/run.sh           full runs (medians of 5; about 8 minutes)
-#   bench/run.sh --quick   one run of each, fewer variants (under a minute)
+#   bench/run.sh           full runs (medians of 5; about 30 minutes)
+#   bench/run.sh --quick   one run of each, fewer variants (a few minutes)
+#   bench/run.sh --item N  only item N (1-5), full; its section and checks
+#                          replace those in the RESULTS.md already there
 #
 # A benchmark that fails is recorded as failed and the others still run;
 # the script exits non-zero at the end if any did. Missed targets are
@@ -16,18 +18,38 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=full
-case "${1:-}" in
-"") ;;
---quick) mode=quick ;;
--h | --help)
-	sed -n '2,14p' "$0"
-	exit 0
-	;;
-*)
-	echo "bench/run.sh: unknown argument '$1': want --quick or nothing" >&2
+item=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) mode=quick ;;
+	--item)
+		item=${2:-}
+		case "$item" in
+		[1-5]) ;;
+		*)
+			echo "bench/run.sh: --item wants an item number from 1 to 5, got '$item'" >&2
+			exit 2
+			;;
+		esac
+		shift
+		;;
+	-h | --help)
+		sed -n '2,16p' "$0"
+		exit 0
+		;;
+	*)
+		echo "bench/run.sh: unknown argument '$1': want --quick, --item N or nothing" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+if [ -n "$item" ] && [ "$mode" = quick ]; then
+	echo "bench/run.sh: --item runs an item in full; it does not combine with --quick" >&2
 	exit 2
-	;;
-esac
+fi
+# want N: item N is to run.
+want() { [ -z "$item" ] || [ "$item" = "$1" ]; }
 
 # Tests in bench/ that take long run only with this set.
 export HANDOVER_BENCH=1
@@ -132,6 +154,7 @@ go build -o "$work/bin/handover" ./cmd/handover
 go build -o "$work/bin/kvstore" ./examples/kvstore
 
 # ---- item 1: write pause ----
+if want 1; then
 if [ "$mode" = full ]; then
 	cmd="go run ./bench/writepause --bin $work/bin --sizes 256MiB,1GiB,4GiB${HANDOVER_BENCH_10GIB:+,10GiB} --runs 5"
 else
@@ -140,8 +163,10 @@ fi
 section "1. Write pause during a handover" \
 	"The longest gap between two acknowledged writes of a client writing through the load balancer while the instance is replaced (update scenario), with 1 % of the state changed since the pre-copy; next to handover without the pre-copy, and the baseline a user would script: fence, copy the whole state directory (cp -a) or rsync it onto a copy made before the change, start the service on the copy (its pause measured from the fence to the copy answering /healthz, no load balancer in the way). Medians of the runs. Target: the pre-copy pause flat as the size grows, and at 4 GiB at least 20× shorter than the baseline. HANDOVER_BENCH_10GIB=1 adds 10 GiB." \
 	"$cmd"
+fi
 
 # ---- item 2: reads during handovers ----
+if want 2; then
 if [ "$mode" = full ]; then
 	cmd="go run ./bench/reads --bin $work/bin --rate 600 --reads 50000 --handovers 5"
 else
@@ -150,8 +175,10 @@ fi
 section "2. Reads during handovers" \
 	"A steady offered load of 600 reads/s of 1 KiB keys (checked byte for byte) through the load balancer, plus the demo's own traffic, across repeated updates; each read is counted during a handover (from the update's start to the old instance leaving) or outside one. Target: 0 failed reads out of at least 50,000, with p50/p99 latency during a handover next to the same figures without one." \
 	"$cmd"
+fi
 
 # ---- item 3: snapshots ----
+if want 3; then
 if [ "$mode" = full ]; then
 	snapmib=1024
 	cmd="bench/snapshots/run.sh $snapmib 5"
@@ -165,8 +192,10 @@ section "3. Snapshots" \
 	-ratio "full snapshot vs cp -a + sync;SnapshotFull/size=${snapmib}MiB;CpA/size=${snapmib}MiB/sync;ns/op;<=;1.25" \
 	-ratio "restore vs cp -a + sync;RestoreFull/size=${snapmib}MiB;CpA/size=${snapmib}MiB/sync;ns/op;<=;1.25" \
 	-ratio "incremental vs rsync;Incremental1Pct/size=${snapmib}MiB;RsyncOneBehind/size=${snapmib}MiB/plain;ns/op;<=;0.5"
+fi
 
 # ---- item 4: controller event throughput ----
+if want 4; then
 if [ "$mode" = full ]; then
 	cmd="go test -run '^\$' -bench 'BenchmarkEvents|BenchmarkFsync' -benchtime 2000x -count 5 -timeout 90m ./bench/controller"
 else
@@ -179,8 +208,10 @@ section "4. Controller event throughput" \
 	-ratio 'PostgreSQL, 4 controllers vs 1;Events/inflight=100/ledger=postgres/controllers=4;Events/inflight=100/ledger=postgres/controllers=1;events/s;>=;3' \
 	-ratio 'PostgreSQL, 2 controllers vs 1;Events/inflight=100/ledger=postgres/controllers=2;Events/inflight=100/ledger=postgres/controllers=1;events/s;info;0' \
 	-ratio 'SQLite vs the memory ceiling;Events/inflight=100/ledger=sqlite/controllers=1;Events/inflight=100/ledger=memory/controllers=1;events/s;info;0'
+fi
 
 # ---- item 5: fleet pacing ----
+if want 5; then
 fleet=(buckets=default/account=alone/step-timeout=10m buckets=default/account=shared/step-timeout=10m
 	buckets=default/account=alone/step-timeout=1h buckets=raised-autoscaling/account=alone/step-timeout=1h
 	buckets=raised-autoscaling/account=shared/step-timeout=1h)
@@ -206,8 +237,38 @@ fi
 section "5. Fleet pacing: the assertion" \
 	"The 1,000-handover runs (in --quick mode, the production-default one only) as a test that fails on any migration that did not commit or ever rolled back." \
 	"$cmd"
+fi
 
 # ---- RESULTS.md ----
+if [ -n "$item" ]; then
+	if [ ! -f "$out" ]; then
+		echo "bench/run.sh: --item $item rewrites one item of $out, which is missing: run bench/run.sh first" >&2
+		exit 2
+	fi
+	# Splice: this item's sections (from "## N." up to the next "## "),
+	# its checks block (from "**N." up to the next "**") and the analysis
+	# (bench/ANALYSIS.md again) replace the old ones; the rest of the file
+	# stays as it was.
+	awk -v n="$item" -v body="$body" -v checks="$checks" -v note="Item $item rewritten by \`bench/run.sh --item $item\` on $(date -u '+%Y-%m-%d %H:%M UTC') at commit $rev." '
+		function dump(f,   line) { while ((getline line < f) > 0) print line; close(f) }
+		/^Written by / && !noted { print; print ""; print note; noted = 1; next }
+		/^Item [0-9] rewritten by / && index($0, "Item " n " ") == 1 { getline; next }
+		/^## / {
+			if (skip) skip = 0
+			if (index($0, "## " n ".") == 1) { if (!done) { dump(body); done = 1 }; skip = 1; next }
+			if ($0 == "## Analysis of the missed targets") { dump("bench/ANALYSIS.md"); print ""; skip = 1; next }
+		}
+		/^\*\*/ {
+			if (cskip) cskip = 0
+			if (index($0, "**" n ".") == 1) { dump(checks); cskip = 1; next }
+		}
+		skip || cskip { next }
+		{ print }
+	' "$out" >"$work/spliced.md"
+	mv "$work/spliced.md" "$out"
+	echo "rewrote item $item of $out" >&2
+	exit "$failed"
+fi
 {
 	echo "# Benchmark results"
 	echo
