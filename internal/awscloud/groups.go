@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -76,7 +77,7 @@ func (g *Groups) DescribeGroup(ctx context.Context, name string) (update.Group, 
 		grp := update.Group{
 			Name: name, Min: aws.ToInt32(a.MinSize), Max: aws.ToInt32(a.MaxSize), Desired: aws.ToInt32(a.DesiredCapacity),
 			Zones: a.AvailabilityZones, Subnets: aws.ToString(a.VPCZoneIdentifier), TargetGroups: a.TargetGroupARNs,
-			HealthCheckType: aws.ToString(a.HealthCheckType), HealthCheckGrace: aws.ToInt32(a.HealthCheckGracePeriod),
+			HealthCheckType: aws.ToString(a.HealthCheckType), HealthCheckGrace: seconds(a.HealthCheckGracePeriod),
 			MaintenanceMin: -1, MaintenanceMax: -1,
 		}
 		if lt := a.LaunchTemplate; lt != nil {
@@ -118,12 +119,16 @@ func (g *Groups) Hooks(ctx context.Context, group string) ([]update.Hook, error)
 	for _, h := range out.LifecycleHooks {
 		hooks = append(hooks, update.Hook{
 			Name: aws.ToString(h.LifecycleHookName), Transition: aws.ToString(h.LifecycleTransition),
-			HeartbeatTimeout: aws.ToInt32(h.HeartbeatTimeout), DefaultResult: aws.ToString(h.DefaultResult),
+			HeartbeatTimeout: seconds(h.HeartbeatTimeout), DefaultResult: aws.ToString(h.DefaultResult),
 			Metadata: aws.ToString(h.NotificationMetadata),
 		})
 	}
 	return hooks, nil
 }
+
+// inSeconds is the inverse of seconds: the whole seconds the Auto Scaling
+// API takes.
+func inSeconds(d time.Duration) *int32 { return aws.Int32(int32(d / time.Second)) }
 
 func templateInput(t ledger.TemplateRef) (id, name *string) {
 	if t.ID != "" {
@@ -227,7 +232,7 @@ func (g *Groups) CreateGroup(ctx context.Context, n update.NewGroup) error {
 	}
 	if n.Like.HealthCheckType != "" {
 		in.HealthCheckType = aws.String(n.Like.HealthCheckType)
-		in.HealthCheckGracePeriod = aws.Int32(n.Like.HealthCheckGrace)
+		in.HealthCheckGracePeriod = inSeconds(n.Like.HealthCheckGrace)
 	}
 	if n.Like.MaintenanceMin >= 0 || n.Like.MaintenanceMax >= 0 {
 		in.InstanceMaintenancePolicy = &astypes.InstanceMaintenancePolicy{
@@ -237,7 +242,7 @@ func (g *Groups) CreateGroup(ctx context.Context, n update.NewGroup) error {
 	for _, h := range n.Hooks {
 		spec := astypes.LifecycleHookSpecification{LifecycleHookName: aws.String(h.Name), LifecycleTransition: aws.String(h.Transition)}
 		if h.HeartbeatTimeout > 0 {
-			spec.HeartbeatTimeout = aws.Int32(h.HeartbeatTimeout)
+			spec.HeartbeatTimeout = inSeconds(h.HeartbeatTimeout)
 		}
 		if h.DefaultResult != "" {
 			spec.DefaultResult = aws.String(h.DefaultResult)

@@ -190,7 +190,8 @@ func durStr(d time.Duration) string {
 
 func progressLine(u api.Update) string {
 	s := fmt.Sprintf("%s %s: %s", u.ID, u.State, u.Phase)
-	switch u.Phase {
+	phase, _ := update.ParsePhase(u.Phase) // a phase this build does not know gets no detail
+	switch phase {
 	case update.PhaseBatch, update.PhaseRollbackBatch, update.PhaseBake, update.PhasePause:
 		s += fmt.Sprintf(" %d/%d", u.Batch+1, len(u.Batches))
 	case update.PhaseSignals:
@@ -217,7 +218,7 @@ func printPlan(w io.Writer, p update.Plan) {
 		fmt.Fprintf(w, "new group: %s\n", p.NewGroup)
 	}
 	for i, s := range p.Steps {
-		label := s.Phase
+		label := s.Phase.String()
 		if s.Batch > 0 {
 			label = fmt.Sprintf("batch %d", s.Batch)
 		}

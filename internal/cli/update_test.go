@@ -85,11 +85,11 @@ func (f *scriptedUpdater) Start(ctx context.Context, req update.Request) (*ledge
 	}
 	f.Starts = append(f.Starts, req)
 	f.n++
-	u := &ledger.Update{ID: fmt.Sprintf("upd-%d", f.n), Group: req.Group, State: ledger.UpdateRunning, Phase: update.PhaseBatch,
+	u := &ledger.Update{ID: fmt.Sprintf("upd-%d", f.n), Group: req.Group, State: ledger.UpdateRunning, Phase: update.PhaseBatch.String(),
 		Spec:        ledger.UpdateSpec{Strategy: req.Strategy, Template: ledger.TemplateRef{Name: "lt", Version: "8"}, BatchSize: req.BatchSize},
 		OldTemplate: ledger.TemplateRef{Name: "lt", Version: "7"}, OldDesired: 2,
 		Batches: [][]string{{"i-old-1"}, {"i-old-2"}}, CreatedAt: scriptStart, UpdatedAt: scriptStart,
-		Timeline: []ledger.UpdateStep{{Phase: update.PhaseBatch, Start: scriptStart, Note: "batch 1: i-old-1"}}}
+		Timeline: []ledger.UpdateStep{{Phase: update.PhaseBatch.String(), Start: scriptStart, Note: "batch 1: i-old-1"}}}
 	if err := f.led.CreateUpdate(ctx, u); err != nil {
 		return nil, err
 	}
@@ -112,17 +112,17 @@ func (f *scriptedUpdater) Abort(ctx context.Context, id, why string) (*ledger.Up
 }
 
 // enter ends the current phase a minute after it began and starts the next.
-func (f *scriptedUpdater) enter(u *ledger.Update, phase, note string) {
+func (f *scriptedUpdater) enter(u *ledger.Update, phase update.Phase, note string) {
 	at := scriptStart.Add(time.Duration(len(u.Timeline)) * time.Minute)
 	if n := len(u.Timeline); n > 0 {
 		u.Timeline[n-1].End = at
 	}
-	u.Phase, u.UpdatedAt = phase, at
+	u.Phase, u.UpdatedAt = phase.String(), at
 	if phase == update.PhaseDone {
 		u.EndedAt = at
 		return
 	}
-	u.Timeline = append(u.Timeline, ledger.UpdateStep{Phase: phase, Start: at, Note: note})
+	u.Timeline = append(u.Timeline, ledger.UpdateStep{Phase: phase.String(), Start: at, Note: note})
 }
 
 // handover stores a committed migration that took 12s, caused by update.
@@ -161,17 +161,17 @@ func (f *scriptedUpdater) advance(ctx context.Context, u *ledger.Update) error {
 			u.State = ledger.UpdateFailed
 		}
 		f.enter(u, update.PhaseDone, "")
-	case u.Phase == update.PhaseBatch && u.Batch == 0:
+	case u.Phase == update.PhaseBatch.String() && u.Batch == 0:
 		f.enter(u, update.PhaseBake, "watching i-new-1")
 		return f.handover(ctx, u.ID+"-m1", u.ID, 0)
-	case u.Phase == update.PhaseBake:
+	case u.Phase == update.PhaseBake.String():
 		u.Batch = 1
 		f.enter(u, update.PhaseBatch, "batch 2: i-old-2")
-	case u.Phase == update.PhaseBatch && f.Fail:
+	case u.Phase == update.PhaseBatch.String() && f.Fail:
 		u.State, u.Error = ledger.UpdateRollingBack, "batch 2: handover of db-2 rolled back twice: the new version is not coming up"
 		f.enter(u, update.PhaseRollback, "putting i-old-1 back")
 		return f.handover(ctx, u.ID+"-r1", u.ID+"#rollback", 2)
-	case u.Phase == update.PhaseBatch:
+	case u.Phase == update.PhaseBatch.String():
 		u.State = ledger.UpdateSucceeded
 		f.enter(u, update.PhaseDone, "")
 		return f.handover(ctx, u.ID+"-m2", u.ID, 1)

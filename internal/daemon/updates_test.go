@@ -77,7 +77,7 @@ func (f *fakeUpdater) Start(ctx context.Context, req update.Request) (*ledger.Up
 	}
 	f.Starts = append(f.Starts, req)
 	f.n++
-	u := &ledger.Update{ID: fmt.Sprintf("upd-new-%d", f.n), Group: req.Group, State: ledger.UpdateRunning, Phase: update.PhaseBatch,
+	u := &ledger.Update{ID: fmt.Sprintf("upd-new-%d", f.n), Group: req.Group, State: ledger.UpdateRunning, Phase: update.PhaseBatch.String(),
 		Spec: ledger.UpdateSpec{Strategy: req.Strategy, BatchSize: req.BatchSize}, CreatedAt: f.now, UpdatedAt: f.now}
 	if err := f.led.CreateUpdate(ctx, u); err != nil {
 		return nil, err
@@ -117,7 +117,7 @@ func updatesServer(t *testing.T, token string) (*httptest.Server, *fakeUpdater) 
 	ctx := t.Context()
 	for _, u := range []*ledger.Update{
 		{ID: "upd-a", Group: "g", State: ledger.UpdateSucceeded, CreatedAt: updatesNow.Add(-3 * time.Hour)},
-		{ID: "upd-b", Group: "g", State: ledger.UpdateRunning, Phase: update.PhaseBatch, CreatedAt: updatesNow.Add(-2 * time.Hour)},
+		{ID: "upd-b", Group: "g", State: ledger.UpdateRunning, Phase: update.PhaseBatch.String(), CreatedAt: updatesNow.Add(-2 * time.Hour)},
 		{ID: "upd-c", Group: "h", State: ledger.UpdateFailed, Error: "batch 1 failed", CreatedAt: updatesNow.Add(-time.Hour)},
 	} {
 		if err := led.CreateUpdate(ctx, u); err != nil {

@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/handover-dev/handover/internal/lease"
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/pacing"
 )
-
-// maxTransitions bounds how many steps one Advance call takes, so a single
-// migration cannot starve the others.
-const maxTransitions = 16
 
 // outcome is what a step decided: move to next, or stay and look again
 // after wait.
@@ -48,42 +45,28 @@ func terminal(format string, args ...any) error {
 // Advance moves one migration forward as far as it can go without waiting.
 // It is safe to call at any time from any controller and goroutine; a
 // migration another controller holds the lease of, or another goroutine is
-// advancing, is left alone.
+// advancing, is left alone (lease.Keeper).
 func (c *Controller) Advance(ctx context.Context, id string) error {
-	if _, busy := c.advancing.LoadOrStore(id, true); busy {
-		return nil // another goroutine of this controller is at it
-	}
-	defer c.advancing.Delete(id)
-	lease, err := c.led.AcquireLease(ctx, "migration/"+id, c.cfg.Holder, c.clk.Now(), c.cfg.LeaseTTL)
-	if errors.Is(err, ledger.ErrLeaseHeld) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("taking the lease of migration %s: %w", id, err)
-	}
-	for i := 0; i < maxTransitions; i++ {
+	return c.leases.Advance(ctx, "migration/"+id, func(ctx context.Context) (lease.Next, error) {
 		m, err := c.led.GetMigration(ctx, id)
 		if err != nil {
-			return fmt.Errorf("reading migration %s: %w", id, err)
+			return lease.Wait, fmt.Errorf("reading migration %s: %w", id, err)
 		}
 		c.touching.put(m)
 		if m.State.Terminal() {
-			// Keep the lease otherwise: a controller that keeps working a
-			// waiting migration avoids two of them taking turns at it.
-			if err := c.led.ReleaseLease(ctx, lease); err != nil {
-				c.log.Warn("releasing lease", "migration-id", id, "err", err)
-			}
-			return nil
+			return lease.Done, nil
 		}
 		more, err := c.advanceOnce(ctx, m)
-		if errors.Is(err, errLostRace) {
-			continue
+		switch {
+		case errors.Is(err, errLostRace):
+			return lease.Again, nil
+		case err != nil:
+			return lease.Wait, err
+		case more:
+			return lease.Again, nil
 		}
-		if err != nil || !more {
-			return err
-		}
-	}
-	return nil
+		return lease.Wait, nil
+	})
 }
 
 // advanceOnce runs at most one step of m and stores its outcome. It reports

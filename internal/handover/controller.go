@@ -16,12 +16,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/handover-dev/handover/internal/clock"
 	"github.com/handover-dev/handover/internal/events"
 	"github.com/handover-dev/handover/internal/fence"
+	"github.com/handover-dev/handover/internal/lease"
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/pacing"
 )
@@ -110,11 +110,10 @@ type Controller struct {
 	clk   clock.Clock
 	log   *slog.Logger
 	obs   Observer
-	// advancing holds the ids of migrations being advanced in this
-	// process: the lease keeps other controllers out, but not a second
-	// goroutine of this one (same holder), which would repeat side effects.
-	advancing sync.Map
-	touching  *touchIndex
+	// leases takes the lease of each migration it advances and keeps out
+	// other goroutines of this process.
+	leases   *lease.Keeper
+	touching *touchIndex
 }
 
 // New returns a controller after validating cfg and deps.
@@ -134,7 +133,8 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	if d.Observer == nil {
 		d.Observer = noObserver{}
 	}
-	return &Controller{cfg: cfg, cloud: d.Cloud, svc: d.Service, led: d.Ledger, pacer: d.Pacer, clk: d.Clock, log: d.Logger, obs: d.Observer, touching: newTouchIndex()}, nil
+	return &Controller{cfg: cfg, cloud: d.Cloud, svc: d.Service, led: d.Ledger, pacer: d.Pacer, clk: d.Clock, log: d.Logger, obs: d.Observer,
+		leases: lease.New(d.Ledger, cfg.Holder, cfg.LeaseTTL, d.Clock, d.Logger), touching: newTouchIndex()}, nil
 }
 
 // PoisonError marks a message that can never be processed: it should go to

@@ -14,6 +14,7 @@ package update
 
 import (
 	"context"
+	"time"
 
 	"github.com/handover-dev/handover/internal/ledger"
 )
@@ -27,7 +28,8 @@ type Group struct {
 	Subnets           string // VPCZoneIdentifier
 	TargetGroups      []string
 	HealthCheckType   string
-	HealthCheckGrace  int32
+	// HealthCheckGrace is whole seconds on AWS.
+	HealthCheckGrace time.Duration
 	// MaintenanceMin/Max are the instance maintenance policy's percentages,
 	// -1 when the group has none.
 	MaintenanceMin, MaintenanceMax int32
@@ -57,9 +59,10 @@ func (m Member) InService() bool { return m.Lifecycle == "InService" && m.Health
 
 // Hook is a lifecycle hook to copy onto a new group.
 type Hook struct {
-	Name             string
-	Transition       string
-	HeartbeatTimeout int32
+	Name       string
+	Transition string
+	// HeartbeatTimeout is whole seconds from 30 s to 2 h on AWS.
+	HeartbeatTimeout time.Duration
 	DefaultResult    string
 	Metadata         string
 }
@@ -105,4 +108,31 @@ type Cloud interface {
 	// Signals returns the signal each instance of the group sent, by
 	// instance id (handover signal tags the instance).
 	Signals(ctx context.Context, group string) (map[string]string, error)
+}
+
+func member(g Group, id string) (Member, bool) {
+	for _, m := range g.Instances {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+func isLeaving(lifecycle string) bool {
+	return len(lifecycle) >= 9 && (lifecycle[:9] == "Terminati" || lifecycle[:6] == "Detach")
+}
+
+// inService counts the group's in-service, healthy instances, and those of
+// them on version.
+func inService(g Group, version string) (all, onVersion int) {
+	for _, m := range g.Instances {
+		if m.InService() {
+			all++
+			if m.Version == version {
+				onVersion++
+			}
+		}
+	}
+	return all, onVersion
 }

@@ -588,7 +588,7 @@ func (e *env) rollingWorld(n int) {
 	for i := range n {
 		g.Instances = append(g.Instances, Member{Zone: zones[i%len(zones)]})
 	}
-	e.cloud.addGroup(g, Hook{Name: "handover-launch", Transition: "autoscaling:EC2_INSTANCE_LAUNCHING", HeartbeatTimeout: 600, DefaultResult: "ABANDON", Metadata: `{"pool":"web"}`})
+	e.cloud.addGroup(g, Hook{Name: "handover-launch", Transition: "autoscaling:EC2_INSTANCE_LAUNCHING", HeartbeatTimeout: 10 * time.Minute, DefaultResult: "ABANDON", Metadata: `{"pool":"web"}`})
 	for i, m := range e.cloud.group(e.t, "web").Instances {
 		e.addDB(fmt.Sprintf("db-%d", i+1), m.ID, "web")
 	}
@@ -802,20 +802,22 @@ func (e *env) guardTerminate(group string) {
 	}
 }
 
-// phases lists an update's timeline phases.
-func phases(u *ledger.Update) []string {
-	var out []string
+// phases lists an update's timeline phases; a name that does not parse
+// shows as Phase(0).
+func phases(u *ledger.Update) []Phase {
+	var out []Phase
 	for _, s := range u.Timeline {
-		out = append(out, s.Phase)
+		p, _ := ParsePhase(s.Phase)
+		out = append(out, p)
 	}
 	return out
 }
 
 // samePhases compares timelines, ignoring an empty batch entry (one that
 // only found every batch done) before cleanup or restore.
-func samePhases(got, want []string) bool {
-	norm := func(l []string) []string {
-		var out []string
+func samePhases(got, want []Phase) bool {
+	norm := func(l []Phase) []Phase {
+		var out []Phase
 		for i, p := range l {
 			if (p == PhaseBatch || p == PhaseRollbackBatch) && i+1 < len(l) && (l[i+1] == PhaseCleanup || l[i+1] == PhaseRestore) {
 				continue
@@ -827,9 +829,9 @@ func samePhases(got, want []string) bool {
 	return slices.Equal(norm(got), norm(want))
 }
 
-func wantState(t *testing.T, u *ledger.Update, state ledger.UpdateState, phase string) {
+func wantState(t *testing.T, u *ledger.Update, state ledger.UpdateState, phase Phase) {
 	t.Helper()
-	if u.State != state || u.Phase != phase {
+	if u.State != state || u.Phase != phase.String() {
 		t.Fatalf("update is %s in phase %s, want %s in %s (error %q, timeline %v)", u.State, u.Phase, state, phase, u.Error, phases(u))
 	}
 }

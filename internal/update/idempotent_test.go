@@ -113,7 +113,7 @@ func TestAdvanceIdempotentReplaceAll(t *testing.T) {
 // create or delete anything twice.
 func TestAdvanceIdempotentRollbacks(t *testing.T) {
 	reSetTemplate := func(c string, u *ledger.Update) bool {
-		return u.Phase == PhaseRollback && c == "SetTemplate web 1"
+		return u.Phase == PhaseRollback.String() && c == "SetTemplate web 1"
 	}
 	t.Run("rolling", func(t *testing.T) {
 		e := newEnv(t)

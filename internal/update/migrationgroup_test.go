@@ -145,7 +145,7 @@ func TestMigrationGroupIgnoresStaleSignals(t *testing.T) {
 			}
 			u := e.start(migrationReq(Rolling))
 			u = e.advance(u.ID)
-			if u.Phase != PhaseMigrationGroup || u.MigrationInstance != "" {
+			if u.Phase != PhaseMigrationGroup.String() || u.MigrationInstance != "" {
 				t.Fatalf("regression: stepMigrationGroup took the stale SUCCESS of %s (not a new member) as the migrations' success: phase %s, migration instance %q", old, u.Phase, u.MigrationInstance)
 			}
 			news := e.cloud.converge(mg)

@@ -138,3 +138,12 @@ func (r *Runner) stepCutover(ctx context.Context, u *ledger.Update) (bool, error
 	r.enter(u, PhaseDeleteOld, fmt.Sprintf("%d database(s) on %s, %d instance(s) in service", moved, u.NewGroup, all))
 	return true, nil
 }
+
+// stepDeleteOld deletes the old group once the new one serves.
+func (r *Runner) stepDeleteOld(ctx context.Context, u *ledger.Update) (bool, error) {
+	if err := r.cloud.DeleteGroup(ctx, u.Group); err != nil {
+		return false, err
+	}
+	r.enter(u, PhaseCleanup, "deleted group "+u.Group+"; "+u.NewGroup+" serves")
+	return true, nil
+}

@@ -12,8 +12,8 @@ import (
 )
 
 var webHooks = []Hook{
-	{Name: "handover-launch", Transition: "autoscaling:EC2_INSTANCE_LAUNCHING", HeartbeatTimeout: 600, DefaultResult: "ABANDON", Metadata: `{"pool":"web"}`},
-	{Name: "handover-terminate", Transition: "autoscaling:EC2_INSTANCE_TERMINATING", HeartbeatTimeout: 300, DefaultResult: "CONTINUE"},
+	{Name: "handover-launch", Transition: "autoscaling:EC2_INSTANCE_LAUNCHING", HeartbeatTimeout: 10 * time.Minute, DefaultResult: "ABANDON", Metadata: `{"pool":"web"}`},
+	{Name: "handover-terminate", Transition: "autoscaling:EC2_INSTANCE_TERMINATING", HeartbeatTimeout: 5 * time.Minute, DefaultResult: "CONTINUE"},
 }
 
 // replaceAllWorld is group web, created with 2 instances and scaled out to
@@ -25,7 +25,7 @@ func (e *env) replaceAllWorld() {
 	tmpl.Version = "1"
 	e.cloud.addGroup(Group{
 		Name: "web", Template: tmpl, Min: 2, Max: 2, Desired: 2, Zones: []string{"za", "zb"}, Subnets: "subnet-a,subnet-b",
-		TargetGroups: []string{"arn:tg/web"}, HealthCheckType: "ELB", HealthCheckGrace: 60, MaintenanceMin: 100, MaintenanceMax: 150,
+		TargetGroups: []string{"arn:tg/web"}, HealthCheckType: "ELB", HealthCheckGrace: time.Minute, MaintenanceMin: 100, MaintenanceMax: 150,
 		Tags:      []Tag{{Key: "team", Value: "db", Propagate: true}},
 		Instances: []Member{{Zone: "za"}, {Zone: "zb"}},
 	}, webHooks...)
@@ -192,7 +192,7 @@ func TestReplaceAllSuccess(t *testing.T) {
 	if got := e.cloud.calls(); !reflect.DeepEqual(got, want) {
 		t.Errorf("calls %v, want %v", got, want)
 	}
-	if got, want := phases(u), []string{PhaseLaunch, PhaseSignals, PhaseCutover, PhaseDeleteOld, PhaseCleanup, PhaseDone}; !reflect.DeepEqual(got, want) {
+	if got, want := phases(u), []Phase{PhaseLaunch, PhaseSignals, PhaseCutover, PhaseDeleteOld, PhaseCleanup, PhaseDone}; !reflect.DeepEqual(got, want) {
 		t.Errorf("timeline %v, want %v", got, want)
 	}
 	for _, rep := range u.Replacements {

@@ -126,7 +126,7 @@ func TestRollingSuccess(t *testing.T) {
 	if got := e.cloud.calls(); !reflect.DeepEqual(got, wantCalls) {
 		t.Errorf("calls\n%v\nwant\n%v", got, wantCalls)
 	}
-	wantPhases := []string{PhaseBatch, PhaseBake, PhasePause, PhaseBatch, PhaseBake, PhasePause, PhaseBatch, PhaseBake, PhaseBatch, PhaseCleanup, PhaseDone}
+	wantPhases := []Phase{PhaseBatch, PhaseBake, PhasePause, PhaseBatch, PhaseBake, PhasePause, PhaseBatch, PhaseBake, PhaseBatch, PhaseCleanup, PhaseDone}
 	if got := phases(u); !samePhases(got, wantPhases) {
 		t.Errorf("timeline %v\nwant %v", got, wantPhases)
 	}
@@ -290,7 +290,7 @@ func TestRollingFailsAfterMaxAborts(t *testing.T) {
 		t.Errorf("databases moved: %v", h)
 	}
 	e.noMarks()
-	want := []string{PhaseBatch, PhaseRollback, PhaseRestore, PhaseDone}
+	want := []Phase{PhaseBatch, PhaseRollback, PhaseRestore, PhaseDone}
 	if got := phases(u); !samePhases(got, want) {
 		t.Errorf("timeline %v, want %v", got, want)
 	}

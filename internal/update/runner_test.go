@@ -1,10 +1,12 @@
 package update
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,32 +67,41 @@ func TestRequestValidate(t *testing.T) {
 	}
 }
 
-func TestNewConfig(t *testing.T) {
-	e := newEnv(t)
+func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(*Config)
-		ok     bool
+		want   []string // what the error says: the field and what it may be
+		wrong  int      // how many fields are wrong: one error line each
 	}{
-		{"defaults with a holder", func(*Config) {}, true},
-		{"no holder", func(c *Config) { c.Holder = "" }, false},
-		{"no lease ttl", func(c *Config) { c.LeaseTTL = 0 }, false},
-		{"no batch timeout", func(c *Config) { c.BatchTimeout = 0 }, false},
-		{"no poll", func(c *Config) { c.Poll = -time.Second }, false},
-		{"max aborts 0 is 1", func(c *Config) { c.MaxAborts = 0 }, true},
+		{"defaults with a holder", func(*Config) {}, nil, 0},
+		{"smallest valid", func(c *Config) { c.LeaseTTL, c.BatchTimeout, c.Poll, c.MaxAborts = 1, 1, 1, 1 }, nil, 0},
+		{"no holder", func(c *Config) { c.Holder = "" }, []string{"holder must not be empty"}, 1},
+		{"no lease ttl", func(c *Config) { c.LeaseTTL = 0 }, []string{"lease TTL must be positive, got 0s"}, 1},
+		{"negative batch timeout", func(c *Config) { c.BatchTimeout = -time.Minute }, []string{"batch timeout must be positive, got -1m0s"}, 1},
+		{"negative poll", func(c *Config) { c.Poll = -time.Second }, []string{"poll interval must be positive, got -1s"}, 1},
+		{"max aborts 0", func(c *Config) { c.MaxAborts = 0 }, []string{"max aborts must be at least 1", "got 0"}, 1},
+		{"every mistake at once", func(c *Config) { *c = Config{} }, []string{"holder", "lease TTL", "batch timeout", "poll interval", "max aborts"}, 5},
 	}
+	e := newEnv(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Holder = "ctl"
 			tc.change(&cfg)
-			r, err := New(cfg, e.led, e.cloud, e.clk, nil)
-			if tc.ok != (err == nil) {
-				t.Fatalf("New(%+v) error %v, want ok %v", cfg, err, tc.ok)
+			err := cfg.Validate()
+			_, newErr := New(cfg, e.led, e.cloud, e.clk, nil)
+			if tc.wrong == 0 {
+				if err != nil || newErr != nil {
+					t.Fatalf("Validate() = %v, New() = %v; want both nil", err, newErr)
+				}
+				return
 			}
-			if err == nil && r.cfg.MaxAborts < 1 {
-				t.Errorf("MaxAborts %d, want at least 1", r.cfg.MaxAborts)
+			errContains(t, err, tc.want...)
+			if n := len(strings.Split(err.Error(), "\n")); n != tc.wrong {
+				t.Errorf("%d error lines, want %d: %v", n, tc.wrong, err)
 			}
+			errContains(t, newErr, append([]string{"invalid update runner config"}, tc.want...)...)
 		})
 	}
 }
@@ -321,11 +332,11 @@ func TestPlanReplaceAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
+	var got []Phase
 	for _, s := range p.Steps {
 		got = append(got, s.Phase)
 	}
-	if want := []string{PhaseMigrationGroup, PhaseLaunch, PhaseCutover, PhaseDeleteOld, PhaseCleanup}; !reflect.DeepEqual(got, want) {
+	if want := []Phase{PhaseMigrationGroup, PhaseLaunch, PhaseCutover, PhaseDeleteOld, PhaseCleanup}; !reflect.DeepEqual(got, want) {
 		t.Errorf("steps %v, want %v", got, want)
 	}
 	if p.Capacity != 3 || !strings.Contains(p.Steps[1].WaitsFor, "3 SUCCESS signals") || len(p.Steps[1].Instances) != 3 || p.Steps[1].Instances[0].Database != "db-1" {
@@ -392,7 +403,7 @@ func TestStartRecords(t *testing.T) {
 	req := validRolling()
 	req.Bake, req.Pause, req.MinHealthyPercent = time.Minute, 2*time.Minute, 10
 	u := e.start(req)
-	if !strings.HasPrefix(u.ID, "upd-") || u.Group != "web" || u.State != ledger.UpdateRunning || u.Phase != PhaseBatch {
+	if !strings.HasPrefix(u.ID, "upd-") || u.Group != "web" || u.State != ledger.UpdateRunning || u.Phase != PhaseBatch.String() {
 		t.Errorf("update %+v", u)
 	}
 	if u.OldTemplate != (ledger.TemplateRef{ID: "lt-web", Name: "web", Version: "1"}) || u.OldMin != 2 || u.OldMax != 5 || u.OldDesired != 3 {
@@ -405,7 +416,7 @@ func TestStartRecords(t *testing.T) {
 	if !reflect.DeepEqual(u.Batches, [][]string{{"i-0001"}, {"i-0002"}, {"i-0003"}}) || u.NewGroup != "" {
 		t.Errorf("batches %v, new group %q", u.Batches, u.NewGroup)
 	}
-	if !u.CreatedAt.Equal(t0) || !u.BatchAt.Equal(t0) || len(u.Timeline) != 1 || u.Timeline[0].Phase != PhaseBatch {
+	if !u.CreatedAt.Equal(t0) || !u.BatchAt.Equal(t0) || len(u.Timeline) != 1 || u.Timeline[0].Phase != PhaseBatch.String() {
 		t.Errorf("times %v %v, timeline %+v", u.CreatedAt, u.BatchAt, u.Timeline)
 	}
 	if stored := e.upd(u.ID); !reflect.DeepEqual(stored, u) {
@@ -420,7 +431,7 @@ func TestStartReplaceAllNamesTheNewGroup(t *testing.T) {
 	e := newEnv(t)
 	e.rollingWorld(2)
 	u := e.start(Request{Group: "web", Strategy: ReplaceAll, BatchSize: 1, SignalTimeout: time.Minute})
-	if u.Phase != PhaseLaunch || u.NewGroup != "web-"+strings.TrimPrefix(u.ID, "upd-") || u.Batches != nil {
+	if u.Phase != PhaseLaunch.String() || u.NewGroup != "web-"+strings.TrimPrefix(u.ID, "upd-") || u.Batches != nil {
 		t.Errorf("phase %s, new group %q, batches %v", u.Phase, u.NewGroup, u.Batches)
 	}
 }
@@ -634,7 +645,7 @@ func TestAdvanceLease(t *testing.T) {
 	if err := other.Advance(e.ctx, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.upd(u.ID); got.Phase != PhaseBatch || got.Batch != 1 || e.cloud.count("Terminate") != 1 {
+	if got := e.upd(u.ID); got.Phase != PhaseBatch.String() || got.Batch != 1 || e.cloud.count("Terminate") != 1 {
 		t.Errorf("after the lease expired the other holder left the update in %s batch %d with %d terminates", got.Phase, got.Batch, e.cloud.count("Terminate"))
 	}
 	// Now the first one is locked out.
@@ -668,6 +679,41 @@ func TestAdvanceConcurrent(t *testing.T) {
 	}
 	if got := e.upd(u.ID); len(got.Replacements) != 1 {
 		t.Errorf("replacements %+v, want one", got.Replacements)
+	}
+}
+
+// leaseCounter counts AcquireLease calls, each a ledger write.
+type leaseCounter struct {
+	ledger.Ledger
+	n atomic.Int32
+}
+
+func (l *leaseCounter) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ledger.Lease, error) {
+	l.n.Add(1)
+	return l.Ledger.AcquireLease(ctx, name, holder, now, ttl)
+}
+
+// A waiting update is advanced on every poll, but its lease is written
+// only once half of LeaseTTL has gone.
+func TestAdvanceRenewsLeaseNearExpiry(t *testing.T) {
+	e := newEnv(t)
+	e.rollingWorld(3)
+	u := e.start(validRolling())
+	led := &leaseCounter{Ledger: e.led}
+	r, err := New(e.cfg, led, e.cloud, e.clk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := e.cfg.LeaseTTL / 8
+	for range 8 {
+		if err := r.Advance(e.ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Advance(step)
+	}
+	// Polls at 0, 1/8, …, 7/8 of the TTL: taken at 0, renewed at 1/2.
+	if n := led.n.Load(); n != 2 {
+		t.Errorf("%d AcquireLease calls over 8 polls in one TTL, want 2", n)
 	}
 }
 
