@@ -16,8 +16,8 @@ type Config struct {
 	// must use distinct holders.
 	Holder string
 	// LeaseTTL bounds how long a crashed controller keeps a migration from
-	// the others. A live controller renews the lease on every advance, so
-	// it can be short; it must be, since nobody heartbeats the migration's
+	// the others. A live controller renews the lease once half of it has
+	// run out (see package lease), so it can be short; it must be, since nobody heartbeats the migration's
 	// hook while a dead controller's lease runs (hooks may time out after
 	// as little as 30 s).
 	LeaseTTL time.Duration
