@@ -374,8 +374,19 @@ func TestTwoControllersOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) != 2 {
-		t.Errorf("%d migrations (want the first boot and the update): %+v", len(ms), ms)
+	// Reconcile may adopt the update's launch a moment before its event
+	// arrives (seen on a loaded machine): that adoption finds the instance
+	// already holding the volume the event's migration gave it, and does
+	// no work. It is not a second handover; anything else is.
+	var work []api.MigrationSummary
+	for _, m := range ms {
+		if m.Cause == "reconcile" && m.Source == m.Instance && m.State == "Committed" {
+			continue
+		}
+		work = append(work, m)
+	}
+	if len(work) != 2 {
+		t.Errorf("%d migrations doing work (want the first boot and the update): %+v", len(work), ms)
 	}
 	detail, err := e.API().Migration(ctx, r.MigrationID)
 	if err != nil {
