@@ -35,6 +35,9 @@ const (
 	// default Workers; one intake goroutine per controller hands them work,
 	// as the daemon's does.
 	workers = 4
+	// receiveBatch is the most messages one SQS receive returns, which the
+	// daemon's intake handles at once.
+	receiveBatch = 10
 )
 
 // benchConfig is the production config but for the poll interval. Here a
@@ -191,12 +194,30 @@ func (r *rig) drive(ctx context.Context, n int) error {
 				case <-ctx.Done():
 					return
 				case t := <-inbox[i]:
-					ids, err := ctl.HandleMessage(ctx, t.body)
-					if err != nil {
-						cancel(fmt.Errorf("tenant %s step %d: handling %s: %w", t.db, t.step, t.body, err))
-						return
+					// What one receive brings (up to 10 messages), handled
+					// at once, as the daemon's intake does.
+					batch := []*tenant{t}
+				more:
+					for len(batch) < receiveBatch {
+						select {
+						case t := <-inbox[i]:
+							batch = append(batch, t)
+						default:
+							break more
+						}
 					}
-					work[i] <- job{t, ids}
+					var bw sync.WaitGroup
+					for _, t := range batch {
+						bw.Go(func() {
+							ids, err := ctl.HandleMessage(ctx, t.body)
+							if err != nil {
+								cancel(fmt.Errorf("tenant %s step %d: handling %s: %w", t.db, t.step, t.body, err))
+								return
+							}
+							work[i] <- job{t, ids}
+						})
+					}
+					bw.Wait()
 				}
 			}
 		})
