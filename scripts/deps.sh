@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need that a fresh machine (Go, gcc, node/npm,
-# python3) lacks. Safe to run again: it only installs what is missing.
+# Installs what the tests and the benchmarks need that a fresh machine (Go,
+# gcc, node/npm, python3) lacks. Safe to run again: it only installs what
+# is missing.
 set -euo pipefail
 
 need_apt=()
@@ -15,6 +16,12 @@ fi
 # Debian's AWS CLI v2 is the independent client the local cloud is tested
 # with; it is called as /usr/bin/aws, since another aws may come first.
 [ -x /usr/bin/aws ] || need_apt+=(awscli)
+
+# The benchmarks (make bench, make bench-quick) measure handover against
+# the copies a user would script instead: rsync -a in bench/writepause and
+# bench/snapshots (cp, sync and sh are in every Debian). scripts/deps_test.go
+# checks that every program bench/ runs is either listed here or essential.
+command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -157,5 +157,10 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	if err := json.Unmarshal(body, into); err != nil {
 		return fmt.Errorf("decoding the answer to %s %s: %w", method, u.Path, err)
 	}
+	if ch, ok := into.(checked); ok {
+		if err := ch.check(); err != nil {
+			return fmt.Errorf("%s %s: %w (is %s a handover controller? check --api)", method, u.Path, err, c.base)
+		}
+	}
 	return nil
 }

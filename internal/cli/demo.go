@@ -113,6 +113,15 @@ func parseSize(s string) (int64, error) {
 
 func findKVStore(flag string) (string, error) {
 	if flag != "" {
+		// Checked here: a kvstore that cannot run shows up only minutes
+		// later, as instances that never get healthy.
+		fi, err := os.Stat(flag)
+		if err != nil {
+			return "", fmt.Errorf("--kvstore %s: %w: pass the kvstore program (`make build` puts it in bin/)", flag, err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return "", fmt.Errorf("--kvstore %s is not an executable file: pass the kvstore program (`make build` puts it in bin/)", flag)
+		}
 		return filepath.Abs(flag)
 	}
 	if self, err := os.Executable(); err == nil {
@@ -175,26 +184,46 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	if dir, err = filepath.Abs(dir); err != nil {
 		return err
 	}
-	if !f.keep {
-		defer os.RemoveAll(dir)
-	}
+	// The data directory goes unless --keep, or unless a controller died:
+	// its log is the one place that says why.
+	var exited *demo.ControllerExitedError
+	defer func() {
+		if !f.keep && exited == nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	p := newProgress(stderr)
 	defer p.done()
 
 	p.say("starting the local cloud and the controller")
 	env, err := demo.Start(ctx, demo.Options{DataDir: dir, HandoverBin: self, KVStoreBin: kv, NoPreCopy: f.noPreCopy})
+	if errors.As(err, &exited) {
+		return &exitError{code: 1, err: err}
+	}
 	if err != nil {
 		return err
 	}
 	defer env.Close()
+	// Every step below stops as soon as the controller is gone, rather
+	// than waiting out its timeout for an API that will never answer.
+	ctx, stop := env.WatchControllers(ctx)
+	defer stop()
+	// controllerGone turns an error caused by the controller's exit into
+	// one that says so.
+	controllerGone := func(err error) error {
+		if err == nil || !errors.As(context.Cause(ctx), &exited) {
+			return err
+		}
+		return fmt.Errorf("the controller exited in the middle of the demo: %w (the data directory %s is kept)", exited, dir)
+	}
 	keys := int((size + demo.ValueSize - 1) / demo.ValueSize)
 	if len(scenarios) > 0 {
 		p.say("creating the group: one kvstore instance behind a load balancer (first boot)")
 		if err := env.CreateGroup(ctx); err != nil {
-			return err
+			return exitOn(controllerGone(err))
 		}
 		if keys, err = env.Load(ctx, size, p.bytes); err != nil {
-			return err
+			return exitOn(controllerGone(err))
 		}
 		p.clearBar()
 	}
@@ -206,6 +235,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	}
 	for _, s := range scenarios {
 		res, err := env.Run(ctx, s, keys, func(msg string) { p.say("[" + s + "] " + msg) })
+		err = controllerGone(err)
 		if err != nil {
 			res.Problems = append(res.Problems, err.Error())
 			res.OK = false
@@ -225,6 +255,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 			break
 		}
 		res, err := env.RunUpdate(ctx, s, poolKeys, func(msg string) { p.say("[" + s + "] " + msg) })
+		err = controllerGone(err)
 		if err != nil {
 			res.Problems = append(res.Problems, err.Error())
 			res.OK = false
@@ -245,6 +276,9 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	} else {
 		printDemo(stdout, rep)
 	}
+	if exited != nil {
+		return &exitError{code: 1, err: fmt.Errorf("the controller exited in the middle of the demo: %w; the other logs are in %s", exited, dir)}
+	}
 	if !rep.OK {
 		hint := "rerun with --data-dir DIR --keep to keep the logs"
 		if f.keep {
@@ -253,6 +287,14 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		return &exitError{code: 1, err: fmt.Errorf("a scenario is not ok; %s", hint)}
 	}
 	return nil
+}
+
+// exitOn makes err, if any, exit 1: the demo ran and something failed.
+func exitOn(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: 1, err: err}
 }
 
 func printDemo(w io.Writer, rep DemoReport) {

@@ -197,7 +197,38 @@ type Controller struct {
 	APIAddr string
 	cmd     *exec.Cmd
 	done    chan struct{}
+	// waitErr is what Wait returned; read it only once done is closed.
+	waitErr error
 	LogPath string
+}
+
+// Exited returns a *ControllerExitedError once the process has exited,
+// and nil while it runs.
+func (c *Controller) Exited() error {
+	select {
+	case <-c.done:
+		return &ControllerExitedError{N: c.N, Status: c.waitErr, LogPath: c.LogPath}
+	default:
+		return nil
+	}
+}
+
+// ControllerExitedError says that a controller's process is gone, and
+// where its log is: the one place that says why.
+type ControllerExitedError struct {
+	N int
+	// Status is the process's exit (an *exec.ExitError, or nil for exit
+	// status 0).
+	Status  error
+	LogPath string
+}
+
+func (e *ControllerExitedError) Error() string {
+	how := "exit status 0"
+	if e.Status != nil {
+		how = e.Status.Error()
+	}
+	return fmt.Sprintf("controller %d exited (%s); read its log: %s", e.N, how, e.LogPath)
 }
 
 // StartController starts controller number n (its holder is "controller-n")
@@ -231,7 +262,7 @@ func (e *Env) StartController(ctx context.Context, n int) (*Controller, error) {
 		return nil, fmt.Errorf("starting controller %d: %w", n, err)
 	}
 	c := &Controller{N: n, APIAddr: addr, cmd: cmd, done: make(chan struct{}), LogPath: logPath}
-	go func() { _ = cmd.Wait(); logf.Close(); close(c.done) }()
+	go func() { c.waitErr = cmd.Wait(); logf.Close(); close(c.done) }()
 	c.API, _ = api.NewClient("http://"+addr, "", nil)
 	e.mu.Lock()
 	e.controllers = append(e.controllers, c)
@@ -243,7 +274,7 @@ func (e *Env) StartController(ctx context.Context, n int) (*Controller, error) {
 		}
 		select {
 		case <-c.done:
-			return nil, fmt.Errorf("controller %d exited at start; see %s", n, logPath)
+			return nil, fmt.Errorf("starting controller %d: %w", n, c.Exited())
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
@@ -270,18 +301,82 @@ func (c *Controller) Stop() {
 	}
 }
 
-// API returns the first running controller's API client.
+// API returns the first running controller's API client. When none runs,
+// it returns a client whose every call fails with the last controller's
+// *ControllerExitedError (errors.As finds it), never nil: a scenario that
+// polls the API then reports which controller died and where its log is,
+// and a test that restarts controllers just sees its poll fail once.
 func (e *Env) API() *api.Client {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, c := range e.controllers {
-		select {
-		case <-c.done:
-		default:
+		if c.Exited() == nil {
 			return c.API
 		}
 	}
-	return nil
+	return e.deadAPILocked()
+}
+
+// deadAPILocked is the client API returns when no controller runs.
+func (e *Env) deadAPILocked() *api.Client {
+	addr := "127.0.0.1:0"
+	if n := len(e.controllers); n > 0 {
+		addr = e.controllers[n-1].APIAddr
+	}
+	c, _ := api.NewClient("http://"+addr, "", &http.Client{Transport: failingTransport{e.goneLocked()}})
+	return c
+}
+
+// failingTransport answers every request with err.
+type failingTransport struct{ err error }
+
+func (t failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, t.err }
+
+// WatchControllers returns a child of ctx that is cancelled, with a
+// *ControllerExitedError as its cause, once no controller is running: a
+// caller blocked on the cloud or the API then stops at once, and
+// context.Cause says which controller died and where its log is.
+// Controllers started meanwhile keep it alive. `handover demo`, which
+// never restarts its controller, runs under it; the tests that kill and
+// restart controllers do not.
+func (e *Env) WatchControllers(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		for {
+			c, gone := e.firstRunning()
+			if c == nil {
+				cancel(gone)
+				return
+			}
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ctx, func() { cancel(context.Canceled) }
+}
+
+// firstRunning returns the first controller still running or, when none
+// is, the error that says so.
+func (e *Env) firstRunning() (*Controller, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.controllers {
+		if c.Exited() == nil {
+			return c, nil
+		}
+	}
+	return nil, e.goneLocked()
+}
+
+// goneLocked is why no controller answers: the last one's exit.
+func (e *Env) goneLocked() error {
+	if n := len(e.controllers); n > 0 {
+		return e.controllers[n-1].Exited()
+	}
+	return errors.New("no controller was started")
 }
 
 // Controllers lists the controllers started so far.
