@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
@@ -37,6 +38,7 @@ type controllerFlags struct {
 	groups                                                                   []string
 	servicePort                                                              int
 	noPreCopy                                                                bool
+	cutover                                                                  string
 	poll, advance, reconcile, sweep, sweepGrace, wait, stepTimeout, leaseTTL time.Duration
 }
 
@@ -58,6 +60,14 @@ working the same migration twice.
 
 It acts only on lifecycle hooks whose name starts with --hook-prefix, so other
 hooks on the same groups are left to their owners.
+
+At start it checks that AWS credentials resolve, that the queue exists and
+answers them (GetQueueAttributes: no message is taken), and that the queue's
+redrive policy names a dead-letter queue that exists (as does
+--dead-letter-queue-url, if given). If one does not, it exits with status 2
+and says what to fix. Throttling, server errors and network failures are not
+misconfigurations: they are logged and retried while reconcile and in-flight
+migrations go on. 'handover doctor' audits the rest of a deployment.
 
 HTTP API (--listen, loopback by default; any other address needs a bearer
 token from --api-token or HANDOVER_API_TOKEN):
@@ -107,24 +117,33 @@ come from the standard AWS environment, files or instance role.`,
 func registerEngineFlags(cmd *cobra.Command, f *controllerFlags) {
 	host, _ := os.Hostname()
 	fl := cmd.Flags()
-	fl.StringVar(&f.endpoint, "endpoint-url", envOr("HANDOVER_ENDPOINT_URL", ""), "AWS endpoint URL (the local cloud's address); empty for AWS")
-	fl.StringVar(&f.region, "region", envOr("HANDOVER_REGION", ""), "AWS region (default: the AWS environment's)")
-	fl.StringVar(&f.queueURL, "queue-url", envOr("HANDOVER_QUEUE_URL", ""), "URL of the SQS queue EventBridge delivers handover's events to (required)")
-	fl.StringVar(&f.dlqURL, "dead-letter-queue-url", envOr("HANDOVER_DEAD_LETTER_QUEUE_URL", ""), "queue for poison messages (default: the queue's redrive policy)")
-	fl.StringVar(&f.ledgerURL, "ledger", envOr("HANDOVER_LEDGER", "sqlite:handover.db"), "ledger URL: sqlite:///abs/path, sqlite:rel/path, postgres://…")
+	registerDeploymentFlags(cmd, f)
 	fl.StringVar(&f.holder, "holder", envOr("HANDOVER_HOLDER", host+"-"+strconv.Itoa(os.Getpid())), "this controller's name in leases; distinct per controller")
-	fl.StringVar(&f.hookPrefix, "hook-prefix", envOr("HANDOVER_HOOK_PREFIX", "handover"), "act only on lifecycle hooks whose name starts with this")
-	fl.StringSliceVar(&f.groups, "group", nil, "Auto Scaling group reconcile looks at, with its replace-all replacements <group>-… (repeatable; default: every group)")
 	fl.IntVar(&f.servicePort, "service-port", fence.DefaultPort, "port of the service's fence and health endpoints on each instance")
-	fl.StringVar(&f.fenceVia, "fence", envOr("HANDOVER_FENCE", "http"), "how to reach the service's fence: http (its endpoints on the instance's private address) or ssm (SSM Run Command running `handover agent fence` on the instance)")
 	fl.StringVar(&f.fenceCommand, "fence-command", envOr("HANDOVER_FENCE_COMMAND", "handover"), "with --fence ssm: how instances run handover")
+	fl.StringVar(&f.logLevel, "log-level", envOr("HANDOVER_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error, off")
 	fl.BoolVar(&f.noPreCopy, "no-pre-copy", false, "skip the pre-copy snapshot (the write pause then grows with the state)")
+	fl.StringVar(&f.cutover, "cutover", envOr("HANDOVER_CUTOVER", handover.CutoverAuto), "how the old instance stops answering before the new one takes writes, unless a hook's metadata says: auto, retire, drain or overlap (docs/fence-protocol.md)")
 	def := handover.DefaultConfig()
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", def.LeaseTTL, "how long a crashed controller keeps its migrations from the others (advance-interval must be under half of it)")
 	fl.DurationVar(&f.stepTimeout, "step-timeout", def.StepTimeout, "how long one step may last before the migration rolls back (snapshot steps have their own, longer bound)")
 	fl.DurationVar(&f.poll, "poll-interval", def.PollInterval, "how soon a step waiting on the cloud looks again")
 	fl.DurationVar(&f.sweepGrace, "sweep-grace", def.SweepGrace, "how long resources of unknown migrations are spared")
-	fl.StringVar(&f.logLevel, "log-level", envOr("HANDOVER_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error, off")
+}
+
+// registerDeploymentFlags adds the flags that say where a deployment is
+// and what it serves, which `handover doctor` shares with the controller
+// so that one set of flags (or HANDOVER_* variables) drives both.
+func registerDeploymentFlags(cmd *cobra.Command, f *controllerFlags) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.endpoint, "endpoint-url", envOr("HANDOVER_ENDPOINT_URL", ""), "AWS endpoint URL (the local cloud's address); empty for AWS")
+	fl.StringVar(&f.region, "region", envOr("HANDOVER_REGION", ""), "AWS region (default: the AWS environment's)")
+	fl.StringVar(&f.queueURL, "queue-url", envOr("HANDOVER_QUEUE_URL", ""), "URL of the SQS queue EventBridge delivers handover's events to (required)")
+	fl.StringVar(&f.dlqURL, "dead-letter-queue-url", envOr("HANDOVER_DEAD_LETTER_QUEUE_URL", ""), "queue for poison messages (default: the queue's redrive policy)")
+	fl.StringVar(&f.ledgerURL, "ledger", envOr("HANDOVER_LEDGER", "sqlite:handover.db"), "ledger URL: sqlite:///abs/path, sqlite:rel/path, postgres://…")
+	fl.StringVar(&f.hookPrefix, "hook-prefix", envOr("HANDOVER_HOOK_PREFIX", "handover"), "act only on lifecycle hooks whose name starts with this")
+	fl.StringSliceVar(&f.groups, "group", nil, "Auto Scaling group reconcile looks at, with its replace-all replacements <group>-… (repeatable; default: every group)")
+	fl.StringVar(&f.fenceVia, "fence", envOr("HANDOVER_FENCE", "http"), "how to reach the service's fence: http (its endpoints on the instance's private address) or ssm (SSM Run Command running 'handover agent fence' on the instance)")
 }
 
 // engine is a handover controller wired to the cloud and the ledger.
@@ -150,6 +169,7 @@ func configFromFlags(f controllerFlags) (handover.Config, dial.Target, error) {
 	}
 	cfg := handover.DefaultConfig()
 	cfg.Holder, cfg.HookPrefix, cfg.PreCopy, cfg.PollInterval, cfg.SweepGrace = f.holder, f.hookPrefix, !f.noPreCopy, f.poll, f.sweepGrace
+	cfg.Cutover = f.cutover
 	cfg.StepTimeout, cfg.LeaseTTL = f.stepTimeout, f.leaseTTL
 	if cfg.RetryBase > f.poll {
 		cfg.RetryBase = f.poll
@@ -178,7 +198,7 @@ func buildEngine(ctx context.Context, f controllerFlags, cfg handover.Config, ta
 		return nil, err
 	}
 	metrics := daemon.NewMetrics(led, clk)
-	cloud := awscloud.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), f.groups)
+	cloud := awscloud.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), f.groups).WithTargets(elasticloadbalancingv2.NewFromConfig(awsCfg))
 	var svc handover.Service = handover.HTTPService{Client: &fence.Client{Port: f.servicePort}}
 	if f.fenceVia == "ssm" {
 		svc = &ssmfence.Service{API: ssm.NewFromConfig(awsCfg), Command: f.fenceCommand, Port: f.servicePort, Logger: log}
@@ -235,6 +255,9 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return err
 	}
 	d.WithUpdates(runner)
+	// A queue that is not there, or credentials that are not, stop the
+	// controller at once with what to fix instead of a warning a second.
+	d.CheckAtStart(eng.aws.Credentials)
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -251,5 +274,8 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
+	if daemon.IsMisconfigured(err) {
+		return &exitError{code: 2, err: err}
+	}
 	return err
 }

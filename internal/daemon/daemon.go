@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/handover-dev/handover/internal/clock"
@@ -113,6 +114,11 @@ type Daemon struct {
 	started time.Time
 	updates Updater // nil: no group updates
 
+	// checkStart makes Run check credentials and queues first (see
+	// CheckAtStart); creds are what it resolves.
+	checkStart bool
+	creds      aws.CredentialsProvider
+
 	work chan string
 	// busy holds the migrations queued or being advanced, so a migration
 	// is never advanced by two workers of one daemon at once.
@@ -155,17 +161,51 @@ func New(cfg Config, eng Engine, q Queue, led ledger.Ledger, clk clock.Clock, lo
 	}, nil
 }
 
+// CheckAtStart makes Run check, before it consumes anything, that creds
+// resolve, that the events queue exists and answers them, and that its
+// redrive policy names a dead-letter queue that exists. A
+// misconfiguration stops Run with a *MisconfiguredError; a passing fault
+// (throttling, a 5xx, the network) is logged and retried in the
+// background while the other loops run, so in-flight migrations keep
+// their heartbeats.
+func (d *Daemon) CheckAtStart(creds aws.CredentialsProvider) {
+	d.checkStart, d.creds = true, creds
+}
+
 // Run consumes the queue and runs the loops until ctx ends. It returns nil
-// on a clean stop.
+// on a clean stop, and a *MisconfiguredError if the checks of CheckAtStart
+// find one.
 func (d *Daemon) Run(ctx context.Context) error {
-	if d.cfg.DeadLetterURL == "" {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	checked := true
+	if d.checkStart {
+		err := d.startChecks(ctx)
+		switch {
+		case IsMisconfigured(err):
+			return err
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil
+			}
+			checked = false
+			d.log.Warn("could not check the queues at start; retrying, and consuming once they pass", "queue", d.cfg.QueueURL, "err", err)
+		}
+	} else if d.cfg.DeadLetterURL == "" {
 		d.cfg.DeadLetterURL = d.discoverDeadLetter(ctx)
 	}
+	d.log.Info("controller running", "queue", d.cfg.QueueURL, "dead-letter-queue", d.cfg.DeadLetterURL, "holder", d.cfg.Holder)
 	var wg sync.WaitGroup
 	for range d.cfg.Workers {
 		wg.Go(func() { d.worker(ctx) })
 	}
-	wg.Go(func() { d.intake(ctx) })
+	wg.Go(func() {
+		// Only this goroutine reads the dead-letter URL the checks set.
+		if !checked && !d.retryStartChecks(ctx, stop) {
+			return
+		}
+		d.intake(ctx)
+	})
 	wg.Go(func() { d.every(ctx, d.cfg.AdvanceEvery, d.advanceAll) })
 	wg.Go(func() { d.every(ctx, d.cfg.ReconcileEvery, d.reconcile) })
 	wg.Go(func() { d.every(ctx, d.cfg.SweepEvery, d.sweep) })
@@ -173,8 +213,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.updates != nil {
 		wg.Go(func() { d.every(ctx, d.cfg.AdvanceEvery, d.advanceUpdates) })
 	}
-	d.log.Info("controller running", "queue", d.cfg.QueueURL, "dead-letter-queue", d.cfg.DeadLetterURL, "holder", d.cfg.Holder)
 	wg.Wait()
+	if err := context.Cause(ctx); IsMisconfigured(err) {
+		return err
+	}
 	return nil
 }
 

@@ -10,7 +10,11 @@ import (
 	lambdaevents "github.com/aws/aws-lambda-go/events"
 )
 
-// Decode parses one bare EventBridge event (JSON).
+// Decode parses one message handover consumes: a bare EventBridge event
+// (JSON), or the message a lifecycle hook sends its notification target,
+// which gives the same Event as the EventBridge lifecycle action with
+// Delivery set to DeliveryHookNotification (see notification.go). A hook's
+// test notification is ignored (IsTestNotification).
 //
 // A detail-type handover does not consume, or an EBS event for an operation
 // it does not consume (copySnapshot, attachVolume…), returns an
@@ -18,6 +22,9 @@ import (
 // cannot be used returns a *MalformedError naming the field by its JSON path,
 // as in "detail.LifecycleActionToken". On error the *Event is nil.
 func Decode(data []byte) (*Event, error) {
+	if looksLikeHookNotification(data) {
+		return decodeHookNotification(data)
+	}
 	// aws-lambda-go's CloudWatchEvent is exactly the EventBridge envelope;
 	// the detail is decoded here, per detail-type.
 	var env lambdaevents.CloudWatchEvent
@@ -77,7 +84,9 @@ func Decode(data []byte) (*Event, error) {
 
 // DecodeSQSBody decodes an SQS message body carrying an EventBridge event:
 // the event JSON itself, as an EventBridge rule delivers it to a queue, or
-// that JSON encoded once more as a JSON string, as some pipelines forward it.
+// that JSON encoded once more as a JSON string, as some pipelines forward it;
+// or carrying a lifecycle hook's notification, as Auto Scaling sends it to a
+// hook whose NotificationTargetARN is the queue (see Decode).
 func DecodeSQSBody(body string) (*Event, error) {
 	s := strings.TrimSpace(body)
 	if s == "" {

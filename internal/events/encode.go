@@ -29,7 +29,8 @@ func Encode(e *Event) ([]byte, error) {
 }
 
 // EncodeWith writes e as the EventBridge event AWS would send, using the
-// exact AWS field names. It accepts exactly the events Decode can return and
+// exact AWS field names; or, for Delivery DeliveryHookNotification, as the
+// message a lifecycle hook sends its notification target (o does not apply). It accepts exactly the events Decode can return and
 // refuses any other with a *MalformedError, so Decode(EncodeWith(e, o))
 // gives back e for every e and o it accepts (Time comes back in UTC).
 //
@@ -43,6 +44,9 @@ func EncodeWith(e *Event, o EncodeOptions) ([]byte, error) {
 	}
 	if err := validate(e); err != nil {
 		return nil, fmt.Errorf("encoding %s event %q: %w", e.Kind, e.ID, err)
+	}
+	if e.Delivery == DeliveryHookNotification {
+		return encodeHookNotification(e)
 	}
 	if o.ARNRegion != "" && !IsRegion(o.ARNRegion) {
 		return nil, fmt.Errorf("encoding %s event %q: ARNRegion %q is not a region name like us-east-1", e.Kind, e.ID, o.ARNRegion)

@@ -1,8 +1,10 @@
 // Package events decodes the EventBridge events handover consumes — Auto
 // Scaling lifecycle actions and launch results, EBS snapshot and volume
 // notifications, EC2 instance state changes — whether they arrive bare or in
-// an SQS message body, and encodes the same shapes for the simulator and the
-// local cloud, so both sides of the wire share one definition.
+// an SQS message body, and the messages a lifecycle hook sends its own
+// notification target (notification.go); and it encodes the same shapes for
+// the simulator and the local cloud, so both sides of the wire share one
+// definition.
 //
 // Events are outside input and only hints (the reconcile loop's Describe
 // calls are the truth). This package must never call the cloud, never panic
@@ -98,6 +100,10 @@ type Event struct {
 	// Resources is the event's resources list as received (nil when empty).
 	Resources []string
 	Kind      Kind
+	// Delivery is the wire shape the event came in (and Encode writes):
+	// an EventBridge event, or a lifecycle hook's own notification, which
+	// has no Region and no Resources.
+	Delivery Delivery
 
 	Lifecycle     *LifecycleAction     // KindLaunchAction, KindTerminateAction
 	Launch        *LaunchResult        // KindLaunchSuccessful, KindLaunchUnsuccessful

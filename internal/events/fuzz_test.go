@@ -16,7 +16,8 @@ func addEventSeeds(f *testing.F, add func(b []byte)) {
 		add(readEvent(f, name))
 	}
 	sqs, _ := filepath.Glob(filepath.Join("testdata", "sqs", "*"))
-	for _, p := range sqs {
+	notes, _ := filepath.Glob(filepath.Join("testdata", "notifications", "*.json"))
+	for _, p := range append(sqs, notes...) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

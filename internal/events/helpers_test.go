@@ -82,8 +82,21 @@ func dump(e *Event) string {
 // what its consumers rely on.
 func checkRequired(t testing.TB, e *Event) {
 	t.Helper()
-	if e.ID == "" || e.DetailType == "" || e.Source == "" || e.Region == "" || e.Account == "" || e.Time.IsZero() {
+	if e.ID == "" || e.DetailType == "" || e.Source == "" || e.Account == "" || e.Time.IsZero() {
 		t.Fatalf("envelope field empty: %s", dump(e))
+	}
+	switch e.Delivery {
+	case DeliveryEventBridge:
+		if e.Region == "" {
+			t.Fatalf("EventBridge event without a region: %s", dump(e))
+		}
+	case DeliveryHookNotification:
+		// The message names neither; a consumer must not find them set.
+		if e.Region != "" || e.Resources != nil || (e.Kind != KindLaunchAction && e.Kind != KindTerminateAction) {
+			t.Fatalf("hook notification with a region, resources or kind %s: %s", e.Kind, dump(e))
+		}
+	default:
+		t.Fatalf("delivery %d", e.Delivery)
 	}
 	if e.Time.Location() != time.UTC {
 		t.Fatalf("time not in UTC: %v", e.Time)

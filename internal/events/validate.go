@@ -16,6 +16,12 @@ func validate(e *Event) error {
 	if err := validateEnvelope(e); err != nil {
 		return err
 	}
+	// Paths of lifecycle fields: under detail in EventBridge's shape, at
+	// the top in a hook notification.
+	detailPath := "detail."
+	if e.Delivery == DeliveryHookNotification {
+		detailPath = ""
+	}
 	set := 0
 	for _, p := range []bool{e.Lifecycle != nil, e.Launch != nil, e.Snapshot != nil, e.Volume != nil, e.InstanceState != nil} {
 		if p {
@@ -27,7 +33,7 @@ func validate(e *Event) error {
 	}
 	switch k := e.Kind; {
 	case e.Lifecycle != nil && (k == KindLaunchAction || k == KindTerminateAction):
-		return validateLifecycle(k, e.Lifecycle)
+		return validateLifecycle(k, e.Lifecycle, detailPath)
 	case e.Launch != nil && (k == KindLaunchSuccessful || k == KindLaunchUnsuccessful):
 		return validateLaunch(k, e.Launch)
 	case e.Snapshot != nil && k == KindSnapshot:
@@ -41,7 +47,20 @@ func validate(e *Event) error {
 }
 
 func validateEnvelope(e *Event) error {
+	hook := e.Delivery == DeliveryHookNotification
 	switch {
+	case e.Delivery != DeliveryEventBridge && !hook:
+		return malformed("", fmt.Sprintf("delivery %d is not one handover knows", int(e.Delivery)), nil)
+	case hook && e.Kind != KindLaunchAction && e.Kind != KindTerminateAction:
+		return malformed("", fmt.Sprintf("a lifecycle hook notification carries lifecycle actions only, not %s", e.Kind), nil)
+	case hook && (e.Region != "" || len(e.Resources) > 0):
+		return malformed("", "a lifecycle hook notification names no region and no resources; leave them empty", nil)
+	case hook && e.ID == "":
+		return malformed("RequestId", "missing or empty; want the notification's request id", nil)
+	case hook && !isAccount(e.Account):
+		return malformed("AccountId", fmt.Sprintf("got %q, want a 12-digit account id", e.Account), nil)
+	case hook && e.Time.IsZero():
+		return malformed("Time", "missing or zero; want an RFC 3339 timestamp", nil)
 	case e.DetailType != e.Kind.DetailType():
 		return malformed("detail-type", fmt.Sprintf("got %q, want %q for kind %s", e.DetailType, e.Kind.DetailType(), e.Kind), nil)
 	case e.Source != e.Kind.Source():
@@ -50,7 +69,7 @@ func validateEnvelope(e *Event) error {
 		return malformed("id", "missing or empty; want the event id", nil)
 	case !isAccount(e.Account):
 		return malformed("account", fmt.Sprintf("got %q, want a 12-digit account id", e.Account), nil)
-	case !IsRegion(e.Region):
+	case !hook && !IsRegion(e.Region):
 		return malformed("region", fmt.Sprintf("got %q, want a region name like us-east-1", e.Region), nil)
 	case e.Time.IsZero():
 		return malformed("time", "missing or zero; want an RFC 3339 timestamp", nil)
@@ -79,23 +98,23 @@ func validID(path, id, prefix string) error {
 	return nil
 }
 
-func validateLifecycle(k Kind, l *LifecycleAction) error {
+func validateLifecycle(k Kind, l *LifecycleAction, path string) error {
 	want := TransitionLaunching
 	if k == KindTerminateAction {
 		want = TransitionTerminating
 	}
 	for _, err := range []error{
-		required("detail.LifecycleActionToken", l.Token),
-		required("detail.AutoScalingGroupName", l.Group),
-		required("detail.LifecycleHookName", l.Hook),
-		validID("detail.EC2InstanceId", l.InstanceID, "i-"),
+		required(path+"LifecycleActionToken", l.Token),
+		required(path+"AutoScalingGroupName", l.Group),
+		required(path+"LifecycleHookName", l.Hook),
+		validID(path+"EC2InstanceId", l.InstanceID, "i-"),
 	} {
 		if err != nil {
 			return err
 		}
 	}
 	if l.Transition != want {
-		return malformed("detail.LifecycleTransition", fmt.Sprintf("got %q, want %q", l.Transition, want), nil)
+		return malformed(path+"LifecycleTransition", fmt.Sprintf("got %q, want %q", l.Transition, want), nil)
 	}
 	return nil
 }

@@ -2,8 +2,9 @@
 // endpoint backed by real processes and directories. Each service lives in
 // its own package and speaks its own protocol; this package only wires them
 // together (EC2 instances for Auto Scaling and the load balancers, events
-// from EC2 and Auto Scaling through EventBridge into SQS, S3 for access
-// logs and notifications, one fault injector for all) and routes requests
+// from EC2 and Auto Scaling through EventBridge into SQS, lifecycle hook
+// notifications straight into SQS, S3 for access logs and notifications,
+// one fault injector for all) and routes requests
 // to them by the service their signature names.
 //
 // It must never implement an AWS API itself: behaviour belongs to the
@@ -20,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/handover-dev/handover/internal/clock"
@@ -43,7 +45,8 @@ type Config struct {
 	// AccountID is the one account every resource belongs to (12 digits).
 	AccountID string
 	Zones     []string
-	// Catalog maps AMI ids to the commands instances run.
+	// Catalog maps AMI ids to the commands instances run; ec2.DefaultImageID
+	// is there too unless the catalog replaces it.
 	Catalog map[string]ec2.Image
 	// AccessKeys, when non-empty, are the only access key ids accepted.
 	AccessKeys []string
@@ -153,7 +156,7 @@ func New(cfg Config) (_ *Cloud, err error) {
 	}
 	c.closers = append(c.closers, c.ELB.Close)
 	if c.AutoScaling, err = autoscaling.New(autoscaling.Config{Region: cfg.Region, AccountID: cfg.AccountID, Instances: asgInstances{c.EC2},
-		Publisher: c.Events, Targets: c.ELB, Faults: c.Faults, DataDir: dir("autoscaling"), Clock: clock.Real{},
+		Publisher: c.Events, Notifier: hookTargets{c.SQS}, Targets: c.ELB, Faults: c.Faults, DataDir: dir("autoscaling"), Clock: clock.Real{},
 		Logger: log.With("service", "autoscaling"), Tick: cfg.Tick}); err != nil {
 		return nil, fmt.Errorf("starting Auto Scaling: %w", err)
 	}
@@ -201,10 +204,14 @@ func (c *Cloud) Close() error {
 type asgInstances struct{ ec2 *ec2.Service }
 
 func (a asgInstances) Launch(ctx context.Context, req autoscaling.LaunchRequest) (autoscaling.InstanceInfo, error) {
-	info, err := a.ec2.Launch(ctx, ec2.LaunchRequest{
+	lr := ec2.LaunchRequest{
 		LaunchTemplateID: req.LaunchTemplateID, LaunchTemplateName: req.LaunchTemplateName, Version: req.Version,
 		Zone: req.Zone, Tags: req.Tags,
-	})
+	}
+	if c := req.Configuration; c != nil {
+		lr.ImageID, lr.InstanceType, lr.UserData = c.ImageID, c.InstanceType, c.UserData
+	}
+	info, err := a.ec2.Launch(ctx, lr)
 	return asgInfo(info), err
 }
 
@@ -233,6 +240,22 @@ func asgInfo(i ec2.InstanceInfo) autoscaling.InstanceInfo {
 func isNotFound(err error) bool {
 	var ae *awsproto.Error
 	return errors.As(err, &ae) && ae.Code == "InvalidInstanceID.NotFound"
+}
+
+// hookTargets delivers lifecycle hook notifications to the hooks' SQS
+// queues. The local cloud has no SNS or Lambda: any other ARN is a target
+// that does not exist.
+type hookTargets struct{ sqs *sqs.Service }
+
+func (h hookTargets) Notify(ctx context.Context, targetARN, body string) error {
+	if parts := strings.SplitN(targetARN, ":", 6); len(parts) < 6 || parts[0] != "arn" || parts[2] != "sqs" {
+		return fmt.Errorf("notification target %s: the local cloud delivers lifecycle hook notifications to SQS queues only: %w", targetARN, autoscaling.ErrNoTarget)
+	}
+	err := h.sqs.SendByARN(ctx, targetARN, body)
+	if errors.Is(err, sqs.ErrNoSuchQueue) {
+		return fmt.Errorf("%w: %w", autoscaling.ErrNoTarget, err)
+	}
+	return err
 }
 
 // elbInstances resolves load balancer targets to instance addresses.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -22,12 +23,12 @@ func (s *Service) createGroup(ctx context.Context, f form) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	lt, err := checkTemplate(in)
+	lt, lc, err := checkLaunchSource(in)
 	if err != nil {
 		return nil, err
 	}
-	if lt == nil {
-		return nil, awsproto.ValidationError("Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.")
+	if lt == nil && lc == "" {
+		return nil, errNoLaunchSource()
 	}
 	desired := *in.MinSize
 	if in.Desired != nil {
@@ -45,7 +46,6 @@ func (s *Service) createGroup(ctx context.Context, f form) (any, error) {
 	}
 	g := &group{
 		Name:            in.Name,
-		LaunchTemplate:  *lt,
 		MinSize:         *in.MinSize,
 		MaxSize:         *in.MaxSize,
 		Desired:         desired,
@@ -59,6 +59,10 @@ func (s *Service) createGroup(ctx context.Context, f form) (any, error) {
 	if len(subnets) > 0 {
 		g.VPCZoneIdentifier = in.VPCZoneIdentifier
 	}
+	if lt != nil {
+		g.LaunchTemplate = *lt
+	}
+	g.LaunchConfiguration = lc
 	if err := s.applyCommonSettings(g, in); err != nil {
 		return nil, err
 	}
@@ -87,15 +91,54 @@ func (s *Service) createGroup(ctx context.Context, f form) (any, error) {
 		g.Tags = append(g.Tags, tag{Key: t.Key, Value: t.Value, PropagateAtLaunch: t.Propagate})
 	}
 
+	g.ARN = s.groupARN(g.Name)
+	if err := s.testHookTargets(ctx, g); err != nil {
+		return nil, err
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.st.Groups[in.Name]; ok {
 		return nil, errGroupExists(in.Name)
 	}
+	if _, ok := s.st.LaunchConfigurations[lc]; lc != "" && !ok {
+		return nil, errConfigurationNotFound(lc)
+	}
 	g.Created = s.now()
-	g.ARN = s.groupARN(g.Name)
 	s.st.Groups[g.Name] = g
 	return nil, s.saveLocked()
+}
+
+// testHookTargets sends the test message to the notification target of
+// each hook a new group comes with, as PutLifecycleHook does, after making
+// sure the group does not exist already (a test message for a group that
+// is then refused would be noise).
+func (s *Service) testHookTargets(ctx context.Context, g *group) error {
+	var targeted []*hook
+	for _, name := range slices.Sorted(maps.Keys(g.Hooks)) {
+		if h := g.Hooks[name]; h.TargetARN != "" {
+			targeted = append(targeted, h)
+		}
+	}
+	if len(targeted) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	_, exists := s.st.Groups[g.Name]
+	_, lcExists := s.st.LaunchConfigurations[g.LaunchConfiguration]
+	s.mu.Unlock()
+	switch {
+	case exists:
+		return errGroupExists(g.Name)
+	case g.LaunchConfiguration != "" && !lcExists:
+		return errConfigurationNotFound(g.LaunchConfiguration)
+	}
+	for _, h := range targeted {
+		if err := s.sendTestNotification(ctx, g.Name, g.ARN, h); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applyCommonSettings applies the settings Create and Update share.
@@ -182,24 +225,33 @@ func buildMaintenancePolicy(in maintenanceInput) (*maintenancePolicy, error) {
 	return &maintenancePolicy{MinHealthy: lo, MaxHealthy: hi}, nil
 }
 
-// checkTemplate returns the launch template the input names, or nil when
-// it names none.
-func checkTemplate(in groupInput) (*launchTemplate, error) {
-	if in.LaunchConfigurationName != "" {
-		return nil, awsproto.ValidationError("Launch configurations are not supported by the local cloud; use a launch template.")
-	}
+// checkLaunchSource returns what the input says to launch from: a launch
+// template, or a launch configuration by name; nil and "" when it names
+// neither, and an error when it names both.
+func checkLaunchSource(in groupInput) (*launchTemplate, string, error) {
 	lt := in.LaunchTemplate
-	if lt == nil {
-		return nil, nil
+	switch {
+	case lt != nil && in.LaunchConfigurationName != "":
+		return nil, "", errNoLaunchSource()
+	case in.LaunchConfigurationName != "":
+		return nil, in.LaunchConfigurationName, nil
+	case lt == nil:
+		return nil, "", nil
 	}
 	if (lt.ID == "") == (lt.Name == "") {
-		return nil, awsproto.ValidationError("Valid requests must contain either launchTemplateId or LaunchTemplateName.")
+		return nil, "", awsproto.ValidationError("Valid requests must contain either launchTemplateId or LaunchTemplateName.")
 	}
 	out := *lt
 	if out.Version == "" {
 		out.Version = "$Default"
 	}
-	return &out, nil
+	return &out, "", nil
+}
+
+// errNoLaunchSource is AWS's answer to a group given no launch template
+// or configuration, or more than one.
+func errNoLaunchSource() error {
+	return awsproto.ValidationError("Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.")
 }
 
 func checkSizes(minSize, maxSize, desired int) error {
@@ -273,7 +325,7 @@ func (s *Service) updateGroup(ctx context.Context, f form) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	lt, err := checkTemplate(in)
+	lt, lc, err := checkLaunchSource(in)
 	if err != nil {
 		return nil, err
 	}
@@ -312,8 +364,14 @@ func (s *Service) updateGroup(ctx context.Context, f form) (any, error) {
 	if err := s.applyCommonSettings(&next, in); err != nil {
 		return nil, err
 	}
-	if lt != nil {
-		next.LaunchTemplate = *lt
+	switch {
+	case lt != nil:
+		next.LaunchTemplate, next.LaunchConfiguration = *lt, ""
+	case lc != "":
+		if _, ok := s.st.LaunchConfigurations[lc]; !ok {
+			return nil, errConfigurationNotFound(lc)
+		}
+		next.LaunchTemplate, next.LaunchConfiguration = launchTemplate{}, lc
 	}
 	if zones != nil {
 		next.Zones, next.Subnets = zones, subnets

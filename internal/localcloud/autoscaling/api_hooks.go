@@ -47,16 +47,23 @@ func buildHook(in hookInput, old *hook) (*hook, error) {
 		}
 		h.Metadata = in.Metadata
 	}
-	if in.TargetARN != "" {
+	if in.TargetSet {
+		// An empty NotificationTargetARN clears the target, as in AWS.
 		h.TargetARN = in.TargetARN
 	}
 	if in.RoleARN != "" {
 		h.RoleARN = in.RoleARN
 	}
+	if h.TargetARN != "" && h.RoleARN == "" {
+		// The API reference: RoleARN is required for new hooks that notify
+		// an SNS topic or SQS queue, optional when updating one that has a
+		// role. The wording is the local cloud's.
+		return nil, awsproto.ValidationError("Lifecycle hook %s has NotificationTargetARN %s but no RoleARN: give the ARN of the IAM role that lets Auto Scaling publish to the target.", in.Name, h.TargetARN)
+	}
 	return h, nil
 }
 
-func (s *Service) putHook(_ context.Context, f form) (any, error) {
+func (s *Service) putHook(ctx context.Context, f form) (any, error) {
 	name, err := f.required("AutoScalingGroupName")
 	if err != nil {
 		return nil, err
@@ -66,18 +73,28 @@ func (s *Service) putHook(_ context.Context, f form) (any, error) {
 		return nil, err
 	}
 	s.mu.Lock()
+	h, g, err := s.prepareHookLocked(name, in)
+	var groupARN string
+	if g != nil {
+		groupARN = g.ARN
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	// AWS sends the target a test message whenever a request names one,
+	// and refuses the hook when it cannot be delivered. It goes out
+	// without mu held, as every call to another service does.
+	if in.TargetSet && h.TargetARN != "" {
+		if err := s.sendTestNotification(ctx, name, groupARN, h); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, err := s.mutableGroupLocked(name)
-	if err != nil {
+	// Again: the group or the hook may have changed meanwhile.
+	if h, g, err = s.prepareHookLocked(name, in); err != nil {
 		return nil, err
-	}
-	old := g.Hooks[in.Name]
-	h, err := buildHook(in, old)
-	if err != nil {
-		return nil, err
-	}
-	if old == nil && len(g.Hooks) >= maxHooksPerGroup {
-		return nil, errLimit("Cannot create more than %d lifecycle hooks per Auto Scaling group.", maxHooksPerGroup)
 	}
 	// The new settings apply to transitions that start from now on.
 	g.Hooks[h.Name] = h
@@ -85,6 +102,24 @@ func (s *Service) putHook(_ context.Context, f form) (any, error) {
 		return nil, err
 	}
 	return &emptyResult{XMLName: xmlName("PutLifecycleHookResult")}, nil
+}
+
+// prepareHookLocked builds the hook a PutLifecycleHook asks for, with the
+// group it goes in. Callers hold mu.
+func (s *Service) prepareHookLocked(groupName string, in hookInput) (*hook, *group, error) {
+	g, err := s.mutableGroupLocked(groupName)
+	if err != nil {
+		return nil, nil, err
+	}
+	old := g.Hooks[in.Name]
+	h, err := buildHook(in, old)
+	if err != nil {
+		return nil, nil, err
+	}
+	if old == nil && len(g.Hooks) >= maxHooksPerGroup {
+		return nil, nil, errLimit("Cannot create more than %d lifecycle hooks per Auto Scaling group.", maxHooksPerGroup)
+	}
+	return h, g, nil
 }
 
 func (s *Service) describeHooks(_ context.Context, f form) (any, error) {

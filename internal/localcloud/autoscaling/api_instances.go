@@ -35,13 +35,14 @@ func (s *Service) describeInstances(_ context.Context, f form) (any, error) {
 			// DescribeAutoScalingInstances spells health in capitals,
 			// unlike DescribeAutoScalingGroups.
 			out = append(out, xmlInstanceDetails{
-				InstanceID:           i.ID,
-				AutoScalingGroupName: g.Name,
-				AvailabilityZone:     i.Zone,
-				LifecycleState:       i.State.String(),
-				HealthStatus:         strings.ToUpper(i.Health),
-				LaunchTemplate:       toXMLTemplate(i.LaunchTemplate),
-				ProtectedFromScaleIn: i.Protected,
+				InstanceID:              i.ID,
+				AutoScalingGroupName:    g.Name,
+				AvailabilityZone:        i.Zone,
+				LifecycleState:          i.State.String(),
+				HealthStatus:            strings.ToUpper(i.Health),
+				LaunchConfigurationName: i.LaunchConfiguration,
+				LaunchTemplate:          toXMLTemplate(i.LaunchTemplate),
+				ProtectedFromScaleIn:    i.Protected,
 			})
 		}
 	}

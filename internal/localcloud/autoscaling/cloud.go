@@ -16,10 +16,12 @@ import (
 // describes is not "not found"; it comes back with State "terminated".
 var ErrInstanceNotFound = errors.New("instance not found")
 
-// LaunchRequest asks for one instance.
+// LaunchRequest asks for one instance, from a launch template or from a
+// launch configuration.
 type LaunchRequest struct {
 	// LaunchTemplateID or LaunchTemplateName names the template, exactly as
-	// the group was given it; the other is empty.
+	// the group was given it; the other is empty. Both are empty when the
+	// group launches from a launch configuration.
 	LaunchTemplateID, LaunchTemplateName string
 	// Version is as the group was given it: a number, "$Latest" or
 	// "$Default" (the default when the group named none).
@@ -32,6 +34,18 @@ type LaunchRequest struct {
 	// Tags are the group's tags with PropagateAtLaunch, plus
 	// aws:autoscaling:groupName.
 	Tags map[string]string
+	// Configuration is set, and the template fields empty, when the group
+	// launches from a launch configuration: what to launch.
+	Configuration *ConfigurationLaunch
+}
+
+// ConfigurationLaunch is what a launch configuration says to launch.
+type ConfigurationLaunch struct {
+	// Name is the launch configuration's.
+	Name                  string
+	ImageID, InstanceType string
+	// UserData is decoded: the bytes the instance runs.
+	UserData []byte
 }
 
 // InstanceInfo is what this service needs to know about an instance.
@@ -50,13 +64,15 @@ type InstanceInfo struct {
 
 // Instances is the EC2 side of the group controller. The wiring maps it onto
 // the EC2 service: Launch is RunInstances with MinCount = MaxCount = 1, the
-// launch template and version, Placement.AvailabilityZone and the tags as
+// launch template and version (or a launch configuration's image, instance
+// type and user data), Placement.AvailabilityZone and the tags as
 // instance TagSpecifications; Terminate is TerminateInstances; Instance is
 // DescribeInstances of one id, with InvalidInstanceID.NotFound (or an empty
 // answer) mapped to ErrInstanceNotFound and ProcessAlive taken from the
 // local cloud's process supervisor; Zones is the region's zone list.
 type Instances interface {
-	// Launch starts one instance from a launch template version in a zone,
+	// Launch starts one instance from a launch template version (or a
+	// launch configuration) in a zone,
 	// tagged with req.Tags. It is not safe to repeat: each call that
 	// succeeds makes a new instance. An error means no instance was made;
 	// its text becomes the failed scaling activity's status message, as in
@@ -108,6 +124,25 @@ type Targets interface {
 	// unhealthy. Read-only and safe to repeat.
 	Health(ctx context.Context, targetGroupARN, instanceID string) (healthy bool, known bool, err error)
 }
+
+// Notifier delivers what Auto Scaling sends a lifecycle hook's own
+// notification target (its NotificationTargetARN), besides the EventBridge
+// events: a test message when the hook is put, and a message per lifecycle
+// action (both in the shapes of the events package, notification.go). The
+// wiring maps SQS queue ARNs onto the local SQS; the local cloud has no SNS
+// or Lambda, so their ARNs name targets that do not exist.
+type Notifier interface {
+	// Notify sends body to the target. It is not idempotent: a retry
+	// after an unclear failure may deliver twice, which SQS's
+	// at-least-once delivery allows anyway. It returns an error wrapping
+	// ErrNoTarget when nothing by that ARN can take the message; retrying
+	// that is pointless until the target exists.
+	Notify(ctx context.Context, targetARN, body string) error
+}
+
+// ErrNoTarget is what a Notifier returns (wrapped) for a notification
+// target that does not exist or cannot receive hook notifications.
+var ErrNoTarget = errors.New("no such notification target")
 
 // FaultInjector lets tests and `handover localcloud` make API calls fail on
 // demand. Inject is called before each request is served with service

@@ -28,6 +28,9 @@ type Config struct {
 	Instances Instances
 	// Publisher receives events; nil sends none.
 	Publisher Publisher
+	// Notifier delivers to hooks' notification targets; nil refuses hooks
+	// with a NotificationTargetARN (their test message cannot be sent).
+	Notifier Notifier
 	// Targets registers instances with target groups; nil means groups
 	// must not name any.
 	Targets Targets

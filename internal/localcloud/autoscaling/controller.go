@@ -224,12 +224,16 @@ func (s *Service) reconcileCapacity(ctx context.Context, name string) error {
 	// a batch never makes more than launchBatchSize of either.
 	attempts := 0
 	for ; have < want && attempts < launchBatchSize; attempts++ {
-		req, cause, ok := s.nextLaunch(g)
+		req, cause, ok, err := s.nextLaunch(g)
 		if !ok {
 			break
 		}
 		if cause == "" {
 			cause = launchCause(s.now(), from, want)
+		}
+		if err != nil {
+			errs = append(errs, s.launchFailed(g, req.Zone, cause, err))
+			continue
 		}
 		info, err := s.cfg.Instances.Launch(ctx, req)
 		if err != nil {
@@ -260,17 +264,19 @@ const launchBatchSize = 10
 // nextLaunch plans one launch for g into its least-used zone that is not
 // backing off, if g still exists, still needs one and, while instances
 // await replacement, has room for it. The cause is the replacement's when
-// this launch replaces one, "" otherwise.
-func (s *Service) nextLaunch(g *group) (req LaunchRequest, cause string, ok bool) {
+// this launch replaces one, "" otherwise. An error (with ok) is a launch
+// that fails before EC2 is asked: the group's launch configuration is
+// unusable.
+func (s *Service) nextLaunch(g *group) (req LaunchRequest, cause string, ok bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st.Groups[g.Name] != g || g.Deleting || g.capacity() >= g.Desired {
-		return LaunchRequest{}, "", false
+		return LaunchRequest{}, "", false, nil
 	}
 	now := s.now()
 	if g.replacing() {
 		if g.provisioned() >= g.launchCeiling() {
-			return LaunchRequest{}, "", false
+			return LaunchRequest{}, "", false, nil
 		}
 		// Launches up to the desired capacity, counting the instances
 		// still serving, are scale-out; the rest replace.
@@ -294,16 +300,20 @@ func (s *Service) nextLaunch(g *group) (req LaunchRequest, cause string, ok bool
 		}
 	}
 	if zone == "" {
-		return LaunchRequest{}, "", false
+		return LaunchRequest{}, "", false, nil
 	}
-	return LaunchRequest{
+	req = LaunchRequest{
 		LaunchTemplateID:   g.LaunchTemplate.ID,
 		LaunchTemplateName: g.LaunchTemplate.Name,
 		Version:            g.LaunchTemplate.Version,
 		Zone:               zone,
 		SubnetID:           g.Subnets[zone],
 		Tags:               g.propagatedTags(),
-	}, cause, true
+	}
+	if g.LaunchConfiguration != "" {
+		req.Configuration, err = s.configurationLaunchLocked(g.LaunchConfiguration)
+	}
+	return req, cause, true, err
 }
 
 func launchCause(now time.Time, from, want int) string {
@@ -354,11 +364,15 @@ func (s *Service) launched(ctx context.Context, g *group, req LaunchRequest, inf
 	// only later launches, and scale-in's OldestLaunchTemplate and
 	// handover's own bookkeeping read this version.
 	lt := launchTemplate{ID: req.LaunchTemplateID, Name: req.LaunchTemplateName, Version: req.Version}
-	g.Instances[info.ID] = &instance{
+	i := &instance{
 		ID: info.ID, Zone: zone, State: statePending, Health: healthHealthy,
 		LaunchTemplate: lt, Protected: g.NewProtected,
 		LaunchTime: launchTime.UTC(), ActivityID: a.ID,
 	}
+	if req.Configuration != nil {
+		i.LaunchTemplate, i.LaunchConfiguration = launchTemplate{}, req.Configuration.Name
+	}
+	g.Instances[info.ID] = i
 	delete(s.launchBackoff, g.Name+"\x00"+zone)
 	return s.saveLocked()
 }

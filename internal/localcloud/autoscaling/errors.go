@@ -47,3 +47,10 @@ func errInstanceNotManaged(id string) error {
 func errInvalidAction(action string) error {
 	return &awsproto.Error{Code: "InvalidAction", Message: "The action " + action + " is not valid for this web service.", Status: http.StatusBadRequest}
 }
+
+// errTestPublish is AWS's answer to a PutLifecycleHook whose test message
+// could not be delivered: no such target, or a role Auto Scaling cannot
+// publish as.
+func errTestPublish(target, role string) error {
+	return awsproto.ValidationError("Unable to publish test message to notification target %s using IAM role %s. Please check your target and role configuration and try to put lifecycle hook again.", target, role)
+}

@@ -19,9 +19,13 @@ import (
 // cope with anyway.
 
 type outboxEvent struct {
-	ID   string          `json:"id"`
-	Kind string          `json:"kind"`
-	Body json.RawMessage `json:"body"`
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	// Target is a hook's NotificationTargetARN, for the message of a
+	// lifecycle action that goes there (notify.go); "" is an event for
+	// EventBridge.
+	Target string          `json:"target,omitempty"`
+	Body   json.RawMessage `json:"body"`
 }
 
 // queueLocked adds an encoded event to the outbox; callers hold mu.
@@ -38,12 +42,10 @@ func (s *Service) queueLocked(kind string, body []byte, err error) {
 	s.st.Outbox = append(s.st.Outbox, outboxEvent{ID: newUUID(), Kind: kind, Body: body})
 }
 
-// flushOutbox publishes queued events in order, stopping at the first
-// failure so that order is kept; the rest go on the next pass.
+// flushOutbox publishes queued events (and delivers hook notifications) in
+// order, stopping at the first failure so that order is kept; the rest go
+// on the next pass.
 func (s *Service) flushOutbox(ctx context.Context) error {
-	if s.cfg.Publisher == nil {
-		return nil
-	}
 	s.mu.Lock()
 	pending := slices.Clone(s.st.Outbox)
 	s.mu.Unlock()
@@ -53,9 +55,16 @@ func (s *Service) flushOutbox(ctx context.Context) error {
 	sent := map[string]bool{}
 	var pubErr error
 	for _, e := range pending {
-		if err := s.cfg.Publisher.Publish(ctx, e.Body); err != nil {
-			pubErr = fmt.Errorf("publishing %s event: %w", e.Kind, err)
-			break
+		if e.Target != "" {
+			if err := s.notify(ctx, e); err != nil {
+				pubErr = fmt.Errorf("delivering %s to %s: %w", e.Kind, e.Target, err)
+				break
+			}
+		} else if s.cfg.Publisher != nil {
+			if err := s.cfg.Publisher.Publish(ctx, e.Body); err != nil {
+				pubErr = fmt.Errorf("publishing %s event: %w", e.Kind, err)
+				break
+			}
 		}
 		sent[e.ID] = true
 	}
@@ -99,6 +108,7 @@ func (s *Service) queueLifecycleLocked(g *group, i *instance, h *hook, a *action
 	}
 	body, err := events.EncodeWith(e, events.EncodeOptions{})
 	s.queueLocked(kind.String(), body, err)
+	s.queueHookNotificationLocked(h, e)
 }
 
 // queueLaunchResultLocked announces a launch that succeeded or did not; i

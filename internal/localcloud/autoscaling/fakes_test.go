@@ -314,3 +314,65 @@ func (f *fakeFaults) set(action string, err error) {
 }
 
 var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// fakeNotifier is the hook notification targets: the queues in Targets
+// exist; everything else is ErrNoTarget.
+type fakeNotifier struct {
+	mu      sync.Mutex
+	Targets map[string]bool
+	NextErr error
+	Sent    []sentNotification
+}
+
+type sentNotification struct{ Target, Body string }
+
+var _ Notifier = (*fakeNotifier)(nil)
+
+func newFakeNotifier(targets ...string) *fakeNotifier {
+	f := &fakeNotifier{Targets: map[string]bool{}}
+	for _, t := range targets {
+		f.Targets[t] = true
+	}
+	return f
+}
+
+func (f *fakeNotifier) Notify(_ context.Context, target, body string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.NextErr; err != nil {
+		f.NextErr = nil
+		return err
+	}
+	if !f.Targets[target] {
+		return fmt.Errorf("sending to %s: %w", target, ErrNoTarget)
+	}
+	f.Sent = append(f.Sent, sentNotification{target, body})
+	return nil
+}
+
+func (f *fakeNotifier) add(target string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Targets[target] = true
+}
+
+func (f *fakeNotifier) drop(target string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.Targets, target)
+}
+
+// take returns and forgets what was sent.
+func (f *fakeNotifier) take() []sentNotification {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.Sent
+	f.Sent = nil
+	return out
+}
+
+func (f *fakeNotifier) Reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Sent, f.NextErr = nil, nil
+}

@@ -67,11 +67,17 @@ func FuzzServeHTTP(f *testing.F) {
 		"Action=DeleteAutoScalingGroup&Version=2011-01-01&AutoScalingGroupName=g&ForceDelete=true",
 		"Action=DescribeScalingActivities&Version=2011-01-01&NextToken=YWN0aXZpdGllcwB4",
 		"Action=PutLifecycleHook&Version=2011-01-01&AutoScalingGroupName=g&LifecycleHookName=t&LifecycleTransition=autoscaling:EC2_INSTANCE_TERMINATING&HeartbeatTimeout=30",
+		"Action=PutLifecycleHook&Version=2011-01-01&AutoScalingGroupName=g&LifecycleHookName=n&LifecycleTransition=autoscaling:EC2_INSTANCE_LAUNCHING&NotificationTargetARN=arn:aws:sqs:us-east-1:123456789012:q&RoleARN=arn:aws:iam::123456789012:role/r",
+		"Action=CreateLaunchConfiguration&Version=2011-01-01&LaunchConfigurationName=lc&ImageId=ami-0123456789abcdef0&InstanceType=t3.micro&UserData=IyEvYmluL3NoCg==",
+		"Action=CreateAutoScalingGroup&Version=2011-01-01&AutoScalingGroupName=c&LaunchConfigurationName=lc&MinSize=0&MaxSize=2&DesiredCapacity=1&AvailabilityZones.member.1=us-east-1a",
+		"Action=DescribeLaunchConfigurations&Version=2011-01-01&MaxRecords=1&LaunchConfigurationNames.member.1=lc",
+		"Action=DeleteLaunchConfiguration&Version=2011-01-01&LaunchConfigurationName=lc",
 	} {
 		f.Add(seed)
 	}
 	c := clock.NewFake(epoch)
-	svc, err := New(Config{Region: testRegion, AccountID: testAccount, Instances: newFakeInstances(c, testZones...), Publisher: &fakePublisher{}, Clock: c})
+	svc, err := New(Config{Region: testRegion, AccountID: testAccount, Instances: newFakeInstances(c, testZones...), Publisher: &fakePublisher{},
+		Notifier: newFakeNotifier("arn:aws:sqs:us-east-1:123456789012:q"), Clock: c})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -20,6 +20,8 @@ const (
 	testRegion  = "us-east-1"
 	testAccount = "123456789012"
 	testTG      = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/db/0123456789abcdef"
+	testQueue   = "arn:aws:sqs:us-east-1:123456789012:handover-events"
+	testRole    = "arn:aws:iam::123456789012:role/handover-hook-notifications"
 )
 
 var testZones = []string{"us-east-1a", "us-east-1b", "us-east-1c"}
@@ -34,6 +36,7 @@ type harness struct {
 	pub    *fakePublisher
 	tgs    *fakeTargets
 	faults *fakeFaults
+	notes  *fakeNotifier
 	cfg    Config
 	svc    *Service
 	srv    *httptest.Server
@@ -43,8 +46,9 @@ type harness struct {
 func newHarness(t *testing.T, opts ...func(*Config)) *harness {
 	t.Helper()
 	c := clock.NewFake(epoch)
-	h := &harness{t: t, ctx: context.Background(), clock: c, ec2: newFakeInstances(c, testZones...), pub: &fakePublisher{}, tgs: newFakeTargets(), faults: &fakeFaults{}}
-	h.cfg = Config{Region: testRegion, AccountID: testAccount, Instances: h.ec2, Publisher: h.pub, Targets: h.tgs, Faults: h.faults, Clock: c}
+	h := &harness{t: t, ctx: context.Background(), clock: c, ec2: newFakeInstances(c, testZones...), pub: &fakePublisher{}, tgs: newFakeTargets(), faults: &fakeFaults{},
+		notes: newFakeNotifier(testQueue)}
+	h.cfg = Config{Region: testRegion, AccountID: testAccount, Instances: h.ec2, Publisher: h.pub, Targets: h.tgs, Faults: h.faults, Notifier: h.notes, Clock: c}
 	for _, o := range opts {
 		o(&h.cfg)
 	}

@@ -74,9 +74,13 @@ type state struct {
 	// Outbox holds events not yet published, so a failed or interrupted
 	// publish is retried (see events.go).
 	Outbox []outboxEvent `json:"outbox,omitempty"`
+	// LaunchConfigurations are by name (api_launchconfigs.go).
+	LaunchConfigurations map[string]*launchConfiguration `json:"launchConfigurations,omitempty"`
 }
 
-func newState() *state { return &state{Groups: map[string]*group{}} }
+func newState() *state {
+	return &state{Groups: map[string]*group{}, LaunchConfigurations: map[string]*launchConfiguration{}}
+}
 
 type launchTemplate struct {
 	ID      string `json:"id,omitempty"`
@@ -90,13 +94,38 @@ type tag struct {
 	PropagateAtLaunch bool   `json:"propagate"`
 }
 
+// launchConfiguration is a launch configuration: what a group that names
+// it launches, fixed once created (AWS has no way to change one).
+type launchConfiguration struct {
+	Name         string `json:"name"`
+	ARN          string `json:"arn"`
+	ImageID      string `json:"imageId"`
+	InstanceType string `json:"instanceType"`
+	// UserData is as given: base64 text.
+	UserData           string    `json:"userData,omitempty"`
+	KeyName            string    `json:"keyName,omitempty"`
+	SecurityGroups     []string  `json:"securityGroups,omitempty"`
+	IamInstanceProfile string    `json:"iamInstanceProfile,omitempty"`
+	KernelID           string    `json:"kernelId,omitempty"`
+	RamdiskID          string    `json:"ramdiskId,omitempty"`
+	SpotPrice          string    `json:"spotPrice,omitempty"`
+	Monitoring         bool      `json:"monitoring"`
+	EbsOptimized       bool      `json:"ebsOptimized,omitempty"`
+	AssociatePublicIP  *bool     `json:"associatePublicIp,omitempty"`
+	PlacementTenancy   string    `json:"placementTenancy,omitempty"`
+	Created            time.Time `json:"created"`
+}
+
 type group struct {
-	Name           string         `json:"name"`
-	ARN            string         `json:"arn"`
-	LaunchTemplate launchTemplate `json:"launchTemplate"`
-	MinSize        int            `json:"minSize"`
-	MaxSize        int            `json:"maxSize"`
-	Desired        int            `json:"desired"`
+	Name string `json:"name"`
+	ARN  string `json:"arn"`
+	// A group launches from LaunchTemplate or, when that is zero, from
+	// the launch configuration named LaunchConfiguration.
+	LaunchTemplate      launchTemplate `json:"launchTemplate"`
+	LaunchConfiguration string         `json:"launchConfiguration,omitempty"`
+	MinSize             int            `json:"minSize"`
+	MaxSize             int            `json:"maxSize"`
+	Desired             int            `json:"desired"`
 	// Zones is where instances go; Subnets, when VPCZoneIdentifier named
 	// subnets, maps each zone to the subnet it came from.
 	Zones               []string             `json:"zones"`
@@ -198,8 +227,11 @@ type hook struct {
 	HeartbeatTimeout time.Duration `json:"heartbeatTimeout"`
 	DefaultResult    string        `json:"defaultResult"`
 	Metadata         string        `json:"metadata,omitempty"`
-	TargetARN        string        `json:"targetARN,omitempty"`
-	RoleARN          string        `json:"roleARN,omitempty"`
+	// TargetARN is the NotificationTargetARN that gets a message per
+	// lifecycle action (besides EventBridge), RoleARN the role Auto
+	// Scaling publishes to it as.
+	TargetARN string `json:"targetARN,omitempty"`
+	RoleARN   string `json:"roleARN,omitempty"`
 }
 
 // Hook timeouts, as AWS bounds them.
@@ -222,8 +254,11 @@ type instance struct {
 	State          lifecycleState `json:"state"`
 	Health         string         `json:"health"`
 	LaunchTemplate launchTemplate `json:"launchTemplate"`
-	Protected      bool           `json:"protected,omitempty"`
-	LaunchTime     time.Time      `json:"launchTime"`
+	// LaunchConfiguration names the configuration the instance was
+	// launched from, when it was not from a template.
+	LaunchConfiguration string    `json:"launchConfiguration,omitempty"`
+	Protected           bool      `json:"protected,omitempty"`
+	LaunchTime          time.Time `json:"launchTime"`
 	// ActivityID is the activity that tracks the instance's current
 	// transition (launch, standby, termination).
 	ActivityID string `json:"activityId,omitempty"`

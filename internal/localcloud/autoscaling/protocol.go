@@ -59,12 +59,13 @@ type xmlLaunchTemplate struct {
 }
 
 type xmlInstance struct {
-	InstanceID           string             `xml:"InstanceId"`
-	AvailabilityZone     string             `xml:"AvailabilityZone"`
-	LifecycleState       string             `xml:"LifecycleState"`
-	HealthStatus         string             `xml:"HealthStatus"`
-	LaunchTemplate       *xmlLaunchTemplate `xml:"LaunchTemplate,omitempty"`
-	ProtectedFromScaleIn bool               `xml:"ProtectedFromScaleIn"`
+	InstanceID              string             `xml:"InstanceId"`
+	AvailabilityZone        string             `xml:"AvailabilityZone"`
+	LifecycleState          string             `xml:"LifecycleState"`
+	HealthStatus            string             `xml:"HealthStatus"`
+	LaunchConfigurationName string             `xml:"LaunchConfigurationName,omitempty"`
+	LaunchTemplate          *xmlLaunchTemplate `xml:"LaunchTemplate,omitempty"`
+	ProtectedFromScaleIn    bool               `xml:"ProtectedFromScaleIn"`
 }
 
 type xmlTag struct {
@@ -78,6 +79,7 @@ type xmlTag struct {
 type xmlGroup struct {
 	AutoScalingGroupName             string                    `xml:"AutoScalingGroupName"`
 	AutoScalingGroupARN              string                    `xml:"AutoScalingGroupARN"`
+	LaunchConfigurationName          string                    `xml:"LaunchConfigurationName,omitempty"`
 	LaunchTemplate                   *xmlLaunchTemplate        `xml:"LaunchTemplate,omitempty"`
 	MinSize                          int                       `xml:"MinSize"`
 	MaxSize                          int                       `xml:"MaxSize"`
@@ -120,13 +122,14 @@ type describeGroupsResult struct {
 }
 
 type xmlInstanceDetails struct {
-	InstanceID           string             `xml:"InstanceId"`
-	AutoScalingGroupName string             `xml:"AutoScalingGroupName"`
-	AvailabilityZone     string             `xml:"AvailabilityZone"`
-	LifecycleState       string             `xml:"LifecycleState"`
-	HealthStatus         string             `xml:"HealthStatus"`
-	LaunchTemplate       *xmlLaunchTemplate `xml:"LaunchTemplate,omitempty"`
-	ProtectedFromScaleIn bool               `xml:"ProtectedFromScaleIn"`
+	InstanceID              string             `xml:"InstanceId"`
+	AutoScalingGroupName    string             `xml:"AutoScalingGroupName"`
+	AvailabilityZone        string             `xml:"AvailabilityZone"`
+	LifecycleState          string             `xml:"LifecycleState"`
+	HealthStatus            string             `xml:"HealthStatus"`
+	LaunchConfigurationName string             `xml:"LaunchConfigurationName,omitempty"`
+	LaunchTemplate          *xmlLaunchTemplate `xml:"LaunchTemplate,omitempty"`
+	ProtectedFromScaleIn    bool               `xml:"ProtectedFromScaleIn"`
 }
 
 type describeInstancesResult struct {
@@ -185,6 +188,50 @@ type describeHooksResult struct {
 	Hooks   members[xmlHook] `xml:"LifecycleHooks"`
 }
 
+// xmlLaunchConfiguration is a LaunchConfiguration. AWS writes the string
+// fields a configuration was created without as empty elements, which the
+// AWS CLI shows as "".
+type xmlLaunchConfiguration struct {
+	LaunchConfigurationName      string            `xml:"LaunchConfigurationName"`
+	LaunchConfigurationARN       string            `xml:"LaunchConfigurationARN"`
+	ImageID                      string            `xml:"ImageId"`
+	KeyName                      string            `xml:"KeyName"`
+	SecurityGroups               members[string]   `xml:"SecurityGroups"`
+	ClassicLinkVPCSecurityGroups members[string]   `xml:"ClassicLinkVPCSecurityGroups"`
+	UserData                     string            `xml:"UserData"`
+	InstanceType                 string            `xml:"InstanceType"`
+	KernelID                     string            `xml:"KernelId"`
+	RamdiskID                    string            `xml:"RamdiskId"`
+	BlockDeviceMappings          members[struct{}] `xml:"BlockDeviceMappings"`
+	InstanceMonitoring           xmlMonitoring     `xml:"InstanceMonitoring"`
+	SpotPrice                    string            `xml:"SpotPrice,omitempty"`
+	IamInstanceProfile           string            `xml:"IamInstanceProfile,omitempty"`
+	CreatedTime                  awsTime           `xml:"CreatedTime"`
+	EbsOptimized                 bool              `xml:"EbsOptimized"`
+	AssociatePublicIPAddress     *bool             `xml:"AssociatePublicIpAddress,omitempty"`
+	PlacementTenancy             string            `xml:"PlacementTenancy,omitempty"`
+}
+
+type xmlMonitoring struct {
+	Enabled bool `xml:"Enabled"`
+}
+
+type describeLaunchConfigurationsResult struct {
+	XMLName              xml.Name                        `xml:"DescribeLaunchConfigurationsResult"`
+	LaunchConfigurations members[xmlLaunchConfiguration] `xml:"LaunchConfigurations"`
+	NextToken            string                          `xml:"NextToken,omitempty"`
+}
+
+func toXMLLaunchConfiguration(lc *launchConfiguration) xmlLaunchConfiguration {
+	return xmlLaunchConfiguration{
+		LaunchConfigurationName: lc.Name, LaunchConfigurationARN: lc.ARN, ImageID: lc.ImageID, KeyName: lc.KeyName,
+		SecurityGroups: list(lc.SecurityGroups), UserData: lc.UserData, InstanceType: lc.InstanceType,
+		KernelID: lc.KernelID, RamdiskID: lc.RamdiskID, InstanceMonitoring: xmlMonitoring{Enabled: lc.Monitoring},
+		SpotPrice: lc.SpotPrice, IamInstanceProfile: lc.IamInstanceProfile, CreatedTime: awsTime(lc.Created),
+		EbsOptimized: lc.EbsOptimized, AssociatePublicIPAddress: lc.AssociatePublicIP, PlacementTenancy: lc.PlacementTenancy,
+	}
+}
+
 // emptyResult is the <ActionResult/> of actions that return no fields but
 // whose AWS response still carries the element (PutLifecycleHook and the
 // lifecycle action calls).
@@ -203,6 +250,7 @@ func toXMLGroup(g *group) xmlGroup {
 	x := xmlGroup{
 		AutoScalingGroupName:             g.Name,
 		AutoScalingGroupARN:              g.ARN,
+		LaunchConfigurationName:          g.LaunchConfiguration,
 		LaunchTemplate:                   toXMLTemplate(g.LaunchTemplate),
 		MinSize:                          g.MinSize,
 		MaxSize:                          g.MaxSize,
@@ -229,12 +277,13 @@ func toXMLGroup(g *group) xmlGroup {
 	}
 	for _, i := range g.sortedInstances() {
 		x.Instances.Member = append(x.Instances.Member, xmlInstance{
-			InstanceID:           i.ID,
-			AvailabilityZone:     i.Zone,
-			LifecycleState:       i.State.String(),
-			HealthStatus:         i.Health,
-			LaunchTemplate:       toXMLTemplate(i.LaunchTemplate),
-			ProtectedFromScaleIn: i.Protected,
+			InstanceID:              i.ID,
+			AvailabilityZone:        i.Zone,
+			LifecycleState:          i.State.String(),
+			HealthStatus:            i.Health,
+			LaunchConfigurationName: i.LaunchConfiguration,
+			LaunchTemplate:          toXMLTemplate(i.LaunchTemplate),
+			ProtectedFromScaleIn:    i.Protected,
 		})
 	}
 	for _, t := range g.Tags {

@@ -90,6 +90,9 @@ func (f form) maxRecords(def, limit int) (int, error) {
 
 type hookInput struct {
 	Name, Transition, DefaultResult, Metadata, TargetARN, RoleARN string
+	// TargetSet reports NotificationTargetARN present, even empty: an
+	// empty one clears the hook's target.
+	TargetSet bool
 	// HeartbeatTimeout is in seconds, nil when absent.
 	HeartbeatTimeout *int
 }
@@ -104,6 +107,7 @@ func parseHookInput(f form, prefix string) (hookInput, error) {
 	in.DefaultResult = f.Get(prefix + "DefaultResult")
 	in.Metadata = f.Get(prefix + "NotificationMetadata")
 	in.TargetARN = f.Get(prefix + "NotificationTargetARN")
+	in.TargetSet = f.Has(prefix + "NotificationTargetARN")
 	in.RoleARN = f.Get(prefix + "RoleARN")
 	in.HeartbeatTimeout, err = f.optInt(prefix + "HeartbeatTimeout")
 	return in, err

@@ -7,10 +7,12 @@
 // first unless a policy leaves no room), honours launch and terminate
 // lifecycle hooks (Pending:Wait, heartbeats, timeouts with the default
 // result), Standby, and target group registration, and emits the Auto
-// Scaling EventBridge events.
+// Scaling EventBridge events. Groups launch from a launch template or a
+// launch configuration (api_launchconfigs.go); hooks with a notification
+// target also get AWS's own messages there (notify.go).
 //
-// It reaches EC2, ELBv2 and EventBridge only through the small interfaces in
-// cloud.go, which the localcloud wiring implements; it must never import
+// It reaches EC2, ELBv2, EventBridge and the hooks' targets only through the
+// small interfaces in cloud.go, which the localcloud wiring implements; it must never import
 // those services, never block an API call on instance I/O, and never let an
 // event or a state change be lost across a restart once the API call that
 // caused it has answered.
@@ -150,6 +152,9 @@ var handlers = map[string]handler{
 	"RecordLifecycleActionHeartbeat":      (*Service).recordHeartbeat,
 	"SetInstanceProtection":               (*Service).setInstanceProtection,
 	"SetInstanceHealth":                   (*Service).setInstanceHealth,
+	"CreateLaunchConfiguration":           (*Service).createLaunchConfiguration,
+	"DescribeLaunchConfigurations":        (*Service).describeLaunchConfigurations,
+	"DeleteLaunchConfiguration":           (*Service).deleteLaunchConfiguration,
 }
 
 // ServeHTTP answers one awsquery request.

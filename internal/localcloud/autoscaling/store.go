@@ -47,6 +47,9 @@ func loadState(dir string) (*state, error) {
 	if st.Groups == nil {
 		st.Groups = map[string]*group{}
 	}
+	if st.LaunchConfigurations == nil {
+		st.LaunchConfigurations = map[string]*launchConfiguration{}
+	}
 	for _, g := range st.Groups {
 		if g.Hooks == nil {
 			g.Hooks = map[string]*hook{}

@@ -11,7 +11,7 @@ import (
 // termination policies do: first the zone with the most instances (zones
 // the group no longer uses before any), then, within it, each of the
 // group's policies in turn narrows the choice. "Default" is
-// OldestLaunchTemplate, then the oldest instance (standing in for
+// OldestLaunchTemplate (or OldestLaunchConfiguration), then the oldest instance (standing in for
 // "closest to the next billing hour", which the local cloud does not
 // bill). Instances protected from scale-in are never picked, so fewer than n
 // may come back; nor are those awaiting a replacement, which go once it is
@@ -81,10 +81,23 @@ func narrow(g *group, policy string, in []*instance) []*instance {
 	return in // policies about billing and allocation do not apply here
 }
 
-// templateAge orders instances by how old their launch template is: any not
-// launched from the group's current template and version come first, lower
-// numbered versions before higher.
+// templateAge orders instances by how old what they were launched from is,
+// as AWS's OldestLaunchTemplate and OldestLaunchConfiguration do. In a group
+// on a launch template: instances from a launch configuration first (AWS
+// terminates those before any from a template), then any not launched from
+// the group's current template and version, lower numbered versions before
+// higher. In a group on a launch configuration: any not launched from it
+// first.
 func templateAge(g *group, i *instance) float64 {
+	if g.LaunchConfiguration != "" {
+		if i.LaunchConfiguration == g.LaunchConfiguration {
+			return math.Inf(1)
+		}
+		return 0
+	}
+	if i.LaunchConfiguration != "" {
+		return -2e9
+	}
 	cur := g.LaunchTemplate
 	if i.LaunchTemplate == cur {
 		return math.Inf(1)

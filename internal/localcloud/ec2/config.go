@@ -4,6 +4,9 @@
 // content-addressed store (snapshots) and local processes (instances), each
 // instance with its own instance-metadata endpoint.
 //
+// Every EC2 here has DefaultImageID, a generic image that runs the user
+// data, besides its catalog (DescribeImages lists them).
+//
 // It behaves like EC2 where handover's correctness depends on it:
 // asynchronous snapshots and volume restores, volumes bound to a zone and to
 // one instance at a time, client-token idempotency, EC2's error codes,
@@ -39,8 +42,34 @@ type Image struct {
 	// PATH when it has no slash.
 	Command []string `json:"command"`
 	// Env is added to every instance's environment.
-	Env         map[string]string `json:"env,omitempty"`
-	Description string            `json:"description,omitempty"`
+	Env map[string]string `json:"env,omitempty"`
+	// Name and Description are what DescribeImages shows; the name
+	// defaults to the image id.
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+	// RunsUserData makes the command run whether or not the instance has
+	// user data: the command runs the user data itself (the file named by
+	// HANDOVER_USER_DATA), as an operating system's boot does. Without it,
+	// an instance with user data runs that as a shell script instead of the
+	// command.
+	RunsUserData bool `json:"runsUserData,omitempty"`
+}
+
+// DefaultImageID is the image every local cloud has, whatever its catalog:
+// a generic one that runs the user data as a shell script and then idles,
+// as an instance of a real AMI keeps running after its user data, or just
+// idles when there is none. A catalog entry with the same id replaces it.
+const DefaultImageID = "ami-0000000000000000a"
+
+// DefaultImage is the image DefaultImageID stands for.
+func DefaultImage() Image {
+	return Image{
+		Name:         "handover-localcloud-default",
+		Description:  "Generic image: runs the instance's user data as a shell script, then idles (idles at once without user data)",
+		RunsUserData: true,
+		Command: []string{"/bin/sh", "-c", `if [ -n "$HANDOVER_USER_DATA" ]; then /bin/sh "$HANDOVER_USER_DATA"; echo "user data exited with status $?"; fi
+while :; do sleep 3600; done`},
+	}
 }
 
 // Publisher delivers an event (EventBridge JSON) to the local EventBridge.
@@ -110,7 +139,8 @@ type Config struct {
 	AccountID string
 	// Zones are the region's availability zones (default REGION a, b, c).
 	Zones []string
-	// Catalog maps AMI ids to images (see LoadCatalog).
+	// Catalog maps AMI ids to images (see LoadCatalog); DefaultImageID is
+	// added unless the catalog has it.
 	Catalog map[string]Image
 	// Snapshots stores snapshot contents.
 	Snapshots SnapshotStore
@@ -215,6 +245,14 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if _, ok := c.Catalog[DefaultImageID]; !ok {
+		cat := maps.Clone(c.Catalog)
+		if cat == nil {
+			cat = map[string]Image{}
+		}
+		cat[DefaultImageID] = DefaultImage()
+		c.Catalog = cat
 	}
 	return c
 }

@@ -12,11 +12,18 @@ import (
 // The in-process API the local Auto Scaling uses: the same launches and
 // terminations as RunInstances and TerminateInstances, without HTTP.
 
-// LaunchRequest asks for one instance from a launch template.
+// LaunchRequest asks for one instance from a launch template, or, with no
+// template named, from an image (what an Auto Scaling launch configuration
+// says to launch).
 type LaunchRequest struct {
-	// LaunchTemplateID or LaunchTemplateName (exactly one) and Version
+	// LaunchTemplateID or LaunchTemplateName (at most one) and Version
 	// ("$Latest", "$Default" or a number; empty means $Default).
 	LaunchTemplateID, LaunchTemplateName, Version string
+	// ImageID, InstanceType and UserData (raw bytes) are the launch when no
+	// template is named; InstanceType defaults to m1.small, as in
+	// RunInstances.
+	ImageID, InstanceType string
+	UserData              []byte
 	// Zone overrides the template's; empty lets the service choose.
 	Zone string
 	// Tags are added to the instance; unlike CreateTags they may use the
@@ -42,11 +49,21 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest) (InstanceInfo, 
 		return InstanceInfo{}, err
 	}
 	ref := templateRef{ID: req.LaunchTemplateID, Name: req.LaunchTemplateName, Version: req.Version}
+	fromTemplate := ref.ID != "" || ref.Name != ""
 	switch {
-	case ref.ID == "" && ref.Name == "":
-		return InstanceInfo{}, missing("LaunchTemplateId or LaunchTemplateName")
+	case !fromTemplate && req.ImageID == "":
+		return InstanceInfo{}, missing("LaunchTemplateId, LaunchTemplateName or ImageId")
+	case fromTemplate && req.ImageID != "":
+		return InstanceInfo{}, awsproto.Errorf("InvalidParameterCombination", "Launch either from a launch template or from an image, not both")
 	case ref.ID != "" && ref.Name != "":
 		return InstanceInfo{}, awsproto.Errorf("InvalidParameterCombination", "Specify either a launch template ID or a launch template name, not both")
+	case req.ImageID != "":
+		if err := kindImage.check(req.ImageID); err != nil {
+			return InstanceInfo{}, err
+		}
+	}
+	if len(req.UserData) > maxUserData {
+		return InstanceInfo{}, invalid("User data is limited to %d bytes", maxUserData)
 	}
 	for k, v := range req.Tags {
 		if k == "" || len(k) > maxTagKeyLen || len(v) > maxTagValueLen {
@@ -58,12 +75,15 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest) (InstanceInfo, 
 	if s.closed {
 		return InstanceInfo{}, errClosed
 	}
-	spec := launchSpec{Zone: req.Zone, Min: 1, Max: 1, Tags: maps.Clone(req.Tags)}
-	if err := s.applyTemplateLocked(&spec, ref, false); err != nil {
-		return InstanceInfo{}, err
-	}
-	if spec.ImageID == "" {
-		return InstanceInfo{}, invalid("Launch template %s%s has no image id", ref.ID, ref.Name)
+	spec := launchSpec{Zone: req.Zone, Min: 1, Max: 1, Tags: maps.Clone(req.Tags),
+		ImageID: req.ImageID, InstanceType: req.InstanceType, UserData: req.UserData}
+	if fromTemplate {
+		if err := s.applyTemplateLocked(&spec, ref, false); err != nil {
+			return InstanceInfo{}, err
+		}
+		if spec.ImageID == "" {
+			return InstanceInfo{}, invalid("Launch template %s%s has no image id", ref.ID, ref.Name)
+		}
 	}
 	if spec.InstanceType == "" {
 		spec.InstanceType = "m1.small"

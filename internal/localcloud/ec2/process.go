@@ -64,7 +64,8 @@ func shellQuote(args []string) string {
 }
 
 // boot starts an instance's processes: its user data as a shell script if
-// it has any, else the image's command. Output goes to console.log. onExit
+// it has any, else the image's command (or the image's command in any case,
+// for an image that runs the user data itself). Output goes to console.log. onExit
 // runs once the group leader has exited.
 func boot(b bootEnv, userData []byte, onExit func(error)) (*proc, error) {
 	if err := os.MkdirAll(filepath.Join(b.InstanceDir, "volumes"), 0o755); err != nil {
@@ -75,17 +76,21 @@ func boot(b bootEnv, userData []byte, onExit func(error)) (*proc, error) {
 		return nil, err
 	}
 	argv := b.Image.Command
+	env := b.environ()
 	if len(userData) > 0 {
 		script := filepath.Join(b.InstanceDir, "user-data")
 		if err := os.WriteFile(script, userData, 0o755); err != nil {
 			console.Close()
 			return nil, err
 		}
-		argv = []string{"/bin/sh", script}
+		env = append(env, "HANDOVER_USER_DATA="+script)
+		if !b.Image.RunsUserData {
+			argv = []string{"/bin/sh", script}
+		}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = b.InstanceDir
-	cmd.Env = b.environ()
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = console, console
 	// Its own process group, so that stopping reaches whatever it started;
 	// and killed if the local cloud itself dies, as an instance would be.

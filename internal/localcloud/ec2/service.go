@@ -186,6 +186,7 @@ var handlers = map[string]handler{
 	"StopInstances":                  (*Service).stopInstances,
 	"StartInstances":                 (*Service).startInstances,
 	"DescribeAvailabilityZones":      (*Service).describeZones,
+	"DescribeImages":                 (*Service).describeImages,
 	"CreateLaunchTemplate":           (*Service).createTemplate,
 	"CreateLaunchTemplateVersion":    (*Service).createTemplateVersion,
 	"DescribeLaunchTemplates":        (*Service).describeTemplates,
