@@ -83,6 +83,7 @@ func (g *Groups) DescribeGroup(ctx context.Context, name string) (update.Group, 
 		if lt := a.LaunchTemplate; lt != nil {
 			grp.Template = ledger.TemplateRef{ID: aws.ToString(lt.LaunchTemplateId), Name: aws.ToString(lt.LaunchTemplateName), Version: aws.ToString(lt.Version)}
 		}
+		grp.LaunchConfiguration = aws.ToString(a.LaunchConfigurationName)
 		if p := a.InstanceMaintenancePolicy; p != nil {
 			if p.MinHealthyPercentage != nil {
 				grp.MaintenanceMin = *p.MinHealthyPercentage
@@ -101,8 +102,11 @@ func (g *Groups) DescribeGroup(ctx context.Context, name string) (update.Group, 
 			}
 			grp.Instances = append(grp.Instances, m)
 		}
-		if err := g.resolveVersions(ctx, grp.Instances); err != nil {
-			return update.Group{}, fmt.Errorf("describing group %s: %w", name, err)
+		// Only template instances have template versions to look up.
+		if grp.Template.ID != "" || grp.Template.Name != "" {
+			if err := g.resolveVersions(ctx, grp.Instances); err != nil {
+				return update.Group{}, fmt.Errorf("describing group %s: %w", name, err)
+			}
 		}
 		return grp, nil
 	}

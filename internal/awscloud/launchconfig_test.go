@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 
+	"github.com/handover-dev/handover/internal/awscloud"
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
 )
@@ -18,7 +19,7 @@ import (
 // them depends on a launch template.
 func TestLaunchConfigurationGroup(t *testing.T) {
 	ctx := context.Background()
-	c, _, a := start(t, "kv")
+	c, e, a := start(t, "kv")
 	if _, err := a.CreateLaunchConfiguration(ctx, &autoscaling.CreateLaunchConfigurationInput{LaunchConfigurationName: aws.String("kv-v1"),
 		ImageId: aws.String(ami), InstanceType: aws.String("t3.micro")}); err != nil {
 		t.Fatal(err)
@@ -80,5 +81,12 @@ func TestLaunchConfigurationGroup(t *testing.T) {
 	out, err := a.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{InstanceIds: []string{next.Instance}})
 	if err != nil || len(out.AutoScalingInstances) != 1 || aws.ToString(out.AutoScalingInstances[0].LaunchConfigurationName) != "kv-v1" {
 		t.Fatalf("replacement %s: %+v, %v", next.Instance, out, err)
+	}
+
+	// Group updates read what the group launches from, so that they can
+	// refuse it saying how to move it to a template.
+	g, err := awscloud.NewGroups(e, a).DescribeGroup(ctx, "kv")
+	if err != nil || g.LaunchConfiguration != "kv-v1" || g.Template != (ledger.TemplateRef{}) {
+		t.Fatalf("DescribeGroup = %+v, %v; want launch configuration kv-v1 and no template", g, err)
 	}
 }

@@ -152,6 +152,11 @@ func (e *PoisonError) Unwrap() error { return e.Reason }
 func (c *Controller) HandleMessage(ctx context.Context, body string) ([]string, error) {
 	ev, err := events.DecodeSQSBody(body)
 	if err != nil {
+		if events.IsTestNotification(err) {
+			// Sent once when a hook is pointed at the queue; nothing to do.
+			c.log.Debug("lifecycle hook test notification dropped", "reason", err)
+			return nil, nil
+		}
 		if events.IsIgnored(err) {
 			c.log.Info("ignoring event", "reason", err)
 			return nil, nil

@@ -21,13 +21,16 @@ import (
 
 // Group is what an update needs to know of an Auto Scaling group.
 type Group struct {
-	Name              string
-	Template          ledger.TemplateRef
-	Min, Max, Desired int32
-	Zones             []string
-	Subnets           string // VPCZoneIdentifier
-	TargetGroups      []string
-	HealthCheckType   string
+	Name     string
+	Template ledger.TemplateRef
+	// LaunchConfiguration names the launch configuration a group launches
+	// from instead of a template (updates refuse such a group).
+	LaunchConfiguration string
+	Min, Max, Desired   int32
+	Zones               []string
+	Subnets             string // VPCZoneIdentifier
+	TargetGroups        []string
+	HealthCheckType     string
 	// HealthCheckGrace is whole seconds on AWS.
 	HealthCheckGrace time.Duration
 	// MaintenanceMin/Max are the instance maintenance policy's percentages,

@@ -55,8 +55,8 @@ func (r *Runner) plan(ctx context.Context, req Request, create bool) (Plan, Grou
 	if err != nil {
 		return Plan{}, Group{}, err
 	}
-	if g.Template.ID == "" && g.Template.Name == "" {
-		return Plan{}, Group{}, fmt.Errorf("group %s does not use a launch template; handover update rolls out launch template versions", req.Group)
+	if err := launchesFromTemplate(g, "group"); err != nil {
+		return Plan{}, Group{}, err
 	}
 	from := g.Template
 	if from.Version, err = r.fromVersion(ctx, g); err != nil {
@@ -94,6 +94,10 @@ func (r *Runner) plan(ctx context.Context, req Request, create bool) (Plan, Grou
 			return Plan{}, Group{}, fmt.Errorf("migration group %s does not exist: check --migration-group", req.MigrationGroup)
 		}
 		if err != nil {
+			return Plan{}, Group{}, err
+		}
+		// The migration group is rolled to a template version too.
+		if err := launchesFromTemplate(mg, "migration group"); err != nil {
 			return Plan{}, Group{}, err
 		}
 		step := PlanStep{Phase: PhaseMigrationGroup, WaitsFor: fmt.Sprintf("a SUCCESS signal from a new instance of %s within %s; then its old instances are terminated", mg.Name, req.MigrationTimeout)}
@@ -171,3 +175,19 @@ func (r *Runner) fromVersion(ctx context.Context, g Group) (string, error) {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// launchesFromTemplate refuses a group that handover update cannot roll:
+// updates roll out launch template versions, and a group on a launch
+// configuration (or on neither) has none. The message says how to move it.
+func launchesFromTemplate(g Group, role string) error {
+	if g.Template.ID != "" || g.Template.Name != "" {
+		return nil
+	}
+	if g.LaunchConfiguration == "" {
+		return fmt.Errorf("%s %s does not use a launch template; handover update rolls out launch template versions: give the group one (aws autoscaling update-auto-scaling-group --auto-scaling-group-name %s --launch-template LaunchTemplateName=NAME,Version='$Latest')", role, g.Name, g.Name)
+	}
+	return fmt.Errorf("%s %s launches from launch configuration %s, and handover update rolls out launch template versions: "+
+		"make a launch template with the configuration's image, instance type and user data (aws ec2 create-launch-template --launch-template-name %s --launch-template-data '{\"ImageId\":\"…\",\"InstanceType\":\"…\",\"UserData\":\"…\"}'), "+
+		"move the group to it (aws autoscaling update-auto-scaling-group --auto-scaling-group-name %s --launch-template LaunchTemplateName=%s,Version='$Latest'), then run the update again",
+		role, g.Name, g.LaunchConfiguration, g.Name, g.Name, g.Name)
+}

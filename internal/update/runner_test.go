@@ -364,7 +364,13 @@ func TestPlanErrors(t *testing.T) {
 		{"replace-all of an empty group", func(e *env) { e.cloud.scale("web", 0, 3, 0) }, Request{Group: "web", Strategy: ReplaceAll, BatchSize: 1, SignalTimeout: time.Minute}, []string{"desired capacity 0: nothing to replace"}},
 		{"no launch template", func(e *env) {
 			e.cloud.addGroup(Group{Name: "old", Max: 1, Desired: 1})
-		}, Request{Group: "old", Strategy: Rolling, BatchSize: 1}, []string{"does not use a launch template"}},
+		}, Request{Group: "old", Strategy: Rolling, BatchSize: 1}, []string{"does not use a launch template", "update-auto-scaling-group"}},
+		{"launch configuration", func(e *env) {
+			e.cloud.addGroup(Group{Name: "lc", Max: 1, Desired: 1, LaunchConfiguration: "kv-v1"})
+		}, Request{Group: "lc", Strategy: Rolling, BatchSize: 1}, []string{"group lc launches from launch configuration kv-v1", "create-launch-template", "--launch-template LaunchTemplateName=lc"}},
+		{"migration group on a launch configuration", func(e *env) {
+			e.cloud.addGroup(Group{Name: "mg", Max: 1, Desired: 1, LaunchConfiguration: "mg-v1"})
+		}, Request{Group: "web", Strategy: Rolling, BatchSize: 1, MigrationGroup: "mg", MigrationTimeout: time.Minute}, []string{"migration group mg launches from launch configuration mg-v1"}},
 		{"unknown version", nil, Request{Group: "web", Strategy: Rolling, BatchSize: 1, Version: "$Newest"}, []string{"resolving --launch-template-version $Newest"}},
 		{"describe fails", func(e *env) { e.cloud.NextErr["DescribeGroup"] = errBoom }, Request{Group: "web", Strategy: Rolling, BatchSize: 1}, []string{"boom"}},
 	}
