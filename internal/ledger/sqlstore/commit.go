@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/handover-dev/handover/internal/ledger"
 )
@@ -16,18 +19,31 @@ import (
 // once (the batch is retried one write at a time), so it must set its
 // results afresh each time.
 type op struct {
-	ctx  context.Context
+	ctx context.Context
+	// lock names the row the write locks. A batch runs its writes in lock
+	// order, so two stores committing into one database (two controllers
+	// on PostgreSQL) take their row locks in the same order and cannot
+	// deadlock each other.
+	lock string
 	run  func(ctx context.Context, w *writer) error
 	done chan error
 }
 
-// write queues run for the next transaction and waits until that
-// transaction has committed or failed.
-func (s *Store) write(ctx context.Context, run func(ctx context.Context, w *writer) error) error {
+// Lock names, by table. pruneLock sorts after every row name: a prune
+// touches many event rows, so it goes last.
+func recordLock(kind, id string) string { return "r\x00" + kind + "\x00" + id }
+func eventLock(id string) string        { return "e\x00" + id }
+func leaseLock(name string) string      { return "l\x00" + name }
+
+const pruneLock = "\xff"
+
+// write queues run, which locks the row lock, for the next transaction and
+// waits until that transaction has committed or failed.
+func (s *Store) write(ctx context.Context, lock string, run func(ctx context.Context, w *writer) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{ctx: ctx, run: run, done: make(chan error, 1)}
+	o := &op{ctx: ctx, lock: lock, run: run, done: make(chan error, 1)}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -85,6 +101,8 @@ func (s *Store) commit(batch []*op) {
 	if len(live) == 0 {
 		return
 	}
+	// Stable: two writes to one row keep the order they arrived in.
+	slices.SortStableFunc(live, func(a, b *op) int { return strings.Compare(a.lock, b.lock) })
 	results, err := s.transact(live)
 	if err == nil {
 		s.commits.Add(1)
@@ -118,10 +136,28 @@ func outcome(err error) bool {
 		errors.Is(err, ledger.ErrConflict) || errors.Is(err, ledger.ErrLeaseHeld)
 }
 
-// transact runs ops in one transaction and commits it. Statements run on a
-// context of their own: one caller giving up must not abort the writes of
-// the others.
+// transientTries bounds how often a transaction that lost a deadlock or a
+// busy lock is run again before its writes are failed with ErrRetry.
+const transientTries = 5
+
+// transact runs ops in one transaction and commits it, running it again
+// when the database reports a passing fault (Dialect.Transient): such a
+// transaction was rolled back whole, so nothing of it is stored.
 func (s *Store) transact(ops []*op) ([]error, error) {
+	for try := 1; ; try++ {
+		results, err := s.transactOnce(ops)
+		if err == nil || try == transientTries || !errors.Is(err, ledger.ErrRetry) || s.d.Transient == nil || !s.d.Transient(err) {
+			return results, err
+		}
+		s.log.Debug("ledger transaction hit a passing fault; running it again", "writes", len(ops), "attempt", try, "err", err)
+		time.Sleep(time.Duration(try) * time.Millisecond)
+	}
+}
+
+// transactOnce runs ops in one transaction and commits it. Statements run
+// on a context of their own: one caller giving up must not abort the writes
+// of the others.
+func (s *Store) transactOnce(ops []*op) ([]error, error) {
 	ctx := context.Background()
 	if err := s.w.begin(ctx); err != nil {
 		return nil, s.failed("beginning a transaction", err)

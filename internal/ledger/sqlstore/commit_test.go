@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,7 +61,7 @@ func TestGroupCommitFailure(t *testing.T) {
 	holding := make(chan struct{})
 	first := make(chan error, 1)
 	go func() {
-		first <- s.write(ctx, func(ctx context.Context, w *writer) error {
+		first <- s.write(ctx, recordLock(testKind.Name, "a"), func(ctx context.Context, w *writer) error {
 			close(holding)
 			<-hold // the committer is busy: later writes queue up
 			_, err := w.exec(ctx, s.q.create, testKind.Name, "a", false, "o", "", "", `{}`)
@@ -84,7 +85,7 @@ func TestGroupCommitFailure(t *testing.T) {
 	boom := errors.New("disk on fire")
 	send("b", func() error { return s.Create(ctx, rec("b")) })
 	send("c", func() error {
-		return s.write(ctx, func(ctx context.Context, w *writer) error {
+		return s.write(ctx, recordLock(testKind.Name, "c"), func(ctx context.Context, w *writer) error {
 			if _, err := w.exec(ctx, s.q.create, testKind.Name, "c", false, "o", "", "", `{}`); err != nil {
 				return err
 			}
@@ -161,7 +162,7 @@ func TestCancelledBeforeCommit(t *testing.T) {
 	s := openTest(t)
 	hold := make(chan struct{})
 	holding := make(chan struct{})
-	go s.write(context.Background(), func(ctx context.Context, w *writer) error {
+	go s.write(context.Background(), recordLock(testKind.Name, "hold"), func(ctx context.Context, w *writer) error {
 		close(holding)
 		<-hold
 		return nil
@@ -184,5 +185,86 @@ func TestCancelledBeforeCommit(t *testing.T) {
 	}
 	if _, err := s.Get(context.Background(), testKind, "late"); !errors.Is(err, ledger.ErrNotFound) {
 		t.Errorf("a write cancelled before its commit: %v, want ErrNotFound", err)
+	}
+}
+
+// TestBatchRunsInLockOrder: the writes of one transaction run in the order
+// of the rows they lock, whatever order they arrived in, so two stores on
+// one database never take two rows' locks in opposite orders.
+func TestBatchRunsInLockOrder(t *testing.T) {
+	s := openTest(t)
+	hold := make(chan struct{})
+	holding := make(chan struct{})
+	go s.write(context.Background(), recordLock(testKind.Name, "hold"), func(ctx context.Context, w *writer) error {
+		close(holding)
+		<-hold
+		return nil
+	})
+	<-holding
+	var ran []string // only the committer goroutine appends
+	errs := make(chan error, 3)
+	for i, id := range []string{"c", "a", "b"} {
+		go func() {
+			errs <- s.write(context.Background(), recordLock(testKind.Name, id), func(ctx context.Context, w *writer) error {
+				ran = append(ran, id)
+				return nil
+			})
+		}()
+		for len(s.writes) < i+1 { // queued one after the other, in this order
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(hold)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(ran, ","); got != "a,b,c" {
+		t.Errorf("writes ran as %s, want a,b,c (lock order)", got)
+	}
+}
+
+// TestTransientFaultRunsAgain: a transaction the database rolled back as a
+// deadlock victim (a Transient error) is run again, and its write lands
+// instead of failing.
+func TestTransientFaultRunsAgain(t *testing.T) {
+	deadlock := errors.New("deadlock detected")
+	d := *testDialect
+	d.Transient = func(err error) bool { return errors.Is(err, deadlock) }
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "l.db")+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), db, &d, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	tries := 0
+	err = s.write(t.Context(), recordLock(testKind.Name, "x"), func(ctx context.Context, w *writer) error {
+		tries++
+		if _, err := w.exec(ctx, s.q.create, testKind.Name, "x", false, "o", "", "", `{}`); err != nil {
+			return err
+		}
+		if tries < 3 {
+			return deadlock
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("write after two deadlocks: %v", err)
+	}
+	if tries != 3 {
+		t.Errorf("ran %d times, want 3", tries)
+	}
+	if _, err := s.Get(t.Context(), testKind, "x"); err != nil {
+		t.Errorf("the write did not land: %v", err)
+	}
+
+	// One that never stops failing gives up with ErrRetry.
+	err = s.write(t.Context(), recordLock(testKind.Name, "y"), func(ctx context.Context, w *writer) error { return deadlock })
+	if !errors.Is(err, ledger.ErrRetry) {
+		t.Errorf("a write that always deadlocks: %v, want ErrRetry", err)
 	}
 }

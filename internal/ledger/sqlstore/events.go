@@ -38,7 +38,7 @@ func (s *Store) MarkEvent(ctx context.Context, id string, now, expires time.Time
 		return false, fmt.Errorf("marking event %s: expires: %w", id, err)
 	}
 	var fresh bool
-	err = s.write(ctx, func(ctx context.Context, w *writer) error {
+	err = s.write(ctx, eventLock(id), func(ctx context.Context, w *writer) error {
 		res, err := w.exec(ctx, s.q.mark, id, expKey, nowKey)
 		err = changedOne(res, err)
 		fresh = err == nil
@@ -60,7 +60,7 @@ func (s *Store) PruneEvents(ctx context.Context, now time.Time) (int, error) {
 		return 0, fmt.Errorf("pruning events: %w", err)
 	}
 	var n int64
-	err = s.write(ctx, func(ctx context.Context, w *writer) error {
+	err = s.write(ctx, pruneLock, func(ctx context.Context, w *writer) error {
 		res, err := w.exec(ctx, s.q.prune, nowKey)
 		if err != nil {
 			return err
@@ -88,7 +88,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.
 		return ledger.Lease{}, fmt.Errorf("acquiring lease %s: %w", name, err)
 	}
 	var lease ledger.Lease
-	err = s.write(ctx, func(ctx context.Context, w *writer) error {
+	err = s.write(ctx, leaseLock(name), func(ctx context.Context, w *writer) error {
 		row, err := w.queryRow(ctx, s.q.acquire, name, holder, expKey, nowKey)
 		if err != nil {
 			return err
@@ -120,7 +120,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.
 // ReleaseLease implements ledger.Store.
 func (s *Store) ReleaseLease(ctx context.Context, lease ledger.Lease) error {
 	zero, _ := timeKey(time.Time{})
-	err := s.write(ctx, func(ctx context.Context, w *writer) error {
+	err := s.write(ctx, leaseLock(lease.Name), func(ctx context.Context, w *writer) error {
 		_, err := w.exec(ctx, s.q.release, zero, lease.Name, lease.Holder, lease.Token)
 		return err
 	})

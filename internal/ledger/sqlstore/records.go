@@ -83,7 +83,7 @@ func (s *Store) Create(ctx context.Context, r ledger.Record) error {
 		return err
 	}
 	k := keyArgs(r)
-	return s.write(ctx, func(ctx context.Context, w *writer) error {
+	return s.write(ctx, recordLock(r.Kind.Name, r.ID), func(ctx context.Context, w *writer) error {
 		res, err := w.exec(ctx, s.q.create, r.Kind.Name, r.ID, r.Done, k[0], k[1], k[2], string(r.Body))
 		if err := changedOne(res, err); err != nil {
 			if errors.Is(err, errNoRow) {
@@ -114,7 +114,7 @@ func (s *Store) Swap(ctx context.Context, r ledger.Record) error {
 		return err
 	}
 	k := keyArgs(r)
-	return s.write(ctx, func(ctx context.Context, w *writer) error {
+	return s.write(ctx, recordLock(r.Kind.Name, r.ID), func(ctx context.Context, w *writer) error {
 		var res sql.Result
 		var err error
 		if r.SameKeys {
