@@ -112,7 +112,9 @@ func (c *Controller) dropVolume(ctx context.Context, m *ledger.Migration, id str
 		if v.AttachState == "detaching" {
 			return false, nil
 		}
-		// The instance was abandoned and never served: force is safe.
+		// Force is safe for the volumes callers drop: a rollback's, whose
+		// instance was abandoned and never served, and a superseded
+		// migration's, which the database has left (see supersede).
 		return false, c.call(pacing.FamilyMutate, "detaching volume "+id, func() error {
 			return c.cloud.DetachVolume(ctx, id, true)
 		})

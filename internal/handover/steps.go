@@ -660,8 +660,16 @@ func (c *Controller) commit(ctx context.Context, m *ledger.Migration, lifecycle 
 		}
 	case db.Volume == m.Volume && db.Instance == m.Instance:
 		// Committed before a crash; finish the bookkeeping.
+	case movedOn(m, db):
+		// Another migration committed past this one: it can never commit
+		// now, and retrying would hold its terminations forever.
+		return c.supersede(ctx, m, db)
 	default:
-		return outcome{}, fmt.Errorf("database %s is claimed by %q and holds %s: this migration lost its claim", m.Database, db.Claim, db.Volume)
+		// Not proven past this migration: the record shows no epoch beyond
+		// the one it commits (a record mid-change, a stale read). Look
+		// again.
+		return outcome{}, fmt.Errorf("database %s is claimed by %q and holds %s under epoch %d: this migration (from epoch %d) lost its claim",
+			m.Database, db.Claim, db.Volume, db.Epoch, m.FromEpoch)
 	}
 	// Best effort: what fails here the sweeper deletes later.
 	if m.PreCopySnapshot != "" && m.PreCopySnapshot != db.BaseSnapshot {

@@ -134,7 +134,9 @@ func TestRegressionSeeds(t *testing.T) {
 	}{
 		{24840, "terminate-hold heartbeats starved by other Auto Scaling calls"},
 		{26527, "a launch adopted by reconcile got its first heartbeat a whole interval late"},
+		{30795, "commit landed, releasing the held termination failed, and the dead new instance's replacement committed the next epoch: the migration retried its lost claim forever"},
 		{39685, "terminate-hold heartbeats starved by other Auto Scaling calls"},
+		{57935, "as 30795, with a running new instance the next migration fenced: a superseded migration retried its lost claim forever"},
 		{87677, "launch heartbeats starved by other Auto Scaling calls"},
 		{93722, "launch heartbeats starved by other Auto Scaling calls"},
 		{97249, "launch heartbeats starved by other Auto Scaling calls"},
