@@ -160,14 +160,7 @@ func TestGroupCommitBatches(t *testing.T) {
 // committer reached it is not made.
 func TestCancelledBeforeCommit(t *testing.T) {
 	s := openTest(t)
-	hold := make(chan struct{})
-	holding := make(chan struct{})
-	go s.write(context.Background(), recordLock(testKind.Name, "hold"), func(ctx context.Context, w *writer) error {
-		close(holding)
-		<-hold
-		return nil
-	})
-	<-holding
+	hold := holdCommitter(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Create(ctx, rec("late")) }()
@@ -193,14 +186,7 @@ func TestCancelledBeforeCommit(t *testing.T) {
 // one database never take two rows' locks in opposite orders.
 func TestBatchRunsInLockOrder(t *testing.T) {
 	s := openTest(t)
-	hold := make(chan struct{})
-	holding := make(chan struct{})
-	go s.write(context.Background(), recordLock(testKind.Name, "hold"), func(ctx context.Context, w *writer) error {
-		close(holding)
-		<-hold
-		return nil
-	})
-	<-holding
+	hold := holdCommitter(s)
 	var ran []string // only the committer goroutine appends
 	errs := make(chan error, 3)
 	for i, id := range []string{"c", "a", "b"} {
@@ -267,4 +253,18 @@ func TestTransientFaultRunsAgain(t *testing.T) {
 	if !errors.Is(err, ledger.ErrRetry) {
 		t.Errorf("a write that always deadlocks: %v, want ErrRetry", err)
 	}
+}
+
+// holdCommitter keeps s's committer busy in a transaction until the
+// returned channel is closed, so the writes sent meanwhile queue up.
+func holdCommitter(s *Store) chan struct{} {
+	hold := make(chan struct{})
+	holding := make(chan struct{})
+	go s.write(context.Background(), recordLock(testKind.Name, "hold"), func(ctx context.Context, w *writer) error {
+		close(holding)
+		<-hold
+		return nil
+	})
+	<-holding
+	return hold
 }
