@@ -4,7 +4,10 @@
 // every read is classified as during a handover (from the update's start
 // to the old instance leaving) or outside one. It reports failed reads and
 // p50/p99 latency for both, the same run giving the figures without a
-// handover.
+// handover. A writer also writes fresh keys through the load balancer and
+// reads each back as soon as it is acknowledged, as a tenant reading what
+// it just wrote: a read that comes back missing or old is a stale read
+// (invariant 8), and the run exits 1 if there is any.
 package main
 
 import (
@@ -75,9 +78,46 @@ func main() {
 		mu      sync.Mutex
 		samples []sample
 		n       atomic.Int64
+		// The writer's own writes: acknowledged, read back as written,
+		// read back missing or old (stale), read back failed.
+		ownAcked, ownFresh, ownStale, ownFailed atomic.Int64
 	)
 	loadCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; loadCtx.Err() == nil; i++ {
+			k := fmt.Sprintf("%s/kv/fw-%07d", lb, i)
+			v := bytes.Repeat([]byte{byte(i), 'w'}, 256)
+			req, _ := http.NewRequestWithContext(loadCtx, http.MethodPut, k, bytes.NewReader(v))
+			resp, err := hc.Do(req)
+			if err != nil {
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				time.Sleep(20 * time.Millisecond) // fenced: try the next key
+				continue
+			}
+			ownAcked.Add(1)
+			resp, err = hc.Get(k)
+			switch {
+			case err != nil:
+				ownFailed.Add(1)
+			default:
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == http.StatusOK && bytes.Equal(b, v):
+					ownFresh.Add(1)
+				case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusOK:
+					ownStale.Add(1)
+				default:
+					ownFailed.Add(1)
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	tick := time.NewTicker(time.Second / time.Duration(*rate))
 	jobs := make(chan int, *rate)
 	wg.Go(func() {
@@ -116,6 +156,7 @@ func main() {
 
 	type window struct{ from, to time.Time }
 	var windows []window
+	var demoStale int64
 	began := time.Now()
 	for i := 0; n.Load() < int64(*minReads) || i < *minHandovers; i++ {
 		time.Sleep(3 * time.Second) // reads outside a handover
@@ -125,7 +166,8 @@ func main() {
 			log.Fatal(err)
 		}
 		windows = append(windows, window{from, time.Now()})
-		fmt.Printf("handover %d: ok=%v write_pause_ms=%d reads so far %d\n", i+1, r.OK, r.WritePauseMS, n.Load())
+		demoStale += r.StaleReads
+		fmt.Printf("handover %d: ok=%v write_pause_ms=%d stale_reads=%d reads so far %d\n", i+1, r.OK, r.WritePauseMS, r.StaleReads, n.Load())
 	}
 	stop()
 	wg.Wait()
@@ -155,6 +197,11 @@ func main() {
 	fmt.Printf("reads=%d in %s (%.0f/s offered %d/s), handovers=%d\n", len(samples), elapsed.Round(time.Second), float64(len(samples))/elapsed.Seconds(), *rate, len(windows))
 	fmt.Printf("during handovers: reads=%d failed=%d p50=%s p99=%s\n", len(in)+failedIn, failedIn, pct(in, 50), pct(in, 99))
 	fmt.Printf("outside handovers: reads=%d failed=%d p50=%s p99=%s\n", len(out)+failedOut, failedOut, pct(out, 50), pct(out, 99))
+	fmt.Printf("own writes: acked=%d read_back=%d stale=%d failed=%d; the demo traffic's stale reads: %d\n",
+		ownAcked.Load(), ownFresh.Load(), ownStale.Load(), ownFailed.Load(), demoStale)
+	if ownStale.Load() > 0 || demoStale > 0 {
+		log.Fatalf("stale reads: %d of the writer's own writes, %d of the demo traffic's (invariant 8)", ownStale.Load(), demoStale)
+	}
 }
 
 func pct(xs []time.Duration, p int) string {

@@ -14,6 +14,15 @@
 // pause is from the fence to the copy's service answering /healthz (no load
 // balancer in the way, which favours them). Raw lines go to stdout, one per
 // run, then the medians.
+//
+// --cutovers runs the pre-copy handover once per cutover in the same run
+// (docs/fence-protocol.md): overlap, the ordering before invariant 8 (the
+// new instance takes writes while the old one may still answer stale
+// reads); retire, the old instance forwarding to the new one; drain, the
+// old instance taken out of the load balancer and drained (the target
+// group's deregistration delay is --deregistration-delay) before the new
+// one is unfenced. Each line says how many reads came back stale: only
+// overlap may have any.
 package main
 
 import (
@@ -42,6 +51,8 @@ func main() {
 	runs := flag.Int("runs", 5, "measured runs per size and way")
 	bin := flag.String("bin", "bin", "directory holding the handover and kvstore programs (make build)")
 	ways := flag.String("ways", "precopy,noprecopy,cp,rsync", "which ways to measure")
+	cutovers := flag.String("cutovers", "retire", "cutovers the handover ways run under, comma-separated: overlap, retire, drain (auto is retire for kvstore)")
+	delay := flag.Duration("deregistration-delay", 5*time.Second, "the target group's deregistration delay, which the drain cutover waits out")
 	flag.Parse()
 	log.SetFlags(0)
 	abs, err := filepath.Abs(*bin)
@@ -49,7 +60,13 @@ func main() {
 		log.Fatal(err)
 	}
 	ctx := context.Background()
-	fmt.Printf("# writepause: nproc=%d, %s, runs=%d\n", nprocs(), memTotal(), *runs)
+	fmt.Printf("# writepause: nproc=%d, %s, runs=%d, cutovers=%s, deregistration delay %s\n", nprocs(), memTotal(), *runs, *cutovers, *delay)
+	cuts := strings.Split(*cutovers, ",")
+	for _, c := range cuts {
+		if c != "overlap" && c != "retire" && c != "drain" {
+			log.Fatalf("--cutovers: unknown cutover %q: want overlap, retire or drain", c)
+		}
+	}
 	summary := map[string]map[string]int64{}
 	var order []string
 	for _, s := range strings.Split(*sizes, ",") {
@@ -60,19 +77,31 @@ func main() {
 		order = append(order, s)
 		summary[s] = map[string]int64{}
 		for _, way := range strings.Split(*ways, ",") {
-			var pauses []int64
 			switch way {
 			case "precopy", "noprecopy":
-				pauses, err = handover(ctx, abs, size, *runs, way == "precopy", s)
+				for _, c := range cuts {
+					pauses, err := handover(ctx, abs, size, *runs, way == "precopy", c, *delay, s)
+					if err != nil {
+						log.Fatalf("%s %s %s: %v", s, way, c, err)
+					}
+					summary[s][way+"/"+c] = median(pauses)
+				}
+				// The comparison with the copies is against the
+				// default cutover when it ran, else the first.
+				c := cuts[0]
+				if slices.Contains(cuts, "retire") {
+					c = "retire"
+				}
+				summary[s][way] = summary[s][way+"/"+c]
 			case "cp", "rsync":
-				pauses, err = baseline(ctx, abs, size, *runs, way, s)
+				pauses, err := baseline(ctx, abs, size, *runs, way, s)
+				if err != nil {
+					log.Fatalf("%s %s: %v", s, way, err)
+				}
+				summary[s][way] = median(pauses)
 			default:
-				err = fmt.Errorf("unknown way %q", way)
+				log.Fatalf("unknown way %q", way)
 			}
-			if err != nil {
-				log.Fatalf("%s %s: %v", s, way, err)
-			}
-			summary[s][way] = median(pauses)
 		}
 	}
 	fmt.Println("\n# medians (ms): size  precopy  noprecopy  cp-a  rsync  cp-a/precopy  rsync/precopy")
@@ -80,11 +109,21 @@ func main() {
 		m := summary[s]
 		fmt.Printf("%-7s %8d %10d %6d %6d %12s %13s\n", s, m["precopy"], m["noprecopy"], m["cp"], m["rsync"], ratio(m["cp"], m["precopy"]), ratio(m["rsync"], m["precopy"]))
 	}
+	if len(cuts) > 1 {
+		fmt.Printf("\n# medians (ms) of the pre-copy handover per cutover: size  %s\n", strings.Join(cuts, "  "))
+		for _, s := range order {
+			fmt.Printf("%-7s", s)
+			for _, c := range cuts {
+				fmt.Printf(" %8d", summary[s]["precopy/"+c])
+			}
+			fmt.Println()
+		}
+	}
 }
 
-// handover runs runs updates (after one warm-up that makes the base
-// snapshot) and returns the write pauses the traffic saw.
-func handover(ctx context.Context, bin string, size int64, runs int, preCopy bool, label string) ([]int64, error) {
+// handover runs runs updates under cutover (after one warm-up that makes
+// the base snapshot) and returns the write pauses the traffic saw.
+func handover(ctx context.Context, bin string, size int64, runs int, preCopy bool, cutover string, delay time.Duration, label string) ([]int64, error) {
 	dir, err := os.MkdirTemp("", "writepause-")
 	if err != nil {
 		return nil, err
@@ -100,7 +139,7 @@ func handover(ctx context.Context, bin string, size int64, runs int, preCopy boo
 		return nil, err
 	}
 	defer env.Close()
-	if err := env.CreateGroup(ctx); err != nil {
+	if err := env.CreateGroupWith(ctx, demo.GroupOptions{Cutover: cutover, DeregistrationDelay: delay}); err != nil {
 		return nil, err
 	}
 	keys, err := env.Load(ctx, size, nil)
@@ -137,17 +176,35 @@ func handover(ctx context.Context, bin string, size int64, runs int, preCopy boo
 		if err != nil {
 			return nil, err
 		}
-		if !r.OK {
+		if problems := unexpected(r, cutover); len(problems) > 0 {
 			keep = true
-			return nil, fmt.Errorf("run %d not ok (logs kept in %s): %v", i, dir, r.Problems)
+			return nil, fmt.Errorf("run %d not ok (logs kept in %s): %v", i, dir, problems)
 		}
 		if i == 0 {
 			continue // warm-up: the first handover after the load has no base snapshot
 		}
 		pauses = append(pauses, r.WritePauseMS)
-		fmt.Printf("size=%s way=%s run=%d write_pause_ms=%d fence_to_commit_ms=%d steps=%s\n", label, way, i, r.WritePauseMS, fenceToCommit(r), steps(r))
+		fmt.Printf("size=%s way=%s cutover=%s run=%d write_pause_ms=%d fence_to_commit_ms=%d stale_reads=%d own_writes_read_back=%d steps=%s\n",
+			label, way, cutover, i, r.WritePauseMS, fenceToCommit(r), r.StaleReads, r.FreshReadsOK, steps(r))
 	}
 	return pauses, nil
+}
+
+// unexpected is a run's problems, less the stale reads the overlap
+// cutover is known for (they are what the other cutovers prevent, and are
+// reported on each line).
+func unexpected(r demo.Result, cutover string) []string {
+	if cutover != "overlap" {
+		return r.Problems
+	}
+	var out []string
+	for _, p := range r.Problems {
+		stale := strings.Contains(p, "stale reads:") || (r.ReadsFailed == r.StaleReads && strings.Contains(p, "reads failed:"))
+		if !stale {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func fenceToCommit(r demo.Result) int64 {

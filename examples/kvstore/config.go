@@ -24,7 +24,13 @@ type Config struct {
 	EpochFile string
 	// Epoch is the epoch from EpochFile or $HANDOVER_EPOCH; 0 when neither
 	// is given.
-	Epoch           int64
+	Epoch int64
+	// StartFenced (--start-fenced, or $HANDOVER_START_FENCED=1, which
+	// `handover agent` sets from the volume's handover:start tag): a new
+	// copy of the data starts fenced under Epoch and waits for the
+	// controller to unfence it, once the old instance no longer answers
+	// from its own data (docs/fence-protocol.md, "Starting").
+	StartFenced     bool
 	ShutdownTimeout time.Duration // --shutdown-timeout
 }
 
@@ -39,6 +45,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on")
 	fs.StringVar(&cfg.EpochFile, "epoch-file", "", "file holding this instance's epoch (default: $HANDOVER_EPOCH)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take at shutdown")
+	startFenced, err := envBool(getenv, "HANDOVER_START_FENCED")
+	if err != nil {
+		return Config{}, err
+	}
+	fs.BoolVar(&cfg.StartFenced, "start-fenced", startFenced, "start a new copy fenced under the epoch (default: $HANDOVER_START_FENCED)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("parsing flags: %w", err)
 	}
@@ -63,6 +74,20 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// envBool reads a boolean variable: empty is false; anything but
+// 1/0/true/false is an error, since a typo must not start a copy unfenced.
+func envBool(getenv func(string) string, name string) (bool, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want 1, 0, true or false", name, v)
+	}
+	return b, nil
+}
+
 // Validate reports the first problem with cfg.
 func (c Config) Validate() error {
 	switch {
@@ -72,6 +97,8 @@ func (c Config) Validate() error {
 		return errors.New("--listen must not be empty")
 	case c.Epoch < 0:
 		return fmt.Errorf("epoch %d: must be at least 1", c.Epoch)
+	case c.StartFenced && c.Epoch == 0:
+		return errors.New("--start-fenced needs the epoch to start fenced under: --epoch-file or $HANDOVER_EPOCH")
 	case c.ShutdownTimeout <= 0:
 		return errors.New("--shutdown-timeout must be positive")
 	}

@@ -7,15 +7,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/handover-dev/handover/internal/fence"
 )
 
 const fenceFile = "fence.json"
 
-// fenceState is what fence.json holds.
-type fenceState struct {
-	Fenced bool  `json:"fenced"`
-	Epoch  int64 `json:"epoch"`
-}
+// fenceState is what fence.json holds: fenced, epoch and, while retired,
+// the successor. Files written before retirement existed read unchanged.
+type fenceState = fence.State
 
 // loadFence reads dir's fence state; a missing file is the zero state
 // (unfenced, epoch 0).
@@ -74,13 +74,9 @@ func syncDirectory(dir string) error {
 	return nil
 }
 
-// startState is the fence state to start with: the persisted one, unless
-// the instance was started under an epoch at least as new (see the package
-// comment). It reports whether that differs from what is persisted.
-func startState(persisted fenceState, epoch int64) (fenceState, bool) {
-	if epoch > 0 && epoch >= persisted.Epoch {
-		st := fenceState{Fenced: false, Epoch: epoch}
-		return st, st != persisted
-	}
-	return persisted, false
+// startState is the fence state to start with (fence.StartState, see the
+// package comment). It reports whether that differs from what is persisted.
+func startState(persisted fenceState, epoch int64, startFenced bool) (fenceState, bool) {
+	st := fence.StartState(persisted, epoch, startFenced)
+	return st, st != persisted
 }

@@ -14,23 +14,29 @@
 // where a key is one path segment of at most 1 KiB; GET /healthz (200 once
 // the index is rebuilt, from hint files where they are intact and by
 // replaying segments elsewhere, which happens before kvstore listens);
-// GET /stats ({keys, segments, bytes}); POST /admin/fence and
-// /admin/unfence. Writes are refused with 503 and Retry-After while fenced;
-// reads go on. A fence also seals the current segment and writes the hint
+// GET /stats ({keys, segments, bytes}, of this store's own data); POST
+// /admin/fence, /admin/unfence and /admin/retire. Writes are refused with
+// 503 and Retry-After while fenced; reads go on. Once retired, kvstore
+// forwards every GET, PUT and DELETE of /kv/ to its successor and never
+// answers one from its own data again (503 if the successor does not
+// answer): the successor may have acknowledged writes this data lacks. A fence also seals the current segment and writes the hint
 // files, so that an instance started from a snapshot of the volume indexes
 // it without reading the values. SIGTERM or SIGINT stops it gracefully:
 // in-flight requests finish, then the current segment is fsynced and
 // closed.
 //
-// The fence survives a restart: kvstore writes its fenced flag and epoch to
-// fence.json in the data directory (atomically, before a fence is
-// confirmed) and starts with that state. A copy of the volume carries the
-// fence along, so an instance started from it under a newer epoch must be
-// told: if --epoch-file (a file holding an integer), or else $HANDOVER_EPOCH,
-// names an epoch at least the persisted one, kvstore starts unfenced under
-// that epoch and persists it. A lower epoch changes nothing: the old instance
-// restarting with its old epoch stays fenced and never takes writes nobody
-// will copy.
+// The fence survives a restart: kvstore writes its fenced flag, epoch and
+// successor to fence.json in the data directory (atomically, before a
+// fence or retire is confirmed) and starts with that state. A copy of the
+// volume carries the fence along, so an instance started from it under a
+// newer epoch must be told: if --epoch-file (a file holding an integer), or
+// else $HANDOVER_EPOCH, names an epoch at least the persisted one, kvstore
+// starts under that epoch and persists it — unfenced, or, with
+// --start-fenced ($HANDOVER_START_FENCED=1, set by the agent when the
+// controller tagged the volume), fenced until the controller unfences it
+// (fence.StartState has the rule). A lower epoch changes nothing: the old
+// instance restarting with its old epoch stays fenced (or retired) and
+// never takes writes nobody will copy.
 //
 // kvstore must never answer a write with success before the write is on
 // disk, nor admit a write while fenced.

@@ -18,6 +18,7 @@ import (
 type server struct {
 	st   *store.Store
 	gate *fence.Gate
+	fwd  fence.Forwarder
 	dir  string
 	log  *slog.Logger
 	mux  *http.ServeMux
@@ -30,14 +31,18 @@ func newServer(st *store.Store, cfg Config, log *slog.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	state, changed := startState(persisted, cfg.Epoch)
+	state, changed := startState(persisted, cfg.Epoch, cfg.StartFenced)
 	if changed {
-		log.Info("starting unfenced under a newer epoch", "epoch", state.Epoch, "persisted-epoch", persisted.Epoch, "persisted-fenced", persisted.Fenced)
+		log.Info("starting under a newer epoch", "epoch", state.Epoch, "fenced", state.Fenced,
+			"persisted-epoch", persisted.Epoch, "persisted-fenced", persisted.Fenced, "persisted-successor", persisted.Successor)
 		if err := saveFence(cfg.DataDir, state); err != nil {
 			return nil, err
 		}
 	}
-	s := &server{st: st, gate: fence.NewGate(state.Fenced, state.Epoch), dir: cfg.DataDir, log: log, mux: http.NewServeMux()}
+	if state.Retired() {
+		log.Info("retired: forwarding every read and write", "successor", state.Successor, "epoch", state.Epoch)
+	}
+	s := &server{st: st, gate: fence.NewGateState(state), dir: cfg.DataDir, log: log, mux: http.NewServeMux()}
 	s.mux.HandleFunc("PUT /kv/{key}", s.put)
 	s.mux.HandleFunc("GET /kv/{key}", s.get)
 	s.mux.HandleFunc("DELETE /kv/{key}", s.delete)
@@ -49,15 +54,17 @@ func newServer(st *store.Store, cfg Config, log *slog.Logger) (*server, error) {
 	})
 	admin := s.gate.Handler(s.flush)
 	s.mux.Handle(fence.PathFence, admin)
+	s.mux.Handle(fence.PathRetire, admin)
 	s.mux.Handle(fence.PathUnfence, s.persistAfter(admin))
 	return s, nil
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// flush is the gate's flush, run after a fence with writes stopped: the
-// fence must be on disk before it is confirmed, or a restart would take
-// writes again. The store's Flush also seals the current segment and writes
+// flush is the gate's flush, run after a fence or a retire with writes
+// stopped: the fence (and a retirement) must be on disk before it is
+// confirmed, or a restart would take writes, or answer reads from this
+// data, again. The store's Flush also seals the current segment and writes
 // every hint file, so that the snapshot taken right after the fence lets the
 // new instance index the volume without reading its values.
 func (s *server) flush() error {
@@ -84,8 +91,7 @@ func (s *server) persistAfter(h http.Handler) http.Handler {
 func (s *server) persist() error {
 	s.persistMu.Lock()
 	defer s.persistMu.Unlock()
-	fenced, epoch := s.gate.Fenced()
-	return saveFence(s.dir, fenceState{Fenced: fenced, Epoch: epoch})
+	return saveFence(s.dir, s.gate.State())
 }
 
 func (s *server) put(w http.ResponseWriter, r *http.Request) {
@@ -104,7 +110,7 @@ func (s *server) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
-	s.write(w, key, func() error { return s.st.Put(key, value) })
+	s.write(w, r, key, value, func() error { return s.st.Put(key, value) })
 }
 
 func (s *server) delete(w http.ResponseWriter, r *http.Request) {
@@ -112,13 +118,19 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request) {
 	if !validKey(w, key) {
 		return
 	}
-	s.write(w, key, func() error { return s.st.Delete(key) })
+	s.write(w, r, key, nil, func() error { return s.st.Delete(key) })
 }
 
 // write runs apply as one admitted write and answers 204 once it is durable.
-func (s *server) write(w http.ResponseWriter, key string, apply func() error) {
+// A retired store forwards the write (its body) to its successor instead;
+// a merely fenced one refuses it.
+func (s *server) write(w http.ResponseWriter, r *http.Request, key string, body []byte, apply func() error) {
 	done, err := s.gate.BeginWrite()
 	if errors.Is(err, fence.ErrFenced) {
+		if succ := s.gate.Successor(); succ != "" {
+			s.fwd.Forward(w, r, succ, body)
+			return
+		}
 		fence.RefuseWrite(w)
 		return
 	}
@@ -141,6 +153,14 @@ func (s *server) get(w http.ResponseWriter, r *http.Request) {
 	if !validKey(w, key) {
 		return
 	}
+	// Once retired, this store's data may be older than what the
+	// successor has acknowledged: never answer from it again.
+	done, succ := s.gate.BeginRead()
+	if succ != "" {
+		s.fwd.Forward(w, r, succ, nil)
+		return
+	}
+	defer done()
 	v, ok, err := s.st.Get(key)
 	if err != nil {
 		// Never the bytes: a value that fails its checksum is not served.

@@ -28,11 +28,17 @@ type instance struct {
 
 func start(t *testing.T, dir string, epoch int64) *instance {
 	t.Helper()
+	return startWith(t, Config{DataDir: dir, Epoch: epoch})
+}
+
+func startWith(t *testing.T, cfg Config) *instance {
+	t.Helper()
+	dir := cfg.DataDir
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := newServer(st, Config{DataDir: dir, Epoch: epoch}, slog.New(slog.DiscardHandler))
+	srv, err := newServer(st, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +319,11 @@ func TestParseConfig(t *testing.T) {
 		{"empty data flag", []string{"--data", ""}, map[string]string{"HANDOVER_STATE_DIR": "/st"}, Config{}, true},
 		{"bad epoch", []string{"--data", "d"}, map[string]string{"HANDOVER_EPOCH": "x"}, Config{}, true},
 		{"missing epoch file", []string{"--data", "d", "--epoch-file", epochFile + "-no"}, nil, Config{}, true},
+		{"start fenced from env", []string{"--data", "d"}, map[string]string{"HANDOVER_EPOCH": "4", "HANDOVER_START_FENCED": "1"}, Config{DataDir: "d", Listen: "127.0.0.1:8080", Epoch: 4, StartFenced: true}, false},
+		{"start fenced flag", []string{"--data", "d", "--start-fenced"}, map[string]string{"HANDOVER_EPOCH": "4"}, Config{DataDir: "d", Listen: "127.0.0.1:8080", Epoch: 4, StartFenced: true}, false},
+		{"start fenced off", []string{"--data", "d"}, map[string]string{"HANDOVER_EPOCH": "4", "HANDOVER_START_FENCED": "0"}, Config{DataDir: "d", Listen: "127.0.0.1:8080", Epoch: 4}, false},
+		{"start fenced typo", []string{"--data", "d"}, map[string]string{"HANDOVER_EPOCH": "4", "HANDOVER_START_FENCED": "yes please"}, Config{}, true},
+		{"start fenced without an epoch", []string{"--data", "d", "--start-fenced"}, nil, Config{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -52,6 +52,9 @@ const (
 	EnvStateDir = "HANDOVER_STATE_DIR"
 	EnvVolumeID = "HANDOVER_VOLUME_ID"
 	EnvEpoch    = "HANDOVER_EPOCH"
+	// EnvStartFenced is "1" when the volume's handover:start tag says the
+	// service starts fenced under HANDOVER_EPOCH.
+	EnvStartFenced = "HANDOVER_START_FENCED"
 )
 
 // Config says what to wait for and where to put it.
@@ -142,6 +145,9 @@ type Result struct {
 	VolumeID           string
 	// Epoch is the volume's handover:epoch tag; empty when it has none.
 	Epoch string
+	// StartFenced: the volume's handover:start tag is "fenced", so the
+	// service starts fenced under Epoch until the controller unfences it.
+	StartFenced bool
 	// Device is the block device the volume was found as (AWS) or the link
 	// the local cloud made for it.
 	Device string
@@ -154,12 +160,13 @@ type Result struct {
 // Environ returns base with the variables that tell the service about its
 // state, replacing any it had. HANDOVER_EPOCH is removed when the volume
 // carries no epoch: a value left over in the environment is not this
-// volume's and could unfence a service that must stay fenced.
+// volume's and could unfence a service that must stay fenced. Likewise
+// HANDOVER_START_FENCED is the volume's say alone.
 func (r Result) Environ(base []string) []string {
-	out := make([]string, 0, len(base)+3)
+	out := make([]string, 0, len(base)+4)
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == EnvStateDir || k == EnvVolumeID || k == EnvEpoch {
+		if k == EnvStateDir || k == EnvVolumeID || k == EnvEpoch || k == EnvStartFenced {
 			continue
 		}
 		out = append(out, kv)
@@ -167,6 +174,9 @@ func (r Result) Environ(base []string) []string {
 	out = append(out, EnvStateDir+"="+r.StateDir, EnvVolumeID+"="+r.VolumeID)
 	if r.Epoch != "" {
 		out = append(out, EnvEpoch+"="+r.Epoch)
+		if r.StartFenced {
+			out = append(out, EnvStartFenced+"=1")
+		}
 	}
 	return out
 }
@@ -217,8 +227,11 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (Result, error) {
 	}
 	res.VolumeID = aws.ToString(vol.VolumeId)
 	for _, t := range vol.Tags {
-		if aws.ToString(t.Key) == handover.TagEpoch {
+		switch aws.ToString(t.Key) {
+		case handover.TagEpoch:
 			res.Epoch = aws.ToString(t.Value)
+		case handover.TagStart:
+			res.StartFenced = aws.ToString(t.Value) == handover.StartFenced
 		}
 	}
 	a.log = a.log.With("volume-id", res.VolumeID)
@@ -230,7 +243,7 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (Result, error) {
 			a.log.Warn("the state volume's epoch tag is not an integer; passing it on as it is", "tag", handover.TagEpoch, "epoch", res.Epoch)
 		}
 	}
-	a.log.Info("state volume attached", "device", cfg.Device, "epoch", res.Epoch)
+	a.log.Info("state volume attached", "device", cfg.Device, "epoch", res.Epoch, "start-fenced", res.StartFenced)
 
 	if cfg.InstanceDir != "" {
 		err = a.prepareLocal(ctx, &res)

@@ -179,6 +179,22 @@ func TestLocalCloud(t *testing.T) {
 		}
 	})
 
+	t.Run("a volume the controller tagged to start fenced", func(t *testing.T) {
+		id, dir, url := c.launch()
+		vol := c.createVolume("us-east-1a", "handover:epoch", "5", "handover:start", "fenced")
+		c.attach(vol, id, "/dev/sdf")
+		res, err := agent.Prepare(ctx, cfg(dir), c.deps(t, url, c.ec2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.StartFenced || res.Epoch != "5" {
+			t.Errorf("result %+v, want start fenced under epoch 5", res)
+		}
+		if env := strings.Join(res.Environ(nil), " "); !strings.HasSuffix(env, " HANDOVER_EPOCH=5 HANDOVER_START_FENCED=1") {
+			t.Errorf("environment %q, want HANDOVER_START_FENCED=1 after the epoch", env)
+		}
+	})
+
 	t.Run("attached while the agent waits, with --mount", func(t *testing.T) {
 		id, dir, url := c.launch()
 		vol := c.createVolume("us-east-1a", "handover:epoch", "4")

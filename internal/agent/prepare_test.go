@@ -286,7 +286,7 @@ func TestPrepareCancelled(t *testing.T) {
 
 func TestResultEnviron(t *testing.T) {
 	t.Parallel()
-	base := []string{"PATH=/bin", "HANDOVER_EPOCH=99", "HANDOVER_STATE_DIR=/old", "HANDOVER_VOLUME_ID_X=keep"}
+	base := []string{"PATH=/bin", "HANDOVER_EPOCH=99", "HANDOVER_STATE_DIR=/old", "HANDOVER_VOLUME_ID_X=keep", "HANDOVER_START_FENCED=1"}
 	for _, tc := range []struct {
 		name string
 		r    agent.Result
@@ -296,6 +296,8 @@ func TestResultEnviron(t *testing.T) {
 			[]string{"PATH=/bin", "HANDOVER_VOLUME_ID_X=keep", "HANDOVER_STATE_DIR=/s", "HANDOVER_VOLUME_ID=vol-1", "HANDOVER_EPOCH=3"}},
 		{"without epoch a stale one goes", agent.Result{StateDir: "/s", VolumeID: "vol-1"},
 			[]string{"PATH=/bin", "HANDOVER_VOLUME_ID_X=keep", "HANDOVER_STATE_DIR=/s", "HANDOVER_VOLUME_ID=vol-1"}},
+		{"start fenced", agent.Result{StateDir: "/s", VolumeID: "vol-1", Epoch: "3", StartFenced: true},
+			[]string{"PATH=/bin", "HANDOVER_VOLUME_ID_X=keep", "HANDOVER_STATE_DIR=/s", "HANDOVER_VOLUME_ID=vol-1", "HANDOVER_EPOCH=3", "HANDOVER_START_FENCED=1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.r.Environ(base); !slices.Equal(got, tc.want) {

@@ -20,6 +20,7 @@ import (
 type Cloud struct {
 	ec2    EC2API
 	asg    AutoScalingAPI
+	elb    ELBAPI // nil: no drain cutover (WithTargets)
 	groups []string
 }
 

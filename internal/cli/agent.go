@@ -32,6 +32,10 @@ straight to the service), which starts with
                       epoch the controller says this instance writes under
                       (a service that persists a fence starts unfenced only
                       when told an epoch at least the fenced one)
+  HANDOVER_START_FENCED  1 when the volume's handover:start tag is "fenced":
+                      the service starts fenced (reads only) under
+                      HANDOVER_EPOCH and the controller unfences it once the
+                      old instance no longer answers (docs/fence-protocol.md)
 
 Steps, the same on AWS and on handover's local cloud:
  1. instance id and region from the instance metadata service (IMDSv2);
@@ -76,40 +80,54 @@ type execFunc func(argv0 string, argv, envv []string) error
 
 func newAgent(stdout, stderr io.Writer) *cobra.Command {
 	cmd := newAgentExec(stdout, stderr, syscall.Exec)
-	cmd.AddCommand(newAgentFence(stdout, "fence"), newAgentFence(stdout, "unfence"), newAgentFence(stdout, "health"))
+	cmd.AddCommand(newAgentFence(stdout, "fence"), newAgentFence(stdout, "unfence"), newAgentFence(stdout, "retire"), newAgentFence(stdout, "health"))
 	return cmd
 }
 
-// newAgentFence is `handover agent fence|unfence|health`: what the SSM
-// fence runs on the instance. It calls the service's fence endpoints on the
-// loopback interface and reports the protocol's outcome in its exit code
-// (ssmfence.ExitStale, ssmfence.ExitUnreachable), so the controller can
-// tell a stale epoch from an unreachable service.
+// newAgentFence is `handover agent fence|unfence|retire|health`: what the
+// SSM fence runs on the instance. It calls the service's fence endpoints on
+// the loopback interface and reports the protocol's outcome in its exit
+// code (ssmfence.ExitStale, ssmfence.ExitUnreachable,
+// ssmfence.ExitNotImplemented), so the controller can tell a stale epoch
+// from an unreachable service and from one without the endpoint.
 func newAgentFence(stdout io.Writer, op string) *cobra.Command {
 	var (
-		epoch int64
-		port  int
-		host  string
+		epoch     int64
+		port      int
+		host      string
+		successor string
 	)
 	short := map[string]string{
 		"fence":   "On an instance: fence the local service's writes under an epoch (what the SSM fence runs)",
-		"unfence": "On an instance: lift the local service's fence taken under an epoch (what the SSM fence runs)",
+		"unfence": "On an instance: lift the local service's fence (and retirement) taken under an epoch (what the SSM fence runs)",
+		"retire":  "On an instance: retire the local service in favour of its successor under an epoch (what the SSM fence runs)",
 		"health":  "On an instance: check the local service serves (what the SSM fence runs)",
 	}[op]
+	example := fmt.Sprintf("  handover agent %s --port 8080%s", op, map[bool]string{true: " --epoch 8", false: ""}[op != "health"])
+	if op == "retire" {
+		example += " --successor 10.0.1.24:8080"
+	}
 	cmd := &cobra.Command{
 		Use:   op,
 		Short: short,
 		Long: short + `.
 
 Exit status: 0 done; 3 the service has seen a newer epoch (stale); 4 the
-service does not answer; 1 any other failure. The controller's --fence ssm
-sends this through SSM Run Command (AWS-RunShellScript), so the service's admin
-endpoints need only listen on the loopback interface.`,
-		Example: fmt.Sprintf("  handover agent %s --port 8080%s", op, map[bool]string{true: " --epoch 8", false: ""}[op != "health"]),
+service does not answer; 5 the service does not implement the endpoint; 1
+any other failure. The controller's --fence ssm sends this through SSM Run
+Command (AWS-RunShellScript), so the service's admin endpoints need only
+listen on the loopback interface (retire: the successor's service port must
+be reachable from this instance, which forwards to it).`,
+		Example: example,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if op != "health" && epoch < 1 {
 				return &exitError{code: 2, err: errors.New("--epoch is required: the epoch (at least 1) the controller fences under")}
+			}
+			if op == "retire" {
+				if err := fence.ValidSuccessor(successor); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--successor: %w (the new instance's address and service port)", err)}
+				}
 			}
 			c := &fence.Client{Port: port}
 			addr := net.JoinHostPort(host, strconv.Itoa(port))
@@ -119,6 +137,8 @@ endpoints need only listen on the loopback interface.`,
 				err = c.Fence(cmd.Context(), addr, epoch)
 			case "unfence":
 				err = c.Unfence(cmd.Context(), addr, epoch)
+			case "retire":
+				err = c.Retire(cmd.Context(), addr, epoch, successor)
 			default:
 				err = c.Healthy(cmd.Context(), addr)
 			}
@@ -130,12 +150,17 @@ endpoints need only listen on the loopback interface.`,
 				return &exitError{code: ssmfence.ExitStale, err: err}
 			case errors.Is(err, fence.ErrUnreachable):
 				return &exitError{code: ssmfence.ExitUnreachable, err: err}
+			case fence.IsNotImplemented(err):
+				return &exitError{code: ssmfence.ExitNotImplemented, err: err}
 			}
 			return &exitError{code: 1, err: err}
 		},
 	}
 	if op != "health" {
 		cmd.Flags().Int64Var(&epoch, "epoch", 0, "the epoch the fence is taken (or lifted) under")
+	}
+	if op == "retire" {
+		cmd.Flags().StringVar(&successor, "successor", "", "the new instance's host:port, where the service forwards from now on")
 	}
 	cmd.Flags().IntVar(&port, "port", fence.DefaultPort, "the service's port")
 	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "the service's address on this instance")

@@ -213,7 +213,7 @@ func TestAgentWithoutIMDS(t *testing.T) {
 	}
 }
 
-// TestAgentFenceExitCodes: `handover agent fence|unfence|health` (what the
+// TestAgentFenceExitCodes: `handover agent fence|unfence|retire|health` (what the
 // SSM fence runs) reports the fence protocol's outcome in its exit code.
 func TestAgentFenceExitCodes(t *testing.T) {
 	gate := fence.NewGate(false, 0)
@@ -223,6 +223,12 @@ func TestAgentFenceExitCodes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	// A service with only fence and unfence: retire is a 404.
+	old := http.NewServeMux()
+	old.Handle(fence.PathFence, fence.NewGate(false, 0).Handler(nil))
+	oldSrv := httptest.NewServer(old)
+	defer oldSrv.Close()
+	_, bare, _ := net.SplitHostPort(oldSrv.Listener.Addr().String())
 	closed := func() string { // a port nothing listens on
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		defer ln.Close()
@@ -241,6 +247,11 @@ func TestAgentFenceExitCodes(t *testing.T) {
 		{"health", []string{"agent", "health", "--host", host, "--port", port}, 0},
 		{"service down", []string{"agent", "fence", "--host", "127.0.0.1", "--port", closed, "--epoch", "6"}, 4},
 		{"no epoch", []string{"agent", "fence", "--port", port}, 2},
+		{"retire", []string{"agent", "retire", "--host", host, "--port", port, "--epoch", "6", "--successor", "10.0.0.9:8080"}, 0},
+		{"retire stale", []string{"agent", "retire", "--host", host, "--port", port, "--epoch", "5", "--successor", "10.0.0.9:8080"}, 3},
+		{"retire without successor", []string{"agent", "retire", "--host", host, "--port", port, "--epoch", "6"}, 2},
+		{"retire successor without port", []string{"agent", "retire", "--host", host, "--port", port, "--epoch", "6", "--successor", "10.0.0.9"}, 2},
+		{"retire, service without the endpoint", []string{"agent", "retire", "--host", host, "--port", bare, "--epoch", "6", "--successor", "10.0.0.9:8080"}, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +261,7 @@ func TestAgentFenceExitCodes(t *testing.T) {
 			}
 		})
 	}
-	if fenced, epoch := gate.Fenced(); fenced || epoch != 5 {
-		t.Errorf("gate after fence and unfence: fenced=%v epoch=%d", fenced, epoch)
+	if st := gate.State(); st != (fence.State{Fenced: true, Epoch: 6, Successor: "10.0.0.9:8080"}) {
+		t.Errorf("gate after fence, unfence and retire: %+v", st)
 	}
 }

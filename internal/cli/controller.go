@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
@@ -37,6 +38,7 @@ type controllerFlags struct {
 	groups                                                                   []string
 	servicePort                                                              int
 	noPreCopy                                                                bool
+	cutover                                                                  string
 	poll, advance, reconcile, sweep, sweepGrace, wait, stepTimeout, leaseTTL time.Duration
 }
 
@@ -121,6 +123,7 @@ func registerEngineFlags(cmd *cobra.Command, f *controllerFlags) {
 	fl.StringVar(&f.fenceCommand, "fence-command", envOr("HANDOVER_FENCE_COMMAND", "handover"), "with --fence ssm: how instances run handover")
 	fl.StringVar(&f.logLevel, "log-level", envOr("HANDOVER_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error, off")
 	fl.BoolVar(&f.noPreCopy, "no-pre-copy", false, "skip the pre-copy snapshot (the write pause then grows with the state)")
+	fl.StringVar(&f.cutover, "cutover", envOr("HANDOVER_CUTOVER", handover.CutoverAuto), "how the old instance stops answering before the new one takes writes, unless a hook's metadata says: auto, retire, drain or overlap (docs/fence-protocol.md)")
 	def := handover.DefaultConfig()
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", def.LeaseTTL, "how long a crashed controller keeps its migrations from the others (advance-interval must be under half of it)")
 	fl.DurationVar(&f.stepTimeout, "step-timeout", def.StepTimeout, "how long one step may last before the migration rolls back (snapshot steps have their own, longer bound)")
@@ -166,6 +169,7 @@ func configFromFlags(f controllerFlags) (handover.Config, dial.Target, error) {
 	}
 	cfg := handover.DefaultConfig()
 	cfg.Holder, cfg.HookPrefix, cfg.PreCopy, cfg.PollInterval, cfg.SweepGrace = f.holder, f.hookPrefix, !f.noPreCopy, f.poll, f.sweepGrace
+	cfg.Cutover = f.cutover
 	cfg.StepTimeout, cfg.LeaseTTL = f.stepTimeout, f.leaseTTL
 	if cfg.RetryBase > f.poll {
 		cfg.RetryBase = f.poll
@@ -194,7 +198,7 @@ func buildEngine(ctx context.Context, f controllerFlags, cfg handover.Config, ta
 		return nil, err
 	}
 	metrics := daemon.NewMetrics(led, clk)
-	cloud := awscloud.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), f.groups)
+	cloud := awscloud.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), f.groups).WithTargets(elasticloadbalancingv2.NewFromConfig(awsCfg))
 	var svc handover.Service = handover.HTTPService{Client: &fence.Client{Port: f.servicePort}}
 	if f.fenceVia == "ssm" {
 		svc = &ssmfence.Service{API: ssm.NewFromConfig(awsCfg), Command: f.fenceCommand, Port: f.servicePort, Logger: log}

@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/ledger/sqlite"
 	"github.com/handover-dev/handover/internal/sim"
@@ -26,6 +27,7 @@ type simulateFlags struct {
 	databases    int
 	replacements int
 	ledger       string
+	cutover      string
 	parallel     int
 	logLevel     string
 	output       output
@@ -55,12 +57,19 @@ func newSimulate(stdout, stderr io.Writer) *cobra.Command {
 	f := simulateFlags{output: "text"}
 	cmd := &cobra.Command{
 		Use:   "simulate",
-		Short: "Run the deterministic simulation and check handover's seven invariants",
+		Short: "Run the deterministic simulation and check handover's eight invariants",
 		Long: `simulate runs many concurrent handovers per seed against an in-memory cloud
 while it drops, duplicates, delays and reorders events, throttles and fails API
 calls, crashes the controller between any two actions and restarts it from the
-ledger, and kills, sickens or cuts off instances. After every seed it checks
-the seven invariants of DESIGN.md §3 and that every migration ended.
+ledger, and kills, sickens or cuts off instances. A client writes through each
+database's load balancer and reads its own fresh writes back while old and new
+instances both serve. After every seed it checks the eight invariants of
+DESIGN.md §3 and that every migration ended.
+
+Each database draws its cutover from the seed (auto, retire or drain);
+--cutover gives every database the same one. --cutover overlap is the
+ordering before invariant 8 and shows what the checker finds without a
+cutover: stale reads.
 
 Each seed replays exactly. The last line is
   simulate: N seeds, M handovers, V invariant violations
@@ -76,7 +85,10 @@ replays it with the controller's log.`,
   handover simulate --seeds 100000 --output json
 
   # the same seeds on the SQLite ledger instead of the in-memory one
-  handover simulate --seeds 50 --ledger sqlite`,
+  handover simulate --seeds 50 --ledger sqlite
+
+  # without a cutover: the checker reports stale reads (invariant 8)
+  handover simulate --seeds 20 --cutover overlap`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSimulate(cmd.Context(), f, stdout, stderr)
@@ -88,6 +100,7 @@ replays it with the controller's log.`,
 	fl.IntVar(&f.databases, "databases", 0, "databases per seed (0: drawn from the seed, 1-3)")
 	fl.IntVar(&f.replacements, "replacements", 0, "replacements per database (0: drawn from the seed, 1-3)")
 	fl.StringVar(&f.ledger, "ledger", "memory", "ledger backend for the simulated controller: memory or sqlite (a fresh file per seed)")
+	fl.StringVar(&f.cutover, "cutover", "", "every database's cutover: auto, retire, drain or overlap (default: drawn per database from the seed)")
 	fl.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "seeds run at once")
 	fl.StringVar(&f.logLevel, "log-level", "off", "controller log level on stderr: debug, info, warn, error, off")
 	fl.Var(&f.output, "output", "text or json")
@@ -103,6 +116,11 @@ func runSimulate(ctx context.Context, f simulateFlags, stdout, stderr io.Writer)
 	}
 	if f.ledger != "memory" && f.ledger != "sqlite" {
 		return &exitError{code: 2, err: fmt.Errorf("--ledger %q: use memory or sqlite", f.ledger)}
+	}
+	if f.cutover != "" {
+		if err := handover.ValidCutover(f.cutover); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--cutover: %w", err)}
+		}
 	}
 	logger, err := newLogger(stderr, f.logLevel)
 	if err != nil {
@@ -132,7 +150,7 @@ func runSimulate(ctx context.Context, f simulateFlags, stdout, stderr io.Writer)
 			defer wg.Done()
 			for i := range next {
 				seed := f.seed + uint64(i)
-				opts := sim.Options{Seed: seed, Databases: f.databases, Replacements: f.replacements, Logger: logger.With("seed", seed)}
+				opts := sim.Options{Seed: seed, Databases: f.databases, Replacements: f.replacements, Cutover: f.cutover, Logger: logger.With("seed", seed)}
 				if tmp != "" {
 					path := filepath.Join(tmp, fmt.Sprintf("seed-%d.db", seed))
 					opts.NewLedger = func() (ledger.Ledger, error) { return sqlite.Open(ctx, path, slog.New(slog.DiscardHandler)) }
@@ -210,6 +228,8 @@ func printSimulate(w io.Writer, rep SimulateReport) {
 		t.Crashes, t.InstanceFaults, t.EventsDropped, t.Events, t.EventsDuplicated, t.Throttles, t.ServerErrors)
 	fmt.Fprintf(w, "load: %d writes acknowledged (%d refused while fenced), %d reads served, %d failed while the simulator had broken the serving instance\n",
 		t.WritesAcked, t.WritesRefused, t.ReadsOK, t.ReadsFailedExcused)
+	fmt.Fprintf(w, "cutover: %d retires, %d drains, %d reads and %d writes forwarded by a retired instance, %d own fresh writes read back, %d stale reads\n",
+		t.Retires, t.Drains, t.ReadsForwarded, t.WritesForwarded, t.FreshReadsOK, t.StaleReads)
 	fmt.Fprintf(w, "simulate: %d seeds, %d handovers, %d invariant violations\n", rep.Seeds, rep.Handovers, rep.Violations)
 }
 
@@ -228,6 +248,12 @@ func addStats(a, b sim.Stats) sim.Stats {
 	a.ReadsOK += b.ReadsOK
 	a.ReadsFailed += b.ReadsFailed
 	a.ReadsFailedExcused += b.ReadsFailedExcused
+	a.FreshReadsOK += b.FreshReadsOK
+	a.StaleReads += b.StaleReads
+	a.Retires += b.Retires
+	a.Drains += b.Drains
+	a.ReadsForwarded += b.ReadsForwarded
+	a.WritesForwarded += b.WritesForwarded
 	a.Crashes += b.Crashes
 	a.InstanceFaults += b.InstanceFaults
 	a.Triggers += b.Triggers

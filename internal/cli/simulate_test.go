@@ -51,6 +51,19 @@ func TestSimulateText(t *testing.T) {
 	}
 }
 
+// TestSimulateOverlapFindsStaleReads: without a cutover the simulation
+// reports stale reads and exits 1, so the checker behind the 0 above is
+// known to see them.
+func TestSimulateOverlapFindsStaleReads(t *testing.T) {
+	out, _, code := run(t, "simulate", "--seeds", "6", "--cutover", "overlap", "--parallel", "2")
+	if code != 1 || !strings.Contains(out, "invariant 8") {
+		t.Fatalf("exit %d, want 1 with invariant 8 violations:\n%s", code, out)
+	}
+	if _, errOut, code := run(t, "simulate", "--cutover", "sideways"); code != 2 || !strings.Contains(errOut, "retire") {
+		t.Errorf("--cutover sideways: exit %d, stderr %q; want 2 naming the choices", code, errOut)
+	}
+}
+
 func TestSimulateJSON(t *testing.T) {
 	out, _, code := run(t, "simulate", "--seeds", "5", "--seed", "100", "--output", "json")
 	if code != 0 {

@@ -123,13 +123,31 @@ func noLeaks(t *testing.T, e *Env) {
 
 func checkResult(t *testing.T, r Result) {
 	t.Helper()
-	t.Logf("%s: write pause %d ms, reads %d ok / %d failed, writes %d acked / %d lost, %s (%s) -> %s (%s)",
-		r.Scenario, r.WritePauseMS, r.ReadsOK, r.ReadsFailed, r.WritesAcked, r.WritesLost, r.OldInstance, r.OldZone, r.NewInstance, r.NewZone)
+	t.Logf("%s: write pause %d ms, reads %d ok / %d failed, own writes read back %d / stale %d, writes %d acked / %d lost, %s (%s) -> %s (%s)",
+		r.Scenario, r.WritePauseMS, r.ReadsOK, r.ReadsFailed, r.FreshReadsOK, r.StaleReads, r.WritesAcked, r.WritesLost, r.OldInstance, r.OldZone, r.NewInstance, r.NewZone)
 	if !r.OK {
 		t.Errorf("%s not ok: %v", r.Scenario, r.Problems)
 	}
-	if r.ReadsOK == 0 || r.WritesAcked == 0 {
-		t.Errorf("%s: no traffic got through (%d reads, %d writes)", r.Scenario, r.ReadsOK, r.WritesAcked)
+	if r.ReadsOK == 0 || r.WritesAcked == 0 || r.FreshReadsOK == 0 {
+		t.Errorf("%s: no traffic got through (%d reads, %d writes, %d read back)", r.Scenario, r.ReadsOK, r.WritesAcked, r.FreshReadsOK)
+	}
+	if r.StaleReads > 0 {
+		t.Errorf("%s: %d stale reads (invariant 8)", r.Scenario, r.StaleReads)
+	}
+}
+
+// checkTraffic: no read failed, none was stale, and the traffic read its
+// own writes back.
+func checkTraffic(t *testing.T, tr TrafficResult) {
+	t.Helper()
+	if tr.ReadsFailed > 0 {
+		t.Errorf("%d reads failed: %v", tr.ReadsFailed, tr.ReadFailures)
+	}
+	if tr.StaleReads > 0 {
+		t.Errorf("%d stale reads of acknowledged writes (invariant 8), e.g. %v", tr.StaleReads, tr.StaleKeys)
+	}
+	if tr.WritesAcked > 0 && tr.FreshReads == 0 {
+		t.Errorf("%d writes acknowledged, none read back", tr.WritesAcked)
 	}
 }
 
@@ -244,9 +262,7 @@ func TestRollbackWhenNeverHealthy(t *testing.T) {
 	if err != nil || len(lost) > 0 {
 		t.Errorf("lost %d acknowledged writes (%v)", len(lost), err)
 	}
-	if tr.ReadsFailed > 0 {
-		t.Errorf("%d reads failed: %v", tr.ReadsFailed, tr.ReadFailures)
-	}
+	checkTraffic(t, tr)
 	noLeaks(t, e)
 }
 
@@ -434,9 +450,7 @@ func finishUpdate(t *testing.T, e *Env, oldID, newID string, traffic *Traffic) {
 	if err != nil || len(lost) > 0 {
 		t.Errorf("lost %d of %d acknowledged writes (%v)", len(lost), tr.WritesAcked, err)
 	}
-	if tr.ReadsFailed > 0 {
-		t.Errorf("%d reads failed: %v", tr.ReadsFailed, tr.ReadFailures)
-	}
+	checkTraffic(t, tr)
 	db, err := e.database(ctx)
 	if err != nil {
 		t.Fatal(err)

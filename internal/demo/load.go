@@ -111,16 +111,22 @@ func get(ctx context.Context, hc *http.Client, base, key string) (int, []byte, e
 	return resp.StatusCode, b, err
 }
 
-// Traffic is a running load generator: readers check preloaded keys,
-// writers write fresh keys and remember every acknowledged one.
+// Traffic is a running load generator: readers check preloaded keys and
+// the newest write the traffic got acknowledged, the writer writes fresh
+// keys, remembers every acknowledged one and reads each back at once — a
+// tenant reading what it just wrote, through the load balancer, where any
+// target may answer (invariant 8: no read answered from older data once a
+// newer write was acknowledged).
 type Traffic struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	readsOK, readsFailed atomic.Int64
+	freshOK, stale       atomic.Int64
 	mu                   sync.Mutex
 	acked                []ack
 	failures             map[string]int
+	staleKeys            []string
 }
 
 type ack struct {
@@ -132,7 +138,10 @@ type ack struct {
 // keys is how many preloaded keys there are to read.
 func (e *Env) StartTraffic(keys int) *Traffic { return startTraffic(e.LBURL, keys, true) }
 
-// StartReads only reads preloaded keys through the load balancer at base.
+// StartReads only reads preloaded keys through the load balancer at base:
+// for a pool, whose load balancer spreads one database's keys over every
+// instance, so its own writes are read back by TenantWrites instead,
+// through the instance that holds the database.
 func StartReads(base string, keys int) *Traffic { return startTraffic(base, keys, false) }
 
 func startTraffic(base string, keys int, writes bool) *Traffic {
@@ -142,20 +151,12 @@ func startTraffic(base string, keys int, writes bool) *Traffic {
 	for r := range 2 {
 		t.wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(r), 7))
-			for ctx.Err() == nil {
-				k := preloadKey(rng.IntN(keys))
-				code, body, err := get(ctx, hc, base, k)
-				switch {
-				case ctx.Err() != nil:
-					return
-				case err != nil:
-					t.fail("read: " + err.Error())
-				case code != http.StatusOK:
-					t.fail(fmt.Sprintf("read: HTTP %d", code))
-				case !bytes.Equal(body, value(k, valueSize)):
-					t.fail("read: wrong value")
-				default:
-					t.readsOK.Add(1)
+			for n := 0; ctx.Err() == nil; n++ {
+				if k, ok := t.newest(); ok && n%2 == 1 {
+					t.readBack(ctx, hc, base, k)
+				} else {
+					k := preloadKey(rng.IntN(keys))
+					t.check(ctx, hc, base, k, valueSize, false)
 				}
 				sleep(ctx, 5*time.Millisecond)
 			}
@@ -175,6 +176,7 @@ func startTraffic(base string, keys int, writes bool) *Traffic {
 					t.mu.Lock()
 					t.acked = append(t.acked, ack{k, time.Now()})
 					t.mu.Unlock()
+					t.readBack(ctx, hc, base, k)
 					break
 				}
 				sleep(ctx, 20*time.Millisecond)
@@ -185,10 +187,60 @@ func startTraffic(base string, keys int, writes bool) *Traffic {
 	return t
 }
 
+// newest returns the newest acknowledged key.
+func (t *Traffic) newest() (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.acked) == 0 {
+		return "", false
+	}
+	return t.acked[len(t.acked)-1].key, true
+}
+
+// readBack reads an acknowledged write back: a 404 or an older value is a
+// stale read.
+func (t *Traffic) readBack(ctx context.Context, hc *http.Client, base, key string) {
+	t.check(ctx, hc, base, key, 512, true)
+}
+
+// check reads key and counts the outcome; own says the key is one of the
+// traffic's acknowledged writes.
+func (t *Traffic) check(ctx context.Context, hc *http.Client, base, key string, size int, own bool) {
+	code, body, err := get(ctx, hc, base, key)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		t.fail("read: " + err.Error())
+	case own && (code == http.StatusNotFound || code == http.StatusOK && !bytes.Equal(body, value(key, size))):
+		t.staleRead(key, code)
+	case code != http.StatusOK:
+		t.fail(fmt.Sprintf("read: HTTP %d", code))
+	case !bytes.Equal(body, value(key, size)):
+		t.fail("read: wrong value")
+	default:
+		t.readsOK.Add(1)
+		if own {
+			t.freshOK.Add(1)
+		}
+	}
+}
+
 func (t *Traffic) fail(why string) {
 	t.readsFailed.Add(1)
 	t.mu.Lock()
 	t.failures[why]++
+	t.mu.Unlock()
+}
+
+// staleRead counts a read of an acknowledged write that came back missing
+// or old: answered from older data than the write's (invariant 8).
+func (t *Traffic) staleRead(key string, code int) {
+	t.stale.Add(1)
+	t.fail("stale read of an acknowledged write")
+	t.mu.Lock()
+	if len(t.staleKeys) < 10 {
+		t.staleKeys = append(t.staleKeys, fmt.Sprintf("%s (HTTP %d)", key, code))
+	}
 	t.mu.Unlock()
 }
 
@@ -202,7 +254,12 @@ func (t *Traffic) Stop() {
 type TrafficResult struct {
 	ReadsOK, ReadsFailed int64
 	ReadFailures         map[string]int
-	WritesAcked          int
+	// FreshReads are reads of the traffic's own acknowledged writes that
+	// returned them; StaleReads those that came back missing or old
+	// (counted in ReadsFailed too), with examples in StaleKeys.
+	FreshReads, StaleReads int64
+	StaleKeys              []string
+	WritesAcked            int
 	// WritePause is the longest time between two acknowledged writes.
 	WritePause time.Duration
 	Acked      []string
@@ -212,7 +269,8 @@ type TrafficResult struct {
 func (t *Traffic) Result() TrafficResult {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := TrafficResult{ReadsOK: t.readsOK.Load(), ReadsFailed: t.readsFailed.Load(), ReadFailures: map[string]int{}, WritesAcked: len(t.acked)}
+	r := TrafficResult{ReadsOK: t.readsOK.Load(), ReadsFailed: t.readsFailed.Load(), ReadFailures: map[string]int{}, WritesAcked: len(t.acked),
+		FreshReads: t.freshOK.Load(), StaleReads: t.stale.Load(), StaleKeys: slices.Clone(t.staleKeys)}
 	for k, v := range t.failures {
 		r.ReadFailures[k] = v
 	}

@@ -32,28 +32,32 @@ var Scenarios = []string{ScenarioUpdate, ScenarioUnhealthy, ScenarioAZMove}
 
 // Result is one scenario's outcome, as `--output json` prints it.
 type Result struct {
-	Scenario        string         `json:"scenario"`
-	OK              bool           `json:"ok"`
-	Problems        []string       `json:"problems,omitempty"`
-	WritePauseMS    int64          `json:"write_pause_ms"`
-	ReadsOK         int64          `json:"reads_ok"`
-	ReadsFailed     int64          `json:"reads_failed"`
-	ReadFailures    map[string]int `json:"read_failures,omitempty"`
-	WritesAcked     int            `json:"writes_acked"`
-	WritesLost      int            `json:"writes_lost"`
-	LeakedVolumes   int            `json:"leaked_volumes"`
-	LeakedSnapshots int            `json:"leaked_snapshots"`
-	Leaked          []string       `json:"leaked,omitempty"`
-	OldInstance     string         `json:"old_instance"`
-	NewInstance     string         `json:"new_instance"`
-	OldZone         string         `json:"old_zone"`
-	NewZone         string         `json:"new_zone"`
-	Volume          string         `json:"volume"`
-	Epoch           int64          `json:"epoch"`
-	MigrationID     string         `json:"migration_id"`
-	MigrationState  string         `json:"migration_state"`
-	DurationMS      int64          `json:"duration_ms"`
-	Steps           []api.Step     `json:"steps"`
+	Scenario     string         `json:"scenario"`
+	OK           bool           `json:"ok"`
+	Problems     []string       `json:"problems,omitempty"`
+	WritePauseMS int64          `json:"write_pause_ms"`
+	ReadsOK      int64          `json:"reads_ok"`
+	ReadsFailed  int64          `json:"reads_failed"`
+	ReadFailures map[string]int `json:"read_failures,omitempty"`
+	// FreshReadsOK are reads of the traffic's own acknowledged writes
+	// that returned them; StaleReads those that did not (must be 0).
+	FreshReadsOK    int64      `json:"fresh_reads_ok"`
+	StaleReads      int64      `json:"stale_reads"`
+	WritesAcked     int        `json:"writes_acked"`
+	WritesLost      int        `json:"writes_lost"`
+	LeakedVolumes   int        `json:"leaked_volumes"`
+	LeakedSnapshots int        `json:"leaked_snapshots"`
+	Leaked          []string   `json:"leaked,omitempty"`
+	OldInstance     string     `json:"old_instance"`
+	NewInstance     string     `json:"new_instance"`
+	OldZone         string     `json:"old_zone"`
+	NewZone         string     `json:"new_zone"`
+	Volume          string     `json:"volume"`
+	Epoch           int64      `json:"epoch"`
+	MigrationID     string     `json:"migration_id"`
+	MigrationState  string     `json:"migration_state"`
+	DurationMS      int64      `json:"duration_ms"`
+	Steps           []api.Step `json:"steps"`
 }
 
 // Run runs one scenario with traffic on keys preloaded keys. progress is
@@ -165,6 +169,7 @@ func (e *Env) Run(ctx context.Context, scenario string, keys int, progress func(
 	tr := traffic.Result()
 	res.WritePauseMS, res.ReadsOK, res.ReadsFailed, res.ReadFailures, res.WritesAcked =
 		tr.WritePause.Milliseconds(), tr.ReadsOK, tr.ReadsFailed, tr.ReadFailures, tr.WritesAcked
+	res.FreshReadsOK, res.StaleReads = tr.FreshReads, tr.StaleReads
 
 	progress("reading back every acknowledged write")
 	lost, err := e.LostWrites(ctx, tr.Acked)
@@ -200,6 +205,12 @@ func (e *Env) Run(ctx context.Context, scenario string, keys int, progress func(
 	res.Leaked, res.LeakedVolumes, res.LeakedSnapshots = leaked, vols, snaps
 	res.DurationMS = time.Since(started).Milliseconds()
 
+	if res.StaleReads > 0 {
+		res.Problems = append(res.Problems, fmt.Sprintf("%d stale reads: acknowledged writes read back missing or old, e.g. %v", res.StaleReads, tr.StaleKeys))
+	}
+	if res.FreshReadsOK == 0 {
+		res.Problems = append(res.Problems, "no acknowledged write was read back")
+	}
 	if res.ReadsFailed > 0 {
 		res.Problems = append(res.Problems, fmt.Sprintf("%d reads failed: %v", res.ReadsFailed, res.ReadFailures))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -86,7 +89,21 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 // CreateGroup creates the launch template (v1), the load balancer and the
 // group of one kvstore instance with handover's hooks, and waits until the
 // load balancer serves it. The first instance's migration is a first boot.
-func (e *Env) CreateGroup(ctx context.Context) error {
+func (e *Env) CreateGroup(ctx context.Context) error { return e.CreateGroupWith(ctx, GroupOptions{}) }
+
+// GroupOptions vary the demo's group.
+type GroupOptions struct {
+	// Cutover goes into the launch hook's metadata ("" leaves it to the
+	// controller's default).
+	Cutover string
+	// DeregistrationDelay, when positive, is the target group's
+	// deregistration_delay.timeout_seconds (AWS's default is 300 s): how
+	// long the drain cutover waits for the old instance to drain.
+	DeregistrationDelay time.Duration
+}
+
+// CreateGroupWith is CreateGroup with options.
+func (e *Env) CreateGroupWith(ctx context.Context, o GroupOptions) error {
 	if _, err := e.EC2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(groupName),
 		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(amiV1), UserData: aws.String(e.userData())}}); err != nil {
 		return fmt.Errorf("creating the launch template: %w", err)
@@ -96,6 +113,17 @@ func (e *Env) CreateGroup(ctx context.Context) error {
 		return err
 	}
 	e.LBURL = lbURL
+	if o.DeregistrationDelay > 0 {
+		if _, err := e.ELB.ModifyTargetGroupAttributes(ctx, &elb.ModifyTargetGroupAttributesInput{TargetGroupArn: aws.String(tgARN),
+			Attributes: []elbtypes.TargetGroupAttribute{{Key: aws.String("deregistration_delay.timeout_seconds"),
+				Value: aws.String(strconv.Itoa(int(o.DeregistrationDelay / time.Second)))}}}); err != nil {
+			return fmt.Errorf("setting the target group's deregistration delay: %w", err)
+		}
+	}
+	metadata := `{"database":"` + database + `","size_gib":1}`
+	if o.Cutover != "" {
+		metadata = `{"database":"` + database + `","size_gib":1,"cutover":"` + o.Cutover + `"}`
+	}
 
 	zones, err := e.zones(ctx)
 	if err != nil {
@@ -113,7 +141,7 @@ func (e *Env) CreateGroup(ctx context.Context) error {
 		LifecycleHookSpecificationList: []astypes.LifecycleHookSpecification{
 			{LifecycleHookName: aws.String(launchHook), LifecycleTransition: aws.String("autoscaling:EC2_INSTANCE_LAUNCHING"),
 				HeartbeatTimeout: aws.Int32(timeout), DefaultResult: aws.String("ABANDON"),
-				NotificationMetadata: aws.String(`{"database":"` + database + `","size_gib":1}`)},
+				NotificationMetadata: aws.String(metadata)},
 			{LifecycleHookName: aws.String(termHook), LifecycleTransition: aws.String("autoscaling:EC2_INSTANCE_TERMINATING"),
 				HeartbeatTimeout: aws.Int32(timeout), DefaultResult: aws.String("CONTINUE")},
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -16,15 +17,22 @@ import (
 // instances would: it asks the controller which instance holds each
 // database (GET /v1/databases), retries a write until one is acknowledged
 // (a fenced source answers 503; the route is looked up again), and
-// remembers every acknowledged write. Writes through the load balancer
+// remembers every acknowledged write. It reads each acknowledged write back
+// at once through the same route, and a reader per database keeps reading
+// the newest one back through its own cached route, as a router's other
+// connection would: a read answered from older data than an acknowledged
+// write is a stale read (invariant 8). Writes through the load balancer
 // cannot be checked per tenant: any instance may answer them.
 type TenantWrites struct {
 	p      *Pool
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	acked map[string][]ack // database → acknowledged writes, in order
+	mu        sync.Mutex
+	acked     map[string][]ack // database → acknowledged writes, in order
+	fresh     int              // reads of acknowledged writes that returned them
+	stale     int              // reads of acknowledged writes that came back missing or old
+	staleKeys []string
 }
 
 // StartTenantWrites starts one writer per database of the pool.
@@ -46,6 +54,7 @@ func (p *Pool) StartTenantWrites() *TenantWrites {
 						w.mu.Lock()
 						w.acked[db] = append(w.acked[db], ack{k, time.Now()})
 						w.mu.Unlock()
+						w.readBack(ctx, hc, db, addr, k)
 						break
 					}
 					addr = "" // fenced, gone, or not yet placed: ask again
@@ -54,8 +63,44 @@ func (p *Pool) StartTenantWrites() *TenantWrites {
 				sleep(ctx, 10*time.Millisecond)
 			}
 		})
+		w.wg.Go(func() {
+			addr := ""
+			for ctx.Err() == nil {
+				w.mu.Lock()
+				acks := w.acked[db]
+				w.mu.Unlock()
+				if addr == "" {
+					addr, _ = p.route(ctx, db)
+				}
+				if len(acks) > 0 && addr != "" && !w.readBack(ctx, hc, db, addr, acks[len(acks)-1].key) {
+					addr = "" // no answer there: look the route up again
+				}
+				sleep(ctx, 20*time.Millisecond)
+			}
+		})
 	}
 	return w
+}
+
+// readBack reads an acknowledged write of db back from addr. It reports
+// whether addr answered (a 503 or no answer is not a stale read; the
+// caller may look the route up again).
+func (w *TenantWrites) readBack(ctx context.Context, hc *http.Client, db, addr, key string) bool {
+	code, body, err := get(ctx, hc, addr, key)
+	if err != nil || ctx.Err() != nil || (code != http.StatusOK && code != http.StatusNotFound) {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if code == http.StatusOK && string(body) == string(value(key, 512)) {
+		w.fresh++
+		return true
+	}
+	w.stale++
+	if len(w.staleKeys) < 10 {
+		w.staleKeys = append(w.staleKeys, fmt.Sprintf("%s/%s from %s (HTTP %d)", db, key, addr, code))
+	}
+	return true
 }
 
 // Stop ends the writers and waits for them.
@@ -98,6 +143,11 @@ type TenantResult struct {
 	// database: that database's write pause, as its clients saw it.
 	MaxPause time.Duration `json:"-"`
 	LostKeys []string      `json:"lost,omitempty"`
+	// FreshReads are reads of acknowledged writes that returned them;
+	// StaleReads those that came back missing or old (must be 0).
+	FreshReads int      `json:"fresh_reads"`
+	StaleReads int      `json:"stale_reads"`
+	StaleKeys  []string `json:"stale,omitempty"`
 }
 
 // Check reads every acknowledged write back from the instance that holds
@@ -105,7 +155,7 @@ type TenantResult struct {
 func (w *TenantWrites) Check(ctx context.Context) (TenantResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var r TenantResult
+	r := TenantResult{FreshReads: w.fresh, StaleReads: w.stale, StaleKeys: slices.Clone(w.staleKeys)}
 	hc := newClient()
 	dbs := make([]string, 0, len(w.acked))
 	for db := range w.acked {

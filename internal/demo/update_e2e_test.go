@@ -34,8 +34,11 @@ func checkUpdate(t *testing.T, r UpdateResult) {
 	if !r.OK {
 		t.Errorf("%s not ok: %v", r.Scenario, r.Problems)
 	}
-	if r.ReadsOK == 0 || r.WritesAcked == 0 {
-		t.Errorf("%s: no traffic got through (%d reads, %d writes)", r.Scenario, r.ReadsOK, r.WritesAcked)
+	if r.ReadsOK == 0 || r.WritesAcked == 0 || r.FreshReadsOK == 0 {
+		t.Errorf("%s: no traffic got through (%d reads, %d writes, %d read back)", r.Scenario, r.ReadsOK, r.WritesAcked, r.FreshReadsOK)
+	}
+	if r.StaleReads > 0 {
+		t.Errorf("%s: %d stale reads (invariant 8)", r.Scenario, r.StaleReads)
 	}
 }
 
@@ -132,9 +135,12 @@ func checkWrites(t *testing.T, w *TenantWrites) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("tenant writes: %d acknowledged, %d lost, longest pause %s", r.Acked, r.Lost, r.MaxPause)
+	t.Logf("tenant writes: %d acknowledged, %d lost, longest pause %s, %d read back, %d stale", r.Acked, r.Lost, r.MaxPause, r.FreshReads, r.StaleReads)
 	if r.Lost > 0 || r.Acked == 0 {
 		t.Errorf("tenant writes: %d acknowledged, %d lost %v", r.Acked, r.Lost, r.LostKeys)
+	}
+	if r.StaleReads > 0 || r.FreshReads == 0 {
+		t.Errorf("tenant writes read back: %d fresh, %d stale (invariant 8) %v", r.FreshReads, r.StaleReads, r.StaleKeys)
 	}
 }
 

@@ -363,17 +363,21 @@ type UpdateResult struct {
 	MaxWritePauseMS int64    `json:"max_write_pause_ms"`
 	// ClientWritePauseMS is the longest gap between two acknowledged
 	// writes of one database, as a client routed to its holder saw it.
-	ClientWritePauseMS int64                  `json:"client_write_pause_ms"`
-	WritesAcked        int                    `json:"writes_acked"`
-	WritesLost         int                    `json:"writes_lost"`
-	ReadsOK            int64                  `json:"reads_ok"`
-	ReadsFailed        int64                  `json:"reads_failed"`
-	ReadFailures       map[string]int         `json:"read_failures,omitempty"`
-	LeakedVolumes      int                    `json:"leaked_volumes"`
-	LeakedSnapshots    int                    `json:"leaked_snapshots"`
-	DurationMS         int64                  `json:"duration_ms"`
-	Phases             []ledger.UpdateStep    `json:"phases"`
-	Migrations         []api.MigrationSummary `json:"migrations"`
+	ClientWritePauseMS int64 `json:"client_write_pause_ms"`
+	WritesAcked        int   `json:"writes_acked"`
+	WritesLost         int   `json:"writes_lost"`
+	ReadsOK            int64 `json:"reads_ok"`
+	ReadsFailed        int64 `json:"reads_failed"`
+	// FreshReadsOK and StaleReads count the tenant writers' reads of
+	// their own acknowledged writes (StaleReads must be 0).
+	FreshReadsOK    int                    `json:"fresh_reads_ok"`
+	StaleReads      int                    `json:"stale_reads"`
+	ReadFailures    map[string]int         `json:"read_failures,omitempty"`
+	LeakedVolumes   int                    `json:"leaked_volumes"`
+	LeakedSnapshots int                    `json:"leaked_snapshots"`
+	DurationMS      int64                  `json:"duration_ms"`
+	Phases          []ledger.UpdateStep    `json:"phases"`
+	Migrations      []api.MigrationSummary `json:"migrations"`
 }
 
 // writePause is how long a migration kept its database fenced: from the
@@ -451,6 +455,13 @@ func (e *Env) RunUpdate(ctx context.Context, scenario string, keys int, progress
 	}
 	if wr.Acked == 0 {
 		res.Problems = append(res.Problems, "no write was acknowledged")
+	}
+	res.FreshReadsOK, res.StaleReads = wr.FreshReads, wr.StaleReads
+	if wr.StaleReads > 0 {
+		res.Problems = append(res.Problems, fmt.Sprintf("%d stale reads: acknowledged writes read back missing or old, e.g. %v", wr.StaleReads, wr.StaleKeys))
+	}
+	if wr.FreshReads == 0 {
+		res.Problems = append(res.Problems, "no acknowledged write was read back")
 	}
 	tr := traffic.Result()
 	res.ReadsOK, res.ReadsFailed, res.ReadFailures = tr.ReadsOK, tr.ReadsFailed, tr.ReadFailures

@@ -173,6 +173,13 @@ func controllerPolicy(cfg Config, withLogs bool) PolicyDocument {
 		// The hard fence: stop an unreachable source, start it again on
 		// rollback.
 		allow("FenceGroupInstances", []string{"ec2:StartInstances", "ec2:StopInstances"}, []string{arnInstances}, inGroups),
+		// The drain cutover takes an old instance out of its group's
+		// target groups. Which target groups the groups use is not known
+		// here (a group's TargetGroupARNs may change), so any of the
+		// account's in the region; the controller names only the old
+		// instance of a handover.
+		allow("Drain", []string{"elasticloadbalancing:DeregisterTargets"},
+			[]string{cloudformation.Sub("arn:${AWS::Partition}:elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:targetgroup/*")}, nil),
 		groupActions(cfg, grp),
 		// These calls support no resource-level permissions, so "*" is the
 		// only resource IAM accepts; each is still named on its own.
@@ -183,6 +190,7 @@ func controllerPolicy(cfg Config, withLogs bool) PolicyDocument {
 			"ec2:DescribeInstances",
 			"ec2:DescribeSnapshots",
 			"ec2:DescribeVolumes",
+			"elasticloadbalancing:DescribeTargetHealth",
 		}, []string{"*"}, nil),
 		allow("ConsumeEventsQueue", []string{"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
 			[]string{cloudformation.GetAtt(idQueue, "Arn")}, nil),

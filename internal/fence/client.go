@@ -61,6 +61,50 @@ func (c *Client) Unfence(ctx context.Context, addr string, epoch int64) error {
 	return c.call(ctx, "unfencing", addr, PathUnfence, epoch, false)
 }
 
+// Retire asks the service at addr to stop answering from its own data:
+// fenced under epoch, it forwards every read and write to successor (the
+// new instance's address, with ":port" or the client's Port) from then on.
+// It returns nil only when the service confirmed it is retired under epoch
+// to that successor. Safe to repeat. A service that does not implement
+// retire answers 404: IsNotImplemented(err) is then true.
+func (c *Client) Retire(ctx context.Context, addr string, epoch int64, successor string) error {
+	hostport, err := c.hostPort(addr)
+	if err != nil {
+		return fmt.Errorf("retiring %q at epoch %d: %w", addr, epoch, err)
+	}
+	succ, err := c.hostPort(successor)
+	if err != nil {
+		return fmt.Errorf("retiring %s at epoch %d: successor: %w", hostport, epoch, err)
+	}
+	what := fmt.Sprintf("retiring %s at epoch %d in favour of %s", hostport, epoch, succ)
+	if epoch < 1 {
+		return fmt.Errorf("%s: epoch must be at least 1", what)
+	}
+	body, err := json.Marshal(RetireRequest{Epoch: epoch, Successor: succ})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	code, header, resp, err := c.do(ctx, http.MethodPost, hostport, PathRetire, body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("%s: %w", what, newStatusError(code, header, resp))
+	}
+	if err := checkAnswer(resp, epoch, true); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var r Response
+	if err := json.Unmarshal(resp, &r); err != nil || !r.Retired || r.Successor != succ {
+		return fmt.Errorf("%s: %w: answered 200 with retired %v to %q", what, ErrBadResponse, r.Retired, r.Successor)
+	}
+	return nil
+}
+
+// SuccessorAddr returns addr as the host:port a retire request names: the
+// client's Port is added when addr has none.
+func (c *Client) SuccessorAddr(addr string) (string, error) { return c.hostPort(addr) }
+
 // Healthy returns nil when the service at addr answers 200 to GET /healthz.
 func (c *Client) Healthy(ctx context.Context, addr string) error {
 	hostport, err := c.hostPort(addr)

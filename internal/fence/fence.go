@@ -32,6 +32,7 @@ import (
 const (
 	PathFence   = "/admin/fence"
 	PathUnfence = "/admin/unfence"
+	PathRetire  = "/admin/retire"
 	PathHealth  = "/healthz"
 
 	DefaultPort    = 8080
@@ -80,17 +81,65 @@ func IsRetryable(err error) bool {
 	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrServer) || errors.Is(err, ErrBadResponse)
 }
 
+// IsNotImplemented reports whether err, from a Client, says the service
+// does not serve the endpoint at all (404, 405 or 501): a service that
+// implements fence and unfence but not retire, say. It is a kind of
+// ErrRejected.
+func IsNotImplemented(err error) bool {
+	se, ok := errors.AsType[*StatusError](err)
+	return ok && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed || se.Code == http.StatusNotImplemented)
+}
+
 // Request is the body of a fence or unfence request.
 type Request struct {
 	Epoch int64 `json:"epoch"`
 }
 
-// Response is the body of a 200 answer to fence or unfence. Epoch is the
-// highest epoch the service has seen: for a successful fence, the one
-// requested.
+// RetireRequest is the body of a retire request: the epoch the successor
+// will write under, and its address (host:port).
+type RetireRequest struct {
+	Epoch     int64  `json:"epoch"`
+	Successor string `json:"successor"`
+}
+
+// Response is the body of a 200 answer to fence, unfence or retire. Epoch
+// is the highest epoch the service has seen: for a successful fence or
+// retire, the one requested. Retired and Successor are set while the
+// service is retired.
 type Response struct {
-	Fenced bool  `json:"fenced"`
-	Epoch  int64 `json:"epoch"`
+	Fenced    bool   `json:"fenced"`
+	Epoch     int64  `json:"epoch"`
+	Retired   bool   `json:"retired,omitempty"`
+	Successor string `json:"successor,omitempty"`
+}
+
+// StartState is the state a service starts its gate with, from what it
+// persisted and what it was told at start: epoch, the epoch the controller
+// says this copy of the data writes under (0 when not told), and
+// startFenced, whether the controller will unfence it itself
+// (docs/fence-protocol.md, "Starting").
+//
+//   - No epoch, or one below the persisted one: the persisted state as it
+//     is. An old instance restarting under its old epoch stays fenced (or
+//     retired), so it never takes writes nobody will copy.
+//   - An epoch above the persisted one: a new copy of the data. It starts
+//     fenced under that epoch if startFenced, unfenced otherwise.
+//   - The persisted epoch itself: with startFenced the persisted fence
+//     flag is kept (a copy of a source fenced under this epoch starts
+//     fenced; a restart after the controller unfenced it stays unfenced);
+//     without it, unfenced, as before this rule existed.
+//
+// A retirement never survives into a copy started under an epoch at least
+// its own: it named the successor of an older holder of the data, and
+// this instance is at least that new.
+func StartState(persisted State, epoch int64, startFenced bool) State {
+	switch {
+	case epoch <= 0 || epoch < persisted.Epoch:
+		return persisted
+	case epoch == persisted.Epoch && startFenced:
+		return State{Fenced: persisted.Fenced, Epoch: epoch}
+	}
+	return State{Fenced: startFenced, Epoch: epoch}
 }
 
 // ErrorResponse is the body of every error answer. Epoch is set on 409: the
@@ -133,6 +182,13 @@ func (e *StatusError) Error() string {
 
 // Unwrap returns the sentinel the status maps to.
 func (e *StatusError) Unwrap() error { return e.kind }
+
+// NewStatusError is the error a Client returns for an answer with status
+// code, headers h and body: for transports other than HTTP (ssmfence) and
+// fakes that must fail exactly as the protocol says.
+func NewStatusError(code int, h http.Header, body []byte) *StatusError {
+	return newStatusError(code, h, body)
+}
 
 // newStatusError classifies a non-success answer.
 func newStatusError(code int, h http.Header, body []byte) *StatusError {

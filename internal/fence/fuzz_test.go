@@ -64,3 +64,37 @@ func FuzzGateRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRetireRequest feeds arbitrary bodies to the retire endpoint: the gate
+// is retired exactly when it said 200, to the successor the body named.
+func FuzzRetireRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"epoch": 1, "successor": "10.0.0.1:8080"}`, `{"epoch": 1, "successor": "[fd00::1]:8080"}`,
+		`{"epoch": 1, "successor": "10.0.0.1"}`, `{"epoch": 1, "successor": "http://x:1"}`, `{"epoch": 1}`,
+		`{"successor": "a:1"}`, `{"epoch": 0, "successor": "a:1"}`, `{"epoch": 1, "successor": ":1"}`, ``, `null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		epoch, succ, perr := ParseRetireRequest(bytes.NewReader(body))
+		if perr == nil && (epoch < 1 || ValidSuccessor(succ) != nil) {
+			t.Fatalf("ParseRetireRequest accepted epoch %d successor %q", epoch, succ)
+		}
+		var g Gate
+		rec := httptest.NewRecorder()
+		g.Handler(nil).ServeHTTP(rec, httptest.NewRequest("POST", PathRetire, bytes.NewReader(body)))
+		st := g.State()
+		switch rec.Code {
+		case 200:
+			if perr != nil || st != (State{Fenced: true, Epoch: epoch, Successor: succ}) {
+				t.Fatalf("200 to %q but gate is %+v (parsed %d %q %v)", body, st, epoch, succ, perr)
+			}
+		case 400, 413:
+			if perr == nil || st != (State{}) {
+				t.Fatalf("answered %d to %q (parse error %v); gate %+v", rec.Code, body, perr, st)
+			}
+		default:
+			t.Fatalf("retire answered %d to %q", rec.Code, body)
+		}
+	})
+}

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -31,16 +34,20 @@ func (e *EpochError) Error() string {
 // Is makes errors.Is(err, ErrStaleEpoch) true.
 func (e *EpochError) Is(target error) bool { return target == ErrStaleEpoch }
 
-// Gate is the service's side of the fence: whether writes are admitted, and
-// the highest epoch seen. The zero Gate is unfenced at epoch 0 and ready to
-// use; it is safe for concurrent use.
+// Gate is the service's side of the fence: whether writes are admitted, the
+// highest epoch seen, and whether the service is retired (it forwards reads
+// and writes to its successor instead of answering from its own data). The
+// zero Gate is unfenced at epoch 0 and ready to use; it is safe for
+// concurrent use.
 //
 // A Gate lives in memory. A service that can restart on the old instance
-// after being fenced must persist Fenced() and restore it with NewGate before
-// serving, or it would accept writes again behind the controller's back.
+// after being fenced or retired must persist State() and restore it with
+// NewGateState before serving, or it would accept writes (or answer reads
+// from stale data) again behind the controller's back.
 type Gate struct {
-	// op serializes Fence and Unfence, the handler's flush included, so that
-	// an unfence cannot slip between a fence and the flush that confirms it.
+	// op serializes Fence, Unfence and Retire, the handler's flush
+	// included, so that an unfence cannot slip between a fence and the
+	// flush that confirms it.
 	op sync.Mutex
 	// writes is held shared by each write in progress (BeginWrite) and
 	// exclusively by Fence while it flips the flag: a fence therefore waits
@@ -48,14 +55,39 @@ type Gate struct {
 	// starts in between. Without it, a write admitted just before the fence
 	// could be acknowledged after the flush and be missing from the snapshot.
 	writes sync.RWMutex
-	mu     sync.Mutex // guards fenced and epoch
-	fenced bool
-	epoch  int64
+	// reads is held shared by each read answered from the service's own
+	// data (BeginRead) and exclusively by Retire while it sets the
+	// successor: once Retire returns, no read is being answered from this
+	// data, so none can be answered from it after the successor takes a
+	// write (invariant 8).
+	reads     sync.RWMutex
+	mu        sync.Mutex // guards fenced, epoch and successor
+	fenced    bool
+	epoch     int64
+	successor string
 }
 
-// NewGate returns a gate restored to a state the service persisted.
+// State is what a service persists of its gate, and restores with
+// NewGateState. Successor is set only while retired, and a retired gate is
+// always fenced.
+type State struct {
+	Fenced    bool   `json:"fenced"`
+	Epoch     int64  `json:"epoch"`
+	Successor string `json:"successor,omitempty"`
+}
+
+// Retired reports whether the state is a retirement.
+func (s State) Retired() bool { return s.Successor != "" }
+
+// NewGate returns a gate restored to a fence state the service persisted.
 func NewGate(fenced bool, epoch int64) *Gate {
 	return &Gate{fenced: fenced, epoch: epoch}
+}
+
+// NewGateState returns a gate restored to st. A retired state comes back
+// fenced whatever st.Fenced says: a retired service never takes writes.
+func NewGateState(st State) *Gate {
+	return &Gate{fenced: st.Fenced || st.Retired(), epoch: st.Epoch, successor: st.Successor}
 }
 
 // Fenced returns whether writes are fenced and the highest epoch seen (the
@@ -64,6 +96,40 @@ func (g *Gate) Fenced() (bool, int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.fenced, g.epoch
+}
+
+// State returns the gate's state, for the service to persist.
+func (g *Gate) State() State {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return State{Fenced: g.fenced, Epoch: g.epoch, Successor: g.successor}
+}
+
+// Successor returns the address a retired gate forwards to, "" when it is
+// not retired. A service whose BeginWrite was refused asks it whether to
+// forward the write instead of refusing it.
+func (g *Gate) Successor() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.successor
+}
+
+// BeginRead admits one read. When the gate is retired it returns the
+// successor's address and a nil done: the caller must forward the read
+// there (or refuse it), never answer it from its own data. Otherwise the
+// caller answers from its own data and calls done once the answer is
+// complete; a Retire waits for every such read. Reads should be short, and
+// BeginRead must not be called again by a goroutine before its own done.
+func (g *Gate) BeginRead() (done func(), successor string) {
+	g.reads.RLock()
+	g.mu.Lock()
+	successor = g.successor
+	g.mu.Unlock()
+	if successor != "" {
+		g.reads.RUnlock()
+		return nil, successor
+	}
+	return sync.OnceFunc(g.reads.RUnlock), ""
 }
 
 // BeginWrite admits one write, or returns ErrFenced. On success the caller
@@ -85,9 +151,10 @@ func (g *Gate) BeginWrite() (done func(), err error) {
 
 // Fence stops admitting writes under epoch, once the writes in progress are
 // done. It fails with an *EpochError if epoch is below the highest seen.
-// Fencing again with the same or a higher epoch succeeds. It does not flush:
-// the caller must flush before telling anyone the gate is fenced (Handler
-// does).
+// Fencing again with the same or a higher epoch succeeds, and leaves a
+// retirement in place: a fence that arrives late must never make a retired
+// service answer from its own data again. It does not flush: the caller
+// must flush before telling anyone the gate is fenced (Handler does).
 func (g *Gate) Fence(epoch int64) error {
 	g.op.Lock()
 	defer g.op.Unlock()
@@ -116,9 +183,15 @@ func (g *Gate) fence(epoch int64) error {
 	return nil
 }
 
-// Unfence admits writes again if the gate is fenced under epoch. It is a no-op
-// if the gate is not fenced, and fails with an *EpochError if it is fenced
-// under another epoch: that fence belongs to someone else.
+// Unfence admits writes again if the gate is fenced under epoch, and lifts
+// a retirement with it. It is a no-op if the gate is not fenced, and fails
+// with an *EpochError if it is fenced under another epoch: that fence
+// belongs to someone else.
+//
+// Lifting a retirement is what the controller does when it rolls back a
+// migration that retired this service: it does so only before the
+// successor was ever unfenced, so no write was acknowledged under the
+// retirement's epoch and this service's data is still the latest.
 func (g *Gate) Unfence(epoch int64) error {
 	g.op.Lock()
 	defer g.op.Unlock()
@@ -139,24 +212,70 @@ func (g *Gate) unfence(epoch int64) (int64, error) {
 	if epoch != g.epoch {
 		return g.epoch, &EpochError{Requested: epoch, Current: g.epoch, Fenced: true}
 	}
-	g.fenced = false
+	g.fenced, g.successor = false, ""
 	return g.epoch, nil
 }
 
-// Handler serves POST /admin/fence and POST /admin/unfence exactly as
-// docs/fence-protocol.md specifies. flush is called after every successful
-// fence, with the writes stopped, and must make everything acknowledged
-// durable (fsync); a nil flush is for services that sync every write before
-// acknowledging it. A fence whose caller has gone away by the time it would
-// be applied is dropped. Mount it next to the service's own routes; wrap it
-// in RequireToken to demand a bearer token.
+// Retire fences the gate under epoch (waiting for the writes in progress,
+// as Fence does), waits for the reads being answered from the service's own
+// data, and from then on sends every read and write to successor, a
+// "host:port". It fails with an *EpochError if epoch is below the highest
+// seen. Retiring again with the same or a higher epoch succeeds, with the
+// newest successor. It does not flush: the caller must flush (and persist
+// the state) before confirming (Handler does).
+func (g *Gate) Retire(epoch int64, successor string) error {
+	g.op.Lock()
+	defer g.op.Unlock()
+	return g.retire(epoch, successor)
+}
+
+// retire is Retire with g.op held.
+func (g *Gate) retire(epoch int64, successor string) error {
+	if err := ValidSuccessor(successor); err != nil {
+		return err
+	}
+	if err := g.fence(epoch); err != nil {
+		return err
+	}
+	// Writes are stopped (fence); wait for the local reads in flight.
+	// Only holders of g.op change the state, so the fence above still
+	// holds.
+	g.reads.Lock()
+	defer g.reads.Unlock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.successor = successor
+	return nil
+}
+
+// ValidSuccessor checks a retirement's successor: a host (name, IPv4, or
+// bracketed IPv6) with an explicit port, and nothing else.
+func ValidSuccessor(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("successor %q: want host:port: %v", s, err)
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@ ") {
+		return fmt.Errorf("successor %q: want host:port, not a URL", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("successor %q: port %q out of range", s, port)
+	}
+	return nil
+}
+
+// Handler serves POST /admin/fence, /admin/unfence and /admin/retire
+// exactly as docs/fence-protocol.md specifies. flush is called after every
+// successful fence or retire, with the writes stopped, and must make
+// everything acknowledged durable (fsync) and the gate's State() with it; a
+// nil flush is for services that sync every write before acknowledging it
+// and keep no state across restarts. A fence or retire whose caller has gone
+// away by the time it would be applied is dropped. Mount it next to the
+// service's own routes; wrap it in RequireToken to demand a bearer token.
 func (g *Gate) Handler(flush func() error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var fence bool
 		switch r.URL.Path {
-		case PathFence:
-			fence = true
-		case PathUnfence:
+		case PathFence, PathUnfence, PathRetire:
 		default:
 			writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no such endpoint: " + r.URL.Path})
 			return
@@ -166,7 +285,17 @@ func (g *Gate) Handler(flush func() error) http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: "method " + r.Method + " not allowed: use POST"})
 			return
 		}
-		epoch, err := ParseRequest(http.MaxBytesReader(w, r.Body, maxRequestBody))
+		body := http.MaxBytesReader(w, r.Body, maxRequestBody)
+		var (
+			epoch     int64
+			successor string
+			err       error
+		)
+		if r.URL.Path == PathRetire {
+			epoch, successor, err = ParseRetireRequest(body)
+		} else {
+			epoch, err = ParseRequest(body)
+		}
 		if err != nil {
 			code := http.StatusBadRequest
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -177,39 +306,68 @@ func (g *Gate) Handler(flush func() error) http.Handler {
 		}
 		g.op.Lock()
 		defer g.op.Unlock()
-		if fence {
-			if r.Context().Err() != nil {
-				// The caller gave up (its timeout, or it moved on to
-				// roll back) while this request waited: fencing now
-				// could land after its unfence and nobody would hear
-				// of it.
-				return
-			}
-			g.serveFence(w, epoch, flush)
-		} else {
+		if r.URL.Path == PathUnfence {
 			g.serveUnfence(w, epoch)
+			return
+		}
+		if r.Context().Err() != nil {
+			// The caller gave up (its timeout, or it moved on to roll
+			// back) while this request waited: fencing or retiring now
+			// could land after its unfence and nobody would hear of it.
+			return
+		}
+		if r.URL.Path == PathRetire {
+			g.serveRetire(w, epoch, successor, flush)
+		} else {
+			g.serveFence(w, epoch, flush)
 		}
 	})
 }
 
 func (g *Gate) serveFence(w http.ResponseWriter, epoch int64, flush func() error) {
 	if err := g.fence(epoch); err != nil {
-		if ee, ok := errors.AsType[*EpochError](err); ok {
-			writeJSON(w, http.StatusConflict, ErrorResponse{Error: "stale epoch", Epoch: &ee.Current})
-			return
-		}
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+		writeRefusal(w, err)
 		return
 	}
-	if flush != nil {
-		if err := flush(); err != nil {
-			// Stay fenced: writes stopped and unflushed is safe, and a
-			// retried fence flushes again.
-			writeJSON(w, http.StatusInternalServerError, ErrorResponse{Error: "flush failed: " + err.Error()})
-			return
-		}
+	if !flushed(w, flush) {
+		return
 	}
-	writeJSON(w, http.StatusOK, Response{Fenced: true, Epoch: epoch})
+	st := g.State()
+	writeJSON(w, http.StatusOK, Response{Fenced: true, Epoch: epoch, Retired: st.Retired(), Successor: st.Successor})
+}
+
+func (g *Gate) serveRetire(w http.ResponseWriter, epoch int64, successor string, flush func() error) {
+	if err := g.retire(epoch, successor); err != nil {
+		writeRefusal(w, err)
+		return
+	}
+	if !flushed(w, flush) {
+		return
+	}
+	writeJSON(w, http.StatusOK, Response{Fenced: true, Epoch: epoch, Retired: true, Successor: successor})
+}
+
+// writeRefusal answers a fence or retire the gate refused.
+func writeRefusal(w http.ResponseWriter, err error) {
+	if ee, ok := errors.AsType[*EpochError](err); ok {
+		writeJSON(w, http.StatusConflict, ErrorResponse{Error: "stale epoch", Epoch: &ee.Current})
+		return
+	}
+	writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+}
+
+// flushed runs flush after a fence or retire, answering 500 if it fails.
+func flushed(w http.ResponseWriter, flush func() error) bool {
+	if flush == nil {
+		return true
+	}
+	if err := flush(); err != nil {
+		// Stay fenced (or retired): writes stopped and unflushed is
+		// safe, and a retried call flushes again.
+		writeJSON(w, http.StatusInternalServerError, ErrorResponse{Error: "flush failed: " + err.Error()})
+		return false
+	}
+	return true
 }
 
 func (g *Gate) serveUnfence(w http.ResponseWriter, epoch int64) {
@@ -249,6 +407,39 @@ func ParseRequest(r io.Reader) (int64, error) {
 		return 0, fmt.Errorf("request body: epoch %d: must be at least 1", *req.Epoch)
 	}
 	return *req.Epoch, nil
+}
+
+// ParseRetireRequest reads a retire request body: one JSON object with an
+// integer "epoch" of at least 1 and the "successor" to forward to, as
+// host:port. Unknown fields are ignored; anything after the object is an
+// error.
+func ParseRetireRequest(r io.Reader) (int64, string, error) {
+	dec := json.NewDecoder(r)
+	var req struct {
+		Epoch     *int64  `json:"epoch"`
+		Successor *string `json:"successor"`
+	}
+	if err := dec.Decode(&req); err != nil {
+		return 0, "", fmt.Errorf("request body: want {\"epoch\": N, \"successor\": \"host:port\"}: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return 0, "", fmt.Errorf("request body: %w", mbe)
+		}
+		return 0, "", errors.New("request body: unexpected data after the JSON object")
+	}
+	switch {
+	case req.Epoch == nil:
+		return 0, "", errors.New("request body: missing \"epoch\"")
+	case *req.Epoch < 1:
+		return 0, "", fmt.Errorf("request body: epoch %d: must be at least 1", *req.Epoch)
+	case req.Successor == nil:
+		return 0, "", errors.New("request body: missing \"successor\"")
+	}
+	if err := ValidSuccessor(*req.Successor); err != nil {
+		return 0, "", fmt.Errorf("request body: %w", err)
+	}
+	return *req.Epoch, *req.Successor, nil
 }
 
 // RequireToken wraps h so that requests must carry "Authorization: Bearer

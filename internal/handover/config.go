@@ -66,6 +66,12 @@ type Config struct {
 	// TerminateHoldMax bounds how long a terminate action of an instance
 	// that still holds a database waits for a replacement to appear.
 	TerminateHoldMax time.Duration
+
+	// Cutover is how the old instance stops answering from its data
+	// before the new one takes writes (CutoverAuto, CutoverRetire,
+	// CutoverDrain, CutoverOverlap); a hook's metadata may choose another
+	// for its databases ("cutover").
+	Cutover string
 }
 
 // DefaultConfig returns the production defaults.
@@ -88,6 +94,7 @@ func DefaultConfig() Config {
 		EventTTL:                24 * time.Hour,
 		SweepGrace:              30 * time.Minute,
 		TerminateHoldMax:        10 * time.Minute,
+		Cutover:                 CutoverAuto,
 	}
 }
 
@@ -120,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if c.Device == "" {
 		errs = append(errs, errors.New("device must not be empty"))
+	}
+	if err := ValidCutover(c.Cutover); err != nil {
+		errs = append(errs, err)
 	}
 	if c.DefaultSizeGiB <= 0 {
 		errs = append(errs, fmt.Errorf("default size must be at least 1 GiB, got %d", c.DefaultSizeGiB))
@@ -156,6 +166,9 @@ type Metadata struct {
 	Count        int      `json:"count,omitempty"`
 	SeedSnapshot string   `json:"seed_snapshot,omitempty"`
 	SizeGiB      int32    `json:"size_gib,omitempty"`
+	// Cutover chooses the cutover for these databases (Config.Cutover
+	// when empty): "auto", "retire", "drain" or "overlap".
+	Cutover string `json:"cutover,omitempty"`
 }
 
 // maxPool bounds a pool. AWS caps NotificationMetadata at 1023 characters;
@@ -186,7 +199,7 @@ func ParseMetadata(s string) (Metadata, error) {
 		dec := json.NewDecoder(strings.NewReader(s))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&md); err != nil {
-			return Metadata{}, fmt.Errorf(`parsing hook NotificationMetadata %q: %w (expected {"database":"ID","seed_snapshot":"snap-…","size_gib":N}, {"databases":["ID",…]} or {"database":"PREFIX","count":N})`, s, err)
+			return Metadata{}, fmt.Errorf(`parsing hook NotificationMetadata %q: %w (expected {"database":"ID","seed_snapshot":"snap-…","size_gib":N,"cutover":"auto|retire|drain|overlap"}, {"databases":["ID",…]} or {"database":"PREFIX","count":N})`, s, err)
 		}
 	} else {
 		md.Database = s
@@ -219,6 +232,11 @@ func ParseMetadata(s string) (Metadata, error) {
 	}
 	if md.SizeGiB < 0 {
 		return Metadata{}, fmt.Errorf("size_gib %d in hook NotificationMetadata must be positive", md.SizeGiB)
+	}
+	if md.Cutover != "" {
+		if err := ValidCutover(md.Cutover); err != nil {
+			return Metadata{}, fmt.Errorf("hook NotificationMetadata: %w", err)
+		}
 	}
 	return md, nil
 }

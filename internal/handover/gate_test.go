@@ -108,7 +108,7 @@ func TestGatedMigrationWaitsForUpdate(t *testing.T) {
 
 			e.setUpdate(tt.open)
 			e.poll(id)
-			e.wantState(id, ledger.Completing)
+			e.wantState(id, ledger.Unfencing) // retired, CONTINUE sent; waits for InService
 			e.run(id, ledger.Committed)
 			if c := e.continues(); len(c) != 1 || !strings.HasSuffix(c[0], " CONTINUE") {
 				t.Errorf("lifecycle completions %q, want one CONTINUE", c)
@@ -134,8 +134,9 @@ func TestGatedMigrationWithoutUpdateGoesOn(t *testing.T) {
 		if s.State == ledger.AwaitingHealth && !s.End.Equal(s.Start) {
 			t.Errorf("AwaitingHealth lasted %s with the service healthy at once: the missing update held it", s.End.Sub(s.Start))
 		}
-		if s.State == ledger.Completing && (i == 0 || !strings.Contains(s.Note, "opened its gate")) {
-			t.Errorf("Completing note %q, want the gate named", s.Note)
+		// The step after AwaitingHealth says why it went on.
+		if s.State == ledger.Retiring && (i == 0 || !strings.Contains(s.Note, "opened its gate")) {
+			t.Errorf("Retiring note %q, want the gate named", s.Note)
 		}
 	}
 }
@@ -175,7 +176,7 @@ func TestUpdateRollingBackAbortsItsMigrations(t *testing.T) {
 		{name: "source fenced", mark: updateID, reach: ledger.Snapshotting, wantAbort: true},
 		{name: "waiting at the gate", mark: updateID, gated: true, reach: ledger.AwaitingHealth, wantAbort: true},
 		{name: "rollback's own migration", mark: updateID + "#rollback", reach: ledger.Snapshotting},
-		{name: "past CONTINUE", mark: updateID, reach: ledger.Completing},
+		{name: "past CONTINUE", mark: updateID, reach: ledger.Unfencing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,7 +188,7 @@ func TestUpdateRollingBackAbortsItsMigrations(t *testing.T) {
 				e.poll(id) // at the gate now
 				e.wantState(id, ledger.AwaitingHealth)
 			}
-			if tt.reach == ledger.Completing {
+			if tt.reach == ledger.Unfencing {
 				// CONTINUE is sent; the instance is not InService yet.
 				e.cloud.SetLifecycle(group, newID, handover.LifecyclePendingWait)
 			}
@@ -203,16 +204,16 @@ func TestUpdateRollingBackAbortsItsMigrations(t *testing.T) {
 						t.Fatalf("migration %s rolled back with the update\n%s", s, describe(e.m(id)))
 					}
 				}
-				if tt.reach == ledger.Completing {
-					e.wantState(id, ledger.Completing)
+				if tt.reach == ledger.Unfencing {
+					e.wantState(id, ledger.Unfencing)
 					e.cloud.SetLifecycle(group, newID, handover.LifecycleInService)
 				}
 				e.run(id, ledger.Committed)
 				if c := e.continues(); len(c) != 1 || !strings.HasSuffix(c[0], " CONTINUE") {
 					t.Errorf("lifecycle completions %q, want one CONTINUE", c)
 				}
-				if c := e.svc.CallsOf("Unfence"); len(c) != 0 {
-					t.Errorf("unfence calls %q after commit", c)
+				if n := count(e.svc.CallsOf("Unfence"), "Unfence "+oldIP+" 2"); n != 0 {
+					t.Errorf("source unfenced after commit: %q", e.svc.CallsOf("Unfence"))
 				}
 				if db := e.dbOf("p-1"); db.Instance != newID || db.Epoch != 2 || db.ReplaceBy != "" {
 					t.Errorf("p-1 = %+v, want on %s at epoch 2", *db, newID)

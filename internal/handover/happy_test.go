@@ -2,6 +2,7 @@ package handover_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,14 +78,40 @@ func TestHappyPathRunningSource(t *testing.T) {
 		t.Fatalf("lifecycle action completed before the service was healthy")
 	}
 
+	// The new instance started read-only (its volume says so) and stays so
+	// until the old one forwards to it: invariant 8.
+	if v, _ := e.cloud.Volume(vol); v.Tags[handover.TagStart] != handover.StartFenced {
+		t.Fatalf("new volume tags %v: want %s=%s, so the service starts fenced", v.Tags, handover.TagStart, handover.StartFenced)
+	}
 	e.svc.SetHealthy(newIP, true)
 	e.poll(id)
-	e.wantState(id, ledger.Completing) // CONTINUE sent; waits for InService
+	e.wantState(id, ledger.Unfencing) // retired, CONTINUE sent, new unfenced; waits for InService
 	if a, _ := e.cloud.Action(newID, launchHook); a.Result != handover.ResultContinue {
 		t.Fatalf("launch action result = %q, want CONTINUE", a.Result)
 	}
 	if db := e.db(); db.Volume != oldVol || db.Epoch != epoch {
 		t.Fatalf("database committed before InService: %+v", db)
+	}
+	if st := e.svc.Gate(oldIP).State(); !st.Fenced || st.Epoch != epoch+1 || st.Successor != newIP+":8080" {
+		t.Fatalf("source gate %+v, want retired under %d to %s:8080", st, epoch+1, newIP)
+	}
+	if f, ep := fenced(e.svc, newIP); f || ep != epoch+1 {
+		t.Fatalf("new instance gate fenced=%v epoch=%d, want unfenced under %d", f, ep, epoch+1)
+	}
+	// The order that keeps invariant 8: the new instance fenced, the old
+	// retired, CONTINUE (the point of no return), only then the new
+	// instance unfenced.
+	var order []string
+	for _, c := range e.svc.Calls {
+		if !strings.HasPrefix(c, "Healthy ") {
+			order = append(order, c)
+		}
+	}
+	if want := []string{"Fence " + oldIP + " 4", "Fence " + newIP + " 4", "Retire " + oldIP + " 4 " + newIP, "Unfence " + newIP + " 4"}; !slices.Equal(order, want) {
+		t.Fatalf("service calls %q, want %q", order, want)
+	}
+	if c := e.cloud.CallsOf("CompleteLifecycleAction"); len(c) != 1 {
+		t.Fatalf("lifecycle completions %q before the unfence, want CONTINUE", c)
 	}
 
 	e.cloud.SetLifecycle(group, newID, handover.LifecycleInService)
@@ -112,10 +139,10 @@ func TestHappyPathRunningSource(t *testing.T) {
 	if _, ok := e.cloud.Snapshot(final); !ok {
 		t.Errorf("final snapshot %s (the new base) was deleted", final)
 	}
-	if f, ep := fenced(e.svc, oldIP); !f || ep != epoch+1 {
-		t.Errorf("source gate fenced=%v epoch=%d after commit, want fenced under %d for good", f, ep, epoch+1)
+	if st := e.svc.Gate(oldIP).State(); !st.Fenced || st.Epoch != epoch+1 || !st.Retired() {
+		t.Errorf("source gate %+v after commit, want retired under %d for good", st, epoch+1)
 	}
-	if n := len(e.svc.CallsOf("Unfence")); n != 0 {
+	if n := count(e.svc.CallsOf("Unfence"), "Unfence "+oldIP+" 4"); n != 0 {
 		t.Errorf("source unfenced after commit: %q", e.svc.CallsOf("Unfence"))
 	}
 	continues := count(e.cloud.CallsOf("CompleteLifecycleAction"), "CompleteLifecycleAction "+newID+" "+launchHook+" CONTINUE")
@@ -129,7 +156,7 @@ func TestHappyPathRunningSource(t *testing.T) {
 	m = e.m(id)
 	wantSteps := []ledger.State{
 		ledger.Launching, ledger.PreCopying, ledger.Fencing, ledger.Snapshotting, ledger.CreatingVolume,
-		ledger.Attaching, ledger.AwaitingHealth, ledger.Completing, ledger.Committed,
+		ledger.Attaching, ledger.AwaitingHealth, ledger.Retiring, ledger.Completing, ledger.Unfencing, ledger.Committed,
 	}
 	var got []ledger.State
 	for i, s := range m.Timeline {

@@ -90,7 +90,7 @@ func TestTerminateHoldOfSource(t *testing.T) {
 			if outcome == ledger.Aborted {
 				e.cloud.SetInstanceState(newID, handover.InstanceTerminated)
 			} else {
-				e.run(id, ledger.Completing)
+				e.run(id, ledger.Unfencing) // CONTINUE sent
 				if a, _ := e.cloud.Action(oldID, termHook); !a.Active() {
 					t.Fatalf("terminate action ended before the commit: %+v", a)
 				}

@@ -11,22 +11,13 @@ import (
 )
 
 // stepRollingBack undoes a migration in an order that is safe to repeat:
-// ABANDON the hook (so the new instance never serves), delete what this
-// migration created, unfence the source only if no newer epoch was committed,
+// record ABANDON, lift a retirement of the source, ABANDON the hook (so the
+// new instance never serves), unfence the source, delete what this
+// migration created — unfencing only if no newer epoch was committed —
 // release the database and any held terminations.
 func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (outcome, error) {
-	if !m.HookDone {
-		if m.Result == "" {
-			m.Result = ResultAbandon
-			if err := c.save(ctx, m); err != nil {
-				return outcome{}, err
-			}
-		}
-		err := c.complete(ctx, c.hookRef(m), ResultAbandon)
-		if err != nil && !errors.Is(err, ErrNoActiveAction) {
-			return outcome{}, err
-		}
-		m.HookDone = true
+	if !m.HookDone && m.Result == "" {
+		m.Result = ResultAbandon
 		if err := c.save(ctx, m); err != nil {
 			return outcome{}, err
 		}
@@ -44,8 +35,51 @@ func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (
 		db = &ledger.Database{ID: m.Database}
 	}
 
+	// A retired source forwards every read to the new instance, which the
+	// ABANDON below terminates: lift the retirement first, or reads fail
+	// from the ABANDON until the unfence. That is safe before the ABANDON
+	// because the retire was only sent once the new instance was confirmed
+	// fenced (Retiring), and ABANDON is already recorded, so no CONTINUE
+	// can follow: there is never a second writer, and nothing routes reads
+	// to the new instance except the retirement being lifted.
+	if m.Retired && m.Fenced && !m.Unfenced && !m.HookDone {
+		done, err := c.unfence(ctx, m, db)
+		if err != nil {
+			return outcome{}, err
+		}
+		if done {
+			m.Unfenced = true
+			if err := c.save(ctx, m); err != nil {
+				return outcome{}, err
+			}
+		}
+		// Not done (unreachable for now): ABANDON anyway, and retry the
+		// unfence below; the hook must end in time (invariant 4).
+	}
+
+	if !m.HookDone {
+		err := c.complete(ctx, c.hookRef(m), ResultAbandon)
+		if err != nil && !errors.Is(err, ErrNoActiveAction) {
+			return outcome{}, err
+		}
+		m.HookDone = true
+		if err := c.save(ctx, m); err != nil {
+			return outcome{}, err
+		}
+	}
+
 	// Unfence first: once the hook is abandoned the new instance can never
 	// serve, so writes may resume at once; the clean-up can take its time.
+	//
+	// The unfence also lifts a retirement (Retiring): the source forwards
+	// to the new instance, which is being abandoned, so it must answer
+	// from its own data again. That is safe under the epoch rules for the
+	// same reason the unfence is: a rollback happens only before CONTINUE,
+	// and the new instance is unfenced only after CONTINUE (Unfencing), so
+	// no write was ever acknowledged under the fence epoch and the
+	// source's data is still the latest; and unfence() does nothing once
+	// the database's epoch moved on or another migration claimed it, when
+	// the retirement (or fence) belongs to someone newer.
 	if m.Fenced && !m.Unfenced {
 		done, err := c.unfence(ctx, m, db)
 		if err != nil {

@@ -58,8 +58,14 @@ func (c *Controller) step(ctx context.Context, m *ledger.Migration) (outcome, er
 		return c.stepAttaching(ctx, m)
 	case ledger.AwaitingHealth:
 		return c.stepAwaitingHealth(ctx, m)
+	case ledger.Retiring:
+		return c.stepRetiring(ctx, m)
 	case ledger.Completing:
 		return c.stepCompleting(ctx, m)
+	case ledger.Draining:
+		return c.stepDraining(ctx, m)
+	case ledger.Unfencing:
+		return c.stepUnfencing(ctx, m)
 	case ledger.RollingBack:
 		return c.stepRollingBack(ctx, m)
 	}
@@ -106,9 +112,17 @@ func (c *Controller) stepLaunching(ctx context.Context, m *ledger.Migration) (ou
 			start = m.CreatedAt
 		}
 		m.Deadline = start.Add(global)
+		if m.Cutover == "" {
+			m.Cutover = c.cutoverFor(hook.Metadata)
+		}
 		if err := c.save(ctx, m); err != nil {
 			return outcome{}, err
 		}
+	}
+	if m.Cutover == "" {
+		// Its deadline was stored by a controller that knew no cutovers;
+		// nothing was created yet, so it can still take the default.
+		m.Cutover = c.cfg.Cutover
 	}
 
 	inst, err := c.describeInstance(ctx, m.Instance)
@@ -462,6 +476,11 @@ func (c *Controller) describeVolume(ctx context.Context, id string) (Volume, err
 func (c *Controller) stepCreatingVolume(ctx context.Context, m *ledger.Migration) (outcome, error) {
 	if m.Volume == "" {
 		spec := VolumeSpec{Zone: m.Zone, SnapshotID: m.FinalSnapshot, SizeGiB: m.SizeGiB, Tags: c.tags(m, ledger.PurposeTarget)}
+		if startsFenced(m) {
+			// The service on it starts read-only; Unfencing opens it once
+			// the old instance no longer answers (invariant 8).
+			spec.Tags[TagStart] = StartFenced
+		}
 		if m.SourceFate == FateNone {
 			spec.SnapshotID = m.SeedSnapshot
 		}
@@ -577,7 +596,7 @@ func (c *Controller) stepAwaitingHealth(ctx context.Context, m *ledger.Migration
 		m.GateSince = c.clk.Now()
 		return c.waitGate(ctx, m)
 	}
-	return goTo(ledger.Completing, "service healthy on "+m.Instance)
+	return afterHealthy(m, "service healthy on "+m.Instance)
 }
 
 // waitGate holds a healthy gated migration until its update opens the gate.
@@ -592,12 +611,13 @@ func (c *Controller) waitGate(ctx context.Context, m *ledger.Migration) (outcome
 		m.LastError, m.PacedAt = why, c.clk.Now()
 		return stay(c.cfg.PollInterval)
 	}
-	return goTo(ledger.Completing, "service healthy on "+m.Instance+"; update "+m.Update+" opened its gate")
+	return afterHealthy(m, "service healthy on "+m.Instance+"; update "+m.Update+" opened its gate")
 }
 
 // stepCompleting sends CONTINUE (the point of no return), then commits once
 // the instance is in service (or gone: its volume holds the latest writes
-// either way).
+// either way). A new instance that started fenced is unfenced first
+// (Unfencing), after the old one is drained under the drain cutover.
 func (c *Controller) stepCompleting(ctx context.Context, m *ledger.Migration) (outcome, error) {
 	if !m.HookDone {
 		if m.Result == "" {
@@ -615,6 +635,18 @@ func (c *Controller) stepCompleting(ctx context.Context, m *ledger.Migration) (o
 			return outcome{}, err
 		}
 	}
+	if startsFenced(m) {
+		if m.Cutover == CutoverDrain {
+			return goTo(ledger.Draining, "CONTINUE sent; the old instance leaves its load balancers once the new one is in service")
+		}
+		return goTo(ledger.Unfencing, "CONTINUE sent; unfencing the new instance")
+	}
+	return c.commitInService(ctx, m)
+}
+
+// commitInService commits once the new instance is past Pending (in
+// service, or gone).
+func (c *Controller) commitInService(ctx context.Context, m *ledger.Migration) (outcome, error) {
 	var state string
 	err := c.call(pacing.FamilyAutoScaling, "reading lifecycle state of "+m.Instance, func() (err error) {
 		state, err = c.cloud.GroupInstanceState(ctx, m.Group, m.Instance)

@@ -152,7 +152,7 @@ func TestSweepRacingCommit(t *testing.T) {
 	e := newEnv(t)
 	e.addSource()
 	id := e.launchNew()
-	e.run(id, ledger.Completing)
+	e.run(id, ledger.Unfencing) // CONTINUE sent
 	m := e.m(id)
 	e.cloud.SetInstanceState(newID, handover.InstanceTerminated)
 	e.cloud.SetLifecycle(group, newID, "Terminated")

@@ -73,7 +73,8 @@ var (
 // State is a step of the handover protocol (DESIGN.md §3).
 type State int
 
-// The states in protocol order. Committed and Aborted are terminal.
+// The states. Committed and Aborted are terminal. States are stored by
+// name, and new ones are appended: States lists them in protocol order.
 const (
 	StateUnknown State = iota
 	Launching
@@ -88,6 +89,16 @@ const (
 	Committed
 	RollingBack
 	Aborted
+	// Retiring (before CONTINUE): the new instance is confirmed fenced
+	// under the new epoch, and the old one told to retire (forward to the
+	// new one) under the retire cutover.
+	Retiring
+	// Draining (after CONTINUE, drain cutover): the old instance is taken
+	// out of its load balancers and its connections drained.
+	Draining
+	// Unfencing (after CONTINUE): the new instance is unfenced, now that
+	// the old one no longer answers from its own data.
+	Unfencing
 )
 
 var stateNames = [...]string{
@@ -104,16 +115,19 @@ var stateNames = [...]string{
 	Committed:      "Committed",
 	RollingBack:    "RollingBack",
 	Aborted:        "Aborted",
+	Retiring:       "Retiring",
+	Draining:       "Draining",
+	Unfencing:      "Unfencing",
+}
+
+// protocolOrder is every real state in the order a migration meets them.
+var protocolOrder = []State{
+	Launching, PreCopying, Fencing, StoppingSource, Snapshotting, CreatingVolume, Attaching, AwaitingHealth,
+	Retiring, Completing, Draining, Unfencing, Committed, RollingBack, Aborted,
 }
 
 // States lists every real state, in protocol order.
-func States() []State {
-	out := make([]State, 0, len(stateNames)-1)
-	for s := Launching; s <= Aborted; s++ {
-		out = append(out, s)
-	}
-	return out
-}
+func States() []State { return append([]State(nil), protocolOrder...) }
 
 func (s State) String() string {
 	if s < 0 || int(s) >= len(stateNames) {
@@ -219,6 +233,17 @@ type Migration struct {
 	// Unfenced records that a rollback lifted the fence (or decided it must
 	// stay), so a repeated rollback does not try again.
 	Unfenced bool `json:"unfenced,omitempty"`
+	// Cutover is how the old instance stops answering before the new one
+	// takes writes: auto, retire, drain or overlap (handover.Cutover*),
+	// chosen at Launching and resolved at Retiring. Empty on migrations
+	// recorded before cutovers existed: they run the overlap ordering.
+	Cutover string `json:"cutover,omitempty"`
+	// Retired records that a retire call was made (or may have been) to
+	// the source, before it was made.
+	Retired bool `json:"retired,omitempty"`
+	// NewUnfenced records that Unfencing opened the new instance to
+	// writes, so a repeated pass does not need it to answer again.
+	NewUnfenced bool `json:"new_unfenced,omitempty"`
 
 	PreCopySnapshot string     `json:"pre_copy_snapshot,omitempty"`
 	FinalSnapshot   string     `json:"final_snapshot,omitempty"`

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
+	"github.com/handover-dev/handover/internal/fence"
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/pacing"
@@ -18,7 +20,10 @@ import (
 // timeouts, and server-side token buckets that throttle.
 type fakeCloud struct{ w *world }
 
-var _ handover.Cloud = fakeCloud{}
+var (
+	_ handover.Cloud   = fakeCloud{}
+	_ handover.Drainer = fakeCloud{}
+)
 
 // enter is the common prologue of every API call: a possible controller
 // crash, injected faults and throttling.
@@ -166,6 +171,7 @@ func (c fakeCloud) CreateVolume(_ context.Context, spec handover.VolumeSpec) (ha
 		return handover.Volume{}, fmt.Errorf("zone %q: InvalidParameterValue: %w", spec.Zone, handover.ErrInvalid)
 	}
 	var data map[string]string
+	var st fence.State
 	size := spec.SizeGiB
 	if spec.SnapshotID != "" {
 		s, ok := w.snapshots[spec.SnapshotID]
@@ -176,12 +182,13 @@ func (c fakeCloud) CreateVolume(_ context.Context, spec handover.VolumeSpec) (ha
 			return handover.Volume{}, fmt.Errorf("snapshot %s is %s: IncorrectState: %w", s.id, s.state, handover.ErrIncorrectState)
 		}
 		data = maps.Clone(s.data)
+		st = s.fence
 		size = max(size, s.size)
 	}
 	if size <= 0 {
 		return handover.Volume{}, fmt.Errorf("size 0 without a snapshot: InvalidParameterValue: %w", handover.ErrInvalid)
 	}
-	v := w.newVolume(spec.Zone, size, data, spec.Tags)
+	v := w.newVolume(spec.Zone, size, data, spec.Tags, st)
 	v.snapshotID = spec.SnapshotID
 	if spec.ClientToken != "" {
 		w.clientTokens[spec.ClientToken] = v.id
@@ -366,6 +373,26 @@ func (c fakeCloud) ReplaceInstance(_ context.Context, group, instance string) er
 	}
 	w.beginTerminate(i)
 	return nil
+}
+
+// DrainInstance takes the instance out of its load balancer at once (a
+// deregistered target gets no new requests) and reports it drained after a
+// deregistration delay.
+func (c fakeCloud) DrainInstance(_ context.Context, group, instance string) (bool, error) {
+	if err := c.enter(pacing.FamilyAutoScaling, "DeregisterTargets"); err != nil {
+		return false, err
+	}
+	defer c.leave()
+	i, ok := c.w.instances[instance]
+	if !ok || i.lifecycle == lcTerminated {
+		return true, nil
+	}
+	if !i.deregistered {
+		i.deregistered = true
+		i.drainUntil = c.w.clk.Now().Add(c.w.between(time.Second, 15*time.Second))
+		c.w.stats.Drains++
+	}
+	return !c.w.clk.Now().Before(i.drainUntil), nil
 }
 
 func (c fakeCloud) WaitingActions(_ context.Context) ([]handover.WaitingAction, error) {

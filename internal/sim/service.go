@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -18,7 +19,10 @@ import (
 // kept on the volume, as a real service persists it.
 type fakeService struct{ w *world }
 
-var _ handover.Service = fakeService{}
+var (
+	_ handover.Service = fakeService{}
+	_ handover.Retirer = fakeService{}
+)
 
 func (s fakeService) reach(addr, op string) (*instance, error) {
 	s.w.maybeCrash()
@@ -59,6 +63,16 @@ func (s fakeService) Unfence(_ context.Context, t handover.Target, epoch int64) 
 	return i.vol.gate.Unfence(epoch)
 }
 
+func (s fakeService) Retire(_ context.Context, t handover.Target, epoch int64, successor handover.Target) error {
+	i, err := s.reach(t.Addr, "retiring")
+	if err != nil {
+		return err
+	}
+	defer s.w.maybeCrash()
+	s.w.stats.Retires++
+	return i.vol.gate.Retire(epoch, net.JoinHostPort(successor.Addr, strconv.Itoa(fence.DefaultPort)))
+}
+
 func (s fakeService) Healthy(_ context.Context, t handover.Target) error {
 	addr := t.Addr
 	i, err := s.reach(addr, "checking health of")
@@ -72,25 +86,40 @@ func (s fakeService) Healthy(_ context.Context, t handover.Target) error {
 }
 
 // client is the load a user puts on each database through its load
-// balancer, and the record of every write the service acknowledged.
+// balancer, and the record of every write the service acknowledged. Each
+// tick it writes a fresh key, reads back the freshest write it got
+// acknowledged (a tenant reading what it just wrote), and reads an older
+// one at random.
 type client struct {
 	w     *world
-	acked map[string]map[string]string // database → key → value
-	keys  map[string][]string          // database → keys in ack order
-	seq   int
+	acked map[string]map[string]ackedWrite // database → key → write
+	keys  map[string][]string              // database → keys in ack order
+	// newest is, per database, the highest epoch any write was
+	// acknowledged under: from then on no read may be answered from an
+	// older epoch's data (invariant 8).
+	newest map[string]int64
+	seq    int
 }
 
+// ackedWrite is one acknowledged write: its value and the epoch of the
+// volume that acknowledged it.
+type ackedWrite struct {
+	val   string
+	epoch int64
+}
+
+// targets are the instances the database's load balancer sends requests to.
 func (c *client) targets(g *group) []*instance {
 	var out []*instance
 	for _, id := range g.members {
-		if i := c.w.instances[id]; i.serving() && !c.w.down[i.zone] {
+		if i := c.w.instances[id]; i.inLB() && !c.w.down[i.zone] {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// tick sends one write and one read to each database.
+// tick sends one write and two reads to each database.
 func (c *client) tick() {
 	w := c.w
 	for _, name := range slices.Sorted(maps.Keys(w.groups)) {
@@ -101,7 +130,10 @@ func (c *client) tick() {
 		}
 		c.checkWriters(g, ts)
 		c.write(g, ts)
-		c.read(g, ts)
+		if keys := c.keys[g.db]; len(keys) > 0 {
+			c.read(g, ts, keys[len(keys)-1], true)
+			c.read(g, ts, keys[c.w.rng.IntN(len(keys))], false)
+		}
 	}
 }
 
@@ -118,20 +150,57 @@ func (c *client) checkWriters(g *group, ts []*instance) {
 	}
 }
 
+// resolve follows a retired service's forwarding, as kvstore does: the
+// instance that answers a request sent to i, or nil when a retired one's
+// successor does not answer (the request fails with 503). broken says
+// whether the simulator itself broke the successor that did not answer.
+func (c *client) resolve(i *instance) (dst *instance, forwarded, broken bool) {
+	for hop := 0; hop <= fence.MaxForwardHops; hop++ {
+		succ := i.vol.gate.Successor()
+		if succ == "" {
+			return i, hop > 0, false
+		}
+		host, _, _ := net.SplitHostPort(succ)
+		var next *instance
+		for _, id := range slices.Sorted(maps.Keys(c.w.instances)) {
+			if o := c.w.instances[id]; o.ip == host {
+				next = o
+			}
+		}
+		if next == nil {
+			c.w.violate("%s is retired to %s, which is no instance's address", i.id, succ)
+			return nil, true, false
+		}
+		if !next.answers(c.w) {
+			return nil, true, next.broken || c.w.down[next.zone]
+		}
+		i = next
+	}
+	c.w.violate("forwarding from %s loops", i.id)
+	return nil, true, false
+}
+
 func (c *client) write(g *group, ts []*instance) {
 	if len(ts) == 0 {
 		c.w.stats.WritesFailed++
 		return
 	}
-	i := ts[c.w.rng.IntN(len(ts))]
+	i, forwarded, _ := c.resolve(ts[c.w.rng.IntN(len(ts))])
+	if i == nil {
+		c.w.stats.WritesRefused++ // 503 + Retry-After: the client tries again later
+		return
+	}
 	done, err := i.vol.gate.BeginWrite()
 	if errors.Is(err, fence.ErrFenced) {
-		c.w.stats.WritesRefused++ // 503 + Retry-After: the client tries again later
+		c.w.stats.WritesRefused++
 		return
 	}
 	if err != nil {
 		c.w.violate("write gate failed on %s: %v", i.id, err)
 		return
+	}
+	if forwarded {
+		c.w.stats.WritesForwarded++
 	}
 	c.seq++
 	key, val := "k"+strconv.Itoa(c.seq), i.id+"@"+c.w.clk.Now().Format(time.TimeOnly)
@@ -139,20 +208,19 @@ func (c *client) write(g *group, ts []*instance) {
 	i.vol.data[key] = val
 	done()
 	if c.acked[g.db] == nil {
-		c.acked[g.db] = map[string]string{}
+		c.acked[g.db] = map[string]ackedWrite{}
 	}
-	c.acked[g.db][key] = val
+	c.acked[g.db][key] = ackedWrite{val: val, epoch: i.vol.epoch()}
 	c.keys[g.db] = append(c.keys[g.db], key)
+	c.newest[g.db] = max(c.newest[g.db], i.vol.epoch())
 	c.w.stats.WritesAcked++
 }
 
-// read is invariant 7 (reads keep being served) and, online, invariant 2
-// (every acknowledged write is readable).
-func (c *client) read(g *group, ts []*instance) {
-	keys := c.keys[g.db]
-	if len(keys) == 0 {
-		return
-	}
+// read is invariant 7 (reads keep being served), 8 (no read answered from
+// an older epoch's data once a newer one acknowledged a write; fresh says
+// the key is the client's own latest write, read right after its ack) and,
+// online, 2 (every acknowledged write is readable).
+func (c *client) read(g *group, ts []*instance, key string, fresh bool) {
 	if len(ts) == 0 {
 		if c.w.excused[g.db] != "" {
 			c.w.stats.ReadsFailedExcused++
@@ -162,18 +230,50 @@ func (c *client) read(g *group, ts []*instance) {
 		var members []string
 		for _, id := range g.members {
 			i := c.w.instances[id]
-			members = append(members, fmt.Sprintf("%s:%s/%s up=%v vol=%v unhealthy=%v unreachable=%v", id, i.state, i.lifecycle, i.svcUp, i.vol != nil, i.unhealthy, i.unreachable))
+			members = append(members, fmt.Sprintf("%s:%s/%s up=%v vol=%v unhealthy=%v unreachable=%v deregistered=%v", id, i.state, i.lifecycle, i.svcUp, i.vol != nil, i.unhealthy, i.unreachable, i.deregistered))
 		}
 		c.w.violate("invariant 7: no instance serves reads for database %s (members %v)", g.db, members)
 		return
 	}
-	i := ts[c.w.rng.IntN(len(ts))]
-	key := keys[c.w.rng.IntN(len(keys))]
-	if got, want := i.vol.data[key], c.acked[g.db][key]; got != want {
-		c.w.violate("invariant 2: read of acknowledged %s=%q from %s (volume %s) returned %q", key, want, i.id, i.vol.id, got)
+	target := ts[c.w.rng.IntN(len(ts))]
+	i, forwarded, broken := c.resolve(target)
+	if i == nil {
+		if broken || c.w.excused[g.db] != "" {
+			c.w.stats.ReadsFailedExcused++
+			return
+		}
+		c.w.stats.ReadsFailed++
+		c.w.violate("invariant 7: %s is retired to a successor that does not answer, and the simulator broke neither", target.id)
+		return
+	}
+	if forwarded {
+		c.w.stats.ReadsForwarded++
+	}
+	want := c.acked[g.db][key]
+	got := i.vol.data[key]
+	switch {
+	case fresh && got != want.val:
+		// What the tenant of the field report saw: 404 for a write
+		// acknowledged a moment ago.
+		c.w.stats.StaleReads++
+		c.w.violate("invariant 8: read of its own write %s=%q (acknowledged under epoch %d) from %s (volume %s, epoch %d) returned %q",
+			key, want.val, want.epoch, i.id, i.vol.id, i.vol.epoch(), got)
+		return
+	case i.vol.epoch() < c.newest[g.db]:
+		// Stale even when the key read happens to be old enough to be
+		// there.
+		c.w.stats.StaleReads++
+		c.w.violate("invariant 8: read of %s answered by %s from epoch %d's data (volume %s) after a write was acknowledged under epoch %d",
+			g.db, i.id, i.vol.epoch(), i.vol.id, c.newest[g.db])
+		return
+	case got != want.val:
+		c.w.violate("invariant 2: read of acknowledged %s=%q from %s (volume %s) returned %q", key, want.val, i.id, i.vol.id, got)
 		return
 	}
 	c.w.stats.ReadsOK++
+	if fresh {
+		c.w.stats.FreshReadsOK++
+	}
 }
 
 // bus is the events queue: at-least-once, with drops, duplicates, delays

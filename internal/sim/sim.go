@@ -2,8 +2,10 @@
 // many concurrent handovers against an in-memory cloud while it drops,
 // duplicates, delays and reorders events, throttles and fails API calls,
 // crashes the controller between any two actions and restarts it from the
-// ledger, and kills, sickens or cuts off instances; then it checks the seven
-// invariants of DESIGN.md §3.
+// ledger, and kills, sickens or cuts off instances; then it checks the
+// eight invariants of DESIGN.md §3. A client reads back its own fresh
+// writes through the load balancer, where old and new instances overlap,
+// so a read answered from an older epoch's data is caught (invariant 8).
 //
 // Everything runs on one goroutine on a fake clock, so a seed replays
 // exactly. The package must never read the wall clock or start goroutines.
@@ -75,6 +77,10 @@ type Options struct {
 	// MaxTime bounds simulated time; a run not settled by then is a
 	// violation.
 	MaxTime time.Duration
+	// Cutover, when set, is every database's cutover (hook metadata);
+	// otherwise each draws one from the seed: mostly auto, some retire,
+	// some drain.
+	Cutover string
 }
 
 // Stats count what happened in a run.
@@ -84,8 +90,16 @@ type Stats struct {
 	Fences, Unfences                         int
 	WritesAcked, WritesRefused, WritesFailed int
 	ReadsOK, ReadsFailed, ReadsFailedExcused int
-	Crashes, InstanceFaults, Triggers        int
-	SimulatedTime                            time.Duration
+	// FreshReadsOK are reads of the client's own latest write that
+	// returned it; StaleReads are reads answered from an older epoch's
+	// data (each one an invariant 8 violation).
+	FreshReadsOK, StaleReads int
+	// Retires and Drains count the cutovers' calls; the forwarded counts
+	// are requests a retired instance passed to its successor.
+	Retires, Drains                   int
+	ReadsForwarded, WritesForwarded   int
+	Crashes, InstanceFaults, Triggers int
+	SimulatedTime                     time.Duration
 }
 
 // Result is the outcome of one run.
@@ -192,13 +206,17 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	w.bus = &bus{w: w}
 	s.w = w
-	s.cl = &client{w: w, acked: map[string]map[string]string{}, keys: map[string][]string{}}
+	s.cl = &client{w: w, acked: map[string]map[string]ackedWrite{}, keys: map[string][]string{}, newest: map[string]int64{}}
 	s.led = &crashLedger{Ledger: led, w: w}
 
 	for d := range nDB {
 		db := fmt.Sprintf("db%d", d)
+		cutover := opts.Cutover
+		if cutover == "" {
+			cutover = []string{handover.CutoverAuto, handover.CutoverAuto, handover.CutoverRetire, handover.CutoverDrain}[rng.IntN(4)]
+		}
 		g := &group{name: "asg-" + db, db: db, launchHook: "handover-launch", terminateHook: "handover-terminate", desired: 1,
-			metadata: fmt.Sprintf(`{"database":%q,"size_gib":8}`, db)}
+			metadata: fmt.Sprintf(`{"database":%q,"size_gib":8,"cutover":%q}`, db, cutover)}
 		w.groups[g.name] = g
 		n := opts.Replacements
 		if n <= 0 {
@@ -422,6 +440,7 @@ func (s *sim) issueTriggers() {
 			w.launch(g, w.pickZone(g))
 		case t == trigUnhealthy:
 			cur.unhealthy = true
+			cur.broken = true
 			s.w.excused[g.db] = cur.id
 			w.beginTerminate(cur)
 		case t == trigAZMove:
@@ -443,6 +462,7 @@ func (s *sim) zoneOutage(zone string) {
 				continue
 			}
 			g.avoidZone = zone
+			i.broken = true
 			s.w.excused[g.db] = i.id
 			if i.lifecycle == lcInService {
 				w.beginTerminate(i)
@@ -459,7 +479,7 @@ func (s *sim) injectFaults() {
 	for id, at := range s.recoverAt {
 		if !now.Before(at) {
 			if i := w.instances[id]; i != nil {
-				i.unreachable = false
+				i.unreachable, i.broken = false, false
 			}
 			delete(s.recoverAt, id)
 		}
@@ -486,17 +506,22 @@ func (s *sim) injectFaults() {
 		w.stats.InstanceFaults++
 		switch k := w.rng.IntN(4); {
 		case k == 0:
+			waiting.broken = true
 			w.kill(waiting)
 		case k == 1:
+			waiting.broken = true
 			waiting.unhealthy = true
 		case k == 2 && serving != nil:
 			s.w.excused[g.db] = serving.id
+			serving.broken = true
 			w.kill(serving)
 		case serving != nil:
 			s.w.excused[g.db] = serving.id
+			serving.broken = true
 			serving.unreachable = true
 			s.recoverAt[serving.id] = now.Add(w.between(20*time.Second, 5*time.Minute))
 		default:
+			waiting.broken = true
 			w.kill(waiting)
 		}
 		return
@@ -611,8 +636,8 @@ func (s *sim) finish() {
 		if d.Claim != "" {
 			s.violate("database %s is still claimed by %s", g.db, d.Claim)
 		}
-		for k, want := range s.cl.acked[g.db] {
-			if got := v.data[k]; got != want {
+		for _, k := range s.cl.keys[g.db] {
+			if want, got := s.cl.acked[g.db][k].val, v.data[k]; got != want {
 				s.violate("invariant 2: acknowledged write %s=%q is %q on authoritative volume %s", k, want, got, v.id)
 				break
 			}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/handover-dev/handover/internal/clock"
@@ -35,12 +36,28 @@ type instance struct {
 	svcUpAt                    time.Time
 	unreachable, unhealthy     bool
 	launched, inService        time.Time
+	// broken: the simulator itself killed, sickened or cut off this
+	// instance, so reads forwarded to it may fail.
+	broken bool
+	// deregistered: the drain cutover took it out of the load balancer;
+	// its connections drain until drainUntil.
+	deregistered bool
+	drainUntil   time.Time
 }
 
-// serving reports whether a load balancer would send this instance traffic.
+// serving reports whether the instance is in service and answers.
 func (i *instance) serving() bool {
 	return i.lifecycle == lcInService && i.state == handover.InstanceRunning && !i.unreachable &&
 		!i.unhealthy && i.svcUp && i.vol != nil
+}
+
+// inLB reports whether a load balancer would send this instance traffic.
+func (i *instance) inLB() bool { return i.serving() && !i.deregistered }
+
+// answers reports whether the service on the instance answers a request
+// sent to its address (a forwarded one, say): in service or not.
+func (i *instance) answers(w *world) bool {
+	return i.state == handover.InstanceRunning && !i.unreachable && !w.down[i.zone] && i.svcUp && i.vol != nil
 }
 
 type volume struct {
@@ -51,14 +68,29 @@ type volume struct {
 	created, readyAt            time.Time
 	attachedTo, attachState     string
 	// gate is the service's write fence; the service persists it on its
-	// volume, so it survives a restart of the instance.
+	// volume, so it survives a restart of the instance, and a snapshot
+	// carries it into a new volume.
 	gate *fence.Gate
+}
+
+// epoch is the epoch the volume's data is written under: its
+// handover:epoch tag (every volume the controller creates has one).
+func (v *volume) epoch() int64 {
+	e, _ := strconv.ParseInt(v.tags[handover.TagEpoch], 10, 64)
+	return e
+}
+
+// start is what the service does with its persisted fence when it starts
+// on the volume, as kvstore does (fence.StartState).
+func (v *volume) start() {
+	v.gate = fence.NewGateState(fence.StartState(v.gate.State(), v.epoch(), v.tags[handover.TagStart] == handover.StartFenced))
 }
 
 type snapshot struct {
 	id, volumeID, state string
 	size                int32
 	data                map[string]string
+	fence               fence.State // the fence state persisted on the volume
 	tags                map[string]string
 	start, readyAt      time.Time
 	deleted             bool
@@ -78,7 +110,15 @@ type group struct {
 	avoidZone                                     string
 	nextLaunchAt                                  time.Time
 	launches                                      int
+	// trimAt is when the group terminates the members beyond its
+	// capacity, after a new instance went in service: the instance
+	// warm-up of an instance refresh, during which both old and new are
+	// in the load balancer.
+	trimAt time.Time
 }
+
+// warmupMax bounds how long old and new instances both serve.
+const warmupMax = 20 * time.Second
 
 // world is the simulated cloud plus the services running on it. Everything
 // happens on the simulator's goroutine; nothing here is concurrent.
@@ -213,21 +253,21 @@ func (w *world) kill(i *instance) {
 func (w *world) snapshotVolume(v *volume, tags map[string]string) *snapshot {
 	s := &snapshot{
 		id: w.id("snap"), volumeID: v.id, state: handover.SnapshotPending, size: v.size,
-		data: maps.Clone(v.data), tags: maps.Clone(tags), start: w.clk.Now(),
+		data: maps.Clone(v.data), fence: v.gate.State(), tags: maps.Clone(tags), start: w.clk.Now(),
 		readyAt: w.clk.Now().Add(w.between(3*time.Second, w.f.SnapshotMax)),
 	}
 	w.snapshots[s.id] = s
 	return s
 }
 
-func (w *world) newVolume(zone string, size int32, data map[string]string, tags map[string]string) *volume {
+func (w *world) newVolume(zone string, size int32, data map[string]string, tags map[string]string, st fence.State) *volume {
 	if data == nil {
 		data = map[string]string{}
 	}
 	v := &volume{
 		id: w.id("vol"), zone: zone, state: handover.VolumeCreating, size: size, data: data,
 		tags: maps.Clone(tags), created: w.clk.Now(), readyAt: w.clk.Now().Add(w.between(2*time.Second, 20*time.Second)),
-		gate: fence.NewGate(false, 0),
+		gate: fence.NewGateState(st),
 	}
 	w.volumes[v.id] = v
 	return v
@@ -303,9 +343,9 @@ func (w *world) endAction(a *action, result, why string) {
 		w.emit(&events.Event{Kind: events.KindLaunchSuccessful, Launch: &events.LaunchResult{
 			Group: g.name, InstanceID: i.id, ActivityID: w.id("act"), StatusCode: "Successful", AvailabilityZone: i.zone, Successful: true,
 		}})
-		// Launch before terminate: once a newer instance serves, the group
-		// lets the oldest go.
-		w.trimGroup(g)
+		// Launch before terminate: once a newer instance serves and has
+		// warmed up, the group lets the oldest go.
+		g.trimAt = w.clk.Now().Add(w.between(0, warmupMax))
 		return
 	}
 	w.terminate(i)
@@ -396,6 +436,7 @@ func (w *world) advance() {
 		}
 		if i.state == handover.InstanceRunning && i.vol != nil && !i.svcUp && !i.svcUpAt.IsZero() && !now.Before(i.svcUpAt) {
 			i.svcUp = true
+			i.vol.start()
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(w.volumes)) {
@@ -442,6 +483,10 @@ func (w *world) advance() {
 	}
 	for _, name := range slices.Sorted(maps.Keys(w.groups)) {
 		g := w.groups[name]
+		if !g.trimAt.IsZero() && !now.Before(g.trimAt) {
+			g.trimAt = time.Time{}
+			w.trimGroup(g)
+		}
 		// Health checks: an in-service instance that fails them is replaced.
 		for _, id := range slices.Clone(g.members) {
 			if i := w.instances[id]; i.lifecycle == lcInService && (i.unhealthy || w.down[i.zone]) {

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -28,11 +29,12 @@ import (
 	"github.com/handover-dev/handover/internal/handover"
 )
 
-// Exit codes of `handover agent fence|unfence|health`.
+// Exit codes of `handover agent fence|unfence|retire|health`.
 const (
-	ExitOK          = 0
-	ExitStale       = 3 // the service has seen a newer epoch (HTTP 409)
-	ExitUnreachable = 4 // the service does not answer on the instance
+	ExitOK             = 0
+	ExitStale          = 3 // the service has seen a newer epoch (HTTP 409)
+	ExitUnreachable    = 4 // the service does not answer on the instance
+	ExitNotImplemented = 5 // the service does not serve the endpoint (HTTP 404, 405, 501)
 )
 
 // API is the subset of *ssm.Client the fence calls.
@@ -57,7 +59,10 @@ type Service struct {
 	Logger *slog.Logger
 }
 
-var _ handover.Service = (*Service)(nil)
+var (
+	_ handover.Service = (*Service)(nil)
+	_ handover.Retirer = (*Service)(nil)
+)
 
 // Fence implements handover.Service.
 func (s *Service) Fence(ctx context.Context, t handover.Target, epoch int64) error {
@@ -67,6 +72,27 @@ func (s *Service) Fence(ctx context.Context, t handover.Target, epoch int64) err
 // Unfence implements handover.Service.
 func (s *Service) Unfence(ctx context.Context, t handover.Target, epoch int64) error {
 	return s.run(ctx, t, "unfence", fmt.Sprintf("--epoch %d", epoch))
+}
+
+// Retire implements handover.Retirer: the agent on the old instance asks
+// its service, on the loopback interface, to forward to the successor's
+// private address and the service's port.
+func (s *Service) Retire(ctx context.Context, t handover.Target, epoch int64, successor handover.Target) error {
+	if successor.Addr == "" {
+		return fmt.Errorf("retiring %s: the successor has no address", t.Instance)
+	}
+	addr, err := (&fence.Client{Port: s.port()}).SuccessorAddr(successor.Addr)
+	if err != nil {
+		return fmt.Errorf("retiring %s: %w", t.Instance, err)
+	}
+	return s.run(ctx, t, "retire", fmt.Sprintf("--epoch %d --successor %s", epoch, addr))
+}
+
+func (s *Service) port() int {
+	if s.Port == 0 {
+		return fence.DefaultPort
+	}
+	return s.Port
 }
 
 // Healthy implements handover.Service.
@@ -89,10 +115,7 @@ func (s *Service) run(ctx context.Context, t handover.Target, op, args string) e
 	if command == "" {
 		command = "handover"
 	}
-	port := s.Port
-	if port == 0 {
-		port = fence.DefaultPort
-	}
+	port := s.port()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	line := strings.TrimSpace(fmt.Sprintf("%s agent %s --port %d %s", command, op, port, args))
@@ -153,6 +176,8 @@ func outcome(op, instance string, inv *ssm.GetCommandInvocationOutput) (done boo
 		return true, fmt.Errorf("%s on %s: %s: %w", op, instance, detail, fence.ErrStaleEpoch)
 	case ExitUnreachable:
 		return true, fmt.Errorf("%s on %s: the service does not answer on the instance (%s): %w", op, instance, detail, fence.ErrUnreachable)
+	case ExitNotImplemented:
+		return true, fmt.Errorf("%s on %s: %w", op, instance, fence.NewStatusError(http.StatusNotFound, nil, []byte(detail)))
 	}
 	if d := aws.ToString(inv.StatusDetails); d == "Undeliverable" || d == "DeliveryTimedOut" || d == "Terminated" {
 		return true, fmt.Errorf("%s on %s: SSM %s: %w", op, instance, d, fence.ErrUnreachable)

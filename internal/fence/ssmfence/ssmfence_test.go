@@ -99,3 +99,31 @@ func TestNeedsInstanceID(t *testing.T) {
 		t.Errorf("Healthy without an instance id = %v", err)
 	}
 }
+
+// TestRetire: the retire goes through the agent on the old instance, naming
+// the successor's address with the service port; the agent's exit codes
+// come back as the protocol's errors, "no such endpoint" included.
+func TestRetire(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers []invocation
+		check   func(error) bool
+	}{
+		{"retired", []invocation{status(ssmtypes.CommandInvocationStatusSuccess, 0, "")}, func(err error) bool { return err == nil }},
+		{"stale", []invocation{status(ssmtypes.CommandInvocationStatusFailed, ExitStale, "stale epoch")}, func(err error) bool { return errors.Is(err, fence.ErrStaleEpoch) }},
+		{"not implemented", []invocation{status(ssmtypes.CommandInvocationStatusFailed, ExitNotImplemented, "404 page not found")}, fence.IsNotImplemented},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeSSM{answers: tt.answers}
+			s := &Service{API: f, Port: 9000, Timeout: 300 * time.Millisecond, Poll: 10 * time.Millisecond}
+			err := s.Retire(t.Context(), handover.Target{Instance: "i-old", Addr: "10.0.0.1"}, 7, handover.Target{Instance: "i-new", Addr: "10.0.0.2"})
+			if !tt.check(err) {
+				t.Fatalf("Retire = %v", err)
+			}
+			if got := f.sent[0].Parameters["commands"][0]; got != "handover agent retire --port 9000 --epoch 7 --successor 10.0.0.2:9000" {
+				t.Errorf("command %q", got)
+			}
+		})
+	}
+}

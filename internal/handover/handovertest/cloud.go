@@ -64,9 +64,13 @@ type Cloud struct {
 	groups    map[string]map[string]string // group → instance → lifecycle state
 	health    map[string]string            // "group/instance" → health status, when set
 	outOfZone map[string]bool              // "group/instance" → its zone left the group
+	drains    map[string]string            // instance → "draining" or "drained"
 }
 
-var _ handover.Cloud = (*Cloud)(nil)
+var (
+	_ handover.Cloud   = (*Cloud)(nil)
+	_ handover.Drainer = (*Cloud)(nil)
+)
 
 // NewCloud returns an empty cloud that stamps creation times from clk.
 func NewCloud(clk clock.Clock) *Cloud {
@@ -92,6 +96,7 @@ func (c *Cloud) Reset() {
 	c.groups = map[string]map[string]string{}
 	c.health = map[string]string{}
 	c.outOfZone = map[string]bool{}
+	c.drains = map[string]string{}
 }
 
 // enter records the call and returns the injected error, if any. c.mu must
@@ -792,6 +797,37 @@ func (c *Cloud) WaitingActions(_ context.Context) ([]handover.WaitingAction, err
 		}
 	}
 	return out, nil
+}
+
+// DrainInstance implements handover.Drainer: the first call takes the
+// instance out of its load balancers and reports it still draining until
+// the test calls FinishDrain. Call: "DrainInstance group instance".
+func (c *Cloud) DrainInstance(_ context.Context, group, instance string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.enter("DrainInstance", group, instance); err != nil {
+		return false, err
+	}
+	if c.drains[instance] == "" {
+		c.drains[instance] = "draining"
+	}
+	return c.drains[instance] == "drained", nil
+}
+
+// FinishDrain ends the drain of an instance DrainInstance started.
+func (c *Cloud) FinishDrain(instance string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.drains[instance] != "" {
+		c.drains[instance] = "drained"
+	}
+}
+
+// Drain returns "", "draining" or "drained" for an instance.
+func (c *Cloud) Drain(instance string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.drains[instance]
 }
 
 func hasTags(have, want map[string]string) bool {

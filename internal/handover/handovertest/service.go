@@ -3,6 +3,8 @@ package handovertest
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,9 +29,13 @@ type Service struct {
 	gates       map[string]*fence.Gate
 	unreachable map[string]bool
 	unhealthy   map[string]bool
+	noRetire    map[string]bool
 }
 
-var _ handover.Service = (*Service)(nil)
+var (
+	_ handover.Service = (*Service)(nil)
+	_ handover.Retirer = (*Service)(nil)
+)
 
 // NewService returns a service with every address reachable and healthy.
 func NewService() *Service {
@@ -47,6 +53,15 @@ func (s *Service) Reset() {
 	s.gates = map[string]*fence.Gate{}
 	s.unreachable = map[string]bool{}
 	s.unhealthy = map[string]bool{}
+	s.noRetire = map[string]bool{}
+}
+
+// SetRetireSupported makes addr's service implement retire (true, the
+// default) or answer it 404 as a service without the endpoint does.
+func (s *Service) SetRetireSupported(addr string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noRetire[addr] = !ok
 }
 
 // Gate returns the gate of the service at addr, creating an unfenced one.
@@ -131,6 +146,25 @@ func (s *Service) Unfence(_ context.Context, t handover.Target, epoch int64) err
 	}
 	if err := s.gate(addr).Unfence(epoch); err != nil {
 		return fmt.Errorf("unfencing %s: %w", addr, err)
+	}
+	return nil
+}
+
+// Retire implements handover.Retirer with the gate's semantics; the
+// successor is its address with port 8080. Call: "Retire addr epoch
+// successor-addr".
+func (s *Service) Retire(_ context.Context, t handover.Target, epoch int64, successor handover.Target) error {
+	addr := t.Addr
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter("Retire", addr, strconv.FormatInt(epoch, 10), successor.Addr); err != nil {
+		return err
+	}
+	if s.noRetire[addr] {
+		return fmt.Errorf("retiring %s: %w", addr, fence.NewStatusError(http.StatusNotFound, nil, []byte("404 page not found")))
+	}
+	if err := s.gate(addr).Retire(epoch, net.JoinHostPort(successor.Addr, "8080")); err != nil {
+		return fmt.Errorf("retiring %s: %w", addr, err)
 	}
 	return nil
 }
