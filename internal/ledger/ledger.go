@@ -244,6 +244,10 @@ type Migration struct {
 	// NewUnfenced records that Unfencing opened the new instance to
 	// writes, so a repeated pass does not need it to answer again.
 	NewUnfenced bool `json:"new_unfenced,omitempty"`
+	// DrainStarted records that Draining saw the new instance in service
+	// and began taking the old one out of its load balancers, so later
+	// passes spend their one paced call on the drain alone.
+	DrainStarted bool `json:"drain_started,omitempty"`
 
 	PreCopySnapshot string     `json:"pre_copy_snapshot,omitempty"`
 	FinalSnapshot   string     `json:"final_snapshot,omitempty"`

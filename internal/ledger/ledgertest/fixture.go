@@ -57,6 +57,8 @@ func CheckFixture(t *testing.T, l ledger.Ledger) {
 	must(t, "reading the open migration", err)
 	want := fullMigration("tok-fixture-open")
 	want.Version = 1
+	// Fields added since the fixture was written read back as zero.
+	want.Cutover, want.Retired, want.NewUnfenced, want.DrainStarted = "", false, false, false
 	sameMigration(t, "open migration", got, want)
 
 	all, err := l.ListMigrations(ctx, ledger.MigrationQuery{})
