@@ -9,9 +9,10 @@ import (
 
 // A migration that sent CONTINUE only goes forward, so commit retries its
 // failures. One failure no retry cures: the database record moved on past
-// the migration while it was still in Completing. The simulator found it:
-// the commit's database write landed, letting the held terminations go
-// failed, so the migration stayed in Completing to come back for them; in
+// the migration while it still waited to commit (in Unfencing, Draining or
+// Completing, by cutover). The simulator found it: the commit's database
+// write landed, letting the held terminations go failed, so the migration
+// stayed where it was to come back for them; in
 // the meantime its new instance died (or was replaced), and the
 // replacement's migration took the database on and committed the next
 // epoch. A claim taken over by another migration before the commit landed

@@ -10,18 +10,22 @@ import (
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
-// toCompleting runs the standard migration, holding the source's
-// termination, until it sent CONTINUE and waits for its instance to leave
-// Pending:Wait. It returns the migration id.
-func (e *env) toCompleting() string {
+// toInServiceWait runs the standard migration, holding the source's
+// termination, until it sent CONTINUE, unfenced its new instance (the
+// retire cutover) and waits in Unfencing for that instance to leave
+// Pending:Wait before it commits. It returns the migration id.
+func (e *env) toInServiceWait() string {
 	e.t.Helper()
 	e.addSource()
 	id := e.launchNew()
 	e.advance(id)
 	e.holdSource([]string{id})
-	e.run(id, ledger.Completing)
-	if m := e.m(id); !m.HookDone || m.State != ledger.Completing {
-		e.t.Fatalf("migration did not send CONTINUE and wait in Completing:\n%s", describe(m))
+	e.run(id, ledger.Unfencing)
+	// run's settle let the instance into service; hold it in Pending:Wait.
+	e.cloud.SetLifecycle(group, newID, handover.LifecyclePendingWait)
+	e.poll(id)
+	if m := e.m(id); !m.HookDone || !m.NewUnfenced || m.State != ledger.Unfencing {
+		e.t.Fatalf("migration did not send CONTINUE, unfence and wait in Unfencing:\n%s", describe(m))
 	}
 	return id
 }
@@ -29,7 +33,7 @@ func (e *env) toCompleting() string {
 // wantSuperseded checks what a superseded migration must leave behind: its
 // terminate hold let go, everything it created deleted, no fence lifted,
 // and the database record as before.
-func (e *env) wantSuperseded(id string, dbBefore *ledger.Database) {
+func (e *env) wantSuperseded(id string, dbBefore *ledger.Database, unfencesBefore int) {
 	e.t.Helper()
 	m := e.m(id)
 	if a, _ := e.cloud.Action(oldID, termHook); a.Result != handover.ResultContinue {
@@ -56,8 +60,8 @@ func (e *env) wantSuperseded(id string, dbBefore *ledger.Database) {
 			e.t.Errorf("snapshot %s of the superseded migration still exists", s.ID)
 		}
 	}
-	if c := e.svc.CallsOf("Unfence"); len(c) != 0 {
-		e.t.Errorf("unfenced after the database moved on: %q", c)
+	if c := e.svc.CallsOf("Unfence"); len(c) != unfencesBefore {
+		e.t.Errorf("unfenced after the database moved on: %q (%d before)", c, unfencesBefore)
 	}
 	if db := e.db(); !reflect.DeepEqual(db, dbBefore) {
 		e.t.Errorf("database record changed:\n got %+v\nwant %+v", *db, *dbBefore)
@@ -72,7 +76,7 @@ func (e *env) wantSuperseded(id string, dbBefore *ledger.Database) {
 
 // TestSupersededAfterCommit is simulator seeds 30795 and 57935: the
 // commit's database write lands but letting the held termination go
-// fails, so the migration stays in Completing to come back for it; before
+// fails, so the migration stays in Unfencing to come back for it; before
 // it does, a replacement of its new instance hands the database on to the
 // next epoch. The migration must end Committed (its volume was
 // authoritative) and clean up, instead of retrying forever.
@@ -92,7 +96,7 @@ func TestSupersededAfterCommit(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			id := e.toCompleting()
+			id := e.toInServiceWait()
 
 			e.cloud.NextErr["CompleteLifecycleAction"] = errors.New("InternalError: service unavailable")
 			e.cloud.SetLifecycle(group, newID, handover.LifecycleInService)
@@ -101,8 +105,8 @@ func TestSupersededAfterCommit(t *testing.T) {
 			if db := e.db(); db.Epoch != epoch+1 || db.Volume != m.Volume || db.Claim != "" {
 				t.Fatalf("commit did not land: %+v", *db)
 			}
-			if m.State != ledger.Completing || len(m.TerminateHolds) != 1 {
-				t.Fatalf("want Completing with the hold kept after the failed release:\n%s", describe(m))
+			if m.State != ledger.Unfencing || len(m.TerminateHolds) != 1 {
+				t.Fatalf("want Unfencing with the hold kept after the failed release:\n%s", describe(m))
 			}
 
 			tt.happen(e, m.Volume)
@@ -113,12 +117,13 @@ func TestSupersededAfterCommit(t *testing.T) {
 				t.Fatalf("replacement did not commit the next epoch: %+v", *dbBefore)
 			}
 
+			unfences := len(e.svc.CallsOf("Unfence"))
 			e.run(id, ledger.Committed)
 			m = e.m(id)
 			if note := m.Timeline[len(m.Timeline)-1].Note; !strings.Contains(note, "superseded by migration tok-2") {
 				t.Errorf("note %q does not name the migration that superseded it", note)
 			}
-			e.wantSuperseded(id, dbBefore)
+			e.wantSuperseded(id, dbBefore, unfences)
 			if f, ep := fenced(e.svc, newIP); tt.name != "new instance died" && (!f || ep != epoch+2) {
 				t.Errorf("first new instance fenced=%v under %d, want fenced under %d", f, ep, epoch+2)
 			}
@@ -132,7 +137,7 @@ func TestSupersededAfterCommit(t *testing.T) {
 // and leaves its source fenced.
 func TestSupersededBeforeCommit(t *testing.T) {
 	e := newEnv(t)
-	id := e.toCompleting()
+	id := e.toInServiceWait()
 	m := e.m(id)
 
 	now := e.clk.Now()
@@ -150,6 +155,7 @@ func TestSupersededBeforeCommit(t *testing.T) {
 	e.putDB(db)
 	dbBefore := e.db()
 
+	unfences := len(e.svc.CallsOf("Unfence"))
 	e.cloud.SetLifecycle(group, newID, handover.LifecycleInService)
 	e.run(id, ledger.Aborted)
 	m = e.m(id)
@@ -159,7 +165,7 @@ func TestSupersededBeforeCommit(t *testing.T) {
 	if m.Result != handover.ResultContinue {
 		t.Errorf("result = %q, want the CONTINUE it sent", m.Result)
 	}
-	e.wantSuperseded(id, dbBefore)
+	e.wantSuperseded(id, dbBefore, unfences)
 	if f, ep := fenced(e.svc, oldIP); !f || ep != epoch+1 {
 		t.Errorf("source fenced=%v under %d, want it left fenced under %d", f, ep, epoch+1)
 	}
@@ -178,7 +184,7 @@ func TestLostClaimNotProvenRetries(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			id := e.toCompleting()
+			id := e.toInServiceWait()
 			db := e.db()
 			tt.edit(db)
 			e.putDB(db)
@@ -190,8 +196,8 @@ func TestLostClaimNotProvenRetries(t *testing.T) {
 				e.settle()
 			}
 			m := e.m(id)
-			if m.State != ledger.Completing || !strings.Contains(m.LastError, "lost its claim") {
-				t.Fatalf("want Completing, retrying the lost claim:\n%s", describe(m))
+			if m.State != ledger.Unfencing || !strings.Contains(m.LastError, "lost its claim") {
+				t.Fatalf("want Unfencing, retrying the lost claim:\n%s", describe(m))
 			}
 			if a, _ := e.cloud.Action(oldID, termHook); !a.Active() || len(m.TerminateHolds) != 1 {
 				t.Errorf("hold let go while retrying: %+v, %+v", a, m.TerminateHolds)
