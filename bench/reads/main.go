@@ -7,7 +7,7 @@
 // handover. A writer also writes fresh keys through the load balancer and
 // reads each back as soon as it is acknowledged, as a tenant reading what
 // it just wrote: a read that comes back missing or old is a stale read
-// (invariant 8), and the run exits 1 if there is any.
+// (invariant no-stale-reads), and the run exits 1 if there is any.
 package main
 
 import (
@@ -200,7 +200,7 @@ func main() {
 	fmt.Printf("own writes: acked=%d read_back=%d stale=%d failed=%d; the demo traffic's stale reads: %d\n",
 		ownAcked.Load(), ownFresh.Load(), ownStale.Load(), ownFailed.Load(), demoStale)
 	if ownStale.Load() > 0 || demoStale > 0 {
-		log.Fatalf("stale reads: %d of the writer's own writes, %d of the demo traffic's (invariant 8)", ownStale.Load(), demoStale)
+		log.Fatalf("stale reads: %d of the writer's own writes, %d of the demo traffic's (invariant no-stale-reads)", ownStale.Load(), demoStale)
 	}
 }
 

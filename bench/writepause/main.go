@@ -16,7 +16,7 @@
 // run, then the medians.
 //
 // --cutovers runs the pre-copy handover once per cutover in the same run
-// (docs/fence-protocol.md): overlap, the ordering before invariant 8 (the
+// (docs/fence-protocol.md): overlap, the ordering before invariant no-stale-reads (the
 // new instance takes writes while the old one may still answer stale
 // reads); retire, the old instance forwarding to the new one; drain, the
 // old instance taken out of the load balancer and drained (the target

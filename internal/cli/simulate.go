@@ -64,11 +64,11 @@ calls, crashes the controller between any two actions and restarts it from the
 ledger, and kills, sickens or cuts off instances. A client writes through each
 database's load balancer and reads its own fresh writes back while old and new
 instances both serve. After every seed it checks the eight invariants of
-DESIGN.md §3 and that every migration ended.
+docs/design.md and that every migration ended.
 
 Each database draws its cutover from the seed (auto, retire or drain);
 --cutover gives every database the same one. --cutover overlap is the
-ordering before invariant 8 and shows what the checker finds without a
+ordering before invariant no-stale-reads and shows what the checker finds without a
 cutover: stale reads.
 
 Each seed replays exactly. The last line is
@@ -87,7 +87,7 @@ replays it with the controller's log.`,
   # the same seeds on the SQLite ledger instead of the in-memory one
   handover simulate --seeds 50 --ledger sqlite
 
-  # without a cutover: the checker reports stale reads (invariant 8)
+  # without a cutover: the checker reports stale reads (invariant no-stale-reads)
   handover simulate --seeds 20 --cutover overlap`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -56,8 +56,8 @@ func TestSimulateText(t *testing.T) {
 // known to see them.
 func TestSimulateOverlapFindsStaleReads(t *testing.T) {
 	out, _, code := run(t, "simulate", "--seeds", "6", "--cutover", "overlap", "--parallel", "2")
-	if code != 1 || !strings.Contains(out, "invariant 8") {
-		t.Fatalf("exit %d, want 1 with invariant 8 violations:\n%s", code, out)
+	if code != 1 || !strings.Contains(out, "invariant no-stale-reads") {
+		t.Fatalf("exit %d, want 1 with invariant no-stale-reads violations:\n%s", code, out)
 	}
 	if _, errOut, code := run(t, "simulate", "--cutover", "sideways"); code != 2 || !strings.Contains(errOut, "retire") {
 		t.Errorf("--cutover sideways: exit %d, stderr %q; want 2 naming the choices", code, errOut)

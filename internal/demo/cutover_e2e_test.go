@@ -25,7 +25,7 @@ func stepStates(r Result) []string {
 }
 
 // TestOverlapCutoverServesStaleReads is the field report on real
-// components: with the ordering before invariant 8 (the overlap cutover),
+// components: with the ordering before invariant no-stale-reads (the overlap cutover),
 // the old instance still answers reads from its own data while the new one
 // acknowledges writes, and the demo's traffic, reading back its own fresh
 // writes through the load balancer, sees "not found" for some of them. The

@@ -132,7 +132,7 @@ func checkResult(t *testing.T, r Result) {
 		t.Errorf("%s: no traffic got through (%d reads, %d writes, %d read back)", r.Scenario, r.ReadsOK, r.WritesAcked, r.FreshReadsOK)
 	}
 	if r.StaleReads > 0 {
-		t.Errorf("%s: %d stale reads (invariant 8)", r.Scenario, r.StaleReads)
+		t.Errorf("%s: %d stale reads (invariant no-stale-reads)", r.Scenario, r.StaleReads)
 	}
 }
 
@@ -144,7 +144,7 @@ func checkTraffic(t *testing.T, tr TrafficResult) {
 		t.Errorf("%d reads failed: %v", tr.ReadsFailed, tr.ReadFailures)
 	}
 	if tr.StaleReads > 0 {
-		t.Errorf("%d stale reads of acknowledged writes (invariant 8), e.g. %v", tr.StaleReads, tr.StaleKeys)
+		t.Errorf("%d stale reads of acknowledged writes (invariant no-stale-reads), e.g. %v", tr.StaleReads, tr.StaleKeys)
 	}
 	if tr.WritesAcked > 0 && tr.FreshReads == 0 {
 		t.Errorf("%d writes acknowledged, none read back", tr.WritesAcked)

@@ -115,7 +115,7 @@ func get(ctx context.Context, hc *http.Client, base, key string) (int, []byte, e
 // the newest write the traffic got acknowledged, the writer writes fresh
 // keys, remembers every acknowledged one and reads each back at once — a
 // tenant reading what it just wrote, through the load balancer, where any
-// target may answer (invariant 8: no read answered from older data once a
+// target may answer (invariant no-stale-reads: no read answered from older data once a
 // newer write was acknowledged).
 type Traffic struct {
 	cancel context.CancelFunc
@@ -233,7 +233,7 @@ func (t *Traffic) fail(why string) {
 }
 
 // staleRead counts a read of an acknowledged write that came back missing
-// or old: answered from older data than the write's (invariant 8).
+// or old: answered from older data than the write's (invariant no-stale-reads).
 func (t *Traffic) staleRead(key string, code int) {
 	t.stale.Add(1)
 	t.fail("stale read of an acknowledged write")

@@ -21,7 +21,7 @@ import (
 // at once through the same route, and a reader per database keeps reading
 // the newest one back through its own cached route, as a router's other
 // connection would: a read answered from older data than an acknowledged
-// write is a stale read (invariant 8). Writes through the load balancer
+// write is a stale read (invariant no-stale-reads). Writes through the load balancer
 // cannot be checked per tenant: any instance may answer them.
 type TenantWrites struct {
 	p      *Pool

@@ -38,7 +38,7 @@ func checkUpdate(t *testing.T, r UpdateResult) {
 		t.Errorf("%s: no traffic got through (%d reads, %d writes, %d read back)", r.Scenario, r.ReadsOK, r.WritesAcked, r.FreshReadsOK)
 	}
 	if r.StaleReads > 0 {
-		t.Errorf("%s: %d stale reads (invariant 8)", r.Scenario, r.StaleReads)
+		t.Errorf("%s: %d stale reads (invariant no-stale-reads)", r.Scenario, r.StaleReads)
 	}
 }
 
@@ -140,7 +140,7 @@ func checkWrites(t *testing.T, w *TenantWrites) {
 		t.Errorf("tenant writes: %d acknowledged, %d lost %v", r.Acked, r.Lost, r.LostKeys)
 	}
 	if r.StaleReads > 0 || r.FreshReads == 0 {
-		t.Errorf("tenant writes read back: %d fresh, %d stale (invariant 8) %v", r.FreshReads, r.StaleReads, r.StaleKeys)
+		t.Errorf("tenant writes read back: %d fresh, %d stale (invariant no-stale-reads) %v", r.FreshReads, r.StaleReads, r.StaleKeys)
 	}
 }
 

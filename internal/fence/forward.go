@@ -31,7 +31,7 @@ var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfe
 // It must never fall back to answering from the retired service's data: a
 // successor that does not answer makes the request fail with 503 and
 // Retry-After, which clients retry. A stale answer would be worse than
-// none (invariant 8).
+// none (invariant no-stale-reads).
 type Forwarder struct {
 	// HTTP is the client used; nil means one that talks directly to the
 	// successor (no proxy from the environment) and follows no redirects.

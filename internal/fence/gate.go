@@ -59,7 +59,7 @@ type Gate struct {
 	// data (BeginRead) and exclusively by Retire while it sets the
 	// successor: once Retire returns, no read is being answered from this
 	// data, so none can be answered from it after the successor takes a
-	// write (invariant 8).
+	// write (invariant no-stale-reads).
 	reads     sync.RWMutex
 	mu        sync.Mutex // guards fenced, epoch and successor
 	fenced    bool

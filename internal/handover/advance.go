@@ -72,6 +72,7 @@ func (c *Controller) Advance(ctx context.Context, id string) error {
 // advanceOnce runs at most one step of m and stores its outcome. It reports
 // whether another step may follow at once.
 func (c *Controller) advanceOnce(ctx context.Context, m *ledger.Migration) (bool, error) {
+	ctx = context.WithValue(ctx, passKey{}, &pass{})
 	if err := c.heartbeat(ctx, m); err != nil {
 		return false, err
 	}
@@ -202,8 +203,18 @@ func (c *Controller) backoff(attempt int) time.Duration {
 
 // call spends a pacing token for family, then runs fn. A throttling answer
 // backs the family off for every migration.
-func (c *Controller) call(family pacing.Family, what string, fn func() error) error {
-	if ok, wait := c.pacer.Take(family); !ok {
+func (c *Controller) call(ctx context.Context, family pacing.Family, what string, fn func() error) error {
+	// A pass the pacer admitted once finishes: its later calls borrow
+	// (see pass), whatever their family.
+	take := c.pacer.Take
+	if p, ok := ctx.Value(passKey{}).(*pass); ok {
+		if p.admitted && p.borrowed < maxBorrowsPerPass {
+			take = c.pacer.Borrow
+			p.borrowed++
+		}
+		defer func() { p.admitted = true }()
+	}
+	if ok, wait := take(family); !ok {
 		return &pacedError{wait: wait}
 	}
 	err := fn()
@@ -217,6 +228,26 @@ func (c *Controller) call(family pacing.Family, what string, fn func() error) er
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// pass is one advanceOnce of a migration. Many steps make two or three
+// cloud calls per pass (describe the instance, then the volume). Under a
+// busy pacer, with about one token free whenever a pass comes round, such
+// a step would take its first token, be refused its second, and start
+// over on the next pass: forever (a group of twelve stalled so, every
+// migration in a two-describe step). So once a pass has had a call
+// admitted, its later calls borrow: they go ahead and leave the bucket in
+// debt, which the next callers wait out. The rate over time stays the
+// bucket's; only the burst grows, by at most maxBorrowsPerPass calls.
+type pass struct {
+	admitted bool
+	borrowed int
+}
+
+type passKey struct{}
+
+// maxBorrowsPerPass bounds what one pass may borrow; steps make at most a
+// few calls, rollback's clean-up a few more.
+const maxBorrowsPerPass = 8
 
 // heartbeatInterval keeps the hook alive with a margin of two missed beats.
 func (c *Controller) heartbeatInterval(m *ledger.Migration) time.Duration {
@@ -234,7 +265,7 @@ func (c *Controller) heartbeat(ctx context.Context, m *ledger.Migration) error {
 	changed := false
 	if !m.HookDone && m.Result == "" && now.Sub(m.LastHeartbeat) >= c.heartbeatInterval(m) {
 		ref := c.hookRef(m)
-		err := c.call(pacing.FamilyLifecycle, "recording lifecycle heartbeat", func() error {
+		err := c.call(ctx, pacing.FamilyLifecycle, "recording lifecycle heartbeat", func() error {
 			return c.cloud.RecordLifecycleActionHeartbeat(ctx, ref)
 		})
 		switch {
@@ -281,7 +312,7 @@ func (c *Controller) beatHolds(ctx context.Context, owner string, holds []ledger
 			kept = append(kept, h)
 			continue
 		}
-		err := c.call(pacing.FamilyLifecycle, "recording terminate heartbeat", func() error {
+		err := c.call(ctx, pacing.FamilyLifecycle, "recording terminate heartbeat", func() error {
 			return c.cloud.RecordLifecycleActionHeartbeat(ctx, h)
 		})
 		switch {
@@ -309,7 +340,7 @@ func (c *Controller) hookRef(m *ledger.Migration) ledger.HookRef {
 
 // complete ends a lifecycle action.
 func (c *Controller) complete(ctx context.Context, ref ledger.HookRef, result string) error {
-	return c.call(pacing.FamilyLifecycle, "completing lifecycle action with "+result, func() error {
+	return c.call(ctx, pacing.FamilyLifecycle, "completing lifecycle action with "+result, func() error {
 		return c.cloud.CompleteLifecycleAction(ctx, ref, result)
 	})
 }

@@ -1,6 +1,6 @@
 // Package handover is the core of handover: the state machine that moves a
 // database's authoritative volume from the instance an Auto Scaling group is
-// replacing to its replacement (DESIGN.md §3).
+// replacing to its replacement (docs/design.md).
 //
 // Every step records its intent in the ledger before its side effect, looks
 // its side effects up by tag before repeating them, and is safe to run again
@@ -68,6 +68,9 @@ func (h HTTPService) Healthy(ctx context.Context, t Target) error {
 // Pacer rations cloud calls per API family (pacing.Pacer).
 type Pacer interface {
 	Take(f pacing.Family) (ok bool, wait time.Duration)
+	// Borrow is Take that may leave the bucket in debt; it refuses only
+	// while a throttling back-off is in force.
+	Borrow(f pacing.Family) (ok bool, wait time.Duration)
 	Throttled(f pacing.Family)
 	Succeeded(f pacing.Family)
 }
@@ -280,7 +283,7 @@ func (c *Controller) startMigration(ctx context.Context, id, cause string, ref l
 }
 
 // holdTermination keeps a terminating instance alive while it is the source
-// of an unfinished migration, so it goes on serving reads (invariant 7); the
+// of an unfinished migration, so it goes on serving reads (invariant reads-until-inservice); the
 // hold is released when that migration ends. A terminating instance that
 // holds a database no migration moves yet is held on the database for up to
 // TerminateHoldMax, for the replacement's migration to take over. Any other
@@ -361,7 +364,7 @@ func (c *Controller) holdOnDatabase(ctx context.Context, ref ledger.HookRef) (bo
 // configured default when it cannot be read.
 func (c *Controller) hookTimeout(ctx context.Context, group, hook string) time.Duration {
 	var h Hook
-	err := c.call(pacing.FamilyAutoScaling, "describing lifecycle hook "+hook, func() (err error) {
+	err := c.call(ctx, pacing.FamilyAutoScaling, "describing lifecycle hook "+hook, func() (err error) {
 		h, err = c.cloud.DescribeHook(ctx, group, hook)
 		return err
 	})

@@ -12,7 +12,7 @@ import (
 )
 
 // The cutover: how the old instance stops answering from epoch N's data
-// before the new one takes a write under N+1 (invariant 8, no stale read).
+// before the new one takes a write under N+1 (invariant no-stale-reads, no stale read).
 //
 // A migration whose source is running hands over like this:
 //
@@ -27,7 +27,7 @@ import (
 // Unfencing open the new instance to writes. Under the drain cutover, for
 // services that cannot forward, Draining first takes the old instance out
 // of its load balancers (once the new one is in service, so reads stay
-// available: invariant 7) and waits for the drain.
+// available: invariant reads-until-inservice) and waits for the drain.
 //
 // Why the new instance is unfenced only after CONTINUE: until then the
 // migration may roll back, and a rollback gives the database back to the
@@ -36,7 +36,7 @@ import (
 // N+1 anywhere, the old instance's data is still the latest, and the
 // rollback may lift its retirement (see stepRollingBack). After CONTINUE
 // the migration only goes forward, and the old instance is never unfenced
-// or un-retired again (invariant 3).
+// or un-retired again (invariant single-writer).
 
 // Cutover policies, from the hook metadata's "cutover" or Config.Cutover.
 const (
@@ -51,10 +51,10 @@ const (
 	// that cannot forward. The write pause grows by the new instance's
 	// registration and the target group's deregistration delay.
 	CutoverDrain = "drain"
-	// CutoverOverlap is the ordering before invariant 8: the new instance
+	// CutoverOverlap is the ordering before invariant no-stale-reads: the new instance
 	// takes writes as soon as it starts, while the old one may still
 	// answer reads from the previous epoch's data until it leaves the load
-	// balancer. It breaks invariant 8; it is kept for services whose
+	// balancer. It breaks invariant no-stale-reads; it is kept for services whose
 	// clients never read what they wrote, and to measure what the other
 	// cutovers cost (bench/writepause).
 	CutoverOverlap = "overlap"
@@ -112,7 +112,7 @@ type Drainer interface {
 
 // startsFenced reports whether m's new instance starts fenced and waits
 // for Unfencing: only when a running source may still be answering, under
-// a cutover that keeps invariant 8. A first boot, a dead or stopped source
+// a cutover that keeps invariant no-stale-reads. A first boot, a dead or stopped source
 // and the instance that already holds the volume have nobody to cut over
 // from; migrations recorded before cutovers existed (Cutover "") run as
 // they always did.
@@ -228,7 +228,7 @@ func (c *Controller) stepDraining(ctx context.Context, m *ledger.Migration) (out
 	// pass, and the step would never finish.
 	if !m.DrainStarted {
 		var state string
-		err := c.call(pacing.FamilyAutoScaling, "reading lifecycle state of "+m.Instance, func() (err error) {
+		err := c.call(ctx, pacing.FamilyAutoScaling, "reading lifecycle state of "+m.Instance, func() (err error) {
 			state, err = c.cloud.GroupInstanceState(ctx, m.Group, m.Instance)
 			return err
 		})
@@ -257,7 +257,7 @@ func (c *Controller) stepDraining(ctx context.Context, m *ledger.Migration) (out
 		return outcome{}, fmt.Errorf("reading database %s for the old instance's group: %w", m.Database, err)
 	}
 	var drained bool
-	err = c.call(pacing.FamilyAutoScaling, "draining "+m.Source+" from its load balancers", func() (err error) {
+	err = c.call(ctx, pacing.FamilyAutoScaling, "draining "+m.Source+" from its load balancers", func() (err error) {
 		drained, err = d.DrainInstance(ctx, db.Group, m.Source)
 		return err
 	})

@@ -176,6 +176,38 @@ func TestDrainCutover(t *testing.T) {
 	e.wantDrainThenUnfence(id)
 }
 
+// TestCutoverOnePacedCallPerPass: under a busy controller's pacing, one
+// token per API family per pass, every cutover still finishes. A step
+// that spent a family's only token on its first call and was paced on its
+// second would stay forever (it did: Retiring described both instances,
+// and a group of twelve stalled in it).
+func TestCutoverOnePacedCallPerPass(t *testing.T) {
+	for _, policy := range []string{handover.CutoverAuto, handover.CutoverRetire, handover.CutoverDrain} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnv(t)
+			e.withCutover(policy)
+			e.addSource()
+			id := e.launchNew()
+			e.pacer.Ration(1)
+			for range 200 {
+				if e.m(id).State.Terminal() {
+					break
+				}
+				e.pacer.Refill()
+				e.poll(id)
+				e.settle()
+				if e.cloud.Drain(oldID) == "draining" {
+					e.cloud.FinishDrain(oldID)
+				}
+			}
+			e.wantState(id, ledger.Committed)
+			if e.pacer.Borrowed == 0 {
+				t.Error("no call borrowed: the test did not ration the steps' calls")
+			}
+		})
+	}
+}
+
 // TestRetireUnreachableDrains: a source that answered the fence but not
 // the retire is drained instead: deregistering needs no answer from it.
 func TestRetireUnreachableDrains(t *testing.T) {
@@ -215,7 +247,7 @@ func TestDrainNeedsADrainer(t *testing.T) {
 // cloudOnly hides the fake's Drainer.
 type cloudOnly struct{ handover.Cloud }
 
-// TestOverlapCutover: the ordering before invariant 8, kept on request:
+// TestOverlapCutover: the ordering before invariant no-stale-reads, kept on request:
 // no retire, the new instance starts unfenced, Completing commits.
 func TestOverlapCutover(t *testing.T) {
 	e := newEnv(t)

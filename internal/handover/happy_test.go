@@ -79,7 +79,7 @@ func TestHappyPathRunningSource(t *testing.T) {
 	}
 
 	// The new instance started read-only (its volume says so) and stays so
-	// until the old one forwards to it: invariant 8.
+	// until the old one forwards to it: invariant no-stale-reads.
 	if v, _ := e.cloud.Volume(vol); v.Tags[handover.TagStart] != handover.StartFenced {
 		t.Fatalf("new volume tags %v: want %s=%s, so the service starts fenced", v.Tags, handover.TagStart, handover.StartFenced)
 	}
@@ -98,7 +98,7 @@ func TestHappyPathRunningSource(t *testing.T) {
 	if f, ep := fenced(e.svc, newIP); f || ep != epoch+1 {
 		t.Fatalf("new instance gate fenced=%v epoch=%d, want unfenced under %d", f, ep, epoch+1)
 	}
-	// The order that keeps invariant 8: the new instance fenced, the old
+	// The order that keeps invariant no-stale-reads: the new instance fenced, the old
 	// retired, CONTINUE (the point of no return), only then the new
 	// instance unfenced.
 	var order []string

@@ -114,7 +114,7 @@ func TestTerminateHoldOfSource(t *testing.T) {
 // TestTerminateHoldUsesItsOwnHookTimeout: the terminate hook may time out
 // sooner than the launch hook. A held terminate action must be heartbeated
 // within its own hook's heartbeat timeout, or Auto Scaling applies the
-// default result and terminates the source mid-handover (invariants 4, 7).
+// default result and terminates the source mid-handover (invariants hooks-end and reads-until-inservice).
 func TestTerminateHoldUsesItsOwnHookTimeout(t *testing.T) {
 	e := newEnv(t)
 	e.addSource()
@@ -149,7 +149,7 @@ func TestTerminateOfUninvolvedInstanceGoesOn(t *testing.T) {
 // TestTerminateOfHolderWaitsForReplacement: Config.TerminateHoldMax says a
 // terminate action of an instance that still holds a database waits (up to
 // that long) for a replacement to appear, so reads go on being served
-// (invariant 7). With no migration running yet, the holder's termination
+// (invariant reads-until-inservice). With no migration running yet, the holder's termination
 // must not be let go at once.
 func TestTerminateOfHolderWaitsForReplacement(t *testing.T) {
 	e := newEnv(t)
@@ -203,7 +203,7 @@ func TestActionEndedOutsideHandoverRollsBack(t *testing.T) {
 // Pending:Wait, the event's time, not from when handover first heard of
 // it. A launch event delivered 10 minutes late must still be abandoned by
 // handover DeadlineMargin before the real deadline, not after Auto Scaling
-// applied the default result (invariant 4).
+// applied the default result (invariant hooks-end).
 func TestDeadlineCountsFromHookStart(t *testing.T) {
 	e := newEnv(t)
 	e.addSource()

@@ -101,7 +101,7 @@ func (c *Controller) heal(ctx context.Context, busy map[string]bool) error {
 			continue
 		}
 		var members []GroupMember
-		if err := c.call(pacing.FamilyAutoScaling, "listing members of group "+db.Group, func() (err error) {
+		if err := c.call(ctx, pacing.FamilyAutoScaling, "listing members of group "+db.Group, func() (err error) {
 			members, err = c.cloud.GroupMembers(ctx, db.Group)
 			return err
 		}); err != nil {
@@ -116,7 +116,7 @@ func (c *Controller) heal(ctx context.Context, busy map[string]bool) error {
 			}
 			c.log.Warn("replacing an instance stranded without the authoritative volume",
 				"database", db.ID, "instance", gm.Instance, "holder", db.Instance, "group", db.Group)
-			if err := c.call(pacing.FamilyAutoScaling, "replacing stranded instance "+gm.Instance, func() error {
+			if err := c.call(ctx, pacing.FamilyAutoScaling, "replacing stranded instance "+gm.Instance, func() error {
 				return c.cloud.ReplaceInstance(ctx, db.Group, gm.Instance)
 			}); err != nil {
 				return err
@@ -132,7 +132,7 @@ func (c *Controller) heal(ctx context.Context, busy map[string]bool) error {
 // released otherwise.
 func (c *Controller) adopt(ctx context.Context) error {
 	var waiting []WaitingAction
-	err := c.call(pacing.FamilyAutoScaling, "listing instances waiting on lifecycle hooks", func() (err error) {
+	err := c.call(ctx, pacing.FamilyAutoScaling, "listing instances waiting on lifecycle hooks", func() (err error) {
 		waiting, err = c.cloud.WaitingActions(ctx)
 		return err
 	})

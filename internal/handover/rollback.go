@@ -54,7 +54,7 @@ func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (
 			}
 		}
 		// Not done (unreachable for now): ABANDON anyway, and retry the
-		// unfence below; the hook must end in time (invariant 4).
+		// unfence below; the hook must end in time (invariant hooks-end).
 	}
 
 	if !m.HookDone {
@@ -149,11 +149,11 @@ func (c *Controller) dropVolume(ctx context.Context, m *ledger.Migration, id str
 		// Force is safe for the volumes callers drop: a rollback's, whose
 		// instance was abandoned and never served, and a superseded
 		// migration's, which the database has left (see supersede).
-		return false, c.call(pacing.FamilyMutate, "detaching volume "+id, func() error {
+		return false, c.call(ctx, pacing.FamilyMutate, "detaching volume "+id, func() error {
 			return c.cloud.DetachVolume(ctx, id, true)
 		})
 	}
-	err = c.call(pacing.FamilyDelete, "deleting volume "+id, func() error {
+	err = c.call(ctx, pacing.FamilyDelete, "deleting volume "+id, func() error {
 		return c.cloud.DeleteVolume(ctx, id)
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -168,7 +168,7 @@ func (c *Controller) dropVolume(ctx context.Context, m *ledger.Migration, id str
 func (c *Controller) dropTagged(ctx context.Context, m *ledger.Migration, db *ledger.Database) (bool, error) {
 	byTag := map[string]string{TagMigration: m.ID}
 	var snaps []Snapshot
-	if err := c.call(pacing.FamilyDescribe, "looking up snapshots of migration "+m.ID, func() (err error) {
+	if err := c.call(ctx, pacing.FamilyDescribe, "looking up snapshots of migration "+m.ID, func() (err error) {
 		snaps, err = c.cloud.FindSnapshots(ctx, byTag)
 		return err
 	}); err != nil {
@@ -185,7 +185,7 @@ func (c *Controller) dropTagged(ctx context.Context, m *ledger.Migration, db *le
 		}
 	}
 	var vols []Volume
-	if err := c.call(pacing.FamilyDescribe, "looking up volumes of migration "+m.ID, func() (err error) {
+	if err := c.call(ctx, pacing.FamilyDescribe, "looking up volumes of migration "+m.ID, func() (err error) {
 		vols, err = c.cloud.FindVolumes(ctx, byTag)
 		return err
 	}); err != nil {
@@ -206,7 +206,7 @@ func (c *Controller) dropTagged(ctx context.Context, m *ledger.Migration, db *le
 
 // unfence lifts the fence taken by this migration, but only while the
 // database is still at the epoch it was fenced under: after a commit the
-// source must stay fenced forever (invariant 3). It reports whether the
+// source must stay fenced forever (invariant single-writer). It reports whether the
 // question is settled.
 func (c *Controller) unfence(ctx context.Context, m *ledger.Migration, db *ledger.Database) (bool, error) {
 	if db.Epoch != m.FromEpoch || (db.Claim != "" && db.Claim != m.ID) {
@@ -223,7 +223,7 @@ func (c *Controller) unfence(ctx context.Context, m *ledger.Migration, db *ledge
 	if m.SourceStopped && src.State == InstanceStopped {
 		// Start it again; once it runs, its service is unfenced below: a
 		// fence that landed but whose answer was lost survives the restart.
-		err := c.call(pacing.FamilyMutate, "starting source "+m.Source+" again", func() error {
+		err := c.call(ctx, pacing.FamilyMutate, "starting source "+m.Source+" again", func() error {
 			return c.cloud.StartInstance(ctx, m.Source)
 		})
 		return false, err

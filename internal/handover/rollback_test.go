@@ -105,7 +105,7 @@ func TestRollbackBeforeContinue(t *testing.T) {
 
 // TestRollbackKeepsFenceWhenDatabaseMovedOn: once another epoch is
 // committed, or another migration claims the database, the source must
-// stay fenced (invariant 3).
+// stay fenced (invariant single-writer).
 func TestRollbackKeepsFenceWhenDatabaseMovedOn(t *testing.T) {
 	tests := []struct {
 		name        string

@@ -74,7 +74,7 @@ func (c *Controller) step(ctx context.Context, m *ledger.Migration) (outcome, er
 
 func (c *Controller) describeInstance(ctx context.Context, id string) (Instance, error) {
 	var inst Instance
-	err := c.call(pacing.FamilyDescribe, "describing instance "+id, func() (err error) {
+	err := c.call(ctx, pacing.FamilyDescribe, "describing instance "+id, func() (err error) {
 		inst, err = c.cloud.DescribeInstance(ctx, id)
 		return err
 	})
@@ -91,7 +91,7 @@ func gone(state string) bool {
 func (c *Controller) stepLaunching(ctx context.Context, m *ledger.Migration) (outcome, error) {
 	if m.Deadline.IsZero() {
 		var hook Hook
-		err := c.call(pacing.FamilyAutoScaling, "describing lifecycle hook "+m.Hook, func() (err error) {
+		err := c.call(ctx, pacing.FamilyAutoScaling, "describing lifecycle hook "+m.Hook, func() (err error) {
 			hook, err = c.cloud.DescribeHook(ctx, m.Group, m.Hook)
 			return err
 		})
@@ -276,7 +276,7 @@ func (c *Controller) ensureSnapshot(ctx context.Context, m *ledger.Migration, pu
 		return nil
 	}
 	var found []Snapshot
-	err := c.call(pacing.FamilyDescribe, "looking up "+purpose+" snapshots by tag", func() (err error) {
+	err := c.call(ctx, pacing.FamilyDescribe, "looking up "+purpose+" snapshots by tag", func() (err error) {
 		found, err = c.cloud.FindSnapshots(ctx, map[string]string{TagMigration: m.ID, TagPurpose: purpose})
 		return err
 	})
@@ -297,7 +297,7 @@ func (c *Controller) ensureSnapshot(ctx context.Context, m *ledger.Migration, pu
 	// with the next save, the result's or a failed attempt's.
 	m.Intent = "create-snapshot:" + purpose
 	var snap Snapshot
-	err = c.call(pacing.FamilySnapshot, "creating "+purpose+" snapshot of "+m.SourceVolume, func() (err error) {
+	err = c.call(ctx, pacing.FamilySnapshot, "creating "+purpose+" snapshot of "+m.SourceVolume, func() (err error) {
 		snap, err = c.cloud.CreateSnapshot(ctx, m.SourceVolume, c.tags(m, purpose))
 		return err
 	})
@@ -332,7 +332,7 @@ func markDeleted(m *ledger.Migration, id string) {
 
 func (c *Controller) describeSnapshot(ctx context.Context, id string) (Snapshot, error) {
 	var s Snapshot
-	err := c.call(pacing.FamilyDescribe, "describing snapshot "+id, func() (err error) {
+	err := c.call(ctx, pacing.FamilyDescribe, "describing snapshot "+id, func() (err error) {
 		s, err = c.cloud.DescribeSnapshot(ctx, id)
 		return err
 	})
@@ -423,7 +423,7 @@ func (c *Controller) stepStoppingSource(ctx context.Context, m *ledger.Migration
 			return outcome{}, err
 		}
 	}
-	err = c.call(pacing.FamilyMutate, "stopping unreachable source "+m.Source, func() error {
+	err = c.call(ctx, pacing.FamilyMutate, "stopping unreachable source "+m.Source, func() error {
 		return c.cloud.StopInstance(ctx, m.Source)
 	})
 	if err != nil {
@@ -464,7 +464,7 @@ func clientToken(m *ledger.Migration, n int) string {
 
 func (c *Controller) describeVolume(ctx context.Context, id string) (Volume, error) {
 	var v Volume
-	err := c.call(pacing.FamilyDescribe, "describing volume "+id, func() (err error) {
+	err := c.call(ctx, pacing.FamilyDescribe, "describing volume "+id, func() (err error) {
 		v, err = c.cloud.DescribeVolume(ctx, id)
 		return err
 	})
@@ -478,7 +478,7 @@ func (c *Controller) stepCreatingVolume(ctx context.Context, m *ledger.Migration
 		spec := VolumeSpec{Zone: m.Zone, SnapshotID: m.FinalSnapshot, SizeGiB: m.SizeGiB, Tags: c.tags(m, ledger.PurposeTarget)}
 		if startsFenced(m) {
 			// The service on it starts read-only; Unfencing opens it once
-			// the old instance no longer answers (invariant 8).
+			// the old instance no longer answers (invariant no-stale-reads).
 			spec.Tags[TagStart] = StartFenced
 		}
 		if m.SourceFate == FateNone {
@@ -499,7 +499,7 @@ func (c *Controller) stepCreatingVolume(ctx context.Context, m *ledger.Migration
 		// answers with the volume it already made.
 		m.Intent = "create-volume:" + spec.ClientToken
 		var v Volume
-		err := c.call(pacing.FamilyVolume, "creating volume in "+m.Zone, func() (err error) {
+		err := c.call(ctx, pacing.FamilyVolume, "creating volume in "+m.Zone, func() (err error) {
 			v, err = c.cloud.CreateVolume(ctx, spec)
 			return err
 		})
@@ -563,7 +563,7 @@ func (c *Controller) stepAttaching(ctx context.Context, m *ledger.Migration) (ou
 	case v.Zone != inst.Zone:
 		return outcome{}, terminal("volume %s is in %s but instance %s is in %s", v.ID, v.Zone, m.Instance, inst.Zone)
 	}
-	err = c.call(pacing.FamilyMutate, "attaching volume "+v.ID+" to "+m.Instance, func() error {
+	err = c.call(ctx, pacing.FamilyMutate, "attaching volume "+v.ID+" to "+m.Instance, func() error {
 		return c.cloud.AttachVolume(ctx, v.ID, m.Instance, c.cfg.Device)
 	})
 	if err != nil {
@@ -648,7 +648,7 @@ func (c *Controller) stepCompleting(ctx context.Context, m *ledger.Migration) (o
 // service, or gone).
 func (c *Controller) commitInService(ctx context.Context, m *ledger.Migration) (outcome, error) {
 	var state string
-	err := c.call(pacing.FamilyAutoScaling, "reading lifecycle state of "+m.Instance, func() (err error) {
+	err := c.call(ctx, pacing.FamilyAutoScaling, "reading lifecycle state of "+m.Instance, func() (err error) {
 		state, err = c.cloud.GroupInstanceState(ctx, m.Group, m.Instance)
 		return err
 	})
@@ -718,7 +718,7 @@ func (c *Controller) commit(ctx context.Context, m *ledger.Migration, lifecycle 
 }
 
 func (c *Controller) deleteSnapshot(ctx context.Context, m *ledger.Migration, id string) bool {
-	err := c.call(pacing.FamilyDelete, "deleting snapshot "+id, func() error {
+	err := c.call(ctx, pacing.FamilyDelete, "deleting snapshot "+id, func() error {
 		return c.cloud.DeleteSnapshot(ctx, id)
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {

@@ -38,7 +38,7 @@ func movedOn(m *ledger.Migration, db *ledger.Database) bool {
 // hold, and ends Committed if m's commit had landed, Aborted if not. It
 // never writes the database record, which newer migrations own now, and
 // never unfences: the epoch moved on, so lifting a fence could make a
-// second writer (invariant 3). Safe to repeat: it stays until the clean-up
+// second writer (invariant single-writer). Safe to repeat: it stays until the clean-up
 // is done.
 func (c *Controller) supersede(ctx context.Context, m *ledger.Migration, db *ledger.Database) (outcome, error) {
 	ms, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Database: m.Database})
@@ -64,7 +64,7 @@ func (c *Controller) supersede(ctx context.Context, m *ledger.Migration, db *led
 	// already (the claim that should have kept the other migration out was
 	// lost), and keeping the volume would not bring it back. Either way an
 	// instance still serving from it serves an epoch the database has left
-	// (invariant 8), so cutting it off is the safe direction. A FateSelf
+	// (invariant no-stale-reads), so cutting it off is the safe direction. A FateSelf
 	// volume is an earlier migration's, left to the sweeper.
 	cleaned := true
 	if m.Volume != "" && m.SourceFate != FateSelf && m.Volume != db.Volume {

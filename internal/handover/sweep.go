@@ -133,7 +133,7 @@ func (c *Controller) sweep(ctx context.Context, act bool) ([]SweepItem, error) {
 	}
 	managed := map[string]string{TagManaged: "true"}
 	var vols []Volume
-	if err := c.call(pacing.FamilyDescribe, "listing managed volumes", func() (err error) {
+	if err := c.call(ctx, pacing.FamilyDescribe, "listing managed volumes", func() (err error) {
 		vols, err = c.cloud.FindVolumes(ctx, managed)
 		return err
 	}); err != nil {
@@ -164,7 +164,7 @@ func (c *Controller) sweep(ctx context.Context, act bool) ([]SweepItem, error) {
 	}
 
 	var snaps []Snapshot
-	if err := c.call(pacing.FamilyDescribe, "listing managed snapshots", func() (err error) {
+	if err := c.call(ctx, pacing.FamilyDescribe, "listing managed snapshots", func() (err error) {
 		snaps, err = c.cloud.FindSnapshots(ctx, managed)
 		return err
 	}); err != nil {
@@ -195,7 +195,7 @@ func (c *Controller) sweepOne(ctx context.Context, it *SweepItem) {
 	if it.Kind == SweepSnapshot {
 		del = c.cloud.DeleteSnapshot
 	}
-	err := c.call(pacing.FamilyDelete, "sweeping "+it.Kind+" "+it.ID, func() error { return del(ctx, it.ID) })
+	err := c.call(ctx, pacing.FamilyDelete, "sweeping "+it.Kind+" "+it.ID, func() error { return del(ctx, it.ID) })
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		it.Err = err
 		c.log.Info("sweep: "+it.Kind+" not deleted yet", it.Kind, it.ID, "err", err)

@@ -70,7 +70,7 @@ var (
 	ErrLeaseHeld = errors.New("ledger: lease held by another holder")
 )
 
-// State is a step of the handover protocol (DESIGN.md §3).
+// State is a step of the handover protocol (docs/design.md).
 type State int
 
 // The states. Committed and Aborted are terminal. States are stored by

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// UpdateState is where a group update (DESIGN.md S2) stands. States are
+// UpdateState is where a group update (S2 in docs/design.md) stands. States are
 // stored by name.
 type UpdateState string
 

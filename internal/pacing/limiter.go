@@ -82,6 +82,14 @@ func (l *Limiter) allow(now time.Time) bool {
 	return true
 }
 
+// Borrow takes one token at now whether or not one is available; the
+// bucket's debt may then exceed its capacity, and WaitFor grows by it.
+func (l *Limiter) Borrow(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tat = l.base(now).Add(l.interval)
+}
+
 // Available returns the tokens in the bucket at now, fractions included.
 func (l *Limiter) Available(now time.Time) float64 {
 	l.mu.Lock()

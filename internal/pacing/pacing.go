@@ -108,6 +108,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // FamilyStats counts what happened to one family, for metrics.
 type FamilyStats struct {
 	Taken       uint64 // tokens handed out
+	Borrowed    uint64 // of those, taken by Borrow (from an empty bucket or not)
 	Denied      uint64 // Take calls answered with a wait instead
 	Throttles   uint64 // throttling answers reported through Throttled
 	Consecutive int    // throttles since the last success
@@ -179,6 +180,27 @@ func (p *Pacer) Take(f Family) (ok bool, wait time.Duration) {
 		return false, max(wait, time.Nanosecond)
 	}
 	s.stats.Taken++
+	return true, 0
+}
+
+// Borrow takes one token from f's bucket even if it is empty, leaving it in
+// debt: the callers after it wait the debt out, so the rate over time stays
+// the bucket's. Only a back-off in force refuses it (with the wait), since
+// the cloud itself said it is over its limit. The controller borrows for
+// the later calls of a step it has started (handover's pass), so a step
+// that needs two calls is not refused the second one on every pass.
+func (p *Pacer) Borrow(f Family) (ok bool, wait time.Duration) {
+	now := p.clk.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.family(f, now)
+	if wait := s.until.Sub(now); wait > 0 {
+		s.stats.Denied++
+		return false, wait
+	}
+	s.lim.Borrow(now)
+	s.stats.Taken++
+	s.stats.Borrowed++
 	return true, 0
 }
 

@@ -409,3 +409,39 @@ func BenchmarkTake(b *testing.B) {
 		})
 	})
 }
+
+// TestBorrowLeavesDebt: Borrow goes ahead from an empty bucket, and the
+// callers after it wait the debt out, so the rate over time is kept.
+func TestBorrowLeavesDebt(t *testing.T) {
+	p, clk := newPacer(t, Config{Buckets: map[Family]Bucket{FamilySnapshot: {Burst: 1, Refill: 10}}})
+	if ok, _ := p.Take(FamilySnapshot); !ok {
+		t.Fatal("first Take refused")
+	}
+	for i := range 3 {
+		if ok, wait := p.Borrow(FamilySnapshot); !ok {
+			t.Fatalf("Borrow %d refused (wait %s)", i, wait)
+		}
+	}
+	// One token refills every 100 ms: the three borrowed, then the one
+	// this Take wants.
+	if ok, wait := p.Take(FamilySnapshot); ok || wait != 400*time.Millisecond {
+		t.Fatalf("Take after 3 borrows = %v, %s; want refused for 400ms", ok, wait)
+	}
+	clk.Advance(400 * time.Millisecond)
+	if ok, _ := p.Take(FamilySnapshot); !ok {
+		t.Fatal("Take refused once the debt was waited out")
+	}
+	if s := p.Stats()[FamilySnapshot]; s.Taken != 5 || s.Borrowed != 3 {
+		t.Errorf("stats %+v, want 5 taken of which 3 borrowed", s)
+	}
+}
+
+// TestBorrowRespectsBackoff: the cloud said it is over its limit, so a
+// borrow waits like everyone else.
+func TestBorrowRespectsBackoff(t *testing.T) {
+	p, _ := newPacer(t, Config{BackoffBase: time.Second, BackoffMax: time.Second, Rand: rand.New(rand.NewPCG(1, 2))})
+	p.Throttled(FamilyDescribe) // this seed draws a back-off above 0
+	if ok, wait := p.Borrow(FamilyDescribe); ok || wait <= 0 {
+		t.Errorf("Borrow during a back-off = %v, %s; want refused with a wait", ok, wait)
+	}
+}

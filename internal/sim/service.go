@@ -96,7 +96,7 @@ type client struct {
 	keys  map[string][]string              // database → keys in ack order
 	// newest is, per database, the highest epoch any write was
 	// acknowledged under: from then on no read may be answered from an
-	// older epoch's data (invariant 8).
+	// older epoch's data (invariant no-stale-reads).
 	newest map[string]int64
 	seq    int
 }
@@ -125,7 +125,7 @@ func (c *client) tick() {
 	for _, name := range slices.Sorted(maps.Keys(w.groups)) {
 		g := w.groups[name]
 		ts := c.targets(g)
-		if slices.ContainsFunc(ts, func(i *instance) bool { return i.id != c.w.excused[g.db] }) {
+		if slices.ContainsFunc(ts, func(i *instance) bool { return c.servesAlone(i, c.w.excused[g.db]) }) {
 			delete(c.w.excused, g.db)
 		}
 		c.checkWriters(g, ts)
@@ -137,7 +137,7 @@ func (c *client) tick() {
 	}
 }
 
-// checkWriters is invariant 3: never two writers for one database.
+// checkWriters is invariant single-writer: never two writers for one database.
 func (c *client) checkWriters(g *group, ts []*instance) {
 	var writers []string
 	for _, i := range ts {
@@ -146,7 +146,7 @@ func (c *client) checkWriters(g *group, ts []*instance) {
 		}
 	}
 	if len(writers) > 1 {
-		c.w.violate("invariant 3: database %s has two writers: %v", g.db, writers)
+		c.w.violate("invariant single-writer: database %s has two writers: %v", g.db, writers)
 	}
 }
 
@@ -155,10 +155,20 @@ func (c *client) checkWriters(g *group, ts []*instance) {
 // successor does not answer (the request fails with 503). broken says
 // whether the simulator itself broke the successor that did not answer.
 func (c *client) resolve(i *instance) (dst *instance, forwarded, broken bool) {
+	dst, forwarded, broken, problem := c.follow(i)
+	if problem != "" {
+		c.w.violate("%s", problem)
+	}
+	return dst, forwarded, broken
+}
+
+// follow is resolve without the verdict: problem says what is wrong with
+// the forwarding, if anything.
+func (c *client) follow(i *instance) (dst *instance, forwarded, broken bool, problem string) {
 	for hop := 0; hop <= fence.MaxForwardHops; hop++ {
 		succ := i.vol.gate.Successor()
 		if succ == "" {
-			return i, hop > 0, false
+			return i, hop > 0, false, ""
 		}
 		host, _, _ := net.SplitHostPort(succ)
 		var next *instance
@@ -168,16 +178,25 @@ func (c *client) resolve(i *instance) (dst *instance, forwarded, broken bool) {
 			}
 		}
 		if next == nil {
-			c.w.violate("%s is retired to %s, which is no instance's address", i.id, succ)
-			return nil, true, false
+			return nil, true, false, fmt.Sprintf("%s is retired to %s, which is no instance's address", i.id, succ)
 		}
 		if !next.answers(c.w) {
-			return nil, true, next.broken || c.w.down[next.zone]
+			return nil, true, next.broken || c.w.down[next.zone], ""
 		}
 		i = next
 	}
-	c.w.violate("forwarding from %s loops", i.id)
-	return nil, true, false
+	return nil, true, false, fmt.Sprintf("forwarding from %s loops", i.id)
+}
+
+// servesAlone reports whether a target other than the one a fault broke
+// answers reads by itself: one that forwards to the broken instance does
+// not, so it does not end the fault's excuse.
+func (c *client) servesAlone(t *instance, excused string) bool {
+	if t.id == excused {
+		return false
+	}
+	dst, _, _, _ := c.follow(t)
+	return dst != nil && dst.id != excused
 }
 
 func (c *client) write(g *group, ts []*instance) {
@@ -216,10 +235,11 @@ func (c *client) write(g *group, ts []*instance) {
 	c.w.stats.WritesAcked++
 }
 
-// read is invariant 7 (reads keep being served), 8 (no read answered from
-// an older epoch's data once a newer one acknowledged a write; fresh says
-// the key is the client's own latest write, read right after its ack) and,
-// online, 2 (every acknowledged write is readable).
+// read checks invariants reads-until-inservice (reads keep being served),
+// no-stale-reads (no read answered from an older epoch's data once a newer
+// one acknowledged a write; fresh says the key is the client's own latest
+// write, read right after its ack) and, online, no-lost-ack (every
+// acknowledged write is readable).
 func (c *client) read(g *group, ts []*instance, key string, fresh bool) {
 	if len(ts) == 0 {
 		if c.w.excused[g.db] != "" {
@@ -232,7 +252,7 @@ func (c *client) read(g *group, ts []*instance, key string, fresh bool) {
 			i := c.w.instances[id]
 			members = append(members, fmt.Sprintf("%s:%s/%s up=%v vol=%v unhealthy=%v unreachable=%v deregistered=%v", id, i.state, i.lifecycle, i.svcUp, i.vol != nil, i.unhealthy, i.unreachable, i.deregistered))
 		}
-		c.w.violate("invariant 7: no instance serves reads for database %s (members %v)", g.db, members)
+		c.w.violate("invariant reads-until-inservice: no instance serves reads for database %s (members %v)", g.db, members)
 		return
 	}
 	target := ts[c.w.rng.IntN(len(ts))]
@@ -243,7 +263,7 @@ func (c *client) read(g *group, ts []*instance, key string, fresh bool) {
 			return
 		}
 		c.w.stats.ReadsFailed++
-		c.w.violate("invariant 7: %s is retired to a successor that does not answer, and the simulator broke neither", target.id)
+		c.w.violate("invariant reads-until-inservice: %s is retired to a successor that does not answer, and the simulator broke neither", target.id)
 		return
 	}
 	if forwarded {
@@ -256,18 +276,18 @@ func (c *client) read(g *group, ts []*instance, key string, fresh bool) {
 		// What the tenant of the field report saw: 404 for a write
 		// acknowledged a moment ago.
 		c.w.stats.StaleReads++
-		c.w.violate("invariant 8: read of its own write %s=%q (acknowledged under epoch %d) from %s (volume %s, epoch %d) returned %q",
+		c.w.violate("invariant no-stale-reads: read of its own write %s=%q (acknowledged under epoch %d) from %s (volume %s, epoch %d) returned %q",
 			key, want.val, want.epoch, i.id, i.vol.id, i.vol.epoch(), got)
 		return
 	case i.vol.epoch() < c.newest[g.db]:
 		// Stale even when the key read happens to be old enough to be
 		// there.
 		c.w.stats.StaleReads++
-		c.w.violate("invariant 8: read of %s answered by %s from epoch %d's data (volume %s) after a write was acknowledged under epoch %d",
+		c.w.violate("invariant no-stale-reads: read of %s answered by %s from epoch %d's data (volume %s) after a write was acknowledged under epoch %d",
 			g.db, i.id, i.vol.epoch(), i.vol.id, c.newest[g.db])
 		return
 	case got != want.val:
-		c.w.violate("invariant 2: read of acknowledged %s=%q from %s (volume %s) returned %q", key, want.val, i.id, i.vol.id, got)
+		c.w.violate("invariant no-lost-ack: read of acknowledged %s=%q from %s (volume %s) returned %q", key, want.val, i.id, i.vol.id, got)
 		return
 	}
 	c.w.stats.ReadsOK++

@@ -3,9 +3,9 @@
 // duplicates, delays and reorders events, throttles and fails API calls,
 // crashes the controller between any two actions and restarts it from the
 // ledger, and kills, sickens or cuts off instances; then it checks the
-// eight invariants of DESIGN.md §3. A client reads back its own fresh
+// eight invariants of docs/design.md. A client reads back its own fresh
 // writes through the load balancer, where old and new instances overlap,
-// so a read answered from an older epoch's data is caught (invariant 8).
+// so a read answered from an older epoch's data is caught (invariant no-stale-reads).
 //
 // Everything runs on one goroutine on a fake clock, so a seed replays
 // exactly. The package must never read the wall clock or start goroutines.
@@ -92,7 +92,7 @@ type Stats struct {
 	ReadsOK, ReadsFailed, ReadsFailedExcused int
 	// FreshReadsOK are reads of the client's own latest write that
 	// returned it; StaleReads are reads answered from an older epoch's
-	// data (each one an invariant 8 violation).
+	// data (each one an invariant no-stale-reads violation).
 	FreshReadsOK, StaleReads int
 	// Retires and Drains count the cutovers' calls; the forwarded counts
 	// are requests a retired instance passed to its successor.
@@ -535,7 +535,7 @@ func (s *sim) checkEpochs() {
 	}
 	for _, d := range dbs {
 		if prev, ok := s.epochs[d.ID]; ok && d.Epoch < prev {
-			s.violate("invariant 1: epoch of database %s went back from %d to %d", d.ID, prev, d.Epoch)
+			s.violate("invariant one-authority: epoch of database %s went back from %d to %d", d.ID, prev, d.Epoch)
 		}
 		s.epochs[d.ID] = d.Epoch
 	}
@@ -578,7 +578,7 @@ func (s *sim) describeMembers(g *group) []string {
 }
 
 // finish lets the old instances go and the sweeper run, then checks the
-// end state: invariants 1, 2, 5 and 6.
+// end state: invariants one-authority, no-lost-ack, no-leaks and replay-safe.
 func (s *sim) finish() {
 	w := s.w
 	for range int((sweepGrace + 2*time.Minute) / tick) {
@@ -590,7 +590,7 @@ func (s *sim) finish() {
 		_ = s.startController()
 	}
 	// The storm passes: the sweeper gets a calm cloud to finish on, since
-	// invariant 5 asks for no leak in the end, not at every instant.
+	// invariant no-leaks asks for no leak in the end, not at every instant.
 	w.crashAt = 0
 	w.f.Throttle, w.f.ServerError = 0, 0
 	for range 3 {
@@ -621,7 +621,7 @@ func (s *sim) finish() {
 		authoritative[d.BaseSnapshot] = true
 		v := w.volumes[d.Volume]
 		if v == nil || v.state == handover.VolumeDeleted {
-			s.violate("invariant 1: authoritative volume %q of %s does not exist", d.Volume, g.db)
+			s.violate("invariant one-authority: authoritative volume %q of %s does not exist", d.Volume, g.db)
 			continue
 		}
 		var holder *instance
@@ -631,14 +631,14 @@ func (s *sim) finish() {
 			}
 		}
 		if holder == nil || holder.vol != v || d.Instance != holder.id {
-			s.violate("invariant 6: database %s: in-service instance %v does not hold authoritative volume %s (ledger says instance %s)", g.db, holder, v.id, d.Instance)
+			s.violate("invariant replay-safe: database %s: in-service instance %v does not hold authoritative volume %s (ledger says instance %s)", g.db, holder, v.id, d.Instance)
 		}
 		if d.Claim != "" {
 			s.violate("database %s is still claimed by %s", g.db, d.Claim)
 		}
 		for _, k := range s.cl.keys[g.db] {
 			if want, got := s.cl.acked[g.db][k].val, v.data[k]; got != want {
-				s.violate("invariant 2: acknowledged write %s=%q is %q on authoritative volume %s", k, want, got, v.id)
+				s.violate("invariant no-lost-ack: acknowledged write %s=%q is %q on authoritative volume %s", k, want, got, v.id)
 				break
 			}
 		}
@@ -646,18 +646,18 @@ func (s *sim) finish() {
 	for _, id := range slices.Sorted(maps.Keys(w.volumes)) {
 		v := w.volumes[id]
 		if v.tags[handover.TagManaged] == "true" && v.state != handover.VolumeDeleted && !authoritative[id] {
-			s.violate("invariant 5: volume %s (%s of migration %s) leaked: %s, attached to %q", id, v.tags[handover.TagPurpose], v.tags[handover.TagMigration], v.state, v.attachedTo)
+			s.violate("invariant no-leaks: volume %s (%s of migration %s) leaked: %s, attached to %q", id, v.tags[handover.TagPurpose], v.tags[handover.TagMigration], v.state, v.attachedTo)
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(w.snapshots)) {
 		sn := w.snapshots[id]
 		if sn.tags[handover.TagManaged] == "true" && !sn.deleted && !authoritative[id] {
-			s.violate("invariant 5: snapshot %s (%s of migration %s) leaked: %s", id, sn.tags[handover.TagPurpose], sn.tags[handover.TagMigration], sn.state)
+			s.violate("invariant no-leaks: snapshot %s (%s of migration %s) leaked: %s", id, sn.tags[handover.TagPurpose], sn.tags[handover.TagMigration], sn.state)
 		}
 	}
 	for _, a := range w.actions {
 		if !a.ended {
-			s.violate("invariant 4: lifecycle action %s of %s never ended", a.token, a.instance)
+			s.violate("invariant hooks-end: lifecycle action %s of %s never ended", a.token, a.instance)
 		}
 	}
 }

@@ -162,9 +162,9 @@ func TestRegressionSeeds(t *testing.T) {
 	}
 }
 
-// TestCheckerCatchesStaleReads guards the invariant 8 checker: with the
+// TestCheckerCatchesStaleReads guards the invariant no-stale-reads checker: with the
 // cutover that lets old and new instances overlap (the ordering before
-// invariant 8), the client reading back its own fresh writes must find a
+// invariant no-stale-reads), the client reading back its own fresh writes must find a
 // read answered from the previous epoch's data within a few seeds. A
 // checker that never fails would pass every seed and prove nothing.
 func TestCheckerCatchesStaleReads(t *testing.T) {
@@ -177,7 +177,7 @@ func TestCheckerCatchesStaleReads(t *testing.T) {
 		}
 		hit := false
 		for _, v := range res.Violations {
-			if !strings.Contains(v, "invariant 8") {
+			if !strings.Contains(v, "invariant no-stale-reads") {
 				continue
 			}
 			hit = true
@@ -192,7 +192,7 @@ func TestCheckerCatchesStaleReads(t *testing.T) {
 		}
 	}
 	if found == 0 || ownWrite == 0 {
-		t.Fatalf("40 seeds with the overlap cutover: %d broke invariant 8, %d by a read of the client's own fresh write; the checker cannot see stale reads", found, ownWrite)
+		t.Fatalf("40 seeds with the overlap cutover: %d broke invariant no-stale-reads, %d by a read of the client's own fresh write; the checker cannot see stale reads", found, ownWrite)
 	}
-	t.Logf("%d of 40 seeds with the overlap cutover broke invariant 8 (%d through a read of the client's own write), e.g. %s", found, ownWrite, example)
+	t.Logf("%d of 40 seeds with the overlap cutover broke invariant no-stale-reads (%d through a read of the client's own write), e.g. %s", found, ownWrite, example)
 }

@@ -478,7 +478,7 @@ func (w *world) advance() {
 		if a.ended || now.Before(a.deadline) {
 			continue
 		}
-		w.violate("invariant 4: lifecycle action %s (%s of %s) timed out without CONTINUE or ABANDON", a.token, a.transition, a.instance)
+		w.violate("invariant hooks-end: lifecycle action %s (%s of %s) timed out without CONTINUE or ABANDON", a.token, a.transition, a.instance)
 		w.endAction(a, handover.ResultAbandon, "heartbeat timeout")
 	}
 	for _, name := range slices.Sorted(maps.Keys(w.groups)) {

@@ -1,4 +1,4 @@
-// Package update is S2 of DESIGN.md: group replacement that knows about
+// Package update is S2 of docs/design.md: group replacement that knows about
 // state. It rolls a launch template version through an Auto Scaling group
 // (rolling), or replaces the whole group by a new one that must collect a
 // success signal from every instance (replace-all), optionally after a
