@@ -157,11 +157,13 @@ go build -o "$work/bin/kvstore" ./examples/kvstore
 if want 1; then
 if [ "$mode" = full ]; then
 	cmd="go run ./bench/writepause --bin $work/bin --sizes 256MiB,1GiB,4GiB${HANDOVER_BENCH_10GIB:+,10GiB} --runs 5"
+	cmd="$cmd && go run ./bench/writepause --bin $work/bin --sizes 256MiB,1GiB --runs 5 --ways precopy --cutovers overlap,retire,drain"
 else
 	cmd="go run ./bench/writepause --bin $work/bin --sizes 256MiB --runs 1"
+	cmd="$cmd && go run ./bench/writepause --bin $work/bin --sizes 256MiB --runs 1 --ways precopy --cutovers overlap,retire,drain"
 fi
 section "1. Write pause during a handover" \
-	"The longest gap between two acknowledged writes of a client writing through the load balancer while the instance is replaced (update scenario), with 1 % of the state changed since the pre-copy; next to handover without the pre-copy, and the baseline a user would script: fence, copy the whole state directory (cp -a) or rsync it onto a copy made before the change, start the service on the copy (its pause measured from the fence to the copy answering /healthz, no load balancer in the way). Medians of the runs. Target: the pre-copy pause flat as the size grows, and at 4 GiB at least 20× shorter than the baseline. HANDOVER_BENCH_10GIB=1 adds 10 GiB." \
+	"The longest gap between two acknowledged writes of a client writing through the load balancer while the instance is replaced (update scenario), with 1 % of the state changed since the pre-copy; next to handover without the pre-copy, and the baseline a user would script: fence, copy the whole state directory (cp -a) or rsync it onto a copy made before the change, start the service on the copy (its pause measured from the fence to the copy answering /healthz, no load balancer in the way). Then the pre-copy handover under each cutover in the same run: overlap (the ordering before invariant no-stale-reads: the new instance takes writes while the old one may still answer), retire (the old instance forwards to the new one, the default) and drain (the old instance deregistered and drained, 5 s deregistration delay, before the new one is unfenced), with the stale reads each saw. Medians of the runs. Target: the pre-copy pause flat as the size grows, and at 4 GiB at least 20× shorter than the baseline. HANDOVER_BENCH_10GIB=1 adds 10 GiB." \
 	"$cmd"
 fi
 
