@@ -318,6 +318,7 @@ func printDemo(w io.Writer, rep DemoReport) {
 		tw.Flush()
 		fmt.Fprintf(w, "write pause:     %d ms\n", r.WritePauseMS)
 		fmt.Fprintf(w, "reads:           %d served, %d failed\n", r.ReadsOK, r.ReadsFailed)
+		fmt.Fprintf(w, "own writes:      %d read back right after their ack, %d stale\n", r.FreshReadsOK, r.StaleReads)
 		onNew := "all on the new instance"
 		if r.WritesLost > 0 {
 			onNew = fmt.Sprintf("%d LOST", r.WritesLost)
@@ -350,6 +351,7 @@ func printDemo(w io.Writer, rep DemoReport) {
 		fmt.Fprintf(w, "handovers:       %d of %d instances\n", r.Handovers, r.Instances)
 		fmt.Fprintf(w, "write pause:     %d ms (longest of one database, as its client saw it; fence to commit %d ms)\n", r.ClientWritePauseMS, r.MaxWritePauseMS)
 		fmt.Fprintf(w, "reads:           %d served, %d failed\n", r.ReadsOK, r.ReadsFailed)
+		fmt.Fprintf(w, "own writes:      %d read back right after their ack, %d stale\n", r.FreshReadsOK, r.StaleReads)
 		onNew := "all on the database's instance"
 		if r.WritesLost > 0 {
 			onNew = fmt.Sprintf("%d LOST", r.WritesLost)
