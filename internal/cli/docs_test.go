@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -140,6 +141,33 @@ func TestDesignInvariants(t *testing.T) {
 			t.Errorf("invariant %s named twice", n)
 		}
 		seen[n] = true
+	}
+	// Comments and messages cite invariants by these names, never by a
+	// number or by a design document outside the repository.
+	cite := regexp.MustCompile(`[Ii]nvariant ([a-z]+(?:-[a-z]+)+)`)
+	stale := regexp.MustCompile(`[Ii]nvariants? [0-9]|DESIGN\.md`)
+	for _, dir := range []string{"../../cmd", "../../internal", "../../examples", "../../bench"} {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+				return err
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range cite.FindAllStringSubmatch(string(src), -1) {
+				if !seen[m[1]] {
+					t.Errorf("%s cites invariant %s, which docs/design.md does not name", path, m[1])
+				}
+			}
+			if loc := stale.FindIndex(src); loc != nil && !strings.HasSuffix(path, "docs_test.go") {
+				t.Errorf("%s cites %q: name the invariant from docs/design.md instead", path, src[loc[0]:loc[1]])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	_, where, ok := strings.Cut(string(b), "## Where each part lives")
 	if !ok {
