@@ -166,13 +166,7 @@ func TestReplaceAllTwelve(t *testing.T) {
 	if u.State != ledger.UpdateSucceeded || u.OldDesired != 12 {
 		t.Fatalf("update %s with N=%d: %s", u.State, u.OldDesired, u.Error)
 	}
-	committed := 0
-	for _, m := range u.Migrations {
-		if m.State == ledger.Committed.String() {
-			committed++
-		}
-	}
-	if committed != 12 {
+	if committed := committedSoon(t, e, u, time.Minute); committed != 12 {
 		t.Errorf("%d handovers committed, want 12", committed)
 	}
 	noProblems(t, "after the update", p.CheckMoved(t.Context(), u.NewGroup, v))
@@ -198,6 +192,30 @@ func TestReplaceAllTwelve(t *testing.T) {
 		t.Errorf("reads: %d ok, %d failed %v", r.ReadsOK, r.ReadsFailed, r.ReadFailures)
 	}
 	noLeaks(t, e)
+}
+
+// committedSoon counts the update's handovers that commit within limit. An
+// update ends once every new instance is in service; a handover past
+// CONTINUE may still be in Unfencing then, committing a moment later.
+func committedSoon(t *testing.T, e *Env, u api.Update, limit time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	committed := 0
+	for _, s := range u.Migrations {
+		for {
+			m, err := e.API().Migration(t.Context(), s.ID)
+			if err == nil && m.State == ledger.Committed.String() {
+				committed++
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Logf("migration %s: %s (%v)", s.ID, m.State, err)
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	return committed
 }
 
 func gap(ts []time.Time) time.Duration {

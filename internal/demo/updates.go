@@ -467,11 +467,22 @@ func (e *Env) RunUpdate(ctx context.Context, scenario string, keys int, progress
 	res.ReadsOK, res.ReadsFailed, res.ReadFailures = tr.ReadsOK, tr.ReadsFailed, tr.ReadFailures
 	res.State, res.NewGroup, res.Phases, res.Migrations = string(u.State), u.NewGroup, u.Timeline, u.Migrations
 	for _, m := range u.Migrations {
-		if m.State == ledger.Committed.String() {
-			res.Handovers++
-		}
-		if d, err := e.API().Migration(ctx, m.ID); err == nil {
-			res.MaxWritePauseMS = max(res.MaxWritePauseMS, writePause(d.Steps).Milliseconds())
+		// The update ends once every new instance is in service; a
+		// handover past CONTINUE may commit a moment after that.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			d, err := e.API().Migration(ctx, m.ID)
+			if err == nil && (d.State == ledger.Committed.String() || d.State == ledger.Aborted.String() || time.Now().After(deadline)) {
+				if d.State == ledger.Committed.String() {
+					res.Handovers++
+				}
+				res.MaxWritePauseMS = max(res.MaxWritePauseMS, writePause(d.Steps).Milliseconds())
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+			sleep(ctx, 250*time.Millisecond)
 		}
 	}
 	if u.State != ledger.UpdateSucceeded {
