@@ -223,26 +223,20 @@ func (c *Controller) toDrain(m *ledger.Migration, note string) (outcome, error) 
 // that someone serves reads, the old one leaves its load balancers; the
 // step waits until it has drained.
 func (c *Controller) stepDraining(ctx context.Context, m *ledger.Migration) (outcome, error) {
-	// Each pass makes one paced call: were it two, a pacer with one token
-	// left per poll would admit the first and refuse the second on every
-	// pass, and the step would never finish.
+	// DrainStarted keeps a later pass from reading the lifecycle again
+	// once the drain began (the pass's calls borrow anyway: see pass).
 	if !m.DrainStarted {
-		var state string
-		err := c.call(ctx, pacing.FamilyAutoScaling, "reading lifecycle state of "+m.Instance, func() (err error) {
-			state, err = c.cloud.GroupInstanceState(ctx, m.Group, m.Instance)
-			return err
-		})
-		switch {
-		case errors.Is(err, ErrNotFound):
-			// The new instance is gone after CONTINUE. The old one must
-			// still stop answering: the database moves on without it
-			// (heal), and unavailable is better than stale.
-		case err != nil:
+		state, past, err := c.pastPending(ctx, m)
+		if err != nil {
 			return outcome{}, err
-		case strings.HasPrefix(state, "Pending"):
+		}
+		if !past {
 			c.log.Debug("new instance not in service yet; the old one keeps serving reads", "migration-id", m.ID, "instance", m.Instance, "lifecycle", state)
 			return stay(c.cfg.PollInterval)
 		}
+		// A new instance gone after CONTINUE (state "") still needs the
+		// old one to stop answering: the database moves on without it
+		// (heal), and unavailable is better than stale.
 		m.DrainStarted = true
 		if err := c.save(ctx, m); err != nil {
 			return outcome{}, err

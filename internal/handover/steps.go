@@ -647,19 +647,31 @@ func (c *Controller) stepCompleting(ctx context.Context, m *ledger.Migration) (o
 // commitInService commits once the new instance is past Pending (in
 // service, or gone).
 func (c *Controller) commitInService(ctx context.Context, m *ledger.Migration) (outcome, error) {
-	var state string
-	err := c.call(ctx, pacing.FamilyAutoScaling, "reading lifecycle state of "+m.Instance, func() (err error) {
+	state, past, err := c.pastPending(ctx, m)
+	switch {
+	case err != nil:
+		return outcome{}, err
+	case !past:
+		return stay(c.cfg.PollInterval)
+	}
+	return c.commit(ctx, m, state)
+}
+
+// pastPending reads the new instance's lifecycle state and reports whether
+// it is past Pending: in service, terminating, or gone from its group
+// (state "").
+func (c *Controller) pastPending(ctx context.Context, m *ledger.Migration) (state string, past bool, err error) {
+	err = c.call(ctx, pacing.FamilyAutoScaling, "reading lifecycle state of "+m.Instance, func() (err error) {
 		state, err = c.cloud.GroupInstanceState(ctx, m.Group, m.Instance)
 		return err
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
+		return "", true, nil
 	case err != nil:
-		return outcome{}, err
-	case state == LifecyclePendingWait || strings.HasPrefix(state, "Pending"):
-		return stay(c.cfg.PollInterval)
+		return "", false, err
 	}
-	return c.commit(ctx, m, state)
+	return state, !strings.HasPrefix(state, "Pending"), nil
 }
 
 // commit makes the new volume authoritative under the next epoch, then
