@@ -19,6 +19,7 @@ import (
 type ELBAPI interface {
 	DeregisterTargets(ctx context.Context, in *elb.DeregisterTargetsInput, opts ...func(*elb.Options)) (*elb.DeregisterTargetsOutput, error)
 	DescribeTargetHealth(ctx context.Context, in *elb.DescribeTargetHealthInput, opts ...func(*elb.Options)) (*elb.DescribeTargetHealthOutput, error)
+	RegisterTargets(ctx context.Context, in *elb.RegisterTargetsInput, opts ...func(*elb.Options)) (*elb.RegisterTargetsOutput, error)
 }
 
 var (
@@ -39,35 +40,12 @@ func (c *Cloud) WithTargets(api ELBAPI) *Cloud {
 // than draining) gets a DeregisterTargets; it is drained once every one
 // reports it unregistered. Classic load balancers are not supported.
 func (c *Cloud) DrainInstance(ctx context.Context, group, instance string) (bool, error) {
-	if group == "" {
-		out, err := c.asg.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{InstanceIds: []string{instance}})
-		if err != nil {
-			return false, fmt.Errorf("finding the group of %s: %w", instance, translate(err))
-		}
-		if len(out.AutoScalingInstances) == 0 {
-			return true, nil // in no group: no group registers it anywhere
-		}
-		group = aws.ToString(out.AutoScalingInstances[0].AutoScalingGroupName)
-	}
-	g, err := c.group(ctx, group)
-	if errors.Is(err, handover.ErrNotFound) {
-		return true, nil
-	}
+	tgs, err := c.targetGroups(ctx, group, instance)
 	if err != nil {
-		return false, err
-	}
-	if len(g.LoadBalancerNames) > 0 {
-		return false, fmt.Errorf("draining %s: group %s uses Classic Load Balancers %v, which the drain cutover does not support; use the retire cutover: %w",
-			instance, group, g.LoadBalancerNames, handover.ErrInvalid)
-	}
-	if len(g.TargetGroupARNs) == 0 {
-		return true, nil
-	}
-	if c.elb == nil {
-		return false, fmt.Errorf("draining %s from group %s's target groups: the controller has no ELBv2 client: %w", instance, group, handover.ErrInvalid)
+		return false, fmt.Errorf("draining %s: %w", instance, err)
 	}
 	drained := true
-	for _, tg := range g.TargetGroupARNs {
+	for _, tg := range tgs {
 		done, err := c.drainFrom(ctx, tg, instance)
 		if err != nil {
 			return false, err
@@ -75,6 +53,58 @@ func (c *Cloud) DrainInstance(ctx context.Context, group, instance string) (bool
 		drained = drained && done
 	}
 	return drained, nil
+}
+
+// UndrainInstance implements handover.Drainer: it registers instance again
+// with every target group of its group (RegisterTargets is a no-op for a
+// target already registered). A target group or instance that is gone
+// needs nothing.
+func (c *Cloud) UndrainInstance(ctx context.Context, group, instance string) error {
+	tgs, err := c.targetGroups(ctx, group, instance)
+	if err != nil {
+		return fmt.Errorf("registering %s again: %w", instance, err)
+	}
+	for _, tg := range tgs {
+		_, err := c.elb.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: aws.String(tg), Targets: []elbtypes.TargetDescription{{Id: aws.String(instance)}}})
+		switch {
+		case isAPICode(err, "TargetGroupNotFound"), isAPICode(err, "InvalidTarget"):
+		case err != nil:
+			return fmt.Errorf("registering %s with target group %s again: %w", instance, tg, translate(err))
+		}
+	}
+	return nil
+}
+
+// targetGroups lists the target groups instance's group (its own group; ""
+// means look it up) registers it with: none for an instance in no group or
+// a group that is gone. Classic load balancers are refused, as is a group
+// with target groups when the cloud has no ELBv2 client.
+func (c *Cloud) targetGroups(ctx context.Context, group, instance string) ([]string, error) {
+	if group == "" {
+		out, err := c.asg.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{InstanceIds: []string{instance}})
+		if err != nil {
+			return nil, fmt.Errorf("finding the group of %s: %w", instance, translate(err))
+		}
+		if len(out.AutoScalingInstances) == 0 {
+			return nil, nil // in no group: no group registers it anywhere
+		}
+		group = aws.ToString(out.AutoScalingInstances[0].AutoScalingGroupName)
+	}
+	g, err := c.group(ctx, group)
+	if errors.Is(err, handover.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(g.LoadBalancerNames) > 0 {
+		return nil, fmt.Errorf("group %s uses Classic Load Balancers %v, which the drain cutover does not support; use the retire cutover: %w",
+			group, g.LoadBalancerNames, handover.ErrInvalid)
+	}
+	if len(g.TargetGroupARNs) > 0 && c.elb == nil {
+		return nil, fmt.Errorf("group %s has target groups, but the controller has no ELBv2 client: %w", group, handover.ErrInvalid)
+	}
+	return g.TargetGroupARNs, nil
 }
 
 // drainFrom deregisters instance from one target group if it is still

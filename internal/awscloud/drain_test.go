@@ -98,6 +98,25 @@ func TestDrainInstance(t *testing.T) {
 	if drained, err := c.DrainInstance(ctx, "kv", id); !drained || err != nil {
 		t.Errorf("DrainInstance again = %v, %v; want drained (safe to repeat)", drained, err)
 	}
+	// A rollback registers it again (twice: safe to repeat).
+	for range 2 {
+		if err := c.UndrainInstance(ctx, "kv", id); err != nil {
+			t.Fatalf("UndrainInstance: %v", err)
+		}
+	}
+	out, err = lb.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: tgARN,
+		Targets: []elbtypes.TargetDescription{{Id: aws.String(id)}}})
+	if err != nil || len(out.TargetHealthDescriptions) != 1 || out.TargetHealthDescriptions[0].TargetHealth.Reason == elbtypes.TargetHealthReasonEnumNotRegistered ||
+		out.TargetHealthDescriptions[0].TargetHealth.State == elbtypes.TargetHealthStateEnumDraining {
+		t.Fatalf("target after UndrainInstance: %+v, %v; want registered again", out, err)
+	}
+	if err := c.UndrainInstance(ctx, "gone", id); err != nil {
+		t.Errorf("UndrainInstance in a group that does not exist = %v, want nothing to do", err)
+	}
+	if _, err := c.DrainInstance(ctx, "kv", id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the second drain to finish", func() (bool, error) { return c.DrainInstance(ctx, "kv", id) })
 	if drained, err := c.DrainInstance(ctx, "gone", id); !drained || err != nil {
 		t.Errorf("DrainInstance in a group that does not exist = %v, %v; want drained", drained, err)
 	}

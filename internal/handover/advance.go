@@ -146,7 +146,8 @@ func (c *Controller) advanceOnce(ctx context.Context, m *ledger.Migration) (bool
 }
 
 // canRollBack: before CONTINUE is decided, a failure can still be undone;
-// after it, the new instance may serve writes and only forward is safe.
+// after it, the new instance may serve writes and only forward is safe
+// (stepDraining alone goes back, for a new instance still fenced).
 func (c *Controller) canRollBack(m *ledger.Migration) bool {
 	return !m.State.Terminal() && m.State != ledger.RollingBack && m.Result != ResultContinue
 }

@@ -36,7 +36,10 @@ import (
 // N+1 anywhere, the old instance's data is still the latest, and the
 // rollback may lift its retirement (see stepRollingBack). After CONTINUE
 // the migration only goes forward, and the old instance is never unfenced
-// or un-retired again (invariant single-writer).
+// or un-retired again (invariant single-writer), with one exception that
+// the same argument allows: under the drain cutover, a new instance that
+// leaves service while the old one drains was still fenced, so Draining
+// rolls back (stepDraining).
 
 // Cutover policies, from the hook metadata's "cutover" or Config.Cutover.
 const (
@@ -108,6 +111,10 @@ type Drainer interface {
 	// Safe to repeat; an instance or group that no longer exists is
 	// drained.
 	DrainInstance(ctx context.Context, group, instance string) (bool, error)
+	// UndrainInstance registers instance again with every target group of
+	// group, for a drain that must be undone. Safe to repeat; an instance
+	// or group that no longer exists needs nothing.
+	UndrainInstance(ctx context.Context, group, instance string) error
 }
 
 // startsFenced reports whether m's new instance starts fenced and waits
@@ -223,20 +230,33 @@ func (c *Controller) toDrain(m *ledger.Migration, note string) (outcome, error) 
 // that someone serves reads, the old one leaves its load balancers; the
 // step waits until it has drained.
 func (c *Controller) stepDraining(ctx context.Context, m *ledger.Migration) (outcome, error) {
-	// DrainStarted keeps a later pass from reading the lifecycle again
-	// once the drain began (the pass's calls borrow anyway: see pass).
+	state, past, err := c.pastPending(ctx, m)
+	if err != nil {
+		return outcome{}, err
+	}
+	if !past {
+		c.log.Debug("new instance not in service yet; the old one keeps serving reads", "migration-id", m.ID, "instance", m.Instance, "lifecycle", state)
+		return stay(c.cfg.PollInterval)
+	}
+	if state != LifecycleInService {
+		// The new instance left service (a failed health check, a zone
+		// outage, a scale-in) before the old one was drained. Going on
+		// would take away the only instance that serves reads. The new
+		// one was fenced throughout, so it never acknowledged a write: the
+		// old instance's data is the latest, and the database goes back to
+		// it as in a rollback before CONTINUE (which also registers the
+		// old one again if the drain began). This is the one way back
+		// after CONTINUE; once the new instance is unfenced there is none.
+		if state == "" {
+			state = "gone from its group"
+		}
+		m.LastError = fmt.Sprintf("new instance %s left service (%s) before the old one was drained: the database stays on %s", m.Instance, state, m.Source)
+		c.log.Warn("new instance left service before the drain ended; rolling back", "migration-id", m.ID, "instance", m.Instance, "lifecycle", state, "source", m.Source)
+		return goTo(ledger.RollingBack, m.LastError)
+	}
 	if !m.DrainStarted {
-		state, past, err := c.pastPending(ctx, m)
-		if err != nil {
-			return outcome{}, err
-		}
-		if !past {
-			c.log.Debug("new instance not in service yet; the old one keeps serving reads", "migration-id", m.ID, "instance", m.Instance, "lifecycle", state)
-			return stay(c.cfg.PollInterval)
-		}
-		// A new instance gone after CONTINUE (state "") still needs the
-		// old one to stop answering: the database moves on without it
-		// (heal), and unavailable is better than stale.
+		// Recorded before the first deregistration, which may land even if
+		// its answer is lost: a rollback then knows to register it again.
 		m.DrainStarted = true
 		if err := c.save(ctx, m); err != nil {
 			return outcome{}, err

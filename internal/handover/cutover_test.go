@@ -176,6 +176,69 @@ func TestDrainCutover(t *testing.T) {
 	e.wantDrainThenUnfence(id)
 }
 
+// TestDrainNewInstanceLeaves: a new instance that leaves service after
+// CONTINUE but before the old one has drained (a zone outage, a failed
+// health check) never took a write, so the database goes back to the old
+// instance, which is registered again if its drain began: draining it
+// would have left no one to serve reads (simulator seeds 5841 and 9762).
+func TestDrainNewInstanceLeaves(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		drainBegun  bool   // the old instance's deregistration started
+		oldState    string // the old instance's lifecycle when it happens
+		wantUndrain bool
+	}{
+		{name: "before the drain", oldState: handover.LifecycleInService},
+		{name: "mid drain", drainBegun: true, oldState: handover.LifecycleInService, wantUndrain: true},
+		{name: "mid drain, old one leaving too", drainBegun: true, oldState: "Terminating:Wait"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.withCutover(handover.CutoverDrain)
+			e.addSource()
+			id := e.launchNew()
+			e.run(id, ledger.Draining)
+			if tc.drainBegun {
+				e.settle() // in service: the drain starts
+				e.poll(id)
+				if got := e.cloud.Drain(oldID); got != "draining" {
+					t.Fatalf("old instance drain %q, want draining", got)
+				}
+			}
+			e.cloud.SetLifecycle(group, newID, "Terminating:Wait")
+			e.cloud.SetLifecycle(group, oldID, tc.oldState)
+			e.poll(id)
+			e.wantState(id, ledger.RollingBack)
+			e.run(id, ledger.Aborted)
+
+			m := e.m(id)
+			if !strings.Contains(m.LastError, "left service") || !strings.Contains(m.LastError, oldID) {
+				t.Errorf("last error %q, want it to say the new instance left and the database stays on %s", m.LastError, oldID)
+			}
+			if got := len(e.cloud.CallsOf("UndrainInstance")) > 0; got != tc.wantUndrain {
+				t.Errorf("old instance registered again = %v, want %v (calls %q)", got, tc.wantUndrain, e.cloud.CallsOf("UndrainInstance"))
+			}
+			if tc.wantUndrain && e.cloud.Drain(oldID) != "" {
+				t.Errorf("old instance drain %q after the rollback, want none", e.cloud.Drain(oldID))
+			}
+			if unfencedNewAt(e.svc.Calls) >= 0 {
+				t.Fatalf("the new instance was unfenced: %q", e.svc.Calls)
+			}
+			if st := e.svc.Gate(oldIP).State(); st != (fence.State{Epoch: epoch + 1}) {
+				t.Fatalf("old instance gate %+v, want open under %d", st, epoch+1)
+			}
+			if db := e.db(); db.Instance != oldID || db.Epoch != epoch || db.Claim != "" {
+				t.Fatalf("database %+v, want back on %s at epoch %d, unclaimed", *db, oldID, epoch)
+			}
+			for _, v := range e.cloud.Volumes() {
+				if v.ID != e.db().Volume && !e.cloud.Deleted(v.ID) {
+					t.Errorf("volume %s left behind by the rollback", v.ID)
+				}
+			}
+		})
+	}
+}
+
 // TestCutoverOnePacedCallPerPass: under a busy controller's pacing, one
 // token per API family per pass, every cutover still finishes. A step
 // that spent a family's only token on its first call and was paced on its

@@ -68,6 +68,18 @@ func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (
 		}
 	}
 
+	// A drain that began (after CONTINUE: see stepDraining) is undone
+	// before the unfence, so the old instance serves reads again first.
+	if m.DrainStarted {
+		if err := c.undrainSource(ctx, m, db); err != nil {
+			return outcome{}, err
+		}
+		m.DrainStarted = false
+		if err := c.save(ctx, m); err != nil {
+			return outcome{}, err
+		}
+	}
+
 	// Unfence first: once the hook is abandoned the new instance can never
 	// serve, so writes may resume at once; the clean-up can take its time.
 	//
@@ -128,6 +140,37 @@ func (c *Controller) stepRollingBack(ctx context.Context, m *ledger.Migration) (
 		return stay(c.cfg.RetryBase)
 	}
 	return goTo(ledger.Aborted, "rolled back: "+m.LastError)
+}
+
+// undrainSource registers the source with its load balancers again, if it
+// is still in service in its group: one on its way out (Terminating) was
+// taken out by Auto Scaling, and must stay out.
+func (c *Controller) undrainSource(ctx context.Context, m *ledger.Migration, db *ledger.Database) error {
+	d, ok := c.cloud.(Drainer)
+	if !ok {
+		return nil // it never drained: Draining needs a Drainer
+	}
+	group := db.Group
+	if group == "" {
+		group = m.Group
+	}
+	var state string
+	err := c.call(ctx, pacing.FamilyAutoScaling, "reading lifecycle state of "+m.Source, func() (err error) {
+		state, err = c.cloud.GroupInstanceState(ctx, group, m.Source)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case state != LifecycleInService:
+		c.log.Info("old instance left service; not registering it again", "migration-id", m.ID, "instance", m.Source, "lifecycle", state)
+		return nil
+	}
+	return c.call(ctx, pacing.FamilyAutoScaling, "registering "+m.Source+" with its load balancers again", func() error {
+		return d.UndrainInstance(ctx, group, m.Source)
+	})
 }
 
 // dropVolume detaches (if needed) and deletes a volume this migration

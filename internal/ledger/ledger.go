@@ -245,8 +245,8 @@ type Migration struct {
 	// writes, so a repeated pass does not need it to answer again.
 	NewUnfenced bool `json:"new_unfenced,omitempty"`
 	// DrainStarted records that Draining saw the new instance in service
-	// and began taking the old one out of its load balancers, so later
-	// passes spend their one paced call on the drain alone.
+	// and began taking the old one out of its load balancers (recorded
+	// before the first call), so a rollback knows to register it again.
 	DrainStarted bool `json:"drain_started,omitempty"`
 
 	PreCopySnapshot string     `json:"pre_copy_snapshot,omitempty"`

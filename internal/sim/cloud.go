@@ -395,6 +395,18 @@ func (c fakeCloud) DrainInstance(_ context.Context, group, instance string) (boo
 	return !c.w.clk.Now().Before(i.drainUntil), nil
 }
 
+// UndrainInstance puts the instance back in its load balancer.
+func (c fakeCloud) UndrainInstance(_ context.Context, group, instance string) error {
+	if err := c.enter(pacing.FamilyAutoScaling, "RegisterTargets"); err != nil {
+		return err
+	}
+	defer c.leave()
+	if i, ok := c.w.instances[instance]; ok {
+		i.deregistered, i.drainUntil = false, time.Time{}
+	}
+	return nil
+}
+
 func (c fakeCloud) WaitingActions(_ context.Context) ([]handover.WaitingAction, error) {
 	if err := c.enter(pacing.FamilyAutoScaling, "DescribeAutoScalingGroups"); err != nil {
 		return nil, err

@@ -141,6 +141,8 @@ func TestRegressionSeeds(t *testing.T) {
 		seed uint64
 		why  string
 	}{
+		{5841, "drain cutover: the new instance left service (zone outage) after CONTINUE, and the drain took away the only instance serving reads"},
+		{9762, "as 5841, with the zone outage after the drain's first deregistration failed: the old instance must be registered again"},
 		{24840, "terminate-hold heartbeats starved by other Auto Scaling calls"},
 		{26527, "a launch adopted by reconcile got its first heartbeat a whole interval late"},
 		{30795, "commit landed, releasing the held termination failed, and the dead new instance's replacement committed the next epoch: the migration retried its lost claim forever"},

@@ -814,6 +814,18 @@ func (c *Cloud) DrainInstance(_ context.Context, group, instance string) (bool, 
 	return c.drains[instance] == "drained", nil
 }
 
+// UndrainInstance implements handover.Drainer: the instance is back in its
+// load balancers. Call: "UndrainInstance group instance".
+func (c *Cloud) UndrainInstance(_ context.Context, group, instance string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.enter("UndrainInstance", group, instance); err != nil {
+		return err
+	}
+	delete(c.drains, instance)
+	return nil
+}
+
 // FinishDrain ends the drain of an instance DrainInstance started.
 func (c *Cloud) FinishDrain(instance string) {
 	c.mu.Lock()
