@@ -93,11 +93,14 @@ func runAs() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-// Command returns program (a name in b.Dir) with args, to run in dir as
+// Command returns program (a name in b.Dir, or an absolute path) with args, to run in dir as
 // b's user with a clean environment. dir is also HOME: the caller's
 // working directory may be closed to the postgres user.
 func (b Bin) Command(dir, program string, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(b.Dir, program), args...)
+	if !filepath.IsAbs(program) {
+		program = filepath.Join(b.Dir, program)
+	}
+	cmd := exec.Command(program, args...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "LC_ALL=C", "TZ=UTC"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: b.Cred}
