@@ -6,18 +6,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/handover-dev/handover/internal/localcloud/faults"
+	"github.com/handover-dev/handover/internal/testenv"
 )
 
 // TestQueryVersionIsCheckedAlike: every Query-protocol service answers an
 // API version it does not speak with the same error, InvalidAction, as
 // AWS's services do ("Could not find operation … for version …").
 func TestQueryVersionIsCheckedAlike(t *testing.T) {
-	c, err := New(Config{DataDir: postgresReachableDir(t)})
+	c, err := New(Config{DataDir: testenv.OpenTempDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestRDSThroughTheRouter(t *testing.T) {
 	if os.Getenv("HANDOVER_SKIP_POSTGRES") == "1" {
 		t.Skip("HANDOVER_SKIP_POSTGRES=1")
 	}
-	c, err := New(Config{DataDir: postgresReachableDir(t)})
+	c, err := New(Config{DataDir: testenv.OpenTempDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,20 +104,4 @@ func (c cli) try(args ...string) (string, error) {
 	cmd.Env = c.env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// postgresReachableDir is a data directory the postgres user (which runs
-// RDS's servers when the tests run as root) can enter; t.TempDir's parent
-// is closed to it.
-func postgresReachableDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "handover-lc-rds-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
 }

@@ -51,7 +51,7 @@ func newTestQuery(faults *fakeFaults, before error) (*Query[any], *[]string) {
 // client sees.
 func TestQueryDispatch(t *testing.T) {
 	for _, tc := range []struct {
-		name, method, body string
+		name, method, body  string
 		faultErr, beforeErr error
 		wantStatus          int
 		wantCode            string // "" for success

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/handover-dev/handover/internal/localcloud/faults"
+	"github.com/handover-dev/handover/internal/testenv"
 )
 
 const (
@@ -38,27 +39,12 @@ type env struct {
 	faults *faults.Injector
 }
 
-// tempDir is a directory the postgres user can enter (t.TempDir's parent
-// is 0700), removed when t ends.
-func tempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "handover-rds-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	if os.Getenv(skipEnv) == "1" {
 		t.Skipf("%s=1: skipping a test that needs PostgreSQL", skipEnv)
 	}
-	e := &env{t: t, dir: tempDir(t), faults: faults.New(1)}
+	e := &env{t: t, dir: testenv.OpenTempDir(t), faults: faults.New(1)}
 	e.open()
 	t.Cleanup(e.close)
 	return e
