@@ -51,7 +51,9 @@ func TestReplicaCommands(t *testing.T) {
 		Engine: aws.String("postgres"), MasterUsername: aws.String("app"), MasterUserPassword: aws.String(masterPW), DBName: aws.String("app"), BackupRetentionPeriod: aws.Int32(1)}); err != nil {
 		t.Fatal(err)
 	}
-	w := awsrds.NewDBInstanceAvailableWaiter(client, func(o *awsrds.DBInstanceAvailableWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, 100*time.Millisecond })
+	w := awsrds.NewDBInstanceAvailableWaiter(client, func(o *awsrds.DBInstanceAvailableWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 100*time.Millisecond
+	})
 	out, err := w.WaitForOutput(ctx, &awsrds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("app-db")}, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +110,9 @@ func TestReplicaCommands(t *testing.T) {
 		ReplicaCreated bool `json:"replica_created"`
 		Drift          int
 		Password       string `json:"generated_password"`
-		Role           struct{ Changes []struct{ What, State string } }
+		Role           struct {
+			Changes []struct{ What, State string }
+		}
 	}
 	if err := json.Unmarshal([]byte(stdout), &created); err != nil {
 		t.Fatalf("%v\n%s", err, stdout)
