@@ -34,8 +34,9 @@ type CreateResult struct {
 	Role           *RoleResult `json:"role"`
 }
 
-// ErrBadInput is returned, wrapped, for requests that cannot succeed as
-// given (unknown source, taken id, another engine). Not worth retrying.
+// ErrBadInput matches the errors of requests that cannot succeed as given
+// (unknown source, taken id, another engine, a taken role name). Not
+// worth retrying.
 var ErrBadInput = errors.New("bad input")
 
 // Create makes the replica (or finds the one an earlier run made), waits
@@ -45,16 +46,16 @@ var ErrBadInput = errors.New("bad input")
 func (t *Tool) Create(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
 	src, err := t.describe(ctx, opts.Source)
 	if IsNotFound(err) {
-		return nil, fmt.Errorf("source DB instance %s not found: check --source, and --region or --endpoint-url: %w", opts.Source, ErrBadInput)
+		return nil, badInput("source DB instance %s not found: check --source, and --region or --endpoint-url", opts.Source)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if e := aws.ToString(src.Engine); e != "postgres" {
-		return nil, fmt.Errorf("source %s runs %s; handover replica makes PostgreSQL replicas only (engine postgres): %w", opts.Source, e, ErrBadInput)
+		return nil, badInput("source %s runs %s; handover replica makes PostgreSQL replicas only (engine postgres)", opts.Source, e)
 	}
 	if s := aws.ToString(src.ReadReplicaSourceDBInstanceIdentifier); s != "" {
-		return nil, fmt.Errorf("source %s is itself a replica of %s: make the replica of %s, where the role must be made anyway: %w", opts.Source, s, s, ErrBadInput)
+		return nil, badInput("source %s is itself a replica of %s: make the replica of %s, where the role must be made anyway", opts.Source, s, s)
 	}
 	if st := aws.ToString(src.DBInstanceStatus); st != "available" {
 		return nil, fmt.Errorf("source %s is %s; try again when it is available", opts.Source, st)
@@ -66,7 +67,7 @@ func (t *Tool) Create(ctx context.Context, opts CreateOptions) (*CreateResult, e
 		if db := aws.ToString(src.DBName); db != "" {
 			opts.Role.Databases = []string{db}
 		} else {
-			return nil, fmt.Errorf("source %s has no initial database: name the databases with --database: %w", opts.Source, ErrBadInput)
+			return nil, badInput("source %s has no initial database: name the databases with --database", opts.Source)
 		}
 	}
 
@@ -78,7 +79,7 @@ func (t *Tool) Create(ctx context.Context, opts CreateOptions) (*CreateResult, e
 	case err != nil:
 		return nil, err
 	case aws.ToString(existing.ReadReplicaSourceDBInstanceIdentifier) != opts.Source:
-		return nil, fmt.Errorf("DB instance %s already exists and is not a read replica of %s: choose another --replica: %w", opts.Replica, opts.Source, ErrBadInput)
+		return nil, badInput("DB instance %s already exists and is not a read replica of %s: choose another --replica", opts.Replica, opts.Source)
 	}
 	created := IsNotFound(err)
 
@@ -96,7 +97,7 @@ func (t *Tool) Create(ctx context.Context, opts CreateOptions) (*CreateResult, e
 	}
 	c.Close(context.Background())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", err, ErrBadInput)
+		return nil, err // a taken name is bad input already (ErrRoleTaken)
 	}
 
 	if created {
@@ -113,7 +114,7 @@ func (t *Tool) Create(ctx context.Context, opts CreateOptions) (*CreateResult, e
 		t.say("creating read replica %s of %s", opts.Replica, opts.Source)
 		if _, err := t.RDS.CreateDBInstanceReadReplica(ctx, in); err != nil {
 			if apiCode(err) == "DBInstanceAlreadyExists" {
-				return nil, fmt.Errorf("DB instance %s already exists: choose another --replica: %w", opts.Replica, ErrBadInput)
+				return nil, badInput("DB instance %s already exists: choose another --replica", opts.Replica)
 			}
 			return nil, fmt.Errorf("creating read replica %s of %s: %w", opts.Replica, opts.Source, err)
 		}
@@ -143,7 +144,7 @@ func (t *Tool) Promote(ctx context.Context, id string) (types.DBInstance, error)
 		return inst, err
 	}
 	if aws.ToString(inst.ReadReplicaSourceDBInstanceIdentifier) == "" {
-		return inst, fmt.Errorf("DB instance %s is not a read replica: nothing to promote: %w", id, ErrBadInput)
+		return inst, badInput("DB instance %s is not a read replica: nothing to promote", id)
 	}
 	t.say("promoting %s (replica of %s)", id, aws.ToString(inst.ReadReplicaSourceDBInstanceIdentifier))
 	if _, err := t.RDS.PromoteReadReplica(ctx, &rds.PromoteReadReplicaInput{DBInstanceIdentifier: aws.String(id)}); err != nil {
@@ -167,7 +168,7 @@ func (t *Tool) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	if aws.ToString(inst.ReadReplicaSourceDBInstanceIdentifier) == "" {
-		return fmt.Errorf("DB instance %s is not a read replica; handover replica delete deletes replicas only (use the RDS API, with its final-snapshot choice, for a primary): %w", id, ErrBadInput)
+		return badInput("DB instance %s is not a read replica; handover replica delete deletes replicas only (use the RDS API, with its final-snapshot choice, for a primary)", id)
 	}
 	t.say("deleting read replica %s", id)
 	if _, err := t.RDS.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String(id), SkipFinalSnapshot: aws.Bool(true)}); err != nil {

@@ -80,6 +80,28 @@ func (t *Tool) poll() time.Duration {
 	return t.PollInterval
 }
 
+// inputError is a refusal of the request as given: its message says what
+// to change, and errors.Is matches ErrBadInput (and, for a role name,
+// ErrRoleTaken) without their text being appended.
+type inputError struct {
+	msg  string
+	role bool
+}
+
+func (e *inputError) Error() string { return e.msg }
+
+func (e *inputError) Is(target error) bool {
+	return target == ErrBadInput || e.role && target == ErrRoleTaken
+}
+
+func badInput(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+func roleTaken(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...), role: true}
+}
+
 // ErrNotFound is returned, wrapped, when a DB instance does not exist.
 var ErrNotFound = errors.New("DB instance not found")
 

@@ -52,7 +52,8 @@ type RoleOptions struct {
 
 // RoleResult is what EnsureRole did.
 type RoleResult struct {
-	Login, Group string
+	Login string `json:"login"`
+	Group string `json:"group"`
 	// Generated is a password this run generated; the caller shows it
 	// once or writes it to a file. Never logged.
 	Generated string `json:"-"`
@@ -76,8 +77,9 @@ func (r *RoleResult) Drift() int {
 
 const userSchemaCond = `n.nspname NOT IN ` + `('pg_catalog', 'information_schema', 'pg_toast')` + ` AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'`
 
-// ErrRoleTaken is returned, wrapped, when the role name belongs to a role
-// this package did not make. Not worth retrying with the same name.
+// ErrRoleTaken matches the error returned when the role name belongs to a
+// role this package did not make (it is bad input too). Not worth
+// retrying with the same name.
 var ErrRoleTaken = errors.New("role name taken")
 
 // checkRoleName refuses a name held by a role this package did not make:
@@ -97,12 +99,12 @@ func checkRoleName(ctx context.Context, c *pgx.Conn, name string) error {
 	case err != nil:
 		return fmt.Errorf("looking up role %s: %w", name, err)
 	case super:
-		return fmt.Errorf("role %s exists and is a superuser: choose another --role: %w", name, ErrRoleTaken)
+		return roleTaken("role %s exists and is a superuser: choose another --role", name)
 	case !ours:
 		if attrs != "" {
 			attrs = " (" + attrs + ")"
 		}
-		return fmt.Errorf("role %s exists%s and was not made by handover replica; it is left alone: choose another --role: %w", name, attrs, ErrRoleTaken)
+		return roleTaken("role %s exists%s and was not made by handover replica; it is left alone: choose another --role", name, attrs)
 	}
 	return nil
 }
@@ -203,7 +205,7 @@ func EnsureRole(ctx context.Context, connect func(ctx context.Context, db string
 		}
 	}
 	if strings.EqualFold(opts.Role, master) {
-		return nil, fmt.Errorf("--role %s is the master user: choose another name: %w", opts.Role, ErrRoleTaken)
+		return nil, roleTaken("--role %s is the master user: choose another name", opts.Role)
 	}
 	var loginExists bool
 	if err := first.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, names.Login).Scan(&loginExists); err != nil {

@@ -58,10 +58,16 @@ func (e *env) open() {
 		e.t.Fatal(err)
 	}
 	e.svc = svc
-	e.srv = httptest.NewServer(svc)
-	e.client = awsrds.New(awsrds.Options{
+	e.srv = newHTTPServer(svc)
+	e.client = newClient(e.srv.URL)
+}
+
+func newHTTPServer(svc *Service) *httptest.Server { return httptest.NewServer(svc) }
+
+func newClient(endpoint string) *awsrds.Client {
+	return awsrds.New(awsrds.Options{
 		Region:       testRegion,
-		BaseEndpoint: aws.String(e.srv.URL),
+		BaseEndpoint: aws.String(endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 	})
 }
