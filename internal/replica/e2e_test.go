@@ -51,7 +51,7 @@ func TestReplicaEndToEnd(t *testing.T) {
 			{"unknown source", func(o *CreateOptions) { o.Source = "no-such-db" }, "not found"},
 			{"replica id taken by a primary", func(o *CreateOptions) { o.Replica = "shop-db" }, "not a read replica of"},
 			{"role name of a superuser", func(o *CreateOptions) { o.Role.Role = "rdsadmin" }, "is a superuser"},
-			{"role name of someone else's role", func(o *CreateOptions) { o.Role.Role = "writer" }, "not made by handover replica"},
+			{"role name of someone else's role", func(o *CreateOptions) { o.Role.Role = "writer" }, "not one of the read-only roles handover makes"},
 			{"unknown database", func(o *CreateOptions) { o.Role.Databases = []string{"nope"} }, "nope"},
 		} {
 			o := opts

@@ -104,7 +104,7 @@ func checkRoleName(ctx context.Context, c *pgx.Conn, name string) error {
 		if attrs != "" {
 			attrs = " (" + attrs + ")"
 		}
-		return roleTaken("role %s exists%s and was not made by handover replica; it is left alone: choose another --role", name, attrs)
+		return roleTaken("role %s exists%s and is not one of the read-only roles handover makes; it is left alone: choose another --role", name, attrs)
 	}
 	return nil
 }

@@ -223,7 +223,7 @@ func (s *Service) doReplica(ctx context.Context, ri string) error {
 		s.mu.Unlock()
 		return fmt.Errorf("source %s is gone", inst.Source)
 	}
-	srcRI := src.ResourceID
+	srcRI, name := src.ResourceID, inst.ID
 	s.mu.Unlock()
 	srcSrv, err := s.ensureServer(ctx, srcRI)
 	if err != nil {
@@ -239,16 +239,24 @@ func (s *Service) doReplica(ctx context.Context, ri string) error {
 	if err := s.pg.prepare(l); err != nil {
 		return err
 	}
+	start := time.Now()
 	if err := s.pg.baseBackup(ctx, srcSrv, l.data(), slot, true); err != nil {
 		_ = dropSlot(context.Background(), srcSrv, slot)
 		return err
 	}
+	copied := time.Now()
 	srv, err := s.ensureServer(ctx, ri)
 	if err != nil {
 		_ = dropSlot(context.Background(), srcSrv, slot)
 		return err
 	}
-	return waitStreaming(ctx, srv, streamTimeout)
+	started := time.Now()
+	if err := waitStreaming(ctx, srv, streamTimeout); err != nil {
+		return err
+	}
+	s.log.Info("read replica streaming", "db-instance", name, "base-backup", copied.Sub(start).Round(time.Millisecond),
+		"start", started.Sub(copied).Round(time.Millisecond), "until-streaming", time.Since(started).Round(time.Millisecond))
+	return nil
 }
 
 // waitStreaming waits until srv is a standby whose WAL receiver streams.

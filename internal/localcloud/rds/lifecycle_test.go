@@ -311,6 +311,26 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("a server that dies is booted again", func(t *testing.T) {
+		e.svc.mu.Lock()
+		srv := e.svc.servers[e.svc.st.Instances["orders-copy"].ResourceID]
+		e.svc.mu.Unlock()
+		if err := srv.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-srv.done
+		eventually(t, "orders-copy serves again", func() error {
+			inst := e.describe("orders-copy")
+			c, err := dial(t, inst, masterUser, "second-Secret2", "orders")
+			if err != nil {
+				return err
+			}
+			defer c.Close(context.Background())
+			var n int64
+			return c.QueryRow(ctx(t), `SELECT count(*) FROM items`).Scan(&n)
+		})
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string
