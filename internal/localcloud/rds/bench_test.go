@@ -215,7 +215,9 @@ func BenchmarkCreateToAvailable(b *testing.B) {
 		if _, err := e.client.DeleteDBInstance(ctx, &awsrds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String(id), SkipFinalSnapshot: aws.Bool(true)}); err != nil {
 			b.Fatal(err)
 		}
-		w := awsrds.NewDBInstanceDeletedWaiter(e.client, func(o *awsrds.DBInstanceDeletedWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, 20*time.Millisecond })
+		w := awsrds.NewDBInstanceDeletedWaiter(e.client, func(o *awsrds.DBInstanceDeletedWaiterOptions) {
+			o.MinDelay, o.MaxDelay = 20*time.Millisecond, 20*time.Millisecond
+		})
 		if err := w.Wait(ctx, &awsrds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, 5*time.Minute); err != nil {
 			b.Fatal(err)
 		}
