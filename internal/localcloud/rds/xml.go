@@ -170,7 +170,11 @@ func (s *Service) toXML(inst *instance, repl replState, haveRepl bool) xmlInstan
 	if inst.Status == statusCreating {
 		x.Created = ""
 	}
-	if inst.Status == statusAvailable {
+	// The endpoint is there once the instance has been available and its
+	// server runs: not while it is created, rebooted or deleted, but
+	// during a snapshot or a promotion, as on RDS.
+	switch inst.Status {
+	case statusAvailable, statusBackingUp, statusModifying:
 		x.Endpoint = &xmlEndpoint{Address: "127.0.0.1", Port: inst.Port, HostedZoneID: "Z2R2ITUGPM61AM"}
 	}
 	for _, sg := range inst.SGs {
