@@ -180,7 +180,7 @@ func newFault(stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	add.Flags().StringVar(&req.Service, "service", "", "ec2, autoscaling, elasticloadbalancing, sqs, s3 — or events for event faults")
+	add.Flags().StringVar(&req.Service, "service", "", "ec2, autoscaling, elasticloadbalancing, sqs, s3, rds — or events for event faults")
 	add.Flags().StringVar(&req.Action, "action", "", "API action (CreateSnapshot) or, for events, the detail-type; empty: all")
 	add.Flags().StringVar(&req.Kind, "kind", "", "throttle, error, latency, slow-snapshot, fail-snapshot (API) or drop, duplicate, delay, reorder (events)")
 	add.Flags().Float64Var(&req.Rate, "rate", 0, "chance a matching call is hit (default 1)")
