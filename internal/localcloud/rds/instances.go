@@ -60,26 +60,11 @@ func (s *Service) createDBInstance(_ context.Context, v awsproto.Values) (any, e
 	if err != nil {
 		return nil, err
 	}
-	protected, err := v.Bool("DeletionProtection", false)
+	pl, err := s.placementParams(v)
 	if err != nil {
 		return nil, err
 	}
-	port, err := s.portParam(v)
-	if err != nil {
-		return nil, err
-	}
-	zone, err := s.zoneParam(v)
-	if err != nil {
-		return nil, err
-	}
-	sgs, err := securityGroups(v)
-	if err != nil {
-		return nil, err
-	}
-	tg, err := tags(v)
-	if err != nil {
-		return nil, err
-	}
+	port := pl.port
 	verifier, err := pgpass.Verifier(password)
 	if err != nil {
 		return nil, awsproto.Internal("%v", err)
@@ -97,8 +82,8 @@ func (s *Service) createDBInstance(_ context.Context, v awsproto.Values) (any, e
 	}
 	inst := &instance{
 		ID: id, ResourceID: newResourceID("db-"), Class: class, Engine: "postgres", Version: s.pg.version,
-		Master: master, DBName: dbName, Port: port, Storage: storage, Retention: retention, Protected: protected,
-		Zone: zone, SGs: sgs, Tags: tg, Created: s.now(), Status: statusCreating, Job: jobCreate, Verifier: verifier,
+		Master: master, DBName: dbName, Port: port, Storage: storage, Retention: retention, Protected: pl.protected,
+		Zone: pl.zone, SGs: pl.sgs, Tags: pl.tags, Created: s.now(), Status: statusCreating, Job: jobCreate, Verifier: verifier,
 	}
 	s.st.Instances[id] = inst
 	s.changedLocked()
@@ -134,6 +119,36 @@ func retentionParam(v awsproto.Values, def int) (int, error) {
 		return 0, invalid("The parameter BackupRetentionPeriod must be between 0 and 35 (days); got %d.", n)
 	}
 	return n, nil
+}
+
+// placement is what CreateDBInstance, CreateDBInstanceReadReplica and
+// RestoreDBInstanceFromDBSnapshot all take about where and how the new
+// instance runs.
+type placement struct {
+	port      int // 0: pick a free one
+	zone      string
+	sgs       []string
+	tags      []tag
+	protected bool
+}
+
+func (s *Service) placementParams(v awsproto.Values) (placement, error) {
+	var pl placement
+	var err error
+	if pl.port, err = s.portParam(v); err != nil {
+		return pl, err
+	}
+	if pl.zone, err = s.zoneParam(v); err != nil {
+		return pl, err
+	}
+	if pl.sgs, err = securityGroups(v); err != nil {
+		return pl, err
+	}
+	if pl.tags, err = tags(v); err != nil {
+		return pl, err
+	}
+	pl.protected, err = v.Bool("DeletionProtection", false)
+	return pl, err
 }
 
 // portParam reads Port: honoured when free on this machine, since every
@@ -272,26 +287,11 @@ func (s *Service) createReadReplica(_ context.Context, v awsproto.Values) (any, 
 	if err != nil {
 		return nil, err
 	}
-	port, err := s.portParam(v)
+	pl, err := s.placementParams(v)
 	if err != nil {
 		return nil, err
 	}
-	zone, err := s.zoneParam(v)
-	if err != nil {
-		return nil, err
-	}
-	sgs, err := securityGroups(v)
-	if err != nil {
-		return nil, err
-	}
-	tg, err := tags(v)
-	if err != nil {
-		return nil, err
-	}
-	protected, err := v.Bool("DeletionProtection", false)
-	if err != nil {
-		return nil, err
-	}
+	port := pl.port
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	src, ok := s.st.Instances[srcID]
@@ -322,8 +322,8 @@ func (s *Service) createReadReplica(_ context.Context, v awsproto.Values) (any, 
 	}
 	inst := &instance{
 		ID: id, ResourceID: newResourceID("db-"), Class: class, Engine: src.Engine, Version: src.Version,
-		Master: src.Master, DBName: src.DBName, Port: port, Storage: src.Storage, Retention: 0, Protected: protected,
-		Zone: zone, SGs: sgs, Tags: tg, Created: s.now(), Status: statusCreating, Job: jobReplica, Source: srcID,
+		Master: src.Master, DBName: src.DBName, Port: port, Storage: src.Storage, Retention: 0, Protected: pl.protected,
+		Zone: pl.zone, SGs: pl.sgs, Tags: pl.tags, Created: s.now(), Status: statusCreating, Job: jobReplica, Source: srcID,
 	}
 	if len(inst.SGs) == 0 {
 		inst.SGs = append([]string(nil), src.SGs...)

@@ -174,26 +174,11 @@ func (s *Service) restoreFromSnapshot(_ context.Context, v awsproto.Values) (any
 	if e := v.Get("Engine"); e != "" && e != "postgres" {
 		return nil, invalid("Invalid DB engine: %s. The snapshot is of postgres; this local cloud runs PostgreSQL only.", truncate(e, 32))
 	}
-	port, err := s.portParam(v)
+	pl, err := s.placementParams(v)
 	if err != nil {
 		return nil, err
 	}
-	zone, err := s.zoneParam(v)
-	if err != nil {
-		return nil, err
-	}
-	sgs, err := securityGroups(v)
-	if err != nil {
-		return nil, err
-	}
-	tg, err := tags(v)
-	if err != nil {
-		return nil, err
-	}
-	protected, err := v.Bool("DeletionProtection", false)
-	if err != nil {
-		return nil, err
-	}
+	port := pl.port
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sn, ok := s.st.Snapshots[snapID]
@@ -221,8 +206,8 @@ func (s *Service) restoreFromSnapshot(_ context.Context, v awsproto.Values) (any
 	}
 	inst := &instance{
 		ID: id, ResourceID: newResourceID("db-"), Class: class, Engine: sn.Engine, Version: sn.Version, Master: sn.Master,
-		DBName: sn.DBName, Port: port, Storage: sn.Storage, Retention: retention, Protected: protected, Zone: zone,
-		SGs: sgs, Tags: tg, Created: s.now(), Status: statusCreating, Job: jobRestore, FromSnapshot: snapID,
+		DBName: sn.DBName, Port: port, Storage: sn.Storage, Retention: retention, Protected: pl.protected, Zone: pl.zone,
+		SGs: pl.sgs, Tags: pl.tags, Created: s.now(), Status: statusCreating, Job: jobRestore, FromSnapshot: snapID,
 	}
 	s.st.Instances[id] = inst
 	s.changedLocked()
