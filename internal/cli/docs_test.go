@@ -18,7 +18,7 @@ import (
 func TestDocsUseRealFlags(t *testing.T) {
 	// Pages that show commands in code blocks; the others may name
 	// commands only in their text (inline code, checked as well).
-	withBlocks := []string{"README.md", "deploy-aws.md", "updates.md"}
+	withBlocks := []string{"README.md", "deploy-aws.md", "updates.md", "replicas.md"}
 	for _, doc := range docPages(t) {
 		t.Run(filepath.Base(doc), func(t *testing.T) {
 			cmds := handoverCommands(t, doc)
@@ -199,6 +199,8 @@ func designInvariants(doc string) []string {
 
 // handoverCommands returns the argument lists of the handover invocations
 // in the fenced code blocks of a markdown file, continuation lines joined.
+// In a block that shows a session ("$ " prompts), only the prompted lines
+// are commands: the rest is output, which may well mention handover.
 func handoverCommands(t *testing.T, path string) [][]string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -206,15 +208,28 @@ func handoverCommands(t *testing.T, path string) [][]string {
 		t.Fatal(err)
 	}
 	var out [][]string
-	inCode, pending := false, ""
+	inCode, prompted, pending := false, false, ""
+	lines := strings.Split(string(b), "\n")
 	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
+	for i := 0; sc.Scan(); i++ {
 		line := sc.Text()
 		if strings.HasPrefix(strings.TrimSpace(line), "```") {
 			inCode = !inCode
+			if inCode {
+				prompted = false
+				for _, l := range lines[i+1:] {
+					if strings.HasPrefix(strings.TrimSpace(l), "```") {
+						break
+					}
+					prompted = prompted || strings.HasPrefix(l, "$ ")
+				}
+			}
 			continue
 		}
 		if !inCode {
+			continue
+		}
+		if prompted && pending == "" && !strings.HasPrefix(line, "$ ") {
 			continue
 		}
 		if strings.HasSuffix(line, `\`) {

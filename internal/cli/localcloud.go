@@ -24,8 +24,11 @@ import (
 const localcloudLong = `localcloud serves an AWS-compatible endpoint on this machine, backed by real
 processes and directories: EC2 (instances, launch templates, volumes,
 snapshots, tags), Auto Scaling (groups, lifecycle hooks, standby), ELBv2 (real
-HTTP reverse proxies), SQS, EventBridge, S3 (gofakes3) and per-instance
-metadata (IMDSv2). The unmodified AWS SDKs and AWS CLI talk to it with only an
+HTTP reverse proxies), SQS, EventBridge, S3 (gofakes3), per-instance
+metadata (IMDSv2) and RDS for PostgreSQL (a real PostgreSQL server per DB
+instance, streaming read replicas, physical snapshots; needs Debian's
+postgresql package, and a data directory the postgres user can enter when
+run as root). The unmodified AWS SDKs and AWS CLI talk to it with only an
 endpoint URL changed; requests are routed by the service their SigV4
 signature names.
 
@@ -34,7 +37,7 @@ cloud survives a restart; instances that were running come back as after a
 reboot. Layout: ec2/ (state, volumes/vol-…/ as directories,
 instances/i-…/ with console.log, user-data and volumes/<device> links),
 snapshots/ (content-addressed incremental store), autoscaling/, elbv2/, sqs/,
-events/, s3/.
+events/, s3/, rds/ (rds.json, instances/db-…/data as PGDATA, snapshots/).
 
 Catalog (--catalog): a JSON file mapping AMI ids to the command an instance
 runs:
@@ -177,7 +180,7 @@ func newFault(stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	add.Flags().StringVar(&req.Service, "service", "", "ec2, autoscaling, elasticloadbalancing, sqs, s3 — or events for event faults")
+	add.Flags().StringVar(&req.Service, "service", "", "ec2, autoscaling, elasticloadbalancing, sqs, s3, rds — or events for event faults")
 	add.Flags().StringVar(&req.Action, "action", "", "API action (CreateSnapshot) or, for events, the detail-type; empty: all")
 	add.Flags().StringVar(&req.Kind, "kind", "", "throttle, error, latency, slow-snapshot, fail-snapshot (API) or drop, duplicate, delay, reorder (events)")
 	add.Flags().Float64Var(&req.Rate, "rate", 0, "chance a matching call is hit (default 1)")

@@ -31,6 +31,7 @@ import (
 	"github.com/handover-dev/handover/internal/localcloud/elbv2"
 	"github.com/handover-dev/handover/internal/localcloud/eventbridge"
 	"github.com/handover-dev/handover/internal/localcloud/faults"
+	"github.com/handover-dev/handover/internal/localcloud/rds"
 	"github.com/handover-dev/handover/internal/localcloud/s3"
 	"github.com/handover-dev/handover/internal/localcloud/snapstore"
 	"github.com/handover-dev/handover/internal/localcloud/sqs"
@@ -91,7 +92,11 @@ type Cloud struct {
 	SQS         *sqs.Service
 	Events      *eventbridge.Service
 	S3          *s3.Service
-	snaps       *snapstore.Store
+	// RDS is nil when it could not start (no PostgreSQL here); rdsHandler
+	// then says why to every RDS request.
+	RDS        *rds.Service
+	rdsHandler http.Handler
+	snaps      *snapstore.Store
 
 	router  *Router
 	cancel  context.CancelFunc
@@ -138,6 +143,16 @@ func New(cfg Config) (_ *Cloud, err error) {
 		return nil, fmt.Errorf("starting S3: %w", err)
 	}
 	c.closers = append(c.closers, c.S3.Close)
+	if c.RDS, err = rds.New(rds.Config{DataDir: dir("rds"), Region: cfg.Region, AccountID: cfg.AccountID, Zones: cfg.Zones,
+		Faults: c.Faults, Clock: clock.Real{}, Logger: log.With("service", "rds")}); err != nil {
+		// Every other service works without PostgreSQL; RDS requests get
+		// the reason instead.
+		log.Warn("rds is unavailable", "error", err)
+		c.RDS, c.rdsHandler = nil, rds.Unavailable(err)
+	} else {
+		c.rdsHandler = c.RDS
+		c.closers = append(c.closers, c.RDS.Close)
+	}
 	if c.snaps, err = snapstore.Open(dir("snapshots"), log.With("service", "snapshots")); err != nil {
 		return nil, fmt.Errorf("opening the snapshot store: %w", err)
 	}
@@ -174,7 +189,7 @@ func New(cfg Config) (_ *Cloud, err error) {
 	c.router = &Router{
 		Services: map[string]http.Handler{
 			ServiceEC2: c.EC2, ServiceAutoScaling: c.AutoScaling, ServiceELB: c.ELB,
-			ServiceSQS: c.SQS, ServiceEvents: c.Events, ServiceS3: c.S3,
+			ServiceSQS: c.SQS, ServiceEvents: c.Events, ServiceS3: c.S3, ServiceRDS: c.rdsHandler,
 		},
 		AccessKeys: keys,
 		Admin:      c.adminHandler(),

@@ -16,6 +16,7 @@ const (
 	ServiceSQS         = "sqs"
 	ServiceEvents      = "events"
 	ServiceS3          = "s3"
+	ServiceRDS         = "rds"
 )
 
 // queryVersions maps a Query-protocol Version to its service, for requests
@@ -25,6 +26,7 @@ var queryVersions = map[string]string{
 	"2011-01-01": ServiceAutoScaling,
 	"2015-12-01": ServiceELB,
 	"2012-11-05": ServiceSQS,
+	"2014-10-31": ServiceRDS,
 }
 
 // ServiceOf tells which service a request is for: from the SigV4 credential
@@ -100,7 +102,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := rt.Services[svc]
 	if h == nil {
-		writeError(w, svc, awsproto.Errorf("UnknownService", "this local cloud does not serve %s; it serves ec2, autoscaling, elasticloadbalancing, sqs, events and s3 (is the request signed with the right service name?)", quote(svc)))
+		writeError(w, svc, awsproto.Errorf("UnknownService", "this local cloud does not serve %s; it serves ec2, autoscaling, elasticloadbalancing, sqs, events, s3 and rds (is the request signed with the right service name?)", quote(svc)))
 		return
 	}
 	h.ServeHTTP(w, r)

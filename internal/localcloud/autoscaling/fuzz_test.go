@@ -34,7 +34,7 @@ func TestRequestErrors(t *testing.T) {
 	}{
 		{"no action", http.MethodPost, "/", "Version=2011-01-01", 400, "MissingAction"},
 		{"unknown action", http.MethodPost, "/", "Action=AttachInstances&Version=2011-01-01", 400, "InvalidAction"},
-		{"other version", http.MethodPost, "/", "Action=DescribeAutoScalingGroups&Version=2010-08-01", 400, "InvalidParameterValue"},
+		{"other version", http.MethodPost, "/", "Action=DescribeAutoScalingGroups&Version=2010-08-01", 400, "InvalidAction"},
 		{"missing parameter", http.MethodPost, "/", "Action=SetDesiredCapacity&Version=2011-01-01&DesiredCapacity=1", 400, "ValidationError"},
 		{"not a number", http.MethodPost, "/", "Action=SetDesiredCapacity&Version=2011-01-01&AutoScalingGroupName=x&DesiredCapacity=many", 400, "ValidationError"},
 		{"method", http.MethodDelete, "/", "", 405, "InvalidAction"},

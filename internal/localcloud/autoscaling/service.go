@@ -39,6 +39,7 @@ import (
 type Service struct {
 	cfg Config
 	log *slog.Logger
+	api http.Handler
 
 	// mu guards st, launchBackoff and nextBatch. It is never held across a
 	// call to Instances, Targets or Publisher, so API calls do not wait on
@@ -72,13 +73,15 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{
+	s := &Service{
 		cfg:           cfg,
 		log:           cfg.Logger.With("service", "autoscaling"),
 		st:            st,
 		launchBackoff: map[string]time.Time{},
 		nextBatch:     map[string]time.Time{},
-	}, nil
+	}
+	s.api = s.newAPI()
+	return s, nil
 }
 
 // Start runs the group controller every cfg.Tick until ctx ends or Close is
@@ -157,44 +160,27 @@ var handlers = map[string]handler{
 	"DeleteLaunchConfiguration":           (*Service).deleteLaunchConfiguration,
 }
 
-// ServeHTTP answers one awsquery request.
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		awsproto.WriteQueryError(w, xmlns, &awsproto.Error{Code: "InvalidAction", Message: "Unsupported HTTP method " + r.Method, Status: http.StatusMethodNotAllowed})
-		return
-	}
-	v, err := awsproto.ParseQuery(r)
-	if err != nil {
-		awsproto.WriteQueryError(w, xmlns, err)
-		return
-	}
-	action := v.Action()
-	h, ok := handlers[action]
-	if !ok {
-		if action == "" {
-			err = awsproto.Errorf("MissingAction", "The request must contain the parameter Action")
-		} else {
-			err = errInvalidAction(action)
-		}
-		awsproto.WriteQueryError(w, xmlns, err)
-		return
-	}
-	if ver := v.Get("Version"); ver != "" && ver != apiVersion {
-		awsproto.WriteQueryError(w, xmlns, awsproto.Errorf("InvalidParameterValue", "Version %s is not supported; this endpoint speaks %s.", ver, apiVersion))
-		return
+// ServeHTTP answers one awsquery request through the shared Query
+// dispatcher.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.api.ServeHTTP(w, r) }
+
+func (s *Service) newAPI() *awsproto.Query[any] {
+	q := &awsproto.Query[any]{
+		Service:     "autoscaling",
+		Version:     apiVersion,
+		Actions:     map[string]awsproto.Action[any]{},
+		MapFault:    faultError,
+		WriteResult: writeResult,
+		WriteError:  func(w http.ResponseWriter, err error) { awsproto.WriteQueryError(w, xmlns, err) },
+		Log:         s.log,
 	}
 	if s.cfg.Faults != nil {
-		if err := s.cfg.Faults.Inject(r.Context(), "autoscaling", action); err != nil {
-			awsproto.WriteQueryError(w, xmlns, faultError(err))
-			return
-		}
+		q.Faults = s.cfg.Faults
 	}
-	result, err := h(s, r.Context(), form{v})
-	if err != nil {
-		awsproto.WriteQueryError(w, xmlns, err)
-		return
+	for name, h := range handlers {
+		q.Actions[name] = func(ctx context.Context, v awsproto.Values) (any, error) { return h(s, ctx, form{v}) }
 	}
-	writeResult(w, action, result)
+	return q
 }
 
 // faultError keeps an injected *awsproto.Error as it is and turns anything

@@ -3,8 +3,8 @@
 // and error shapes:
 //
 //   - the Query protocol (EC2's dialect and the awsquery one of Auto
-//     Scaling, ELBv2 and SQS's older clients): form-encoded requests, XML
-//     responses;
+//     Scaling, ELBv2, RDS and SQS's older clients): form-encoded requests,
+//     XML responses, and one dispatcher for all of them (query.go);
 //   - the JSON protocols (SQS and EventBridge): X-Amz-Target requests, JSON
 //     responses;
 //   - the error shape of each.

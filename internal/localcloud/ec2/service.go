@@ -34,6 +34,7 @@ type Service struct {
 	events *eventQueue
 
 	limiters map[pacing.Family]*pacing.Limiter
+	api      http.Handler
 
 	mu     sync.Mutex // guards everything below
 	st     *state
@@ -74,6 +75,7 @@ func New(cfg Config) (*Service, error) {
 		refs:     map[string]int{},
 	}
 	s.events = newEventQueue(cfg.Publisher, s.log)
+	s.api = s.newAPI()
 	now := s.clk.Now()
 	for f, b := range cfg.Throttle {
 		s.limiters[f] = pacing.NewLimiter(b, now)
@@ -144,26 +146,27 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// ServeHTTP answers one EC2 Query request.
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	v, err := awsproto.ParseQuery(r)
-	if err != nil {
-		awsproto.WriteEC2Error(w, err)
-		return
+// ServeHTTP answers one EC2 Query request through the shared Query
+// dispatcher.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.api.ServeHTTP(w, r) }
+
+func (s *Service) newAPI() *awsproto.Query[response] {
+	q := &awsproto.Query[response]{
+		Service:     "ec2",
+		Version:     apiVersion,
+		Actions:     map[string]awsproto.Action[response]{},
+		Before:      s.gate,
+		WriteResult: writeResponse,
+		WriteError:  awsproto.WriteEC2Error,
+		Log:         s.log,
 	}
-	action := v.Action()
-	resp, err := s.call(r.Context(), action, v)
-	if err != nil {
-		e := awsproto.AsError(err)
-		if e.Status >= 500 {
-			s.log.Warn("ec2 call failed", "action", action, "code", e.Code, "error", e.Message)
-		} else {
-			s.log.Debug("ec2 call refused", "action", action, "code", e.Code, "error", e.Message)
-		}
-		awsproto.WriteEC2Error(w, e)
-		return
+	if s.cfg.Faults != nil {
+		q.Faults = s.cfg.Faults
 	}
-	writeResponse(w, action, resp)
+	for name, h := range handlers {
+		q.Actions[name] = func(ctx context.Context, v awsproto.Values) (response, error) { return h(s, ctx, v) }
+	}
+	return q
 }
 
 type handler func(s *Service, ctx context.Context, v awsproto.Values) (response, error)
@@ -195,36 +198,24 @@ var handlers = map[string]handler{
 	"DeleteLaunchTemplate":           (*Service).deleteTemplate,
 }
 
-// call runs one action: throttling, injected faults and DryRun first, as
-// EC2 checks them before doing anything.
-func (s *Service) call(ctx context.Context, action string, v awsproto.Values) (response, error) {
-	if action == "" {
-		return nil, awsproto.Errorf("MissingAction", "The request must contain the parameter Action")
-	}
-	h, ok := handlers[action]
-	if !ok {
-		return nil, awsproto.Errorf("InvalidAction", "The action %s is not valid for this web service.", truncate(action, 64))
-	}
+// gate runs after injected faults and before the handler: a closing
+// service, throttling and DryRun, which EC2 checks before doing anything.
+func (s *Service) gate(_ context.Context, action string, v awsproto.Values) error {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
-		return nil, &awsproto.Error{Code: "Unavailable", Message: "The local EC2 service is shutting down.", Status: http.StatusServiceUnavailable, Receiver: true}
+		return &awsproto.Error{Code: "Unavailable", Message: "The local EC2 service is shutting down.", Status: http.StatusServiceUnavailable, Receiver: true}
 	}
 	if lim, ok := s.limiters[throttleFamily(action, v)]; ok && !lim.Allow(s.clk.Now()) {
-		return nil, awsproto.Throttled(action)
-	}
-	if s.cfg.Faults != nil {
-		if err := s.cfg.Faults.Inject(ctx, "ec2", action); err != nil {
-			return nil, err
-		}
+		return awsproto.Throttled(action)
 	}
 	if dry, err := v.Bool("DryRun", false); err != nil {
-		return nil, err
+		return err
 	} else if dry {
-		return nil, &awsproto.Error{Code: "DryRunOperation", Message: "Request would have succeeded, but DryRun flag is set.", Status: http.StatusPreconditionFailed}
+		return &awsproto.Error{Code: "DryRunOperation", Message: "Request would have succeeded, but DryRun flag is set.", Status: http.StatusPreconditionFailed}
 	}
-	return h(s, ctx, v)
+	return nil
 }
 
 // throttleFamily is the bucket a call draws from: EC2 charges the Describe

@@ -15,7 +15,10 @@ import (
 	"github.com/handover-dev/handover/internal/localcloud/awsproto"
 )
 
-const xmlns = "http://ec2.amazonaws.com/doc/2016-11-15/"
+const (
+	apiVersion = "2016-11-15"
+	xmlns      = "http://ec2.amazonaws.com/doc/" + apiVersion + "/"
+)
 
 // timeFormat is EC2's timestamp format.
 const timeFormat = "2006-01-02T15:04:05.000Z"

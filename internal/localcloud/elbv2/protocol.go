@@ -2,7 +2,6 @@ package elbv2
 
 import (
 	"context"
-	"encoding/xml"
 	"net/http"
 	"strconv"
 
@@ -39,79 +38,36 @@ var handlers = map[string]handlerFunc{
 	"DescribeTargetHealth":           (*Service).apiDescribeTargetHealth,
 }
 
-// ServeHTTP answers one API request.
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	v, err := awsproto.ParseQuery(r)
-	if err != nil {
-		awsproto.WriteQueryError(w, Namespace, err)
-		return
+// ServeHTTP answers one API request through the shared Query dispatcher.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.api.ServeHTTP(w, r) }
+
+func (s *Service) newAPI() *awsproto.Query[any] {
+	q := &awsproto.Query[any]{
+		Service: ServiceName,
+		Version: APIVersion,
+		Actions: map[string]awsproto.Action[any]{},
+		WriteResult: func(w http.ResponseWriter, action string, result any) {
+			awsproto.WriteQueryResult(w, Namespace, action, result)
+		},
+		WriteError: func(w http.ResponseWriter, err error) { awsproto.WriteQueryError(w, Namespace, err) },
+		Log:        s.log,
 	}
-	action := v.Action()
-	h, ok := handlers[action]
-	switch {
-	case action == "":
-		err = awsproto.Errorf("MissingAction", "The request must contain the parameter Action")
-	case !ok:
-		err = awsproto.Errorf("InvalidAction", "The action %s is not valid for this web service.", action)
-	case v.Get("Version") != "" && v.Get("Version") != APIVersion:
-		err = awsproto.Errorf("InvalidAction", "Version %s is not supported; use %s", v.Get("Version"), APIVersion)
-	default:
-		err = s.inject(r.Context(), action)
+	if s.cfg.Faults != nil {
+		q.Faults = s.cfg.Faults
 	}
-	if err != nil {
-		awsproto.WriteQueryError(w, Namespace, err)
-		return
+	for name, h := range handlers {
+		q.Actions[name] = func(ctx context.Context, v awsproto.Values) (any, error) { return h(s, ctx, v) }
 	}
-	result, err := h(s, r.Context(), v)
-	if err != nil {
-		if e := awsproto.AsError(err); e.Receiver {
-			s.log.Error("api call failed", "action", action, "error", err)
-		}
-		awsproto.WriteQueryError(w, Namespace, err)
-		return
-	}
-	awsproto.WriteXML(w, http.StatusOK, envelope{
-		XMLName:  xml.Name{Local: action + "Response"},
-		Xmlns:    Namespace,
-		Result:   resultElem{name: action + "Result", body: result},
-		Metadata: awsproto.NewResponseMetadata(),
-	})
+	return q
 }
 
+// inject asks the fault injector about in-process calls (Auto Scaling's
+// target registrations), which do not pass through the dispatcher.
 func (s *Service) inject(ctx context.Context, action string) error {
 	if s.cfg.Faults == nil {
 		return nil
 	}
 	return s.cfg.Faults.Inject(ctx, ServiceName, action)
-}
-
-// envelope is a whole response; the result element is named after the
-// action, which struct tags cannot express, hence MarshalXML.
-type envelope struct {
-	XMLName  xml.Name
-	Xmlns    string
-	Result   resultElem
-	Metadata awsproto.ResponseMetadata
-}
-
-// MarshalXML writes <XResponse><XResult>…</XResult><ResponseMetadata/>.
-func (e envelope) MarshalXML(enc *xml.Encoder, _ xml.StartElement) error {
-	start := xml.StartElement{Name: e.XMLName, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: e.Xmlns}}}
-	if err := enc.EncodeToken(start); err != nil {
-		return err
-	}
-	if err := enc.EncodeElement(e.Result.body, xml.StartElement{Name: xml.Name{Local: e.Result.name}}); err != nil {
-		return err
-	}
-	if err := enc.EncodeElement(e.Metadata, xml.StartElement{Name: xml.Name{Local: "ResponseMetadata"}}); err != nil {
-		return err
-	}
-	return enc.EncodeToken(start.End())
-}
-
-type resultElem struct {
-	name string
-	body any
 }
 
 // Parameter helpers. ELBv2 answers every malformed parameter with

@@ -63,6 +63,7 @@ type Service struct {
 
 	logs      *logBuffer
 	proxy     http.Handler
+	api       http.Handler
 	transport *http.Transport
 	checker   *http.Client
 }
@@ -98,6 +99,7 @@ func New(cfg Config) (*Service, error) {
 		},
 	}
 	s.proxy = s.newReverseProxy()
+	s.api = s.newAPI()
 	if err := s.restore(); err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/handover-dev/handover/internal/pgproc"
 	"github.com/handover-dev/handover/internal/testenv"
 
 	"github.com/jackc/pgx/v5"
@@ -35,75 +35,12 @@ type server struct {
 	adminConn *pgx.Conn
 }
 
-// findBinaries returns the directory holding both initdb and postgres:
-// PATH first (following symlinks such as Debian's /usr/local/bin ones), then
-// the newest /usr/lib/postgresql/*/bin.
-func findBinaries() (string, error) {
-	var dirs []string
-	for _, name := range []string{"initdb", "postgres"} {
-		if p, err := exec.LookPath(name); err == nil {
-			if real, err := filepath.EvalSymlinks(p); err == nil {
-				dirs = append(dirs, filepath.Dir(real))
-			}
-			dirs = append(dirs, filepath.Dir(p))
-		}
-	}
-	versioned, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	// Newest major version first: compare numerically, so 16 beats 9.6.
-	slices.SortFunc(versioned, func(a, b string) int {
-		return majorOf(b) - majorOf(a)
-	})
-	dirs = append(dirs, versioned...)
-	dirs = append(dirs, "/usr/local/pgsql/bin")
-	for _, d := range dirs {
-		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "postgres")) {
-			return d, nil
-		}
-	}
-	return "", fmt.Errorf("PostgreSQL server binaries (initdb and postgres) not found in PATH or /usr/lib/postgresql/*/bin: run `make deps` (it installs the postgresql package), or set %s=1 to skip these tests", SkipEnv)
-}
-
-func majorOf(binDir string) int {
-	v := filepath.Base(filepath.Dir(binDir))
-	n, _ := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
-	return n
-}
-
-func isExec(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
-}
-
-// runAs returns the credential to run PostgreSQL with: it refuses to run as
-// root, so as root it runs as the postgres OS user; otherwise as ourselves.
-func runAs() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("running as root, and PostgreSQL refuses to run as root; there is no postgres OS user to run it as (%v): run `make deps`, which installs the postgresql package and its user", err)
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("uid of user postgres: %w", err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("gid of user postgres: %w", err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
 func startServer() (*server, error) {
-	bin, err := findBinaries()
+	pg, err := pgproc.Find(fmt.Sprintf("run `make deps` (it installs the postgresql package), or set %s=1 to skip these tests", SkipEnv))
 	if err != nil {
 		return nil, err
 	}
-	cred, err := runAs()
-	if err != nil {
-		return nil, err
-	}
+	cred := pg.Cred
 	// As root, under /tmp: a TMPDIR such as /root/tmp may not be
 	// traversable by the postgres user.
 	parent := os.TempDir()
@@ -120,23 +57,21 @@ func startServer() (*server, error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, fmt.Errorf("handing %s to the postgres user: %w", dir, err)
-		}
+	if err := pg.Own(dir); err != nil {
+		return nil, err
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
 
 	data := filepath.Join(dir, "data")
-	if err := initCluster(cred, bin, dir, data); err != nil {
+	if err := initCluster(pg, dir, data); err != nil {
 		return nil, err
 	}
 
 	// A free port can be taken between probing and binding; try a few.
 	for attempt := 1; ; attempt++ {
-		s, err := launch(cred, bin, dir, data)
+		s, err := launch(pg, dir, data)
 		if err == nil {
 			ok = true
 			return s, nil
@@ -151,15 +86,15 @@ func startServer() (*server, error) {
 // linguistic ICU collation (en-US), as production databases usually do, so
 // that code relying on bytewise ORDER BY without COLLATE "C" fails here
 // rather than in production. Without ICU support it falls back to C.
-func initCluster(cred *syscall.Credential, bin, dir, data string) error {
+func initCluster(pg pgproc.Bin, dir, data string) error {
 	base := []string{"-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"}
 	icu := append(slices.Clip(base), "--locale=C", "--locale-provider=icu", "--icu-locale=en-US")
-	out, err := command(cred, dir, filepath.Join(bin, "initdb"), icu...).CombinedOutput()
+	out, err := pg.Command(dir, "initdb", icu...).CombinedOutput()
 	if err == nil {
 		return nil
 	}
 	_ = os.RemoveAll(data)
-	out2, err := command(cred, dir, filepath.Join(bin, "initdb"), append(base, "--locale=C")...).CombinedOutput()
+	out2, err := pg.Command(dir, "initdb", append(base, "--locale=C")...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("initdb: %w\n%s\n(with ICU: %s)", err, out2, out)
 	}
@@ -169,7 +104,7 @@ func initCluster(cred *syscall.Credential, bin, dir, data string) error {
 // launch runs the postmaster directly (not through pg_ctl) so that this
 // process owns it: it can wait for it and kill it, and the kernel kills it
 // if the test binary dies first.
-func launch(cred *syscall.Credential, bin, dir, data string) (*server, error) {
+func launch(pg pgproc.Bin, dir, data string) (*server, error) {
 	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
@@ -180,7 +115,7 @@ func launch(cred *syscall.Credential, bin, dir, data string) (*server, error) {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := command(cred, dir, filepath.Join(bin, "postgres"),
+	cmd := pg.Command(dir, "postgres",
 		"-D", data,
 		"-p", strconv.Itoa(port),
 		"-k", dir, // unix socket inside the temp dir, not /var/run/postgresql
@@ -220,16 +155,6 @@ func launch(cred *syscall.Credential, bin, dir, data string) (*server, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func command(cred *syscall.Credential, dir, name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir // the test's working directory may be closed to the postgres user
-	// A clean environment: PGDATA, PGPORT and friends from the caller's
-	// shell must not redirect the server.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "LC_ALL=C", "TZ=UTC"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	return cmd
 }
 
 // stop shuts the server down at once (SIGQUIT is PostgreSQL's immediate
