@@ -429,7 +429,9 @@ func waitOK(ctx context.Context, url string, timeout time.Duration) error {
 				return nil
 			}
 			last = resp.Status
-		} else {
+		} else if ctx.Err() == nil || last == "" {
+			// A request cut short by the deadline says nothing new: keep
+			// what the last complete attempt saw.
 			last = err.Error()
 		}
 		select {

@@ -514,8 +514,8 @@ func TestWaitOK(t *testing.T) {
 		want    []string // substrings of the error; none: success
 	}{
 		{"200 after a few 503s", flaky.URL, 10 * time.Second, nil},
-		{"never 200", down.URL + "/healthz", 300 * time.Millisecond, []string{down.URL + "/healthz did not answer 200 within 300ms", "last: 503 Service Unavailable"}},
-		{"nothing listening", gone.URL, 300 * time.Millisecond, []string{gone.URL + " did not answer 200", "connection refused"}},
+		{"never 200", down.URL + "/healthz", time.Second, []string{down.URL + "/healthz did not answer 200 within 1s", "last: 503 Service Unavailable"}},
+		{"nothing listening", gone.URL, 2 * time.Second, []string{gone.URL + " did not answer 200", "connection refused"}},
 		{"not a URL", "://nowhere", time.Second, []string{`--wait-url "://nowhere"`}},
 	}
 	for _, tt := range tests {
