@@ -28,19 +28,29 @@ const ami = "ami-0123456789abcdef0"
 // pointed at it, plus the raw clients for setting the scene.
 func start(t *testing.T, groups ...string) (*awscloud.Cloud, *awsec2.Client, *autoscaling.Client) {
 	t.Helper()
-	lc, err := localcloud.New(localcloud.Config{
-		DataDir: t.TempDir(), Tick: 100 * time.Millisecond,
-		Catalog: map[string]ec2.Image{ami: {Command: []string{"/bin/sh", "-c", "exec sleep 600"}}},
-	})
+	cfg := localCloud(t, localcloud.Config{})
+	e, a := awsec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg)
+	return awscloud.New(e, a, groups), e, a
+}
+
+// localCloud starts the real local cloud (lc's zero fields filled in: a
+// temporary data directory, a fast tick, the test image) and returns an
+// SDK configuration pointed at it.
+func localCloud(t *testing.T, lc localcloud.Config) aws.Config {
+	t.Helper()
+	lc.DataDir = t.TempDir()
+	if lc.Tick == 0 {
+		lc.Tick = 100 * time.Millisecond
+	}
+	lc.Catalog = map[string]ec2.Image{ami: {Command: []string{"/bin/sh", "-c", "exec sleep 600"}}}
+	cloud, err := localcloud.New(lc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(lc.Handler())
-	t.Cleanup(func() { srv.Close(); lc.Close() })
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+	srv := httptest.NewServer(cloud.Handler())
+	t.Cleanup(func() { srv.Close(); cloud.Close() })
+	return aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "secret", "")}
-	e, a := awsec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg)
-	return awscloud.New(e, a, groups), e, a
 }
 
 // eventually polls f until it reports done, failing the test after 60s.

@@ -3,12 +3,10 @@ package awscloud_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -19,7 +17,6 @@ import (
 	"github.com/handover-dev/handover/internal/awscloud"
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/localcloud"
-	"github.com/handover-dev/handover/internal/localcloud/ec2"
 )
 
 // TestDrainInstance: the drain cutover takes an instance out of its
@@ -27,17 +24,7 @@ import (
 // reports it drained only once the deregistration delay has passed.
 func TestDrainInstance(t *testing.T) {
 	ctx := context.Background()
-	lc, err := localcloud.New(localcloud.Config{
-		DataDir: t.TempDir(), Tick: 100 * time.Millisecond, HealthInterval: time.Second,
-		Catalog: map[string]ec2.Image{ami: {Command: []string{"/bin/sh", "-c", "exec sleep 600"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(lc.Handler())
-	t.Cleanup(func() { srv.Close(); lc.Close() })
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "secret", "")}
+	cfg := localCloud(t, localcloud.Config{HealthInterval: time.Second})
 	e, a, lb := awsec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg), elb.NewFromConfig(cfg)
 	c := awscloud.New(e, a, nil).WithTargets(lb)
 

@@ -24,14 +24,11 @@ func stepStates(r Result) []string {
 	return out
 }
 
-// TestOverlapCutoverServesStaleReads is the field report on real
-// components: with the ordering before invariant no-stale-reads (the overlap cutover),
-// the old instance still answers reads from its own data while the new one
-// acknowledges writes, and the demo's traffic, reading back its own fresh
-// writes through the load balancer, sees "not found" for some of them. The
-// same scenario under the default cutover (TestScenarios) has none.
-func TestOverlapCutoverServesStaleReads(t *testing.T) {
-	e := newGroupEnv(t, GroupOptions{Cutover: "overlap"})
+// runUpdateUnder runs the update scenario on 1 MiB of state in a group
+// set up with opts.
+func runUpdateUnder(t *testing.T, opts GroupOptions) Result {
+	t.Helper()
+	e := newGroupEnv(t, opts)
 	keys, err := e.Load(t.Context(), 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +37,17 @@ func TestOverlapCutoverServesStaleReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// TestOverlapCutoverServesStaleReads is the field report on real
+// components: with the ordering before invariant no-stale-reads (the overlap cutover),
+// the old instance still answers reads from its own data while the new one
+// acknowledges writes, and the demo's traffic, reading back its own fresh
+// writes through the load balancer, sees "not found" for some of them. The
+// same scenario under the default cutover (TestScenarios) has none.
+func TestOverlapCutoverServesStaleReads(t *testing.T) {
+	r := runUpdateUnder(t, GroupOptions{Cutover: "overlap"})
 	t.Logf("overlap: write pause %d ms, %d own writes read back, %d stale, steps %v", r.WritePauseMS, r.FreshReadsOK, r.StaleReads, stepStates(r))
 	if r.StaleReads == 0 {
 		t.Errorf("the overlap cutover served no stale read: the traffic cannot see the bug it is meant to catch (problems %v)", r.Problems)
@@ -57,15 +65,7 @@ func TestOverlapCutoverServesStaleReads(t *testing.T) {
 // and only then unfences the new one: no stale read, no failed read.
 func TestDrainCutover(t *testing.T) {
 	const delay = 3 * time.Second
-	e := newGroupEnv(t, GroupOptions{Cutover: "drain", DeregistrationDelay: delay})
-	keys, err := e.Load(t.Context(), 1<<20, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := e.Run(t.Context(), ScenarioUpdate, keys, func(string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := runUpdateUnder(t, GroupOptions{Cutover: "drain", DeregistrationDelay: delay})
 	checkResult(t, r)
 	steps := stepStates(r)
 	if !slices.Contains(steps, "Draining") || !slices.Contains(steps, "Unfencing") {
