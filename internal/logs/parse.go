@@ -42,6 +42,20 @@ func (f Format) String() string {
 	return "unknown"
 }
 
+func (f Format) label() string {
+	switch f {
+	case FormatClassic:
+		return "ELB Classic"
+	case FormatALB:
+		return "ALB"
+	case FormatNLB:
+		return "NLB"
+	case FormatConnection:
+		return "ALB connection-log"
+	}
+	return "unknown-format"
+}
+
 // ftype is how a field is checked and encoded.
 type ftype uint8
 
@@ -64,7 +78,9 @@ type fieldDef struct {
 
 func fd(name string, t ftype) fieldDef { return fieldDef{name: name, typ: t} }
 
-func hp(ip, port string) fieldDef { return fieldDef{name: ip + ":" + port, typ: tHostPort, ip: ip, port: port} }
+func hp(ip, port string) fieldDef {
+	return fieldDef{name: ip + ":" + port, typ: tHostPort, ip: ip, port: port}
+}
 
 // spec is one format: its fields in order, how many a line must have, and
 // where its time is.
@@ -254,13 +270,13 @@ func (l *Line) Parse(f Format, line []byte) error {
 	if err := l.Tokenize(line); err != nil {
 		return err
 	}
-	if l.n < s.required {
-		return fmt.Errorf("a %s line has at least %d fields; this one has %d", f, s.required, l.n)
-	}
-	if s.check != nil {
+	if s.check != nil && l.n > 0 {
 		if err := s.check(l); err != nil {
 			return err
 		}
+	}
+	if l.n < s.required {
+		return fmt.Errorf("an %s line has at least %d fields; this one has %d", f.label(), s.required, l.n)
 	}
 	known := min(l.n, len(s.fields))
 	for i := 0; i < known; i++ {
