@@ -33,16 +33,23 @@ type logsFlags struct {
 
 func (f *logsFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.endpoint, "endpoint", os.Getenv("HANDOVER_LOGS_ENDPOINT"), "the OpenSearch endpoint, e.g. https://search-logs-abc.us-east-1.es.amazonaws.com or http://127.0.0.1:4566/_opensearch (env HANDOVER_LOGS_ENDPOINT)")
 	fl.StringVar(&f.endpointURL, "endpoint-url", os.Getenv("HANDOVER_ENDPOINT_URL"), "AWS endpoint for S3 and SQS (the local cloud; env HANDOVER_ENDPOINT_URL)")
 	fl.StringVar(&f.region, "region", os.Getenv("AWS_REGION"), "AWS region (env AWS_REGION)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error or off")
+	f.registerPipeline(cmd)
+}
+
+// registerPipeline adds the flags of the pipeline proper, which `handover
+// lambda --mode logs` shares; the AWS ones it has already.
+func (f *logsFlags) registerPipeline(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.endpoint, "endpoint", os.Getenv("HANDOVER_LOGS_ENDPOINT"), "the OpenSearch endpoint, e.g. https://search-logs-abc.us-east-1.es.amazonaws.com or http://127.0.0.1:4566/_opensearch (env HANDOVER_LOGS_ENDPOINT)")
 	fl.StringVar(&f.dlqURL, "dlq-url", os.Getenv("HANDOVER_LOGS_DLQ_URL"), "SQS queue for lines and objects that cannot be indexed (env HANDOVER_LOGS_DLQ_URL)")
 	fl.StringVar(&f.dlqFile, "dlq-file", "", "or a file to append them to, one JSON line each")
-	fl.StringVar(&f.indexPrefix, "index-prefix", "elb-logs", "daily indices are PREFIX-YYYY.MM.DD")
+	fl.StringVar(&f.indexPrefix, "index-prefix", envOr("HANDOVER_LOGS_INDEX_PREFIX", "elb-logs"), "daily indices are PREFIX-YYYY.MM.DD (env HANDOVER_LOGS_INDEX_PREFIX)")
 	fl.IntVar(&f.bulkBytes, "bulk-bytes", 5<<20, "largest bulk request body")
-	fl.BoolVar(&f.connectionLogs, "connection-logs", false, "index ALB connection logs (conn_log.) into PREFIX-connections-YYYY.MM.DD instead of skipping them")
-	fl.BoolVar(&f.sigv4, "sigv4", false, "sign requests to the endpoint with SigV4 (service es), as Amazon OpenSearch Service domains with IAM access need")
-	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error or off")
+	fl.BoolVar(&f.connectionLogs, "connection-logs", os.Getenv("HANDOVER_LOGS_CONNECTION_LOGS") == "true", "index ALB connection logs (conn_log.) into PREFIX-connections-YYYY.MM.DD instead of skipping them (env HANDOVER_LOGS_CONNECTION_LOGS=true)")
+	fl.BoolVar(&f.sigv4, "sigv4", os.Getenv("HANDOVER_LOGS_SIGV4") == "true", "sign requests to the endpoint with SigV4 (service es), as Amazon OpenSearch Service domains with IAM access need (env HANDOVER_LOGS_SIGV4=true)")
 }
 
 // pipeline builds the pipeline and its clients from the flags.

@@ -22,6 +22,15 @@ type Continuation struct {
 	Bucket string `json:"bucket"`
 	Key    string `json:"key"`
 	Offset int64  `json:"offset"`
+	// EventTime is the original notification's, so lag is measured from
+	// the object's arrival, not from the hand-over.
+	EventTime time.Time `json:"event_time,omitzero"`
+}
+
+// ContinuationBody is the queue message that continues o from its From.
+func ContinuationBody(o Object) string {
+	b, _ := json.Marshal(map[string]Continuation{"handover_logs_continuation": {Bucket: o.Bucket, Key: o.Key, Offset: o.From, EventTime: o.EventTime}})
+	return string(b)
 }
 
 // ParseMessage reads the objects a queue message names: an S3 event
@@ -32,7 +41,8 @@ type Continuation struct {
 func ParseMessage(body string) ([]Object, error) {
 	var m struct {
 		Records []struct {
-			EventName string `json:"eventName"`
+			EventName string    `json:"eventName"`
+			EventTime time.Time `json:"eventTime"`
 			S3        struct {
 				Bucket struct {
 					Name string `json:"name"`
@@ -46,6 +56,7 @@ func ParseMessage(body string) ([]Object, error) {
 		Type         string          `json:"Type"`
 		Message      string          `json:"Message"`
 		DetailType   string          `json:"detail-type"`
+		Time         time.Time       `json:"time"`
 		Detail       json.RawMessage `json:"detail"`
 		Continuation *Continuation   `json:"handover_logs_continuation"`
 	}
@@ -55,7 +66,10 @@ func ParseMessage(body string) ([]Object, error) {
 	switch {
 	case m.Continuation != nil:
 		c := m.Continuation
-		return []Object{{Bucket: c.Bucket, Key: c.Key, From: c.Offset}}, nil
+		if c.Bucket == "" || c.Key == "" || c.Offset < 0 {
+			return nil, fmt.Errorf("a continuation without bucket, key or a valid offset: %+v", *c)
+		}
+		return []Object{{Bucket: c.Bucket, Key: c.Key, From: c.Offset, EventTime: c.EventTime}}, nil
 	case m.Event == "s3:TestEvent":
 		return nil, nil
 	case m.Type == "Notification" && m.Message != "":
@@ -72,7 +86,7 @@ func ParseMessage(body string) ([]Object, error) {
 		if err := json.Unmarshal(m.Detail, &d); err != nil || d.Bucket.Name == "" {
 			return nil, errors.New("an EventBridge Object Created event without bucket and key")
 		}
-		return []Object{{Bucket: d.Bucket.Name, Key: d.Object.Key}}, nil
+		return []Object{{Bucket: d.Bucket.Name, Key: d.Object.Key, EventTime: m.Time}}, nil
 	case m.Records != nil:
 		var out []Object
 		for _, r := range m.Records {
@@ -83,7 +97,7 @@ func ParseMessage(body string) ([]Object, error) {
 			if err != nil {
 				return nil, fmt.Errorf("the record's key %q is not URL-encoded as S3 encodes keys: %v", r.S3.Object.Key, err)
 			}
-			out = append(out, Object{Bucket: r.S3.Bucket.Name, Key: key})
+			out = append(out, Object{Bucket: r.S3.Bucket.Name, Key: key, EventTime: r.EventTime})
 		}
 		return out, nil
 	}
@@ -157,15 +171,6 @@ func (p *Pipeline) Run(ctx context.Context, q SQSAPI, cfg DaemonConfig) error {
 
 func (p *Pipeline) handle(ctx context.Context, q SQSAPI, cfg DaemonConfig, m sqstypes.Message) {
 	log := p.cfg.Logger.With("message-id", aws.ToString(m.MessageId))
-	objs, err := ParseMessage(aws.ToString(m.Body))
-	if err != nil {
-		if err := p.dead.Send(ctx, []DeadLetter{{Offset: -1, Reason: "not a log notification: " + err.Error(), Line: string(clipBytes([]byte(aws.ToString(m.Body)), 4096))}}); err != nil {
-			log.Error("dead-lettering a message failed; it stays in the queue", "err", err)
-			return
-		}
-		p.deleteMessage(q, cfg, m, log)
-		return
-	}
 	// Keep the message invisible while it is worked: a long file must not
 	// be handed to a second consumer half-way.
 	workCtx, stop := context.WithCancel(ctx)
@@ -188,22 +193,52 @@ func (p *Pipeline) handle(ctx context.Context, q SQSAPI, cfg DaemonConfig, m sqs
 			}
 		}
 	}()
-	ok := true
-	for _, o := range objs {
-		res, err := p.ProcessObject(workCtx, o, nil)
+	_, err := p.indexMessage(workCtx, aws.ToString(m.Body), aws.ToString(m.MessageId), nil)
+	stop()
+	wg.Wait()
+	if err != nil {
+		log.Error("log message failed; it will be delivered again", "err", err)
+		return
+	}
+	p.deleteMessage(q, cfg, m, log)
+}
+
+// indexMessage indexes the objects a queue message (or a direct S3
+// event) names, in order. A body that is not a log notification is
+// dead-lettered, and done. When stop says so, rest is what is left: the
+// object being worked from its next line, then those not begun. An error
+// means the message must come again (what was indexed answers 409 then);
+// rest then says what was left when it came, for a caller out of time.
+func (p *Pipeline) indexMessage(ctx context.Context, body, messageID string, stop func() bool) (rest []Object, err error) {
+	log := p.cfg.Logger.With("message-id", messageID)
+	objs, err := ParseMessage(body)
+	if err != nil {
+		letter := DeadLetter{Offset: -1, Reason: "not a log notification: " + err.Error(), Line: string(clipBytes([]byte(body), 4096))}
+		if err := p.dead.Send(ctx, []DeadLetter{letter}); err != nil {
+			return nil, fmt.Errorf("dead-lettering message %s, which is not a log notification: %w", messageID, err)
+		}
+		p.Stats.DeadLettered.Add(1)
+		log.Warn("message dead-lettered", "reason", letter.Reason)
+		return nil, nil
+	}
+	for i, o := range objs {
+		if i > 0 && stop != nil && stop() {
+			return objs[i:], nil
+		}
+		res, err := p.ProcessObject(ctx, o, stop)
 		if err != nil {
-			log.Error("log object failed; its message will be delivered again", "bucket", o.Bucket, "key", o.Key, "err", err)
-			ok = false
-			break
+			o.From = res.Next
+			return append([]Object{o}, objs[i+1:]...), err
+		}
+		if !res.Done {
+			log.Info("log object stopped before its end", "bucket", o.Bucket, "key", o.Key, "next", res.Next, "lines", res.Lines, "indexed", res.Indexed)
+			o.From = res.Next
+			return append([]Object{o}, objs[i+1:]...), nil
 		}
 		log.Info("log object done", "bucket", o.Bucket, "key", o.Key, "format", res.Format, "lines", res.Lines, "indexed", res.Indexed,
 			"duplicates", res.Duplicates, "dead-lettered", res.DeadLettered, "retries", res.Retries, "skipped", res.Skipped)
 	}
-	stop()
-	wg.Wait()
-	if ok {
-		p.deleteMessage(q, cfg, m, log)
-	}
+	return nil, nil
 }
 
 func (p *Pipeline) deleteMessage(q SQSAPI, cfg DaemonConfig, m sqstypes.Message, log interface {

@@ -162,8 +162,8 @@ type Result struct {
 	Duplicates   int64  `json:"duplicates"`
 	DeadLettered int64  `json:"dead_lettered"`
 	Retries      int64  `json:"retries"`
-	// Next is where to go on when Done is false (Stop said so): every
-	// line before it is indexed or dead-lettered.
+	// Next is where to go on when Done is false (stop said so, or an
+	// error came): every line before it is indexed or dead-lettered.
 	Next int64 `json:"next"`
 	Done bool  `json:"done"`
 }
@@ -173,6 +173,9 @@ type Result struct {
 type Object struct {
 	Bucket, Key string
 	From        int64
+	// EventTime is when S3 said the object was created (zero when
+	// unknown, as in a replay); lag is measured from it.
+	EventTime time.Time
 }
 
 // ProcessObject indexes every line of the object from o.From on. stop,
@@ -180,8 +183,10 @@ type Object struct {
 // left at a line boundary and Result.Next says where to go on. An error
 // means the object must be processed again later (its message not
 // acknowledged); what was indexed stays indexed and comes back as 409s.
+// Even then Result.Next says up to where every line is indexed or
+// dead-lettered, so a caller out of time may hand on the rest from there.
 func (p *Pipeline) ProcessObject(ctx context.Context, o Object, stop func() bool) (Result, error) {
-	res := Result{}
+	res := Result{Next: o.From}
 	kind, err := DetectKey(o.Key, p.cfg.ConnectionLogs)
 	if err != nil {
 		res.Done = true
@@ -210,7 +215,8 @@ func (p *Pipeline) ProcessObject(ctx context.Context, o Object, stop func() bool
 	if kind.Format == FormatConnection {
 		w.prefix += "-connections"
 	}
-	return res, w.run(ctx, body, stop)
+	err = w.run(ctx, body, stop)
+	return res, err
 }
 
 func (p *Pipeline) deadObject(ctx context.Context, o Object, offset int64, reason string, res *Result) error {
@@ -311,12 +317,12 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 			if ferr := w.flush(ctx); ferr != nil {
 				return ferr
 			}
+			w.res.Next = max(offset, w.o.From)
 			if err == io.EOF {
 				w.res.Done, w.res.Next = true, offset
 				return nil
 			}
 			if stop != nil && stop() {
-				w.res.Next = offset
 				return nil
 			}
 		}

@@ -275,6 +275,8 @@ func TestContinuation(t *testing.T) {
 	}
 }
 
+var eventTime = time.Date(2025, 8, 14, 22, 25, 1, 123e6, time.UTC)
+
 func TestParseMessage(t *testing.T) {
 	for _, tc := range []struct {
 		name, body string
@@ -287,6 +289,10 @@ func TestParseMessage(t *testing.T) {
 		{"sns wrapped", `{"Type":"Notification","Message":"{\"Records\":[{\"eventName\":\"ObjectCreated:CompleteMultipartUpload\",\"s3\":{\"bucket\":{\"name\":\"l\"},\"object\":{\"key\":\"k\"}}}]}"}`, []Object{{Bucket: "l", Key: "k"}}, ""},
 		{"eventbridge", `{"detail-type":"Object Created","detail":{"bucket":{"name":"l"},"object":{"key":"a b"}}}`, []Object{{Bucket: "l", Key: "a b"}}, ""},
 		{"continuation", `{"handover_logs_continuation":{"bucket":"l","key":"k","offset":99}}`, []Object{{Bucket: "l", Key: "k", From: 99}}, ""},
+		{"continuation round trip", ContinuationBody(Object{Bucket: "l", Key: "a b", From: 7, EventTime: eventTime}), []Object{{Bucket: "l", Key: "a b", From: 7, EventTime: eventTime}}, ""},
+		{"event time", `{"Records":[{"eventName":"ObjectCreated:Put","eventTime":"2025-08-14T22:25:01.123Z","s3":{"bucket":{"name":"l"},"object":{"key":"k"}}}]}`,
+			[]Object{{Bucket: "l", Key: "k", EventTime: eventTime}}, ""},
+		{"bad continuation", `{"handover_logs_continuation":{"bucket":"l","offset":-1}}`, nil, "without bucket, key"},
 		{"not json", `hello`, nil, "not JSON"},
 		{"other json", `{"a":1}`, nil, "neither an S3 event"},
 		{"bad encoding", `{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"l"},"object":{"key":"%zz"}}}]}`, nil, "not URL-encoded"},
@@ -303,5 +309,27 @@ func TestParseMessage(t *testing.T) {
 				t.Fatalf("%v %v, want %v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// A run that fails part-way says up to where every line is indexed, so a
+// caller out of time goes on from there without sending a line twice.
+func TestNextAfterAnError(t *testing.T) {
+	store := memStore{"b/" + albKey: gz(albLines(400))}
+	p, idx, _ := newTest(store, Config{BulkBytes: 32 << 10, MaxAttempts: 1})
+	idx.Reject = func(call, _ int, _ string) int {
+		if call == 3 {
+			return 503
+		}
+		return 0
+	}
+	res, err := p.ProcessObject(context.Background(), Object{Bucket: "b", Key: albKey, From: 0}, nil)
+	if err == nil || res.Next == 0 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	idx.Reject = nil
+	res, err = p.ProcessObject(context.Background(), Object{Bucket: "b", Key: albKey, From: res.Next}, nil)
+	if err != nil || !res.Done || res.Duplicates != 0 || len(idx.ids) != 400 {
+		t.Fatalf("from Next: %v %+v, %d ids", err, res, len(idx.ids))
 	}
 }
