@@ -6,17 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/opensearch-project/opensearch-go/v4"
 	"github.com/opensearch-project/opensearch-go/v4/signer/awsv2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/handover-dev/handover/internal/logs"
@@ -29,6 +33,8 @@ type logsFlags struct {
 	bulkBytes                     int
 	connectionLogs, sigv4         bool
 	logLevel                      string
+	// metrics, when set, observes the pipeline.
+	metrics *logs.Metrics
 }
 
 func (f *logsFlags) register(cmd *cobra.Command) {
@@ -93,8 +99,14 @@ func (f *logsFlags) pipeline(ctx context.Context, stderr io.Writer) (*logs.Pipel
 		dead = logs.SQSDeadLetters{Client: sqs.NewFromConfig(cfg), QueueURL: f.dlqURL}
 	}
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = f.endpointURL != "" })
-	p := logs.New(logs.Config{IndexPrefix: f.indexPrefix, BulkBytes: f.bulkBytes, ConnectionLogs: f.connectionLogs, Logger: log},
-		logs.S3Store{Client: s3c}, store, dead)
+	pcfg := logs.Config{IndexPrefix: f.indexPrefix, BulkBytes: f.bulkBytes, ConnectionLogs: f.connectionLogs, Logger: log}
+	if f.metrics != nil {
+		pcfg.Observer = f.metrics
+	}
+	p := logs.New(pcfg, logs.S3Store{Client: s3c}, store, dead)
+	if f.metrics != nil {
+		f.metrics.Register(p)
+	}
 	return p, store, cfg, nil
 }
 
@@ -117,9 +129,10 @@ See docs/logs.md.`,
 
 func newLogsRun(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		f       logsFlags
-		cfg     logs.DaemonConfig
-		workers int
+		f           logsFlags
+		cfg         logs.DaemonConfig
+		workers     int
+		metricsAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -133,21 +146,47 @@ func newLogsRun(stdout, stderr io.Writer) *cobra.Command {
   # on AWS, with an IAM-authenticated domain
   handover logs run --queue-url https://sqs.us-east-1.amazonaws.com/123456789012/elb-logs \
     --dlq-url https://sqs.us-east-1.amazonaws.com/123456789012/elb-logs-dead \
-    --endpoint https://search-logs-abc.us-east-1.es.amazonaws.com --sigv4`,
+    --endpoint https://search-logs-abc.us-east-1.es.amazonaws.com --sigv4
+
+  # with Prometheus metrics on http://127.0.0.1:9108/metrics
+  handover logs run --queue-url … --dlq-url … --endpoint … --metrics-addr 127.0.0.1:9108`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.QueueURL == "" {
 				return &exitError{code: 2, err: errors.New("--queue-url is required: the SQS queue the log bucket's notifications go to")}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			var ln net.Listener
+			if metricsAddr != "" {
+				var err error
+				if ln, err = net.Listen("tcp", metricsAddr); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)}
+				}
+				f.metrics = logs.NewMetrics()
+			}
 			p, _, awsCfg, err := f.pipeline(ctx, stderr)
 			if err != nil {
 				return err
+			}
+			if ln != nil {
+				mux := http.NewServeMux()
+				mux.Handle("GET /metrics", promhttp.HandlerFor(f.metrics.Registry, promhttp.HandlerOpts{}))
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+				go func() { _ = srv.Serve(ln) }()
+				defer func() {
+					shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					_ = srv.Shutdown(shutdown)
+				}()
+				if log, err := newLogger(stderr, f.logLevel); err == nil {
+					log.Info("metrics listening", "addr", "http://"+ln.Addr().String()+"/metrics")
+				}
 			}
 			cfg.Workers = workers
 			return p.Run(ctx, sqs.NewFromConfig(awsCfg), cfg)
 		},
 	}
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", os.Getenv("HANDOVER_LOGS_METRICS_ADDR"), "serve Prometheus metrics at http://ADDR/metrics (lines, lag, retries, dead letters by cause; env HANDOVER_LOGS_METRICS_ADDR)")
 	f.register(cmd)
 	cmd.Flags().StringVar(&cfg.QueueURL, "queue-url", os.Getenv("HANDOVER_LOGS_QUEUE_URL"), "SQS queue of the bucket's ObjectCreated notifications (env HANDOVER_LOGS_QUEUE_URL)")
 	cmd.Flags().IntVar(&workers, "workers", 2, "messages processed at once")

@@ -213,11 +213,10 @@ func (p *Pipeline) indexMessage(ctx context.Context, body, messageID string, sto
 	log := p.cfg.Logger.With("message-id", messageID)
 	objs, err := ParseMessage(body)
 	if err != nil {
-		letter := DeadLetter{Offset: -1, Reason: "not a log notification: " + err.Error(), Line: string(clipBytes([]byte(body), 4096))}
-		if err := p.dead.Send(ctx, []DeadLetter{letter}); err != nil {
+		letter := DeadLetter{Offset: -1, Cause: CauseNotNotification, Reason: "not a log notification: " + err.Error(), Line: string(clipBytes([]byte(body), 4096))}
+		if err := p.sendDead(ctx, []DeadLetter{letter}); err != nil {
 			return nil, fmt.Errorf("dead-lettering message %s, which is not a log notification: %w", messageID, err)
 		}
-		p.Stats.DeadLettered.Add(1)
 		log.Warn("message dead-lettered", "reason", letter.Reason)
 		return nil, nil
 	}

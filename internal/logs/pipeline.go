@@ -13,6 +13,8 @@ import (
 	"time"
 
 	kgzip "github.com/klauspost/compress/gzip"
+
+	"github.com/handover-dev/handover/internal/clock"
 )
 
 // ItemResult is the outcome of one bulk item.
@@ -47,9 +49,38 @@ type DeadLetter struct {
 	Bucket string `json:"bucket"`
 	Key    string `json:"key"`
 	Offset int64  `json:"offset"`
+	// Cause is one of the Cause… constants: what to count and alert on.
+	Cause  string `json:"cause"`
 	Reason string `json:"reason"`
 	Line   string `json:"line,omitempty"`
 }
+
+// Causes of dead letters, few and stable (metric labels).
+const (
+	CauseUnparseable     = "unparseable-line"
+	CauseLineTooLong     = "line-too-long"
+	CauseRefused         = "refused-by-store"
+	CauseNotELB          = "not-an-elb-log"
+	CauseMissing         = "missing-object"
+	CauseBinary          = "binary-object"
+	CauseCorrupt         = "corrupt-object"
+	CauseNotNotification = "not-a-notification"
+)
+
+// Observer is told what counters cannot say; Metrics is one. Calls must
+// not block.
+type Observer interface {
+	// DeadLettered counts n letters of one cause, once they are stored.
+	DeadLettered(cause string, n int)
+	// ObjectIndexed reports an object done, lag after S3 said it was
+	// created (negative when that is unknown, as in a replay).
+	ObjectIndexed(format string, lag time.Duration)
+}
+
+type noObserver struct{}
+
+func (noObserver) DeadLettered(string, int)            {}
+func (noObserver) ObjectIndexed(string, time.Duration) {}
 
 // DeadLetters keeps what could not be indexed.
 type DeadLetters interface {
@@ -92,7 +123,11 @@ type Config struct {
 	// Sleep waits between retries (tests replace it).
 	Sleep  func(ctx context.Context, d time.Duration) error
 	Logger *slog.Logger
-	Seed   uint64
+	// Observer is told of dead letters and of objects done (metrics).
+	Observer Observer
+	// Clock measures lag (default the wall clock).
+	Clock clock.Clock
+	Seed  uint64
 }
 
 func (c *Config) defaults() {
@@ -119,6 +154,12 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
 	}
 }
 
@@ -191,7 +232,7 @@ func (p *Pipeline) ProcessObject(ctx context.Context, o Object, stop func() bool
 	if err != nil {
 		res.Done = true
 		res.Skipped = "not an ELB log"
-		return res, p.deadObject(ctx, o, -1, err.Error(), &res)
+		return res, p.deadObject(ctx, o, CauseNotELB, err.Error(), &res)
 	}
 	res.Format = kind.Format.String()
 	if kind.Skip != "" {
@@ -203,7 +244,7 @@ func (p *Pipeline) ProcessObject(ctx context.Context, o Object, stop func() bool
 	body, err := p.store.Get(ctx, o.Bucket, o.Key)
 	if errors.Is(err, ErrNoObject) {
 		res.Done = true
-		return res, p.deadObject(ctx, o, -1, "the object does not exist (deleted before it was read?): "+err.Error(), &res)
+		return res, p.deadObject(ctx, o, CauseMissing, "the object does not exist (deleted before it was read?): "+err.Error(), &res)
 	}
 	if err != nil {
 		return res, fmt.Errorf("reading s3://%s/%s: %w", o.Bucket, o.Key, err)
@@ -216,16 +257,34 @@ func (p *Pipeline) ProcessObject(ctx context.Context, o Object, stop func() bool
 		w.prefix += "-connections"
 	}
 	err = w.run(ctx, body, stop)
+	if err == nil && res.Done {
+		lag := time.Duration(-1)
+		if !o.EventTime.IsZero() {
+			lag = p.cfg.Clock.Now().Sub(o.EventTime)
+		}
+		p.cfg.Observer.ObjectIndexed(res.Format, lag)
+	}
 	return res, err
 }
 
-func (p *Pipeline) deadObject(ctx context.Context, o Object, offset int64, reason string, res *Result) error {
-	if err := p.dead.Send(ctx, []DeadLetter{{Bucket: o.Bucket, Key: o.Key, Offset: offset, Reason: reason}}); err != nil {
+func (p *Pipeline) deadObject(ctx context.Context, o Object, cause, reason string, res *Result) error {
+	if err := p.sendDead(ctx, []DeadLetter{{Bucket: o.Bucket, Key: o.Key, Offset: -1, Cause: cause, Reason: reason}}); err != nil {
 		return fmt.Errorf("sending s3://%s/%s to the dead letters: %w", o.Bucket, o.Key, err)
 	}
 	res.DeadLettered++
-	p.Stats.DeadLettered.Add(1)
-	p.cfg.Logger.Warn("log object dead-lettered", "bucket", o.Bucket, "key", o.Key, "offset", offset, "reason", reason)
+	p.cfg.Logger.Warn("log object dead-lettered", "bucket", o.Bucket, "key", o.Key, "cause", cause, "reason", reason)
+	return nil
+}
+
+// sendDead stores letters, then counts them.
+func (p *Pipeline) sendDead(ctx context.Context, letters []DeadLetter) error {
+	if err := p.dead.Send(ctx, letters); err != nil {
+		return err
+	}
+	p.Stats.DeadLettered.Add(int64(len(letters)))
+	for _, l := range letters {
+		p.cfg.Observer.DeadLettered(l.Cause, 1)
+	}
 	return nil
 }
 
@@ -273,14 +332,14 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 	if head, _ := raw.Peek(2); bytes.Equal(head, gzipMagic) {
 		zr, err := NewGzipReader(raw)
 		if err != nil {
-			return w.deadAndFlush(ctx, -1, "the object starts as gzip but its header is unreadable: "+err.Error())
+			return w.deadAndFlush(ctx, -1, CauseCorrupt, "the object starts as gzip but its header is unreadable: "+err.Error())
 		}
 		defer zr.Close()
 		r = zr
 	}
 	br := bufio.NewReaderSize(r, cfg.MaxLineBytes)
 	if head, _ := br.Peek(512); bytes.IndexByte(head, 0) >= 0 {
-		return w.deadAndFlush(ctx, -1, "the object is binary (neither text nor gzip-compressed text): not an ELB access log")
+		return w.deadAndFlush(ctx, -1, CauseBinary, "the object is binary (neither text nor gzip-compressed text): not an ELB access log")
 	}
 	w.buf = make([]byte, 0, cfg.BulkBytes+cfg.MaxLineBytes*2)
 	var offset int64
@@ -298,7 +357,7 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 				offset += int64(len(more))
 			}
 			w.res.Lines++
-			w.deadLine(start, fmt.Sprintf("the line is longer than %d bytes", cfg.MaxLineBytes), head)
+			w.deadLine(start, CauseLineTooLong, fmt.Sprintf("the line is longer than %d bytes", cfg.MaxLineBytes), head)
 			if err == nil {
 				continue
 			}
@@ -307,7 +366,7 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 			if len(line) > 0 {
 				w.res.Lines++
 			}
-			return w.deadAndFlush(ctx, start, fmt.Sprintf("reading stopped at byte %d of the content: %v (a truncated or corrupt object; the lines before it are indexed)", start, err))
+			return w.deadAndFlush(ctx, start, CauseCorrupt, fmt.Sprintf("reading stopped at byte %d of the content: %v (a truncated or corrupt object; the lines before it are indexed)", start, err))
 		}
 		if start >= w.o.From && len(bytes.TrimSpace(line)) > 0 {
 			w.res.Lines++
@@ -334,7 +393,7 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 func (w *work) add(line []byte, offset int64) {
 	text := bytes.TrimRight(line, "\r\n")
 	if err := w.line.Parse(w.format, text); err != nil {
-		w.deadLine(offset, err.Error(), text)
+		w.deadLine(offset, CauseUnparseable, err.Error(), text)
 		return
 	}
 	start := len(w.buf)
@@ -346,8 +405,8 @@ func (w *work) add(line []byte, offset int64) {
 	w.p.Stats.Bytes.Add(int64(len(line)))
 }
 
-func (w *work) deadLine(offset int64, reason string, line []byte) {
-	w.dead = append(w.dead, DeadLetter{Bucket: w.o.Bucket, Key: w.o.Key, Offset: offset, Reason: reason, Line: string(clipBytes(line, 4096))})
+func (w *work) deadLine(offset int64, cause, reason string, line []byte) {
+	w.dead = append(w.dead, DeadLetter{Bucket: w.o.Bucket, Key: w.o.Key, Offset: offset, Cause: cause, Reason: reason, Line: string(clipBytes(line, 4096))})
 }
 
 func clipBytes(b []byte, n int) []byte {
@@ -357,8 +416,8 @@ func clipBytes(b []byte, n int) []byte {
 	return b
 }
 
-func (w *work) deadAndFlush(ctx context.Context, offset int64, reason string) error {
-	w.dead = append(w.dead, DeadLetter{Bucket: w.o.Bucket, Key: w.o.Key, Offset: offset, Reason: reason})
+func (w *work) deadAndFlush(ctx context.Context, offset int64, cause, reason string) error {
+	w.dead = append(w.dead, DeadLetter{Bucket: w.o.Bucket, Key: w.o.Key, Offset: offset, Cause: cause, Reason: reason})
 	if err := w.flush(ctx); err != nil {
 		return err
 	}
@@ -397,7 +456,7 @@ func (w *work) flush(ctx context.Context) error {
 					retry = append(retry, it)
 					last = fmt.Sprintf("%d %s: %s", r.Status, r.Type, r.Reason)
 				default:
-					w.dead = append(w.dead, DeadLetter{Bucket: w.o.Bucket, Key: w.o.Key, Offset: it.offset,
+					w.dead = append(w.dead, DeadLetter{Bucket: w.o.Bucket, Key: w.o.Key, Offset: it.offset, Cause: CauseRefused,
 						Reason: fmt.Sprintf("the store refused the document: %d %s: %s", r.Status, r.Type, r.Reason), Line: string(clipBytes(w.buf[it.start:it.end], 4096))})
 				}
 			}
@@ -427,11 +486,10 @@ func (w *work) flush(ctx context.Context) error {
 	}
 	w.buf, w.items = w.buf[:0], w.items[:0]
 	if len(w.dead) > 0 {
-		if err := w.p.dead.Send(ctx, w.dead); err != nil {
+		if err := w.p.sendDead(ctx, w.dead); err != nil {
 			return fmt.Errorf("sending %d dead letters of %s: %w", len(w.dead), w.object, err)
 		}
 		w.res.DeadLettered += int64(len(w.dead))
-		w.p.Stats.DeadLettered.Add(int64(len(w.dead)))
 		w.dead = w.dead[:0]
 	}
 	return nil
