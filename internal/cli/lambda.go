@@ -67,8 +67,8 @@ bulk in flight, saves where it got to in a continuation message (bucket, key,
 byte offset) and hands the records it had no time for to new messages, so a
 file of any size is indexed across invocations, each line once.
 Configuration: HANDOVER_LOGS_ENDPOINT, HANDOVER_LOGS_DLQ_URL,
-HANDOVER_QUEUE_URL, HANDOVER_LOGS_INDEX_PREFIX, HANDOVER_LOGS_SIGV4. See
-docs/logs.md.`,
+HANDOVER_QUEUE_URL, HANDOVER_LOGS_INDEX_PREFIX, HANDOVER_LOGS_SIGV4;
+'handover deploy template --logs' writes them. See docs/logs.md.`,
 		Example: `  # in the function (provided.al2023): bootstrap is the handover binary
   ./bootstrap lambda
 
