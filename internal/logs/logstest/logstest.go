@@ -9,6 +9,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -117,10 +118,30 @@ func (e *Env) Fault(t testing.TB, rule string) {
 	resp.Body.Close()
 }
 
+// ClearFaults removes every fault rule.
+func (e *Env) ClearFaults(t testing.TB) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, e.URL+"/_localcloud/faults", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("clearing the faults: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}
+
 // Put writes an object (the bucket notifies the queue).
 func (e *Env) Put(t testing.TB, key string, body []byte) {
 	t.Helper()
 	if _, err := e.S3.PutObject(context.Background(), &awss3.PutObjectInput{Bucket: aws.String(Bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PutReader writes an object from a seekable reader, e.g. a file too big
+// to hold.
+func (e *Env) PutReader(t testing.TB, key string, body io.ReadSeeker) {
+	t.Helper()
+	if _, err := e.S3.PutObject(context.Background(), &awss3.PutObjectInput{Bucket: aws.String(Bucket), Key: aws.String(key), Body: body}); err != nil {
 		t.Fatal(err)
 	}
 }
