@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzTokenize: any input splits without panicking, into fields that lie
@@ -58,4 +59,29 @@ func FuzzDetectKey(f *testing.F) {
 	f.Add("AWSLogs/1/elasticloadbalancing/r/2024/05/01/1_elasticloadbalancing_r_app.a.b_c_d_e.log.gz")
 	f.Add("x")
 	f.Fuzz(func(t *testing.T, key string) { _, _ = DetectKey(key, true) })
+}
+
+// FuzzParseMessage: any queue message is read or refused, never a panic;
+// a continuation carries its object back unchanged.
+func FuzzParseMessage(f *testing.F) {
+	f.Add(`{"Records":[{"eventName":"ObjectCreated:Put","eventTime":"2025-08-14T22:25:01.123Z","s3":{"bucket":{"name":"l"},"object":{"key":"a+b%2B"}}}]}`, "b", "k", int64(5))
+	f.Add(`{"Type":"Notification","Message":"{\"Event\":\"s3:TestEvent\"}"}`, "b", "a b", int64(0))
+	f.Add(`{"detail-type":"Object Created","time":"2025-08-14T22:25:01Z","detail":{"bucket":{"name":"l"},"object":{"key":"k"}}}`, "", "", int64(-1))
+	f.Fuzz(func(t *testing.T, body, bucket, key string, offset int64) {
+		_, _ = ParseMessage(body)
+		if !utf8.ValidString(bucket) || !utf8.ValidString(key) {
+			return // S3 names are UTF-8; JSON would replace the rest
+		}
+		o := Object{Bucket: bucket, Key: key, From: offset}
+		got, err := ParseMessage(ContinuationBody(o))
+		if bucket == "" || key == "" || offset < 0 {
+			if err == nil {
+				t.Fatalf("a continuation of %+v was accepted", o)
+			}
+			return
+		}
+		if err != nil || len(got) != 1 || got[0].Bucket != bucket || got[0].Key != key || got[0].From != offset {
+			t.Fatalf("continuation of %+v read back as %+v (%v)", o, got, err)
+		}
+	})
 }
