@@ -166,6 +166,9 @@ func newLogsRun(stdout, stderr io.Writer) *cobra.Command {
 			}
 			p, _, awsCfg, err := f.pipeline(ctx, stderr)
 			if err != nil {
+				if ln != nil {
+					ln.Close()
+				}
 				return err
 			}
 			if ln != nil {
