@@ -73,6 +73,8 @@ func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
 	var (
 		groups, databases, roles []string
 		mode, outFile            string
+		withLogs                 bool
+		logsCfg                  deploy.LogsConfig
 	)
 	cfg := deploy.DefaultConfig()
 	cmd := &cobra.Command{
@@ -93,9 +95,21 @@ func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
 
   # a controller that also updates the group, whose launch template's
   # instance profile holds the role orders-instance
-  handover deploy template --group orders-asg --mode controller --instance-role orders-instance`,
+  handover deploy template --group orders-asg --mode controller --instance-role orders-instance
+
+  # the ELB access-log pipeline's own stack (bucket, queue, function)
+  handover deploy template --logs --output logs.json
+  aws cloudformation deploy --template-file logs.json --stack-name handover-logs --capabilities CAPABILITY_IAM \
+    --parameter-overrides CodeS3Bucket=my-artifacts CodeS3Key=handover/bootstrap.zip LogBucketName=my-elb-logs \
+      DomainEndpoint=https://search-logs-abc.us-east-1.es.amazonaws.com DomainArn=arn:aws:es:us-east-1:123456789012:domain/logs`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if withLogs {
+				return writeLogsTemplate(cmd, logsCfg, outFile, stdout)
+			}
+			if cmd.Flags().Changed("logs-trigger") {
+				return &exitError{code: 2, err: errors.New("--logs-trigger is for the log pipeline's stack: add --logs")}
+			}
 			cfg.Groups = groups
 			cfg.Mode = deploy.Mode(mode)
 			cfg.InstanceRoles = roles
@@ -147,7 +161,40 @@ func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
 	fl.StringVar(&cfg.Fence, "fence", cfg.Fence, "how the controller fences the services: http (their endpoints) or ssm (SSM Run Command; adds the SSM permissions)")
 	fl.StringArrayVar(&roles, "instance-role", nil, "IAM role (name, or path/name) of the instance profile in the groups' launch templates, which group updates pass to EC2 (--mode controller; repeatable)")
 	fl.StringVar(&outFile, "output", "", "write the template to this file instead of stdout")
+	fl.BoolVar(&withLogs, "logs", false, "print the ELB access-log pipeline's stack instead: log bucket, notifications, queue with dead-letter queue, the function (handover lambda --mode logs) and its least-privilege role (docs/logs.md)")
+	fl.StringVar(&logsCfg.Trigger, "logs-trigger", deploy.TriggerSQS, "with --logs: sqs (the bucket notifies the queue the function consumes) or direct (the bucket invokes the function; the queue carries continuations)")
 	return cmd
+}
+
+// writeLogsTemplate prints (or writes) the log pipeline's stack; the
+// controller's flags have no meaning there, so giving one is an error.
+func writeLogsTemplate(cmd *cobra.Command, cfg deploy.LogsConfig, outFile string, stdout io.Writer) error {
+	for _, name := range []string{"group", "database", "mode", "heartbeat-timeout", "fence", "instance-role"} {
+		if cmd.Flags().Changed(name) {
+			return &exitError{code: 2, err: fmt.Errorf("--%s is for the controller's stack, --logs prints the log pipeline's own: deploy them as two stacks, with and without --logs", name)}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return &exitError{code: 2, err: flagError(err)}
+	}
+	if outFile == "json" || outFile == "text" {
+		return &exitError{code: 2, err: fmt.Errorf("--output %s: here --output names the file to write (the template is always JSON); leave it out to print to stdout", outFile)}
+	}
+	tmpl, err := deploy.LogsTemplate(cfg)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if outFile == "" {
+		_, err := stdout.Write(tmpl)
+		return err
+	}
+	if err := writeFileAtomic(outFile, tmpl); err != nil {
+		return fmt.Errorf("--output %s: %w", outFile, err)
+	}
+	fmt.Fprintf(stdout, "deploy: wrote %s (the log pipeline, trigger %s)\n", outFile, cfg.Trigger)
+	fmt.Fprintf(stdout, "next: aws cloudformation deploy --template-file %s --stack-name handover-logs --capabilities CAPABILITY_IAM "+
+		"--parameter-overrides CodeS3Bucket=BUCKET CodeS3Key=KEY LogBucketName=LOG_BUCKET DomainEndpoint=https://DOMAIN_ENDPOINT DomainArn=DOMAIN_ARN\n", outFile)
+	return nil
 }
 
 // flagError names the flag a configuration error is about.
@@ -158,7 +205,7 @@ func flagError(err error) error {
 	}
 	flag := map[string]string{
 		"groups": "--group", "databases": "--database", "mode": "--mode", "fence": "--fence",
-		"heartbeat-timeout": "--heartbeat-timeout", "instance-roles": "--instance-role",
+		"heartbeat-timeout": "--heartbeat-timeout", "instance-roles": "--instance-role", "logs-trigger": "--logs-trigger",
 	}[fe.Field]
 	if flag == "" {
 		return err

@@ -71,6 +71,28 @@ func TestDeployTemplateGolden(t *testing.T) {
 	}
 }
 
+// --logs prints the log pipeline's stack, golden as the controller's.
+func TestDeployTemplateLogsGolden(t *testing.T) {
+	for _, trigger := range []string{deploy.TriggerSQS, deploy.TriggerDirect} {
+		t.Run(trigger, func(t *testing.T) {
+			out, errOut, code := runDeploy(t, "template", "--logs", "--logs-trigger", trigger)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			golden(t, "deploy-template-logs-"+trigger+".json", out)
+			want, err := deploy.LogsTemplate(deploy.LogsConfig{Trigger: trigger})
+			if err != nil || out != string(want) {
+				t.Errorf("the command's output differs from deploy.LogsTemplate (%v)", err)
+			}
+		})
+	}
+	path := filepath.Join(t.TempDir(), "logs.json")
+	out, errOut, code := runDeploy(t, "template", "--logs", "--output", path)
+	if code != 0 || !strings.Contains(out, "wrote "+path) || !strings.Contains(out, "DomainArn=") {
+		t.Errorf("--logs --output: exit %d, %s %s", code, out, errOut)
+	}
+}
+
 func TestDeployTemplateDefaults(t *testing.T) {
 	out, _, code := runDeploy(t, "template", "--group", "orders-asg")
 	if code != 0 {
@@ -135,6 +157,11 @@ func TestDeployTemplateBadFlags(t *testing.T) {
 		{[]string{"template", "--group", "a", "--mode", "controller", "--instance-role", "arn:aws:iam::123456789012:role/r"}, "--instance-role: role \"arn:aws:iam::123456789012:role/r\": give the role's name"},
 		{[]string{"template", "--group", "a", "--fence", "rpc"}, `--fence: "rpc" is not a fence`},
 		{[]string{"template", "--group", "a", "extra"}, `unknown command "extra"`},
+		{[]string{"template", "--logs", "--group", "a"}, "--group is for the controller's stack, --logs prints the log pipeline's own"},
+		{[]string{"template", "--logs", "--mode", "controller"}, "--mode is for the controller's stack"},
+		{[]string{"template", "--logs", "--logs-trigger", "sns"}, `--logs-trigger: "sns" is not a trigger: use sqs`},
+		{[]string{"template", "--group", "a", "--logs-trigger", "direct"}, "--logs-trigger is for the log pipeline's stack: add --logs"},
+		{[]string{"template", "--logs", "--output", "json"}, "here --output names the file to write"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, errOut, code := runDeploy(t, tc.args...)

@@ -52,7 +52,11 @@ Faults (admin API on the same endpoint under /_localcloud/, or
 'handover localcloud fault'): throttle an API (RequestLimitExceeded /
 Throttling), fail it with a 5xx, add latency; drop, duplicate, delay or
 reorder events delivered through EventBridge; slow down or fail snapshots;
-kill an instance's processes, mark it unhealthy, take a zone down.
+kill an instance's processes, mark it unhealthy, take a zone down. The
+OpenSearch-compatible endpoint (service es, at http://HOST:PORT/_opensearch)
+takes throttle (429 es_rejected_execution_exception), error and latency on
+its actions (Bulk, Search, Count, Get, CreateIndex, ...) and, with action
+BulkItem, on a share of the items of each bulk.
   GET    /_localcloud/healthz
   GET    /_localcloud/faults
   POST   /_localcloud/faults        {"service":"ec2","action":"CreateSnapshot","kind":"throttle","rate":0.5,"count":10}
@@ -154,6 +158,7 @@ func newFault(stdout io.Writer) *cobra.Command {
   handover localcloud fault rm f-1
   handover localcloud fault clear
   handover localcloud fault add --service ec2 --kind slow-snapshot --delay 30s
+  handover localcloud fault add --service es --action BulkItem --kind throttle --rate 0.3
   handover localcloud fault kill-instance i-0123456789abcdef0
   handover localcloud fault zone-down us-east-1a`,
 	}
@@ -180,7 +185,7 @@ func newFault(stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	add.Flags().StringVar(&req.Service, "service", "", "ec2, autoscaling, elasticloadbalancing, sqs, s3, rds — or events for event faults")
+	add.Flags().StringVar(&req.Service, "service", "", "ec2, autoscaling, elasticloadbalancing, sqs, s3, rds, es (OpenSearch) — or events for event faults")
 	add.Flags().StringVar(&req.Action, "action", "", "API action (CreateSnapshot) or, for events, the detail-type; empty: all")
 	add.Flags().StringVar(&req.Kind, "kind", "", "throttle, error, latency, slow-snapshot, fail-snapshot (API) or drop, duplicate, delay, reorder (events)")
 	add.Flags().Float64Var(&req.Rate, "rate", 0, "chance a matching call is hit (default 1)")

@@ -99,6 +99,7 @@ var knownAttributes = map[string][]string{
 	"AWS::Lambda::Function":     {"Arn"},
 	"AWS::Events::Rule":         {"Arn"},
 	"AWS::Logs::LogGroup":       {"Arn"},
+	"AWS::S3::Bucket":           {"Arn", "DomainName", "RegionalDomainName"},
 }
 
 var pseudoParameters = []string{"AWS::AccountId", "AWS::NotificationARNs", "AWS::NoValue", "AWS::Partition", "AWS::Region", "AWS::StackId", "AWS::StackName", "AWS::URLSuffix"}
@@ -112,92 +113,109 @@ var subVar = regexp.MustCompile(`\$\{([^}]*)\}`)
 func TestTemplateReferencesResolve(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			tmpl := render(t, twoGroups(mode))
-			res := resources(t, tmpl)
-			params, _ := tmpl["Parameters"].(map[string]any)
-			used := map[string]bool{}
-			typeOf := func(id string) string { s, _ := res[id]["Type"].(string); return s }
-			checkRef := func(path, name string) {
-				used[name] = true
-				if _, ok := res[name]; ok {
-					return
-				}
-				if _, ok := params[name]; ok {
-					return
-				}
-				if !slices.Contains(pseudoParameters, name) {
-					t.Errorf("%s: Ref %q names no resource, parameter or pseudo parameter", path, name)
-				}
+			checkReferences(t, render(t, twoGroups(mode)))
+		})
+	}
+}
+
+// checkReferences is TestTemplateReferencesResolve's check of one
+// rendered template. Fn::If must name a condition of the template, and
+// conditions may use Fn::Not and Fn::Equals.
+func checkReferences(t *testing.T, tmpl map[string]any) {
+	t.Helper()
+	res := resources(t, tmpl)
+	params, _ := tmpl["Parameters"].(map[string]any)
+	conds, _ := tmpl["Conditions"].(map[string]any)
+	used := map[string]bool{}
+	typeOf := func(id string) string { s, _ := res[id]["Type"].(string); return s }
+	checkRef := func(path, name string) {
+		used[name] = true
+		if _, ok := res[name]; ok {
+			return
+		}
+		if _, ok := params[name]; ok {
+			return
+		}
+		if !slices.Contains(pseudoParameters, name) {
+			t.Errorf("%s: Ref %q names no resource, parameter or pseudo parameter", path, name)
+		}
+	}
+	checkAtt := func(path, name, attr string) {
+		if _, ok := res[name]; !ok {
+			t.Errorf("%s: Fn::GetAtt %s.%s names no resource", path, name, attr)
+			return
+		}
+		if !slices.Contains(knownAttributes[typeOf(name)], attr) {
+			t.Errorf("%s: Fn::GetAtt %s.%s: %s has no attribute %q", path, name, attr, typeOf(name), attr)
+		}
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case nil:
+			t.Errorf("%s is null", path)
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
 			}
-			checkAtt := func(path, name, attr string) {
-				if _, ok := res[name]; !ok {
-					t.Errorf("%s: Fn::GetAtt %s.%s names no resource", path, name, attr)
-					return
-				}
-				if !slices.Contains(knownAttributes[typeOf(name)], attr) {
-					t.Errorf("%s: Fn::GetAtt %s.%s: %s has no attribute %q", path, name, attr, typeOf(name), attr)
-				}
-			}
-			var walk func(path string, v any)
-			walk = func(path string, v any) {
-				switch x := v.(type) {
-				case nil:
-					t.Errorf("%s is null", path)
-				case []any:
-					for i, e := range x {
-						walk(fmt.Sprintf("%s[%d]", path, i), e)
+		case map[string]any:
+			for k, e := range x {
+				p := path + "." + k
+				switch {
+				case k == "Ref":
+					checkRef(p, e.(string))
+				case k == "Fn::GetAtt":
+					a := strs(e)
+					if len(a) != 2 {
+						t.Errorf("%s: malformed %v", p, e)
+						continue
 					}
-				case map[string]any:
-					for k, e := range x {
-						p := path + "." + k
-						switch {
-						case k == "Ref":
-							checkRef(p, e.(string))
-						case k == "Fn::GetAtt":
-							a := strs(e)
-							if len(a) != 2 {
-								t.Errorf("%s: malformed %v", p, e)
-								continue
-							}
-							checkAtt(p, a[0], a[1])
-						case k == "Fn::Sub":
-							s, ok := e.(string)
-							if !ok {
-								t.Errorf("%s: only the string form of Fn::Sub is expected, got %v", p, e)
-								continue
-							}
-							for _, m := range subVar.FindAllStringSubmatch(s, -1) {
-								if strings.HasPrefix(m[1], "!") {
-									continue // a literal ${
-								}
-								if name, attr, ok := strings.Cut(m[1], "."); ok {
-									checkAtt(p, name, attr)
-								} else {
-									checkRef(p, name)
-								}
-							}
-						case strings.HasPrefix(k, "Fn::"):
-							t.Errorf("%s: unexpected intrinsic %s", p, k)
-						default:
-							walk(p, e)
+					checkAtt(p, a[0], a[1])
+				case k == "Fn::Sub":
+					s, ok := e.(string)
+					if !ok {
+						t.Errorf("%s: only the string form of Fn::Sub is expected, got %v", p, e)
+						continue
+					}
+					for _, m := range subVar.FindAllStringSubmatch(s, -1) {
+						if strings.HasPrefix(m[1], "!") {
+							continue // a literal ${
+						}
+						if name, attr, ok := strings.Cut(m[1], "."); ok {
+							checkAtt(p, name, attr)
+						} else {
+							checkRef(p, name)
 						}
 					}
-				}
-			}
-			walk("", tmpl)
-			for id, r := range res {
-				for _, d := range strs(r["DependsOn"]) {
-					if _, ok := res[d]; !ok {
-						t.Errorf("%s DependsOn %q, which is no resource", id, d)
+				case k == "Fn::If":
+					a, _ := e.([]any)
+					if len(a) != 3 || conds[fmt.Sprint(a[0])] == nil {
+						t.Errorf("%s: Fn::If %v names no condition of the template", p, e)
+						continue
 					}
+					walk(p, a[1:])
+				case k == "Fn::Not" || k == "Fn::Equals":
+					walk(p, e)
+				case strings.HasPrefix(k, "Fn::"):
+					t.Errorf("%s: unexpected intrinsic %s", p, k)
+				default:
+					walk(p, e)
 				}
 			}
-			for p := range params {
-				if !used[p] {
-					t.Errorf("parameter %s is never used", p)
-				}
+		}
+	}
+	walk("", tmpl)
+	for id, r := range res {
+		for _, d := range strs(r["DependsOn"]) {
+			if _, ok := res[d]; !ok {
+				t.Errorf("%s DependsOn %q, which is no resource", id, d)
 			}
-		})
+		}
+	}
+	for p := range params {
+		if !used[p] {
+			t.Errorf("parameter %s is never used", p)
+		}
 	}
 }
 

@@ -4,7 +4,8 @@
 // together (EC2 instances for Auto Scaling and the load balancers, events
 // from EC2 and Auto Scaling through EventBridge into SQS, lifecycle hook
 // notifications straight into SQS, S3 for access logs and notifications,
-// one fault injector for all) and routes requests
+// the OpenSearch-compatible endpoint under /_opensearch, one fault
+// injector for all) and routes requests
 // to them by the service their signature names.
 //
 // It must never implement an AWS API itself: behaviour belongs to the
@@ -31,6 +32,7 @@ import (
 	"github.com/handover-dev/handover/internal/localcloud/elbv2"
 	"github.com/handover-dev/handover/internal/localcloud/eventbridge"
 	"github.com/handover-dev/handover/internal/localcloud/faults"
+	"github.com/handover-dev/handover/internal/localcloud/opensearch"
 	"github.com/handover-dev/handover/internal/localcloud/rds"
 	"github.com/handover-dev/handover/internal/localcloud/s3"
 	"github.com/handover-dev/handover/internal/localcloud/snapstore"
@@ -96,6 +98,7 @@ type Cloud struct {
 	// then says why to every RDS request.
 	RDS        *rds.Service
 	rdsHandler http.Handler
+	OpenSearch *opensearch.Service
 	snaps      *snapstore.Store
 
 	router  *Router
@@ -153,6 +156,10 @@ func New(cfg Config) (_ *Cloud, err error) {
 		c.rdsHandler = c.RDS
 		c.closers = append(c.closers, c.RDS.Close)
 	}
+	if c.OpenSearch, err = opensearch.New(opensearch.Config{DataDir: dir("opensearch"), Faults: c.Faults, Clock: clock.Real{}, Logger: log.With("service", "opensearch")}); err != nil {
+		return nil, fmt.Errorf("starting the OpenSearch endpoint: %w", err)
+	}
+	c.closers = append(c.closers, c.OpenSearch.Close)
 	if c.snaps, err = snapstore.Open(dir("snapshots"), log.With("service", "snapshots")); err != nil {
 		return nil, fmt.Errorf("opening the snapshot store: %w", err)
 	}
@@ -193,6 +200,7 @@ func New(cfg Config) (_ *Cloud, err error) {
 		},
 		AccessKeys: keys,
 		Admin:      c.adminHandler(),
+		OpenSearch: c.OpenSearch.Handler(OpenSearchPrefix),
 	}
 	return c, nil
 }

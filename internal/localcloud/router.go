@@ -1,6 +1,7 @@
 package localcloud
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -85,7 +86,15 @@ type Router struct {
 	// Admin serves /_localcloud/ (faults, instances, zones). S3 bucket
 	// names cannot start with "_", so the prefix never shadows a bucket.
 	Admin http.Handler
+	// OpenSearch serves the OpenSearch-compatible domain under
+	// OpenSearchPrefix (the whole path, prefix included).
+	OpenSearch http.Handler
 }
+
+// OpenSearchPrefix is where the OpenSearch-compatible endpoint lives: a
+// client's address is http://HOST:PORT/_opensearch. Like the admin prefix
+// it cannot shadow a bucket.
+const OpenSearchPrefix = "/_opensearch"
 
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_localcloud/") && rt.Admin != nil {
@@ -93,6 +102,16 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svc := ServiceOf(r)
+	if rt.OpenSearch != nil && (r.URL.Path == OpenSearchPrefix || strings.HasPrefix(r.URL.Path, OpenSearchPrefix+"/")) {
+		if key, _ := credential(r); len(rt.AccessKeys) > 0 && !rt.AccessKeys[key] {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"message":"The security token included in the request is invalid: this local cloud was started with --require-credentials; sign requests to the OpenSearch endpoint with SigV4 (service es) and a known access key."}`)
+			return
+		}
+		rt.OpenSearch.ServeHTTP(w, r)
+		return
+	}
 	if len(rt.AccessKeys) > 0 {
 		if key, _ := credential(r); !rt.AccessKeys[key] {
 			writeError(w, svc, &awsproto.Error{Code: invalidKeyCode(svc), Status: http.StatusForbidden,
