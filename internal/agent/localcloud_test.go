@@ -66,13 +66,22 @@ func (c *cloud) launch() (id, dir, imdsURL string) {
 	}
 	id = aws.ToString(out.Instances[0].InstanceId)
 	dir = filepath.Join(c.dataDir, "ec2", "instances", id)
+	// Its process prints the metadata endpoint as it starts, which can be
+	// before EC2 moves it from pending to running (a busy machine delays
+	// the tick): wait for both, as AttachVolume needs running.
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		b, _ := os.ReadFile(filepath.Join(dir, "console.log"))
-		if m := imdsLine.FindSubmatch(b); m != nil {
+		m := imdsLine.FindSubmatch(b)
+		if m == nil {
+			continue
+		}
+		d, err := c.ec2.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err == nil && len(d.Reservations) == 1 && len(d.Reservations[0].Instances) == 1 &&
+			d.Reservations[0].Instances[0].State != nil && d.Reservations[0].Instances[0].State.Name == types.InstanceStateNameRunning {
 			return id, dir, string(m[1])
 		}
 	}
-	c.t.Fatalf("instance %s never printed its metadata endpoint", id)
+	c.t.Fatalf("instance %s never printed its metadata endpoint and ran", id)
 	return
 }
 
