@@ -17,6 +17,7 @@ type createListenerInput struct {
 	Protocol        string
 	Port            *int
 	TargetGroupARN  string // the one forward target
+	Tags            []tag
 }
 
 func (s *Service) createListener(_ context.Context, in createListenerInput) (listener, error) {
@@ -61,7 +62,7 @@ func (s *Service) createListener(_ context.Context, in createListenerInput) (lis
 		l := &listener{
 			ARN: s.arn("listener/app/" + lb.Name + "/" + lb.ID + "/" + id), ID: id,
 			LoadBalancerARN: lb.ARN, Protocol: in.Protocol, RequestedPort: *in.Port,
-			TargetGroupARN: tg.ARN, Seq: s.nextSeqLocked(),
+			TargetGroupARN: tg.ARN, Tags: in.Tags, Seq: s.nextSeqLocked(),
 		}
 		if err := s.openListenerLocked(l, *in.Port); err != nil {
 			return awsproto.Internal("opening a listener for port %d: %v", *in.Port, err)

@@ -36,6 +36,9 @@ var handlers = map[string]handlerFunc{
 	"RegisterTargets":                (*Service).apiRegisterTargets,
 	"DeregisterTargets":              (*Service).apiDeregisterTargets,
 	"DescribeTargetHealth":           (*Service).apiDescribeTargetHealth,
+	"AddTags":                        (*Service).apiAddTags,
+	"RemoveTags":                     (*Service).apiRemoveTags,
+	"DescribeTags":                   (*Service).apiDescribeTags,
 }
 
 // ServeHTTP answers one API request through the shared Query dispatcher.
@@ -306,7 +309,7 @@ func (s *Service) apiCreateListener(ctx context.Context, v awsproto.Values) (any
 	if tgARN == "" {
 		return nil, errValidation("A target group ARN must be specified for a forward action")
 	}
-	l, err := s.createListener(ctx, createListenerInput{LoadBalancerARN: lbARN, Protocol: v.Get("Protocol"), Port: port, TargetGroupARN: tgARN})
+	l, err := s.createListener(ctx, createListenerInput{LoadBalancerARN: lbARN, Protocol: v.Get("Protocol"), Port: port, TargetGroupARN: tgARN, Tags: tags(v)})
 	if err != nil {
 		return nil, err
 	}

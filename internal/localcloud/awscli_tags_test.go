@@ -1,0 +1,54 @@
+package localcloud
+
+import (
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestAWSCLITags tags the load balancer parts and a bucket of an
+// environment with the real AWS CLI and reads the tags back the ways
+// handover finds environments: describe-tags and get-bucket-tagging.
+func TestAWSCLITags(t *testing.T) {
+	if _, err := os.Stat(awsCLI); err != nil {
+		if os.Getenv("HANDOVER_SKIP_AWSCLI") == "1" {
+			t.Skip("HANDOVER_SKIP_AWSCLI=1 and no AWS CLI at " + awsCLI)
+		}
+		t.Fatalf("%s is missing: run `make deps` (installs Debian's awscli), or set HANDOVER_SKIP_AWSCLI=1", awsCLI)
+	}
+	lc, err := New(Config{DataDir: t.TempDir(), Tick: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(lc.Handler())
+	t.Cleanup(func() { srv.Close(); lc.Close() })
+	c := cli{t: t, endpoint: srv.URL, env: []string{
+		"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin", "AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=secret",
+		"AWS_DEFAULT_REGION=us-east-1", "AWS_PAGER=", "AWS_EC2_METADATA_DISABLED=true",
+	}}
+
+	lb := c.text("elbv2", "create-load-balancer", "--name", "web", "--query", "LoadBalancers[0].LoadBalancerArn")
+	tg := c.text("elbv2", "create-target-group", "--name", "web-tg", "--protocol", "HTTP", "--port", "8080",
+		"--tags", "Key=handover:environment,Value=staging", "--query", "TargetGroups[0].TargetGroupArn")
+	l := c.text("elbv2", "create-listener", "--load-balancer-arn", lb, "--protocol", "HTTP", "--port", "80",
+		"--default-actions", "Type=forward,TargetGroupArn="+tg, "--query", "Listeners[0].ListenerArn")
+	c.run("elbv2", "add-tags", "--resource-arns", lb, l, "--tags", "Key=handover:environment,Value=staging", "Key=handover:entry,Value=true")
+	for _, arn := range []string{lb, tg, l} {
+		if got := c.text("elbv2", "describe-tags", "--resource-arns", arn,
+			"--query", "TagDescriptions[0].Tags[?Key=='handover:environment'].Value | [0]"); got != "staging" {
+			t.Errorf("describe-tags %s: handover:environment = %q", arn, got)
+		}
+	}
+	c.run("elbv2", "remove-tags", "--resource-arns", l, "--tag-keys", "handover:entry")
+	if got := c.run("elbv2", "describe-tags", "--resource-arns", l, "--query", "length(TagDescriptions[0].Tags)"); got != "1" {
+		t.Errorf("after remove-tags the listener has %s tags, want 1", got)
+	}
+
+	c.run("s3api", "create-bucket", "--bucket", "staging-assets")
+	c.run("s3api", "put-bucket-tagging", "--bucket", "staging-assets", "--tagging", "TagSet=[{Key=handover:environment,Value=staging}]")
+	if got := c.text("s3api", "get-bucket-tagging", "--bucket", "staging-assets", "--query", "TagSet[0].Value"); got != "staging" {
+		t.Errorf("get-bucket-tagging: %q", got)
+	}
+
+}
