@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// TestAWSCLITags tags the load balancer parts and a bucket of an
-// environment with the real AWS CLI and reads the tags back the ways
-// handover finds environments: describe-tags and get-bucket-tagging.
+// TestAWSCLITags tags the parts of an environment with the real AWS CLI
+// and reads the tags back the ways handover finds environments:
+// describe-tags, get-bucket-tagging, and a group tag filter.
 func TestAWSCLITags(t *testing.T) {
 	if _, err := os.Stat(awsCLI); err != nil {
 		if os.Getenv("HANDOVER_SKIP_AWSCLI") == "1" {
@@ -51,4 +51,18 @@ func TestAWSCLITags(t *testing.T) {
 		t.Errorf("get-bucket-tagging: %q", got)
 	}
 
+
+	c.run("ec2", "create-launch-template", "--launch-template-name", "orders", "--launch-template-data", `{"ImageId":"`+ami+`"}`)
+	c.run("autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "orders", "--min-size", "0", "--max-size", "1",
+		"--launch-template", "LaunchTemplateName=orders", "--availability-zones", "us-east-1a")
+	c.run("autoscaling", "create-or-update-tags", "--tags", "ResourceId=orders,ResourceType=auto-scaling-group,Key=handover:environment,Value=staging,PropagateAtLaunch=true")
+	if got := c.run("autoscaling", "describe-auto-scaling-groups", "--filters", "Name=tag:handover:environment,Values=staging",
+		"--query", "AutoScalingGroups[].AutoScalingGroupName"); got != "[\n    \"orders\"\n]" {
+		t.Errorf("groups tagged staging: %s", got)
+	}
+	c.run("autoscaling", "delete-tags", "--tags", "ResourceId=orders,ResourceType=auto-scaling-group,Key=handover:environment")
+	if got := c.run("autoscaling", "describe-auto-scaling-groups", "--filters", "Name=tag:handover:environment,Values=staging",
+		"--query", "length(AutoScalingGroups)"); got != "0" {
+		t.Errorf("after delete-tags %s groups are tagged staging", got)
+	}
 }
