@@ -51,7 +51,6 @@ func TestAWSCLITags(t *testing.T) {
 		t.Errorf("get-bucket-tagging: %q", got)
 	}
 
-
 	c.run("ec2", "create-launch-template", "--launch-template-name", "orders", "--launch-template-data", `{"ImageId":"`+ami+`"}`)
 	c.run("autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "orders", "--min-size", "0", "--max-size", "1",
 		"--launch-template", "LaunchTemplateName=orders", "--availability-zones", "us-east-1a")
