@@ -170,7 +170,7 @@ func TestEnvStandbyResumeKilled(t *testing.T) {
 			Name  string
 			Hooks []struct{ Name string }
 		}
-		Databases []struct{ ID, Group, Volume string }
+		Databases     []struct{ ID, Group, Volume string }
 		LoadBalancers []struct {
 			Name      string
 			Listeners []struct{ Entry bool }
