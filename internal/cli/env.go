@@ -251,13 +251,25 @@ func printInventory(w io.Writer, name string, inv *env.Inventory) {
 		fmt.Fprintf(tw, "target-group\t%s\t%s\t%s\n", tg.Name, yesNo(false), tg.ARN)
 	}
 	for _, d := range inv.DBInstances {
-		fmt.Fprintf(tw, "rds\t%s\t%s\t%s, %s, %s\n", d.ID, yesNo(true), d.Engine, d.Status, d.Endpoint)
+		detail := d.Engine + ", " + d.Status
+		if d.Endpoint != "" {
+			detail += ", " + d.Endpoint
+		}
+		fmt.Fprintf(tw, "rds\t%s\t%s\t%s\n", d.ID, yesNo(true), detail)
 	}
 	for _, b := range inv.Buckets {
 		fmt.Fprintf(tw, "bucket\t%s\t%s\t\n", b.Name, yesNo(true))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\npersistent parts: %d databases, %d RDS instances, %d buckets\n", len(inv.Databases), len(inv.DBInstances), len(inv.Buckets))
+	fmt.Fprintf(w, "\npersistent parts: %s, %s, %s\n", count(len(inv.Databases), "database"), count(len(inv.DBInstances), "RDS instance"), count(len(inv.Buckets), "bucket"))
+}
+
+// count is "1 bucket", "2 buckets".
+func count(n int, one string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %ss", n, one)
 }
 
 // lastPart shortens a target group ARN to its name.

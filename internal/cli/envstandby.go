@@ -219,7 +219,7 @@ func printStandbyPlan(w io.Writer, p *env.Plan) {
 			fmt.Fprintf(w, "    wait for %d Pending: %s\n", len(g.Pending), strings.Join(g.Pending, ", "))
 		}
 		if len(g.Standby)+len(g.Pending) > 0 {
-			fmt.Fprintf(w, "    EnterStandby with decrement, %d calls: %s\n", g.Calls, strings.Join(append(append([]string(nil), g.Standby...), g.Pending...), ", "))
+			fmt.Fprintf(w, "    EnterStandby with decrement, %s: %s\n", count(g.Calls, "call"), strings.Join(append(append([]string(nil), g.Standby...), g.Pending...), ", "))
 		} else {
 			fmt.Fprintf(w, "    no InService instance: nothing to move\n")
 		}

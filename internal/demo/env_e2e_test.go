@@ -17,6 +17,8 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -78,7 +80,8 @@ func (c envCLI) killAt(at string, args ...string) bool {
 }
 
 // tagEnvironment tags a pool group, its load balancer, target group and
-// listener (the entry point) and a new bucket with handover:environment.
+// listener (the entry point), a new PostgreSQL RDS instance and a new
+// bucket with handover:environment.
 func tagEnvironment(t *testing.T, e *Env, group, name string) {
 	t.Helper()
 	ctx := t.Context()
@@ -107,8 +110,15 @@ func tagEnvironment(t *testing.T, e *Env, group, name string) {
 		Tags: []elbtypes.Tag{envTag, {Key: aws.String("handover:entry"), Value: aws.String("true")}}}); err != nil {
 		t.Fatal(err)
 	}
-	s3c := s3.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(e.Endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDDEMO", "demo", "")}, func(o *s3.Options) { o.UsePathStyle = true })
+	cfg := aws.Config{Region: region, BaseEndpoint: aws.String(e.Endpoint), Credentials: credentials.NewStaticCredentialsProvider("AKIDDEMO", "demo", "")}
+	if _, err := rds.NewFromConfig(cfg).CreateDBInstance(ctx, &rds.CreateDBInstanceInput{
+		DBInstanceIdentifier: aws.String(name + "-db"), DBInstanceClass: aws.String("db.t3.micro"), Engine: aws.String("postgres"),
+		MasterUsername: aws.String("app"), MasterUserPassword: aws.String("app-password-1"), DBName: aws.String("app"),
+		Tags: []rdstypes.Tag{{Key: aws.String("handover:environment"), Value: aws.String(name)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name + "-assets")}); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +185,8 @@ func TestEnvStandbyResumeKilled(t *testing.T) {
 			Name      string
 			Listeners []struct{ Entry bool }
 		} `json:"load_balancers"`
-		TargetGroups []struct{ Name string } `json:"target_groups"`
+		TargetGroups []struct{ Name string }       `json:"target_groups"`
+		RDS          []struct{ ID, Engine string } `json:"rds_instances"`
 		Buckets      []struct{ Name string }
 	}
 	if err := json.Unmarshal([]byte(out), &inv); err != nil {
@@ -187,8 +198,17 @@ func TestEnvStandbyResumeKilled(t *testing.T) {
 	}
 	if len(inv.Groups) != 1 || len(inv.Groups[0].Hooks) != 2 || len(inv.Databases) != 2 || volumes["orders-1"] == "" || volumes["orders-2"] == "" ||
 		len(inv.LoadBalancers) != 1 || len(inv.LoadBalancers[0].Listeners) != 1 || !inv.LoadBalancers[0].Listeners[0].Entry ||
-		len(inv.TargetGroups) != 1 || len(inv.Buckets) != 1 || inv.Buckets[0].Name != "staging-assets" {
+		len(inv.TargetGroups) != 1 || len(inv.RDS) != 1 || inv.RDS[0].ID != "staging-db" || len(inv.Buckets) != 1 || inv.Buckets[0].Name != "staging-assets" {
 		t.Fatalf("env show found %s", out)
+	}
+
+	// The text forms, logged for docs/environments.md.
+	for _, args := range [][]string{{"env", "show", "staging"}, {"env", "standby", "staging", "--dry-run"}} {
+		code, out, errOut := c.run(args...)
+		if code != 0 {
+			t.Fatalf("handover %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+		}
+		t.Logf("$ handover %s\n%s%s", strings.Join(args, " "), errOut, out)
 	}
 
 	// Killed as it lowers MinSize, then as it moves the instances.
@@ -201,6 +221,7 @@ func TestEnvStandbyResumeKilled(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("env standby run again: exit %d\n%s\n%s", code, out, errOut)
 	}
+	t.Logf("$ handover env standby staging --lease-ttl 2s --output json   # run again after two kills\n%s%s", errOut, out)
 	var op struct {
 		ID        string
 		InStandby bool `json:"in_standby"`
@@ -225,6 +246,7 @@ func TestEnvStandbyResumeKilled(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("env resume run again: exit %d\n%s\n%s", code, out, errOut)
 	}
+	t.Logf("$ handover env resume staging --lease-ttl 2s   # run again after two kills\n%s%s", errOut, out)
 	if after := shapeOf(t, e, "orders"); after.Min != before.Min || after.Desired != before.Desired || after.Max != before.Max || after.States["InService"] != 2 || len(after.States) != 1 {
 		t.Fatalf("after resume the group is %+v, before %+v", after, before)
 	}
@@ -252,6 +274,7 @@ func TestEnvStandbyResumeKilled(t *testing.T) {
 		{[]string{"env", "standby", "bad name"}, "letters, digits and hyphens"},
 	} {
 		code, _, errOut := c.run(tt.args...)
+		t.Logf("$ handover %s\n%s(exit %d)", strings.Join(tt.args, " "), errOut, code)
 		if code != 2 || !strings.Contains(errOut, tt.says) {
 			t.Errorf("handover %s: exit %d, %q; want 2 saying %q", strings.Join(tt.args, " "), code, errOut, tt.says)
 		}

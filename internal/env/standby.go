@@ -60,6 +60,22 @@ var ErrBusy = errors.New("the environment is busy")
 // says what to change. Nothing was changed.
 var ErrBadRequest = errors.New("bad request")
 
+// badRequest is an ErrBadRequest whose text is only what to change.
+type badRequest struct{ error }
+
+func (badRequest) Is(target error) bool { return target == ErrBadRequest }
+func (b badRequest) Unwrap() error     { return b.error }
+
+func badRequestf(format string, args ...any) error { return badRequest{fmt.Errorf(format, args...)} }
+
+// plural is "1 call", "2 calls".
+func plural(n int, one string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %ss", n, one)
+}
+
 // GroupPlan is what a standby will do to one group.
 type GroupPlan struct {
 	Group   string   `json:"group"`
@@ -155,7 +171,7 @@ const OpStandby = "standby"
 // Phase in-standby.
 func (r *Runner) StartStandby(ctx context.Context, sel Selector, dryRun bool) (*ledger.EnvOp, *Plan, error) {
 	if err := CheckName(sel.Value); err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return nil, nil, badRequest{err}
 	}
 	cur, err := standbyOf(ctx, r.led, sel.Value)
 	if err != nil {
@@ -172,7 +188,7 @@ func (r *Runner) StartStandby(ctx context.Context, sel Selector, dryRun bool) (*
 		return nil, nil, err
 	}
 	if len(inv.Groups) == 0 {
-		return nil, nil, fmt.Errorf("%w: environment %s has no Auto Scaling group tagged %s: nothing to put in standby", ErrBadRequest, sel.Value, sel)
+		return nil, nil, badRequestf("environment %s has no Auto Scaling group tagged %s: nothing to put in standby", sel.Value, sel)
 	}
 	if err := busy(ctx, r.led, inv.GroupNames()); err != nil {
 		return nil, nil, fmt.Errorf("environment %s: %w", sel.Value, err)
@@ -188,7 +204,7 @@ func (r *Runner) StartStandby(ctx context.Context, sel Selector, dryRun bool) (*
 	op := &ledger.EnvOp{
 		ID: newID(), Environment: sel.Value, SelectorKey: sel.Key, Op: OpStandby,
 		State: ledger.UpdateRunning, Phase: PhaseStandby, CreatedAt: now, UpdatedAt: now,
-		Timeline: []ledger.UpdateStep{{Phase: PhaseStandby, Start: now, Note: fmt.Sprintf("%d groups", len(inv.Groups))}},
+		Timeline: []ledger.UpdateStep{{Phase: PhaseStandby, Start: now, Note: plural(len(inv.Groups), "group")}},
 	}
 	for _, g := range inv.Groups {
 		op.Groups = append(op.Groups, ledger.EnvGroup{Name: g.Name, Min: g.Min, Max: g.Max, Desired: g.Desired})
@@ -206,7 +222,7 @@ func (r *Runner) StartStandby(ctx context.Context, sel Selector, dryRun bool) (*
 // same way, and ends Aborted. It returns the standby, to be advanced.
 func (r *Runner) RequestResume(ctx context.Context, name string, abort bool) (*ledger.EnvOp, error) {
 	if err := CheckName(name); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return nil, badRequest{err}
 	}
 	for range 8 {
 		op, err := standbyOf(ctx, r.led, name)
@@ -214,7 +230,7 @@ func (r *Runner) RequestResume(ctx context.Context, name string, abort bool) (*l
 			return nil, err
 		}
 		if op == nil {
-			return nil, fmt.Errorf("%w: environment %s is not in standby: no standby of it is recorded in this ledger (is --ledger the one handover env standby used?)", ErrBadRequest, name)
+			return nil, badRequestf("environment %s is not in standby: no standby of it is recorded in this ledger (is --ledger the one handover env standby used?)", name)
 		}
 		if op.ResumeRequested {
 			return op, nil
@@ -261,7 +277,7 @@ func (r *Runner) stepStandby(ctx context.Context, op *ledger.EnvOp) (bool, error
 		if len(pending) > 0 {
 			// Pending instances cannot enter Standby; once InService they
 			// count in the decrement, so wait for them before lowering.
-			r.say("group %s: waiting for %d Pending instances (%s)", eg.Name, len(pending), strings.Join(pending, ", "))
+			r.say("group %s: waiting for %s (%s)", eg.Name, plural(len(pending), "Pending instance"), strings.Join(pending, ", "))
 			waiting = true
 			continue
 		}
@@ -272,7 +288,7 @@ func (r *Runner) stepStandby(ctx context.Context, op *ledger.EnvOp) (bool, error
 				if err := r.save(ctx, op); err != nil {
 					return false, err
 				}
-				r.say("group %s: MinSize %d -> %d, so %d instances can leave with the desired capacity", eg.Name, g.Min, need, len(inService))
+				r.say("group %s: MinSize %d -> %d, so %s can leave with the desired capacity", eg.Name, g.Min, need, plural(len(inService), "instance"))
 				if err := r.cloud.SetCapacity(ctx, eg.Name, need, -1); err != nil {
 					return false, fmt.Errorf("lowering the MinSize of group %s to %d: %w", eg.Name, need, err)
 				}
@@ -288,7 +304,7 @@ func (r *Runner) stepStandby(ctx context.Context, op *ledger.EnvOp) (bool, error
 			if err := r.save(ctx, op); err != nil {
 				return false, err
 			}
-			r.say("group %s: EnterStandby %d instances (%s)", eg.Name, len(batch), strings.Join(batch, ", "))
+			r.say("group %s: EnterStandby %s (%s)", eg.Name, plural(len(batch), "instance"), strings.Join(batch, ", "))
 			if err := r.cloud.EnterStandby(ctx, eg.Name, batch); err != nil {
 				return false, fmt.Errorf("moving %d instances of group %s to Standby: %w", len(batch), eg.Name, err)
 			}
@@ -296,15 +312,15 @@ func (r *Runner) stepStandby(ctx context.Context, op *ledger.EnvOp) (bool, error
 			continue
 		}
 		if len(entering) > 0 {
-			r.say("group %s: waiting for %d instances entering Standby", eg.Name, len(entering))
+			r.say("group %s: waiting for %s entering Standby", eg.Name, plural(len(entering), "instance"))
 			waiting = true
 		}
 	}
 	if moved || waiting {
 		return moved, nil
 	}
-	r.phase(op, PhaseInStandby, fmt.Sprintf("%d instances in Standby", countStandby(op)))
-	r.say("environment %s is in standby: %d instances in Standby", op.Environment, countStandby(op))
+	r.phase(op, PhaseInStandby, plural(countStandby(op), "instance")+" in Standby")
+	r.say("environment %s is in standby: %s in Standby", op.Environment, plural(countStandby(op), "instance"))
 	return true, nil
 }
 
@@ -360,7 +376,7 @@ func (r *Runner) stepResume(ctx context.Context, op *ledger.EnvOp) (bool, error)
 			if err := r.save(ctx, op); err != nil {
 				return false, err
 			}
-			r.say("group %s: ExitStandby %d instances (%s)", eg.Name, len(batch), strings.Join(batch, ", "))
+			r.say("group %s: ExitStandby %s (%s)", eg.Name, plural(len(batch), "instance"), strings.Join(batch, ", "))
 			if err := r.cloud.ExitStandby(ctx, eg.Name, batch); err != nil {
 				return false, fmt.Errorf("moving %d instances of group %s out of Standby: %w", len(batch), eg.Name, err)
 			}
@@ -368,7 +384,7 @@ func (r *Runner) stepResume(ctx context.Context, op *ledger.EnvOp) (bool, error)
 			continue
 		}
 		if len(busy) > 0 {
-			r.say("group %s: waiting for %d instances to be InService (%s)", eg.Name, len(busy), strings.Join(busy, ", "))
+			r.say("group %s: waiting for %s to be InService (%s)", eg.Name, plural(len(busy), "instance"), strings.Join(busy, ", "))
 			waiting = true
 			continue
 		}

@@ -51,7 +51,7 @@ type EnvGroup struct {
 	// LoweredMin records that MinSize was (or may have been) set to
 	// LoweredTo so the standby's decrements fit.
 	LoweredMin bool  `json:"lowered_min,omitempty"`
-	LoweredTo  int32 `json:"lowered_to,omitempty"`
+	LoweredTo  int32 `json:"lowered_to"`
 	// Standby are the instances the operation moved (or may have moved)
 	// to Standby; Exited those it asked back out.
 	Standby []string `json:"standby,omitempty"`
