@@ -21,6 +21,8 @@ import (
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/handover-dev/handover/internal/api"
 )
 
 // envCLI runs handover env commands against e, as a user would.
@@ -282,4 +284,22 @@ func TestEnvStandbyResumeKilled(t *testing.T) {
 	if s := shapeOf(t, e, "orders"); s.Min != before.Min || s.Desired != before.Desired {
 		t.Errorf("bad input changed the group: %+v", s)
 	}
+
+	// A group mid-update: refused, naming the update, and nothing recorded.
+	if _, err := p.NewVersion(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.StartUpdate(ctx, api.UpdateRequest{Group: "orders", Strategy: "rolling", BatchSize: 1, MinHealthyPercent: 50, Bake: "5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = c.run("env", "standby", "staging")
+	t.Logf("$ handover env standby staging   # while update %s runs\n%s(exit %d)", u.ID, errOut, code)
+	if code != 2 || !strings.Contains(errOut, "group update "+u.ID+" of group orders") || !strings.Contains(errOut, "handover update --abort "+u.ID) {
+		t.Errorf("env standby during update %s: exit %d, %q", u.ID, code, errOut)
+	}
+	if _, err := e.API().AbortUpdate(ctx, u.ID, "test abort"); err != nil {
+		t.Fatal(err)
+	}
+	finished(t, e, u.ID)
 }
