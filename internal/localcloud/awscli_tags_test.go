@@ -9,7 +9,8 @@ import (
 
 // TestAWSCLITags tags the parts of an environment with the real AWS CLI
 // and reads the tags back the ways handover finds environments:
-// describe-tags, get-bucket-tagging, and a group tag filter.
+// describe-tags, get-bucket-tagging, and a group tag filter; and switches
+// the entry listener with modify-listener.
 func TestAWSCLITags(t *testing.T) {
 	if _, err := os.Stat(awsCLI); err != nil {
 		if os.Getenv("HANDOVER_SKIP_AWSCLI") == "1" {
@@ -43,6 +44,13 @@ func TestAWSCLITags(t *testing.T) {
 	c.run("elbv2", "remove-tags", "--resource-arns", l, "--tag-keys", "handover:entry")
 	if got := c.run("elbv2", "describe-tags", "--resource-arns", l, "--query", "length(TagDescriptions[0].Tags)"); got != "1" {
 		t.Errorf("after remove-tags the listener has %s tags, want 1", got)
+	}
+
+	// The cutover: the entry listener forwards to another target group.
+	tg2 := c.text("elbv2", "create-target-group", "--name", "web-next", "--protocol", "HTTP", "--port", "8080", "--query", "TargetGroups[0].TargetGroupArn")
+	c.run("elbv2", "modify-listener", "--listener-arn", l, "--default-actions", "Type=forward,TargetGroupArn="+tg2)
+	if got := c.text("elbv2", "describe-listeners", "--listener-arns", l, "--query", "Listeners[0].DefaultActions[0].TargetGroupArn"); got != tg2 {
+		t.Errorf("after modify-listener the listener forwards to %s, want %s", got, tg2)
 	}
 
 	c.run("s3api", "create-bucket", "--bucket", "staging-assets")
