@@ -64,7 +64,7 @@ var ErrBadRequest = errors.New("bad request")
 type badRequest struct{ error }
 
 func (badRequest) Is(target error) bool { return target == ErrBadRequest }
-func (b badRequest) Unwrap() error     { return b.error }
+func (b badRequest) Unwrap() error      { return b.error }
 
 func badRequestf(format string, args ...any) error { return badRequest{fmt.Errorf(format, args...)} }
 
