@@ -46,6 +46,7 @@ killed run stood; run on an environment already in standby, it says so.`,
   handover env standby staging --output json`,
 		Args: oneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			started := time.Now()
 			t, r, err := f.runner(cmd.Context(), stderr)
 			if err != nil {
 				return err
@@ -62,8 +63,12 @@ killed run stood; run on an environment already in standby, it says so.`,
 				printStandbyPlan(stdout, plan)
 				return nil
 			}
-			if op.Phase == env.PhaseInStandby {
+			switch {
+			case op.Phase == env.PhaseInStandby:
 				fmt.Fprintf(stderr, "env: environment %s is already in standby (operation %s, since %s)\n", args[0], op.ID, op.UpdatedAt.UTC().Format(time.RFC3339))
+			case op.CreatedAt.Before(started):
+				// A run that was killed holds the lease until it lapses.
+				fmt.Fprintf(stderr, "env: going on with standby %s, recorded at %s, from where it stood (a killed run's lease lapses within its --lease-ttl)\n", op.ID, op.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			op, err = follow(cmd.Context(), r, &f, op.ID, func(o *ledger.EnvOp) bool { return o.Phase == env.PhaseInStandby || o.State.Terminal() })
 			if op != nil {
