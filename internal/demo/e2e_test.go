@@ -22,6 +22,7 @@ import (
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/ledger/dial"
 	"github.com/handover-dev/handover/internal/localcloud/faults"
+	"github.com/handover-dev/handover/internal/testenv"
 	"github.com/handover-dev/handover/internal/testenv/pgtest"
 )
 
@@ -81,7 +82,8 @@ func newBareEnv(t *testing.T, o Options) *Env {
 		t.Skip("end-to-end test; skipped with -short")
 	}
 	o.HandoverBin, o.KVStoreBin = binaries(t)
-	o.DataDir = t.TempDir()
+	// Open to the postgres user, which runs the local cloud's RDS servers.
+	o.DataDir = testenv.OpenTempDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	e, err := Start(ctx, o)

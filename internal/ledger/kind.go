@@ -163,7 +163,9 @@ var (
 
 // Kinds lists every declared kind, for stores that prepare per-kind space
 // and for upgrades.
-func Kinds() []*Kind { return []*Kind{&migrations.Kind, &databases.Kind, &updates.Kind} }
+func Kinds() []*Kind {
+	return []*Kind{&migrations.Kind, &databases.Kind, &updates.Kind, &envOps.Kind}
+}
 
 // Records is the Ledger every backend serves: typed wrappers over a Store.
 type Records struct {

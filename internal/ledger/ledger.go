@@ -437,6 +437,19 @@ type Ledger interface {
 	// CreatedAt, then ID.
 	ListUpdates(ctx context.Context, q UpdateQuery) ([]*Update, error)
 
+	// CreateEnvOp stores o with Version 1 (and sets o.Version). It returns
+	// ErrExists if an operation with that id is stored.
+	CreateEnvOp(ctx context.Context, o *EnvOp) error
+	// GetEnvOp returns a copy of the stored operation, or ErrNotFound.
+	GetEnvOp(ctx context.Context, id string) (*EnvOp, error)
+	// SaveEnvOp replaces the stored operation if its version equals
+	// o.Version, then sets o.Version to the new version. It returns
+	// ErrConflict on a version mismatch and ErrNotFound if absent.
+	SaveEnvOp(ctx context.Context, o *EnvOp) error
+	// ListEnvOps returns copies of the matching operations ordered by
+	// CreatedAt, then ID.
+	ListEnvOps(ctx context.Context, q EnvOpQuery) ([]*EnvOp, error)
+
 	// Close releases the backend's resources.
 	Close() error
 }

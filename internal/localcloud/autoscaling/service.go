@@ -158,6 +158,8 @@ var handlers = map[string]handler{
 	"CreateLaunchConfiguration":           (*Service).createLaunchConfiguration,
 	"DescribeLaunchConfigurations":        (*Service).describeLaunchConfigurations,
 	"DeleteLaunchConfiguration":           (*Service).deleteLaunchConfiguration,
+	"CreateOrUpdateTags":                  (*Service).createOrUpdateTags,
+	"DeleteTags":                          (*Service).deleteTags,
 }
 
 // ServeHTTP answers one awsquery request through the shared Query

@@ -347,7 +347,7 @@ func TestDescribePaging(t *testing.T) {
 func TestUnknownAction(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	_, err := e.client.AddTags(context.Background(), &elb.AddTagsInput{ResourceArns: []string{"x"}, Tags: []types.Tag{{Key: aws.String("k")}}})
+	_, err := e.client.SetIpAddressType(context.Background(), &elb.SetIpAddressTypeInput{LoadBalancerArn: aws.String("x"), IpAddressType: types.IpAddressTypeDualstack})
 	if got := apiCode(err); got != "InvalidAction" {
 		t.Fatalf("unimplemented action: %q, want InvalidAction", got)
 	}

@@ -17,6 +17,7 @@ type createListenerInput struct {
 	Protocol        string
 	Port            *int
 	TargetGroupARN  string // the one forward target
+	Tags            []tag
 }
 
 func (s *Service) createListener(_ context.Context, in createListenerInput) (listener, error) {
@@ -61,7 +62,7 @@ func (s *Service) createListener(_ context.Context, in createListenerInput) (lis
 		l := &listener{
 			ARN: s.arn("listener/app/" + lb.Name + "/" + lb.ID + "/" + id), ID: id,
 			LoadBalancerARN: lb.ARN, Protocol: in.Protocol, RequestedPort: *in.Port,
-			TargetGroupARN: tg.ARN, Seq: s.nextSeqLocked(),
+			TargetGroupARN: tg.ARN, Tags: in.Tags, Seq: s.nextSeqLocked(),
 		}
 		if err := s.openListenerLocked(l, *in.Port); err != nil {
 			return awsproto.Internal("opening a listener for port %d: %v", *in.Port, err)
@@ -126,4 +127,69 @@ func (s *Service) deleteListener(_ context.Context, arn string) error {
 	})
 	closeServers(closing)
 	return err
+}
+
+// modifyListenerInput is what ModifyListener may change: the forward
+// target (the default action) and the port. Nil/empty fields stay.
+type modifyListenerInput struct {
+	ARN            string
+	Protocol       string
+	Port           *int
+	TargetGroupARN string
+}
+
+// modifyListener switches a listener's default action to another target
+// group, or moves it to another port, as ELBv2's ModifyListener does. The
+// switch is atomic for requests: each request reads its listener's target
+// group when it arrives, so a request is forwarded to the old group or the
+// new one, never to neither; requests in flight finish where they went.
+func (s *Service) modifyListener(_ context.Context, in modifyListenerInput) (listener, error) {
+	if in.Protocol != "" && in.Protocol != "HTTP" {
+		return listener{}, awsproto.Errorf("UnsupportedProtocol", "Protocol '%s' is not supported by the local cloud; use HTTP", in.Protocol)
+	}
+	if in.Port != nil && (*in.Port < 1 || *in.Port > 65535) {
+		return listener{}, errValidation("Listener port must be between 1 and 65535")
+	}
+	var out listener
+	var closing []*http.Server
+	err := s.mutate(func() error {
+		l := s.listeners[in.ARN]
+		if l == nil {
+			return errListenerNotFound()
+		}
+		if in.TargetGroupARN != "" {
+			tg := s.tgs[in.TargetGroupARN]
+			if tg == nil {
+				return errTargetGroupNotFound()
+			}
+			for _, other := range s.tgLoadBalancersLocked(tg.ARN) {
+				if other != l.LoadBalancerARN {
+					return awsproto.Errorf("TargetGroupAssociationLimit", "The following target groups cannot be associated with more than one load balancer: '%s'", tg.ARN)
+				}
+			}
+		}
+		if in.Port != nil && *in.Port != l.RequestedPort {
+			for _, o := range s.listeners {
+				if o.ARN != l.ARN && o.LoadBalancerARN == l.LoadBalancerARN && o.RequestedPort == *in.Port {
+					return awsproto.Errorf("DuplicateListener", "A listener already exists on port %d of load balancer '%s'", *in.Port, l.LoadBalancerARN)
+				}
+			}
+			old := l.srv
+			if err := s.openListenerLocked(l, *in.Port); err != nil {
+				return awsproto.Internal("opening a listener for port %d: %v", *in.Port, err)
+			}
+			l.RequestedPort = *in.Port
+			closing = append(closing, old)
+		}
+		if in.TargetGroupARN != "" && in.TargetGroupARN != l.TargetGroupARN {
+			s.log.Info("listener default action switched", "listener", l.ARN, "from", l.TargetGroupARN, "to", in.TargetGroupARN)
+			l.TargetGroupARN = in.TargetGroupARN
+			s.reconcileHealthLocked()
+		}
+		out = *l
+		return nil
+	})
+	closeServers(closing)
+	out.srv = nil
+	return out, err
 }

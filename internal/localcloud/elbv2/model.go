@@ -148,6 +148,7 @@ type listener struct {
 	Port           int
 	RequestedPort  int
 	TargetGroupARN string
+	Tags           []tag `json:",omitempty"`
 	Seq            int64
 
 	srv *http.Server

@@ -36,6 +36,10 @@ var handlers = map[string]handlerFunc{
 	"RegisterTargets":                (*Service).apiRegisterTargets,
 	"DeregisterTargets":              (*Service).apiDeregisterTargets,
 	"DescribeTargetHealth":           (*Service).apiDescribeTargetHealth,
+	"ModifyListener":                 (*Service).apiModifyListener,
+	"AddTags":                        (*Service).apiAddTags,
+	"RemoveTags":                     (*Service).apiRemoveTags,
+	"DescribeTags":                   (*Service).apiDescribeTags,
 }
 
 // ServeHTTP answers one API request through the shared Query dispatcher.
@@ -288,29 +292,59 @@ func (s *Service) apiCreateListener(ctx context.Context, v awsproto.Values) (any
 	if err != nil {
 		return nil, err
 	}
-	actions := v.Structs("DefaultActions.member")
-	if len(actions) != 1 {
-		return nil, errValidation("Exactly one default action must be specified (the local cloud supports a single forward action)")
+	tgARN, err := forwardTarget(v.Structs("DefaultActions.member"))
+	if err != nil {
+		return nil, err
 	}
-	a := actions[0]
-	if a.Get("Type") != "forward" {
-		return nil, errValidation("Action type '%s' is not supported by the local cloud; use 'forward'", a.Get("Type"))
-	}
-	tgARN := a.Get("TargetGroupArn")
-	if fwd := a.Structs("ForwardConfig.TargetGroups.member"); len(fwd) > 0 {
-		if len(fwd) > 1 || (tgARN != "" && fwd[0].Get("TargetGroupArn") != tgARN) {
-			return nil, errValidation("The local cloud forwards to exactly one target group")
-		}
-		tgARN = fwd[0].Get("TargetGroupArn")
-	}
-	if tgARN == "" {
-		return nil, errValidation("A target group ARN must be specified for a forward action")
-	}
-	l, err := s.createListener(ctx, createListenerInput{LoadBalancerARN: lbARN, Protocol: v.Get("Protocol"), Port: port, TargetGroupARN: tgARN})
+	l, err := s.createListener(ctx, createListenerInput{LoadBalancerARN: lbARN, Protocol: v.Get("Protocol"), Port: port, TargetGroupARN: tgARN, Tags: tags(v)})
 	if err != nil {
 		return nil, err
 	}
 	return listenersResult{Listeners: []xmlListener{xmlL(l)}}, nil
+}
+
+func (s *Service) apiModifyListener(ctx context.Context, v awsproto.Values) (any, error) {
+	arn, err := required(v, "ListenerArn")
+	if err != nil {
+		return nil, err
+	}
+	port, err := optInt(v, "Port")
+	if err != nil {
+		return nil, err
+	}
+	in := modifyListenerInput{ARN: arn, Protocol: v.Get("Protocol"), Port: port}
+	if actions := v.Structs("DefaultActions.member"); len(actions) > 0 {
+		if in.TargetGroupARN, err = forwardTarget(actions); err != nil {
+			return nil, err
+		}
+	}
+	l, err := s.modifyListener(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return listenersResult{Listeners: []xmlListener{xmlL(l)}}, nil
+}
+
+// forwardTarget reads the one forward action the local cloud supports.
+func forwardTarget(actions []awsproto.Values) (string, error) {
+	if len(actions) != 1 {
+		return "", errValidation("Exactly one default action must be specified (the local cloud supports a single forward action)")
+	}
+	a := actions[0]
+	if a.Get("Type") != "forward" {
+		return "", errValidation("Action type '%s' is not supported by the local cloud; use 'forward'", a.Get("Type"))
+	}
+	tgARN := a.Get("TargetGroupArn")
+	if fwd := a.Structs("ForwardConfig.TargetGroups.member"); len(fwd) > 0 {
+		if len(fwd) > 1 || (tgARN != "" && fwd[0].Get("TargetGroupArn") != tgARN) {
+			return "", errValidation("The local cloud forwards to exactly one target group")
+		}
+		tgARN = fwd[0].Get("TargetGroupArn")
+	}
+	if tgARN == "" {
+		return "", errValidation("A target group ARN must be specified for a forward action")
+	}
+	return tgARN, nil
 }
 
 func (s *Service) apiDescribeListeners(ctx context.Context, v awsproto.Values) (any, error) {

@@ -58,6 +58,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	configs map[string]NotificationConfiguration // bucket → config
+	tags    map[string][]Tag                     // bucket → tag set
 	seq     uint64
 }
 
@@ -75,7 +76,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, configs: map[string]NotificationConfiguration{}}
+	s := &Service{cfg: cfg, configs: map[string]NotificationConfiguration{}, tags: map[string][]Tag{}}
 	if cfg.DataDir == "" {
 		s.backend = s3mem.New()
 	} else {
@@ -88,6 +89,9 @@ func New(cfg Config) (*Service, error) {
 		}
 		s.backend, s.closer = s3bolt.New(db), db
 		if err := s.load(); err != nil {
+			return nil, err
+		}
+		if err := s.loadTags(); err != nil {
 			return nil, err
 		}
 	}
@@ -162,8 +166,19 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveNotification(w, r, bucket)
 		return
 	}
+	if _, ok := r.URL.Query()["tagging"]; ok && bucket != "" && key == "" {
+		s.serveTagging(w, r, bucket)
+		return
+	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	s.inner.ServeHTTP(rec, r)
+	if r.Method == http.MethodDelete && bucket != "" && key == "" && rec.status == http.StatusNoContent {
+		// A bucket made again under the same name starts without tags.
+		if err := s.dropTags(bucket); err != nil {
+			s.cfg.Logger.Warn("forgetting a deleted bucket's tags", "bucket", bucket, "err", err)
+		}
+		return
+	}
 	if rec.status != http.StatusOK || bucket == "" || key == "" {
 		return
 	}

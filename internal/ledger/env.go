@@ -1,0 +1,115 @@
+package ledger
+
+import (
+	"context"
+	"time"
+)
+
+// EnvOp is one operation on a whole environment (S3 in docs/design.md):
+// a standby that lasts until its resume, and later clones and migrations.
+// Like an Update it is advanced one idempotent step at a time under a
+// lease, records its intent before each side effect, and is stored whole
+// as JSON next to ID, Environment, whether it is terminal and CreatedAt,
+// so a new field needs no schema change. Its states are UpdateState's.
+type EnvOp struct {
+	ID          string `json:"id"`
+	Environment string `json:"environment"` // the selector's value
+	// SelectorKey is the tag that selects the environment's resources:
+	// handover:environment, or aws:cloudformation:stack-name.
+	SelectorKey string      `json:"selector_key"`
+	Op          string      `json:"op"` // standby
+	State       UpdateState `json:"state"`
+	Phase       string      `json:"phase"`
+	Version     int64       `json:"version"` // compare-and-set version; 0 = not stored
+
+	// Groups are the environment's groups as the operation found them,
+	// and what it did to each.
+	Groups []EnvGroup `json:"groups,omitempty"`
+
+	// ResumeRequested asks a standby to end: its instances come back and
+	// its groups' capacities are restored. Set by a resume, or by an abort
+	// of a standby still under way.
+	ResumeRequested bool   `json:"resume_requested,omitempty"`
+	Abort           bool   `json:"abort,omitempty"` // the resume is an abort (ends Aborted)
+	Error           string `json:"error,omitempty"`
+	Attempts        int    `json:"attempts,omitempty"`
+
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+	EndedAt   time.Time    `json:"ended_at,omitzero"`
+	Timeline  []UpdateStep `json:"timeline,omitempty"`
+}
+
+// EnvGroup is one group of an environment operation: its capacity before
+// the operation touched it, and each change the operation made (or may
+// have made: every one is recorded before its call).
+type EnvGroup struct {
+	Name    string `json:"name"`
+	Min     int32  `json:"min"`
+	Max     int32  `json:"max"`
+	Desired int32  `json:"desired"`
+	// LoweredMin records that MinSize was (or may have been) set to
+	// LoweredTo so the standby's decrements fit.
+	LoweredMin bool  `json:"lowered_min,omitempty"`
+	LoweredTo  int32 `json:"lowered_to"`
+	// Standby are the instances the operation moved (or may have moved)
+	// to Standby; Exited those it asked back out.
+	Standby []string `json:"standby,omitempty"`
+	Exited  []string `json:"exited,omitempty"`
+	// Restored records that MinSize and DesiredCapacity are back.
+	Restored bool `json:"restored,omitempty"`
+}
+
+// Clone returns a deep copy.
+func (o *EnvOp) Clone() *EnvOp {
+	c := *o
+	c.Groups = make([]EnvGroup, len(o.Groups))
+	for i, g := range o.Groups {
+		g.Standby = append([]string(nil), g.Standby...)
+		g.Exited = append([]string(nil), g.Exited...)
+		c.Groups[i] = g
+	}
+	if o.Groups == nil {
+		c.Groups = nil
+	}
+	c.Timeline = append([]UpdateStep(nil), o.Timeline...)
+	return &c
+}
+
+// EnvOpQuery filters ListEnvOps. Zero fields match everything.
+type EnvOpQuery struct {
+	Unfinished  bool   // only non-terminal operations
+	Environment string // only operations on this environment
+}
+
+var envOps = &kindOf[EnvOp]{
+	Kind: Kind{Name: "env-op", Keys: []string{"environment"}},
+	meta: func(o *EnvOp) (string, []string, bool, *int64, time.Time) {
+		return o.ID, []string{o.Environment}, o.State.Terminal(), &o.Version, o.CreatedAt
+	},
+	clone: (*EnvOp).Clone,
+}
+
+// CreateEnvOp implements Ledger.
+func (r *Records) CreateEnvOp(ctx context.Context, o *EnvOp) error {
+	return envOps.create(ctx, r.store, &r.cache, o)
+}
+
+// GetEnvOp implements Ledger.
+func (r *Records) GetEnvOp(ctx context.Context, id string) (*EnvOp, error) {
+	return envOps.get(ctx, r.store, &r.cache, id)
+}
+
+// SaveEnvOp implements Ledger.
+func (r *Records) SaveEnvOp(ctx context.Context, o *EnvOp) error {
+	return envOps.save(ctx, r.store, &r.cache, o)
+}
+
+// ListEnvOps implements Ledger.
+func (r *Records) ListEnvOps(ctx context.Context, q EnvOpQuery) ([]*EnvOp, error) {
+	f := Filter{Unfinished: q.Unfinished}
+	if q.Environment != "" {
+		f.Key, f.Value = "environment", q.Environment
+	}
+	return envOps.list(ctx, r.store, &r.cache, f)
+}

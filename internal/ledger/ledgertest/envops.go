@@ -1,0 +1,166 @@
+package ledgertest
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/handover-dev/handover/internal/ledger"
+)
+
+// fullEnvOp returns an environment operation with every field set, so a
+// backend that drops one fails the round trip.
+func fullEnvOp(id string) *ledger.EnvOp {
+	plus2 := time.FixedZone("UTC+2", 2*60*60)
+	return &ledger.EnvOp{
+		ID: id, Environment: "staging", SelectorKey: "handover:environment", Op: "standby",
+		State: ledger.UpdateRunning, Phase: "standby",
+		Groups: []ledger.EnvGroup{
+			{Name: "orders", Min: 2, Max: 4, Desired: 2, LoweredMin: true, LoweredTo: 1,
+				Standby: []string{"i-0a", "i-0b"}, Exited: []string{"i-0a"}, Restored: true},
+			{Name: "web", Min: 1, Max: 3, Desired: 3},
+		},
+		ResumeRequested: true, Abort: true,
+		Error:     "group orders: i-0b stuck\x00 — ünïcode ✓",
+		Attempts:  3,
+		CreatedAt: base,
+		UpdatedAt: base.Add(time.Minute).In(plus2),
+		EndedAt:   base.Add(2 * time.Minute),
+		Timeline: []ledger.UpdateStep{
+			{Phase: "standby", Start: base, End: base.Add(time.Minute), Note: "2 groups"},
+			{Phase: "resume", Start: base.Add(time.Minute)},
+		},
+	}
+}
+
+func normEnvOp(o *ledger.EnvOp) *ledger.EnvOp {
+	c := o.Clone()
+	for _, p := range []*time.Time{&c.CreatedAt, &c.UpdatedAt, &c.EndedAt} {
+		*p = normTime(*p)
+	}
+	for i := range c.Timeline {
+		c.Timeline[i].Start = normTime(c.Timeline[i].Start)
+		c.Timeline[i].End = normTime(c.Timeline[i].End)
+	}
+	for i := range c.Groups {
+		if len(c.Groups[i].Standby) == 0 {
+			c.Groups[i].Standby = nil
+		}
+		if len(c.Groups[i].Exited) == 0 {
+			c.Groups[i].Exited = nil
+		}
+	}
+	if len(c.Groups) == 0 {
+		c.Groups = nil
+	}
+	if len(c.Timeline) == 0 {
+		c.Timeline = nil
+	}
+	return c
+}
+
+func sameEnvOp(t *testing.T, what string, got, want *ledger.EnvOp) {
+	t.Helper()
+	if g, w := normEnvOp(got), normEnvOp(want); !reflect.DeepEqual(g, w) {
+		t.Errorf("%s:\n got  %+v\n want %+v", what, g, w)
+	}
+}
+
+func testEnvOps(t *testing.T, open func(t *testing.T) ledger.Ledger) {
+	t.Run("FixtureComplete", func(t *testing.T) {
+		o := fullEnvOp("e")
+		checkAllSet(t, o, "Version")
+		checkAllSet(t, &o.Groups[0])
+		checkAllSet(t, &o.Timeline[0])
+	})
+
+	t.Run("RoundTripAndCAS", func(t *testing.T) {
+		l, ctx := open(t), t.Context()
+		o := fullEnvOp("env-1")
+		o.Version = 5 // ignored: a create stores version 1
+		must(t, "create", l.CreateEnvOp(ctx, o))
+		if o.Version != 1 {
+			t.Fatalf("after create Version = %d, want 1", o.Version)
+		}
+		got, err := l.GetEnvOp(ctx, "env-1")
+		must(t, "get", err)
+		sameEnvOp(t, "round trip of every field", got, o)
+
+		again := fullEnvOp("env-1")
+		again.Version = 3
+		wantErr(t, "second create", l.CreateEnvOp(ctx, again), ledger.ErrExists)
+		if again.Version != 3 {
+			t.Errorf("failed create changed Version to %d", again.Version)
+		}
+
+		stale := o.Clone()
+		o.Groups[1].Standby = append(o.Groups[1].Standby, "i-0c")
+		o.State = ledger.UpdateSucceeded
+		must(t, "save", l.SaveEnvOp(ctx, o))
+		if o.Version != 2 {
+			t.Fatalf("after save Version = %d, want 2", o.Version)
+		}
+		wantErr(t, "stale save", l.SaveEnvOp(ctx, stale), ledger.ErrConflict)
+		if stale.Version != 1 {
+			t.Errorf("failed save changed Version to %d", stale.Version)
+		}
+		got, err = l.GetEnvOp(ctx, "env-1")
+		must(t, "get after save", err)
+		sameEnvOp(t, "after save", got, o)
+
+		_, err = l.GetEnvOp(ctx, "absent")
+		wantErr(t, "get absent", err, ledger.ErrNotFound)
+		absent := fullEnvOp("absent")
+		absent.Version = 1
+		wantErr(t, "save absent", l.SaveEnvOp(ctx, absent), ledger.ErrNotFound)
+
+		minimal := &ledger.EnvOp{ID: "env-min", State: ledger.UpdateRunning}
+		must(t, "create minimal", l.CreateEnvOp(ctx, minimal))
+		got, err = l.GetEnvOp(ctx, "env-min")
+		must(t, "get minimal", err)
+		sameEnvOp(t, "round trip of zero fields", got, minimal)
+	})
+
+	t.Run("List", func(t *testing.T) {
+		l, ctx := open(t), t.Context()
+		recs := []struct {
+			id, env string
+			created time.Time
+			state   ledger.UpdateState
+		}{
+			{"e-b", "staging", base.Add(2 * time.Second), ledger.UpdateRunning},
+			{"e-a", "staging", base.Add(time.Second), ledger.UpdateSucceeded},
+			{"e-c", "prod", base.Add(3 * time.Second), ledger.UpdateRunning},
+			{"e-d", "staging", base.Add(4 * time.Second), ledger.UpdateAborted},
+		}
+		for _, r := range recs {
+			o := fullEnvOp(r.id)
+			o.Environment, o.CreatedAt, o.State = r.env, r.created, r.state
+			must(t, "create "+r.id, l.CreateEnvOp(ctx, o))
+		}
+		check := func(q ledger.EnvOpQuery, want []string) {
+			t.Helper()
+			got, err := l.ListEnvOps(ctx, q)
+			must(t, "list", err)
+			var ids []string
+			for _, o := range got {
+				ids = append(ids, o.ID)
+			}
+			if !slices.Equal(ids, want) {
+				t.Errorf("ListEnvOps(%+v) = %q, want %q", q, ids, want)
+			}
+		}
+		check(ledger.EnvOpQuery{}, []string{"e-a", "e-b", "e-c", "e-d"})
+		check(ledger.EnvOpQuery{Unfinished: true}, []string{"e-b", "e-c"})
+		check(ledger.EnvOpQuery{Environment: "staging"}, []string{"e-a", "e-b", "e-d"})
+		check(ledger.EnvOpQuery{Environment: "staging", Unfinished: true}, []string{"e-b"})
+		check(ledger.EnvOpQuery{Environment: "stag"}, nil)
+
+		o, err := l.GetEnvOp(ctx, "e-b")
+		must(t, "get", err)
+		o.State = ledger.UpdateSucceeded
+		must(t, "save", l.SaveEnvOp(ctx, o))
+		check(ledger.EnvOpQuery{Environment: "staging", Unfinished: true}, nil)
+	})
+}
