@@ -59,6 +59,7 @@ type Service struct {
 	mu      sync.Mutex
 	configs map[string]NotificationConfiguration // bucket → config
 	tags    map[string][]Tag                     // bucket → tag set
+	uploads map[string]map[string]int64          // multipart upload → part → bytes
 	seq     uint64
 }
 
@@ -97,6 +98,54 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.inner = gofakes3.New(s.backend, gofakes3.WithAutoBucket(false)).Server()
 	return s, nil
+}
+
+// MaxObjectBytes is the largest object the local cloud's S3 stores: bbolt
+// holds each object as one value, and cannot hold one of 256 MiB (it
+// panics). AWS takes 5 GiB in one PUT and 5 TiB by multipart; a bigger
+// object here is refused with AWS's EntityTooLarge, saying why.
+const MaxObjectBytes = 255 << 20
+
+// admitSize refuses a PUT (an object, or a part that brings its upload past
+// the limit) bigger than MaxObjectBytes, and forgets an upload once it is
+// completed or aborted. It returns the refusal's message, or "".
+func (s *Service) admitSize(r *http.Request) string {
+	q := r.URL.Query()
+	upload := q.Get("uploadId")
+	if upload != "" && (r.Method == http.MethodPost || r.Method == http.MethodDelete) {
+		s.mu.Lock()
+		delete(s.uploads, upload)
+		s.mu.Unlock()
+		return ""
+	}
+	if r.Method != http.MethodPut || r.ContentLength <= 0 || q.Has("tagging") || q.Has("acl") {
+		return ""
+	}
+	size := r.ContentLength
+	if upload != "" && q.Has("partNumber") {
+		s.mu.Lock()
+		if s.uploads == nil {
+			s.uploads = map[string]map[string]int64{}
+		}
+		parts := s.uploads[upload]
+		if parts == nil {
+			parts = map[string]int64{}
+			s.uploads[upload] = parts
+		}
+		parts[q.Get("partNumber")] = r.ContentLength // a part sent again replaces itself
+		size = 0
+		for _, n := range parts {
+			size += n
+		}
+		if size > MaxObjectBytes {
+			delete(parts, q.Get("partNumber"))
+		}
+		s.mu.Unlock()
+	}
+	if size <= MaxObjectBytes {
+		return ""
+	}
+	return fmt.Sprintf("Your proposed upload exceeds the maximum allowed size: %d bytes; the local cloud's S3 stores objects of at most %d bytes (255 MiB) — split the data into several objects", size, MaxObjectBytes)
 }
 
 // Close releases the object store.
@@ -168,6 +217,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, ok := r.URL.Query()["tagging"]; ok && bucket != "" && key == "" {
 		s.serveTagging(w, r, bucket)
+		return
+	}
+	if msg := s.admitSize(r); msg != "" {
+		writeS3Error(w, http.StatusBadRequest, "EntityTooLarge", msg, r.URL.Path)
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -150,5 +151,49 @@ func TestPersistence(t *testing.T) {
 	}
 	if n := len(q.bodies(logsQueue)); n != 2 {
 		t.Errorf("notification configuration lost across restart: %d messages", n)
+	}
+}
+
+// TestAdmitSize: an object bbolt cannot hold is refused with
+// EntityTooLarge before it reaches the store (bbolt panicked at 256 MiB,
+// and the client saw its connection reset), in one PUT or by the parts of
+// a multipart upload; a part sent again replaces itself.
+func TestAdmitSize(t *testing.T) {
+	s := &Service{}
+	put := func(target string, n int64) string {
+		r := httptest.NewRequest(http.MethodPut, target, nil)
+		r.ContentLength = n
+		return s.admitSize(r)
+	}
+	const half = MaxObjectBytes / 2
+	for _, tc := range []struct {
+		name   string
+		target string
+		size   int64
+		refuse bool
+	}{
+		{"small object", "/b/k", 1 << 20, false},
+		{"the limit", "/b/k", MaxObjectBytes, false},
+		{"past the limit", "/b/k", MaxObjectBytes + 1, true},
+		{"tags are no object", "/b/k?tagging", MaxObjectBytes + 1, false},
+		{"part 1", "/b/k?partNumber=1&uploadId=u", half, false},
+		{"part 2", "/b/k?partNumber=2&uploadId=u", half, false},
+		{"part 1 again", "/b/k?partNumber=1&uploadId=u", half, false},
+		{"part 3 passes the limit", "/b/k?partNumber=3&uploadId=u", 2 << 20, true},
+		{"another upload", "/b/k?partNumber=1&uploadId=v", half, false},
+	} {
+		if msg := put(tc.target, tc.size); (msg != "") != tc.refuse {
+			t.Errorf("%s: admitSize = %q, want refused %v", tc.name, msg, tc.refuse)
+		} else if tc.refuse && !strings.Contains(msg, "at most") {
+			t.Errorf("%s: message %q does not say the limit", tc.name, msg)
+		}
+	}
+	done := httptest.NewRequest(http.MethodPost, "/b/k?uploadId=u", nil)
+	s.admitSize(done)
+	if _, ok := s.uploads["u"]; ok {
+		t.Error("a completed upload's parts are still counted")
+	}
+	if msg := put("/b/k?partNumber=1&uploadId=u", MaxObjectBytes); msg != "" {
+		t.Errorf("upload id used again after completion refused: %q", msg)
 	}
 }
