@@ -46,11 +46,22 @@ func runUpdateUnder(t *testing.T, opts GroupOptions) Result {
 // acknowledges writes, and the demo's traffic, reading back its own fresh
 // writes through the load balancer, sees "not found" for some of them. The
 // same scenario under the default cutover (TestScenarios) has none.
+//
+// The stale reads fall in the window between the new instance joining the
+// load balancer and the old one leaving it, whose length a busy machine
+// varies (a clean-clone run under load once saw none): the scenario gets
+// three tries, in fresh environments, to show one.
 func TestOverlapCutoverServesStaleReads(t *testing.T) {
-	r := runUpdateUnder(t, GroupOptions{Cutover: "overlap"})
-	t.Logf("overlap: write pause %d ms, %d own writes read back, %d stale, steps %v", r.WritePauseMS, r.FreshReadsOK, r.StaleReads, stepStates(r))
+	var r Result
+	for try := 1; try <= 3; try++ {
+		r = runUpdateUnder(t, GroupOptions{Cutover: "overlap"})
+		t.Logf("overlap, try %d: write pause %d ms, %d own writes read back, %d stale, steps %v", try, r.WritePauseMS, r.FreshReadsOK, r.StaleReads, stepStates(r))
+		if r.StaleReads > 0 || r.FreshReadsOK == 0 {
+			break
+		}
+	}
 	if r.StaleReads == 0 {
-		t.Errorf("the overlap cutover served no stale read: the traffic cannot see the bug it is meant to catch (problems %v)", r.Problems)
+		t.Errorf("the overlap cutover served no stale read in three tries: the traffic cannot see the bug it is meant to catch (problems %v)", r.Problems)
 	}
 	if slices.Contains(stepStates(r), "Retiring") {
 		t.Errorf("overlap retired: %v", stepStates(r))
