@@ -5,8 +5,8 @@ package rds
 
 import (
 	"context"
+	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -233,28 +233,15 @@ func (s *Service) describeDBInstances(_ context.Context, v awsproto.Values) (any
 			return nil, errInstanceNotFound(id)
 		}
 	}
-	ids := make([]string, 0, len(s.st.Instances))
-	for k := range s.st.Instances {
-		ids = append(ids, k)
-	}
-	sort.Strings(ids)
 	var res describeInstancesResult
-	res.Instances.Items = []xmlInstance{}
-	for _, k := range ids {
-		inst := s.st.Instances[k]
-		if id != "" && k != id || k <= after {
-			continue
-		}
-		if !matchInstance(inst, fs, s.instanceARN(inst.ID)) {
-			continue
-		}
-		if len(res.Instances.Items) == limit {
-			res.Marker = encodeMarker(res.Instances.Items[limit-1].ID)
-			break
-		}
-		r, ok := s.repl[inst.ResourceID]
-		res.Instances.Items = append(res.Instances.Items, s.toXML(inst, r, ok))
-	}
+	res.Instances.Items, res.Marker = pageItems(s.st.Instances, after, limit,
+		func(k string, inst *instance) bool {
+			return (id == "" || k == id) && matchInstance(inst, fs, s.instanceARN(inst.ID))
+		},
+		func(inst *instance) xmlInstance {
+			r, ok := s.repl[inst.ResourceID]
+			return s.toXML(inst, r, ok)
+		})
 	return res, nil
 }
 
@@ -560,6 +547,24 @@ func (s *Service) replicaBusyLocked(inst *instance) string {
 const markerPrefix = "lc1:"
 
 func encodeMarker(lastID string) string { return markerPrefix + lastID }
+
+// pageItems renders, in identifier order, the items of m after the marker's
+// identifier that keep accepts, at most limit of them, and the marker of the
+// next page ("" on the last).
+func pageItems[T, X any](m map[string]T, after string, limit int, keep func(id string, v T) bool, render func(v T) X) ([]X, string) {
+	out := []X{}
+	var last string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if k <= after || !keep(k, m[k]) {
+			continue
+		}
+		if len(out) == limit {
+			return out, encodeMarker(last)
+		}
+		out, last = append(out, render(m[k])), k
+	}
+	return out, ""
+}
 
 func page(v awsproto.Values) (limit int, after string, err error) {
 	limit, err = v.Int("MaxRecords", 100)

@@ -6,7 +6,6 @@ package rds
 
 import (
 	"context"
-	"sort"
 
 	"github.com/handover-dev/handover/internal/localcloud/awsproto"
 )
@@ -92,24 +91,12 @@ func (s *Service) describeDBSnapshots(_ context.Context, v awsproto.Values) (any
 			return nil, errSnapshotNotFound(snapID)
 		}
 	}
-	ids := make([]string, 0, len(s.st.Snapshots))
-	for k := range s.st.Snapshots {
-		ids = append(ids, k)
-	}
-	sort.Strings(ids)
 	var res describeSnapshotsResult
-	res.Snapshots.Items = []xmlSnapshot{}
-	for _, k := range ids {
-		sn := s.st.Snapshots[k]
-		if snapID != "" && k != snapID || instID != "" && sn.Instance != instID || k <= after || !matchSnapshot(sn, fs) {
-			continue
-		}
-		if len(res.Snapshots.Items) == limit {
-			res.Marker = encodeMarker(res.Snapshots.Items[limit-1].ID)
-			break
-		}
-		res.Snapshots.Items = append(res.Snapshots.Items, s.snapXML(sn))
-	}
+	res.Snapshots.Items, res.Marker = pageItems(s.st.Snapshots, after, limit,
+		func(k string, sn *snapshot) bool {
+			return (snapID == "" || k == snapID) && (instID == "" || sn.Instance == instID) && matchSnapshot(sn, fs)
+		},
+		s.snapXML)
 	return res, nil
 }
 
