@@ -41,10 +41,10 @@ point) on AWS.`
 // releaseFlags are what the release subcommands share.
 type releaseFlags struct {
 	endpoint, region, ledgerURL, logLevel string
-	instance, instanceDir, volumeDir     string
-	channel, device                      string
-	out                                  output
-	poll, timeout                        time.Duration
+	instance, instanceDir, volumeDir      string
+	channel, device                       string
+	out                                   output
+	poll, timeout                         time.Duration
 }
 
 func (f *releaseFlags) register(cmd *cobra.Command, onServer bool) {
