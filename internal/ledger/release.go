@@ -61,10 +61,13 @@ type Channel struct {
 	// Latest is the name of the release every instance of the channel is
 	// to run, and LatestSnapshot its snapshot; empty before the first
 	// publish.
-	Latest         string    `json:"latest,omitempty"`
-	LatestSnapshot string    `json:"latest_snapshot,omitempty"`
-	UpdatedAt      time.Time `json:"updated_at"`
-	Version        int64     `json:"version"`
+	Latest         string `json:"latest,omitempty"`
+	LatestSnapshot string `json:"latest_snapshot,omitempty"`
+	// Previous is the release that was latest before, which a failed
+	// rollout of Latest rolls back to.
+	Previous  string    `json:"previous,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Version   int64     `json:"version"`
 }
 
 // Clone returns a deep copy.

@@ -86,6 +86,11 @@ type Publisher struct {
 	SnapshotTimeout time.Duration
 	// Progress, if set, is told each phase.
 	Progress func(Event)
+	// Rollout, when set, converges the fleet after the release is
+	// recorded, still under the channel's lease, and rolls back if that
+	// fails: Publish then returns once every in-service instance of the
+	// channel serves the release.
+	Rollout *Rollout
 }
 
 // PublishSpec is one publish.
@@ -102,6 +107,8 @@ type PublishResult struct {
 	Volume   string          `json:"volume"`
 	Sync     SyncStats       `json:"sync"`
 	Previous string          `json:"previous,omitempty"` // the channel's latest before
+	// Converge is the rollout to the fleet, when Publisher.Rollout is set.
+	Converge *ConvergeResult `json:"converge,omitempty"`
 	Took     time.Duration   `json:"took"`
 }
 
@@ -242,6 +249,17 @@ func (p *Publisher) Publish(ctx context.Context, spec PublishSpec) (PublishResul
 		return res, err
 	}
 	res.Release = rel
+	if p.Rollout != nil {
+		if p.Rollout.Progress == nil {
+			p.Rollout.Progress = p.Progress
+		}
+		conv, err := p.Rollout.Deliver(ctx, p.Ledger, p.Clock, rel, res.Previous)
+		res.Converge = &conv
+		if err != nil {
+			res.Took = p.Clock.Now().Sub(start)
+			return res, err
+		}
+	}
 	res.Took = p.Clock.Now().Sub(start)
 	return res, nil
 }
@@ -417,7 +435,10 @@ func SetLatest(ctx context.Context, l Ledger, clk clock.Clock, rel *ledger.Relea
 			return "", fmt.Errorf("reading channel %s: %w", rel.Channel, err)
 		}
 		prev := ch.Latest
-		ch.Latest, ch.LatestSnapshot, ch.UpdatedAt = rel.Name, rel.SnapshotID, clk.Now()
+		if prev == rel.Name {
+			return ch.Previous, nil // already latest (a repeated call)
+		}
+		ch.Latest, ch.LatestSnapshot, ch.Previous, ch.UpdatedAt = rel.Name, rel.SnapshotID, prev, clk.Now()
 		err = l.SaveChannel(ctx, ch)
 		if errors.Is(err, ledger.ErrConflict) {
 			continue

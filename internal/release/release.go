@@ -79,3 +79,22 @@ type Marker struct {
 	ManifestHash string    `json:"manifest_hash"`
 	PublishedAt  time.Time `json:"published_at"`
 }
+
+// AltDevice is the device a rollout attaches the next release at on an
+// instance whose current release is at dev (and the other way round): an
+// instance has at most two release volumes, the one it serves and the one
+// it switches to. /dev/sdg pairs with /dev/sdh; another device with the
+// next letter (or the one before, for a last letter z).
+func AltDevice(dev string) string {
+	if dev == "" {
+		return ""
+	}
+	last := dev[len(dev)-1]
+	switch {
+	case last >= 'a' && last < 'z' && (last-'a')%2 == 0:
+		return dev[:len(dev)-1] + string(last+1)
+	case last > 'a' && last <= 'z':
+		return dev[:len(dev)-1] + string(last-1)
+	}
+	return dev + "1"
+}

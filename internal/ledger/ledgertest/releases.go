@@ -30,7 +30,7 @@ func fullRelease(channel, name string) *ledger.Release {
 }
 
 func fullChannel(id string) *ledger.Channel {
-	return &ledger.Channel{ID: id, Latest: "v7", LatestSnapshot: "snap-0rel", UpdatedAt: base.Add(time.Minute)}
+	return &ledger.Channel{ID: id, Latest: "v7", LatestSnapshot: "snap-0rel", Previous: "v6", UpdatedAt: base.Add(time.Minute)}
 }
 
 func normTimes[T any](v *T) *T {

@@ -1,0 +1,139 @@
+// Command releaseweb is the example service of handover's releases (S4,
+// docs/releases.md): a web server that serves the files of the release it
+// runs from its release mount, and says which release that is.
+//
+//	GET /release   {"channel":…,"release":…,"manifest_hash":…} from the
+//	               release marker, read on every request, so the answer
+//	               follows the release link when it is flipped
+//	GET /healthz   200 while the release is readable and carries no file
+//	               named UNHEALTHY (a release that fails on purpose)
+//	GET /…         the release's files
+//
+// It reads the release directory from $HANDOVER_RELEASE_DIR (set by
+// `handover agent --release-mount`) or --release-dir, and listens on
+// $HANDOVER_PRIVATE_IP:8080 on the local cloud, or --listen. SIGHUP is a
+// reload: it re-reads nothing it caches (it caches nothing), and logs the
+// release it now serves.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// marker is the part of handover's release marker the service reads.
+type marker struct {
+	Channel      string `json:"channel"`
+	Name         string `json:"name"`
+	ManifestHash string `json:"manifest_hash"`
+}
+
+func readMarker(dir string) (marker, error) {
+	// Through the link each time: a flipped link serves the new release.
+	b, err := os.ReadFile(filepath.Join(dir, ".handover-release.json"))
+	if err != nil {
+		return marker{}, err
+	}
+	var m marker
+	if err := json.Unmarshal(b, &m); err != nil {
+		return marker{}, fmt.Errorf("parsing the release marker: %w", err)
+	}
+	return m, nil
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "releaseweb:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	listen := "127.0.0.1:8080"
+	if ip := os.Getenv("HANDOVER_PRIVATE_IP"); ip != "" {
+		listen = net.JoinHostPort(ip, "8080")
+	}
+	flag.StringVar(&listen, "listen", listen, "address to serve on")
+	dir := flag.String("release-dir", os.Getenv("HANDOVER_RELEASE_DIR"), "the release directory (default $HANDOVER_RELEASE_DIR)")
+	flag.Parse()
+	if *dir == "" {
+		return errors.New("no release directory: run under `handover agent --release-mount DIR`, or give --release-dir")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	m, err := readMarker(*dir)
+	if err != nil {
+		return fmt.Errorf("reading the release in %s: %w", *dir, err)
+	}
+	log.Info("serving release", "channel", m.Channel, "release", m.Name, "dir", *dir)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /release", func(w http.ResponseWriter, r *http.Request) {
+		m, err := readMarker(*dir)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"channel": m.Channel, "release": m.Name, "manifest_hash": m.ManifestHash})
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := readMarker(*dir); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		// A release can declare itself broken, for trying out rollbacks.
+		if _, err := os.Stat(filepath.Join(*dir, "UNHEALTHY")); err == nil {
+			http.Error(w, "this release carries UNHEALTHY", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	files := http.FileServer(http.Dir(*dir))
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		// http.Dir resolves the link on every open, so a flip is seen at
+		// once; the marker is the release's business, not a page.
+		if r.URL.Path == "/.handover-release.json" {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", listen, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if m, err := readMarker(*dir); err == nil {
+				log.Info("reloaded", "release", m.Name)
+			}
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
