@@ -2,18 +2,20 @@
 // docs/releases.md): a web server that serves the files of the release it
 // runs from its release mount, and says which release that is.
 //
-//	GET /release   {"channel":…,"release":…,"manifest_hash":…} from the
-//	               release marker, read on every request, so the answer
-//	               follows the release link when it is flipped
+//	GET /release   {"channel":…,"release":…,"manifest_hash":…}: the release
+//	               it has taken up, from its marker
 //	GET /healthz   200 while the release is readable and carries no file
 //	               named UNHEALTHY (a release that fails on purpose)
 //	GET /…         the release's files
 //
 // It reads the release directory from $HANDOVER_RELEASE_DIR (set by
 // `handover agent --release-mount`) or --release-dir, and listens on
-// $HANDOVER_PRIVATE_IP:8080 on the local cloud, or --listen. SIGHUP is a
-// reload: it re-reads nothing it caches (it caches nothing), and logs the
-// release it now serves.
+// $HANDOVER_PRIVATE_IP:8080 on the local cloud, or --listen.
+//
+// It takes up a release when it starts and on SIGHUP (a reload): it
+// resolves the release link then, and serves from what the link pointed
+// at, so a flip of the link changes nothing until the service is told,
+// and GET /release says what it really serves, not what the link says.
 package main
 
 import (
@@ -28,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -52,6 +55,24 @@ func readMarker(dir string) (marker, error) {
 	return m, nil
 }
 
+// loaded is the release the service has taken up.
+type loaded struct {
+	dir string // the release link resolved
+	m   marker
+}
+
+func load(link string) (*loaded, error) {
+	dir, err := filepath.EvalSymlinks(link)
+	if err != nil {
+		return nil, err
+	}
+	m, err := readMarker(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &loaded{dir: dir, m: m}, nil
+}
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "releaseweb:", err)
@@ -71,43 +92,40 @@ func run() error {
 		return errors.New("no release directory: run under `handover agent --release-mount DIR`, or give --release-dir")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	m, err := readMarker(*dir)
+	first, err := load(*dir)
 	if err != nil {
 		return fmt.Errorf("reading the release in %s: %w", *dir, err)
 	}
-	log.Info("serving release", "channel", m.Channel, "release", m.Name, "dir", *dir)
+	var cur atomic.Pointer[loaded]
+	cur.Store(first)
+	log.Info("serving release", "channel", first.m.Channel, "release", first.m.Name, "dir", first.dir)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /release", func(w http.ResponseWriter, r *http.Request) {
-		m, err := readMarker(*dir)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
+		m := cur.Load().m
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"channel": m.Channel, "release": m.Name, "manifest_hash": m.ManifestHash})
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := readMarker(*dir); err != nil {
+		l := cur.Load()
+		if _, err := readMarker(l.dir); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		// A release can declare itself broken, for trying out rollbacks.
-		if _, err := os.Stat(filepath.Join(*dir, "UNHEALTHY")); err == nil {
+		if _, err := os.Stat(filepath.Join(l.dir, "UNHEALTHY")); err == nil {
 			http.Error(w, "this release carries UNHEALTHY", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	files := http.FileServer(http.Dir(*dir))
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		// http.Dir resolves the link on every open, so a flip is seen at
-		// once; the marker is the release's business, not a page.
+		// The marker is the release's business, not a page.
 		if r.URL.Path == "/.handover-release.json" {
 			http.NotFound(w, r)
 			return
 		}
-		files.ServeHTTP(w, r)
+		http.FileServer(http.Dir(cur.Load().dir)).ServeHTTP(w, r)
 	})
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -120,9 +138,13 @@ func run() error {
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			if m, err := readMarker(*dir); err == nil {
-				log.Info("reloaded", "release", m.Name)
+			l, err := load(*dir)
+			if err != nil {
+				log.Error("reload failed; still serving the release it had", "release", cur.Load().m.Name, "err", err)
+				continue
 			}
+			cur.Store(l)
+			log.Info("reloaded", "release", l.m.Name, "dir", l.dir)
 		}
 	}()
 	go func() {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -15,6 +16,10 @@ import (
 
 	"github.com/handover-dev/handover/internal/clock"
 )
+
+// EnvServicePID is the supervised service's process id, given to
+// --reload-cmd (e.g. kill -HUP "$HANDOVER_SERVICE_PID").
+const EnvServicePID = "HANDOVER_SERVICE_PID"
 
 // Unmounter is the optional capability of a System to let go of a release
 // volume once the service has moved off it (umount -l), so that the
@@ -123,8 +128,10 @@ func Supervise(ctx context.Context, cfg Config, d Deps, res Result, svc Service)
 	for {
 		select {
 		case <-ctx.Done():
+			// The agent was told to stop (SIGTERM at shutdown): the
+			// service stops with it.
 			stop()
-			return 0, ctx.Err()
+			return 0, nil
 		case s := <-sigs:
 			if child != nil {
 				_ = child.Process.Signal(s)
@@ -160,9 +167,9 @@ func Supervise(ctx context.Context, cfg Config, d Deps, res Result, svc Service)
 				continue
 			}
 			log.Info("release link flipped", "from", cur.Release, "to", next.Release, "release-volume-id", next.VolumeID, "target", next.Dir)
-			if svc.ReloadCmd != "" {
+			if svc.ReloadCmd != "" && child != nil {
 				c := exec.CommandContext(ctx, "/bin/sh", "-c", svc.ReloadCmd)
-				c.Env = append(res.Environ(svc.Env), EnvRelease+"="+next.Release)
+				c.Env = append(res.Environ(svc.Env), EnvRelease+"="+next.Release, EnvServicePID+"="+strconv.Itoa(child.Process.Pid))
 				c.Stdout, c.Stderr = svc.Stdout, svc.Stderr
 				if err := c.Run(); err != nil {
 					log.Warn("the reload command failed; restarting the service instead", "cmd", svc.ReloadCmd, "err", err)

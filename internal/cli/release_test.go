@@ -129,6 +129,21 @@ func TestReleaseCommands(t *testing.T) {
 	if code, _, stderr := cmd("release", "list", "--channel", "nope", "--ledger", ledgerURL); code != 2 || !strings.Contains(stderr, "channel nope has no releases") {
 		t.Fatalf("list of an unknown channel: exit %d, %q", code, stderr)
 	}
+	cloudFlags := []string{"--endpoint-url", srv.URL, "--ledger", ledgerURL}
+	if code, _, stderr := cmd(append([]string{"release", "rollback", "--channel", "web", "--to", "v9"}, cloudFlags...)...); code != 2 || !strings.Contains(stderr, "has no release v9; its published releases: v1, v2") {
+		t.Fatalf("rollback to an unknown release: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := cmd(append([]string{"release", "rollback", "--channel", "web", "--to", "v1", "--min-healthy-percent", "100"}, cloudFlags...)...); code != 2 || !strings.Contains(stderr, "--min-healthy-percent 100") {
+		t.Fatalf("rollback with a bad flag: exit %d, %q", code, stderr)
+	}
+	code, out, stderr = cmd(append([]string{"release", "rollback", "--channel", "web", "--to", "v1"}, cloudFlags...)...)
+	if code != 0 || !strings.Contains(out, "channel web is back on v1 (was \"v2\")") {
+		t.Fatalf("rollback: exit %d, %q, %q", code, out, stderr)
+	}
+	code, out, stderr = cmd(append([]string{"release", "instances", "--channel", "web"}, cloudFlags...)...)
+	if code != 0 || !strings.Contains(out, "channel web, latest v1") {
+		t.Fatalf("instances: exit %d, %q, %q", code, out, stderr)
+	}
 }
 
 func regexpMatch(s, re string) bool { return regexp.MustCompile(re).MatchString(s) }

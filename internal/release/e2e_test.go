@@ -22,7 +22,7 @@ import (
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
-	"github.com/handover-dev/handover/internal/ledger/memory"
+	"github.com/handover-dev/handover/internal/ledger/sqlite"
 )
 
 var iterations = flag.Int("release.iterations", 3, "publishes during a scale-out in TestPublishDuringScaleOut (the issue asks for at least 20; make test runs 3)")
@@ -70,34 +70,49 @@ type fleet struct {
 	pub    *Publisher
 	server string
 	src    string
-	stop   func()
+	hb     string // the handover binary
+	dir    string // the ledger and the logs
+	ctl    *exec.Cmd
+	ctlN   int
 }
 
 const webGroup = "web"
 
-func newFleet(t *testing.T, desired int32) *fleet {
+// newFleet starts the fleet with desired instances; reload is the agent's
+// --reload-cmd ("" restarts the service).
+func newFleet(t *testing.T, desired int32, reload string) *fleet {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: builds binaries and runs instances")
 	}
 	hb, web := binaries(t)
 	e := startCloud(t)
-	f := &fleet{env: e, t: t, led: memory.New(), asg: autoscaling.NewFromConfig(e.cfg), src: t.TempDir()}
 	ctx := t.Context()
+	dir := t.TempDir()
+	led, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	f := &fleet{env: e, t: t, led: led, asg: autoscaling.NewFromConfig(e.cfg), src: t.TempDir(), hb: hb, dir: dir}
 	f.server = e.runInstance(t)
 	prober := HTTPProber{Port: 8080}
 	f.pub = e.publisher(f.led, f.server)
 	f.pub.Rollout = &Rollout{Cloud: e.cloud, Ledger: f.led, Prober: prober, Batch: 2, MinHealthyPercent: 50,
-		StepTimeout: 20 * time.Second, Timeout: 3 * time.Minute, Poll: 50 * time.Millisecond}
+		StepTimeout: 8 * time.Second, Timeout: 3 * time.Minute, Poll: 50 * time.Millisecond}
 	if _, err := f.pub.Init(ctx, InitSpec{Channel: "web", Instance: f.server, Device: DefaultDevice, SizeGiB: 1}); err != nil {
 		t.Fatal(err)
 	}
 	f.publish("v1", nil)
 
+	reloadFlag := ""
+	if reload != "" {
+		reloadFlag = "--reload-cmd " + shellQuote(reload)
+	}
 	script := fmt.Sprintf(`#!/bin/sh
 export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=secret AWS_REGION=us-east-1
-exec %s agent --state=false --release-mount "$HANDOVER_INSTANCE_DIR/current" --poll-interval 50ms --poll-max 200ms --release-poll 100ms --timeout 2m -- %s
-`, aws.ToString(e.cfg.BaseEndpoint), hb, web)
+exec %s agent --state=false --release-mount "$HANDOVER_INSTANCE_DIR/current" --poll-interval 50ms --poll-max 200ms --release-poll 100ms --timeout 2m %s -- %s
+`, aws.ToString(e.cfg.BaseEndpoint), hb, reloadFlag, web)
 	if _, err := e.ec2.CreateLaunchTemplate(ctx, &awsec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(webGroup),
 		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(testAMI),
 			UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(script)))}}); err != nil {
@@ -113,35 +128,65 @@ exec %s agent --state=false --release-mount "$HANDOVER_INSTANCE_DIR/current" --p
 	}); err != nil {
 		t.Fatal(err)
 	}
-	f.startLauncher()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(e.dataDir, "ec2", "instances", "*", "console.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", l, tail(string(b), 25))
+		}
+	})
+	f.startController()
 	f.waitConverged("v1", int(desired))
 	return f
 }
 
-// startLauncher runs the release controller's launch pass and sweep, as
-// `handover release controller` does; stop (also at cleanup) ends it.
-func (f *fleet) startLauncher() {
-	l := &Launcher{Cloud: f.cloud, Ledger: f.led, Prober: HTTPProber{Port: 8080}}
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			if _, err := l.Pass(f.t.Context()); err != nil {
-				f.t.Logf("launch pass: %v", err)
-			}
-			if _, err := l.Sweep(f.t.Context()); err != nil {
-				f.t.Logf("sweep: %v", err)
-			}
+// ledgerURL is the ledger the test and the controller process share.
+func (f *fleet) ledgerURL() string { return "sqlite://" + filepath.Join(f.dir, "ledger.db") }
+
+// startController starts `handover release controller` as its own
+// process, as a user runs it; killController SIGKILLs it.
+func (f *fleet) startController() {
+	f.t.Helper()
+	f.ctlN++
+	logPath := filepath.Join(f.dir, fmt.Sprintf("controller-%d.log", f.ctlN))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cmd := exec.Command(f.hb, "release", "controller", "--endpoint-url", aws.ToString(f.cfg.BaseEndpoint), "--ledger", f.ledgerURL(),
+		"--interval", "100ms", "--poll", "50ms", "--lease-ttl", "3s", "--batch", "2", "--step-timeout", "8s", "--log-level", "info")
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	logf.Close()
+	f.ctl = cmd
+	f.t.Cleanup(func() {
+		f.killController()
+		if f.t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			f.t.Logf("%s:\n%s", logPath, tail(string(b), 40))
 		}
-	}()
-	var once sync.Once
-	f.stop = func() { once.Do(func() { close(done); <-stopped }) }
-	f.t.Cleanup(f.stop)
+	})
+}
+
+func (f *fleet) killController() {
+	if f.ctl != nil && f.ctl.ProcessState == nil {
+		_ = f.ctl.Process.Kill()
+		_ = f.ctl.Wait()
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // publish writes the tree of release name (with extra files) and
@@ -254,7 +299,7 @@ func (f *fleet) checkNoLeaks(n int) {
 // round publishes while the group scales out from 2 to 6 at a random
 // moment, then scales back.
 func TestPublishDuringScaleOut(t *testing.T) {
-	f := newFleet(t, 2)
+	f := newFleet(t, 2, "")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 16))
 	for i := range *iterations {
 		name := fmt.Sprintf("v%d", i+2)
@@ -283,7 +328,7 @@ func TestPublishDuringScaleOut(t *testing.T) {
 // TestFailingReleaseRollsBack: a release that fails health is rolled back
 // and no instance keeps it; then `rollback --to` an older release.
 func TestFailingReleaseRollsBack(t *testing.T) {
-	f := newFleet(t, 3)
+	f := newFleet(t, 3, `kill -HUP "$HANDOVER_SERVICE_PID"`)
 	if _, err := f.publish("v2", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -330,4 +375,80 @@ func TestFailingReleaseRollsBack(t *testing.T) {
 	}
 }
 
-var _ = strings.Contains
+// TestKilledPublishAndController: the publish process and the release
+// controller are SIGKILLed at random moments while the group scales out;
+// the publish is run again (it resumes) when it died before recording the
+// release, and the controller finishes the rollout of one that died after.
+// Either way every in-service instance ends on the release, and nothing
+// leaks.
+func TestKilledPublishAndController(t *testing.T) {
+	f := newFleet(t, 2, "")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 17))
+	instDir := filepath.Join(f.dataDir, "ec2", "instances", f.server)
+	for i := range max(*iterations, 2) {
+		name := fmt.Sprintf("k%d", i+2)
+		for p, c := range map[string]string{"index.html": "<h1>" + name + "</h1>\n"} {
+			if err := os.WriteFile(filepath.Join(f.src, p), []byte(c), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pub := exec.Command(f.hb, "release", "publish", f.src, "--channel", "web", "--name", name, "--instance-id", f.server, "--instance-dir", instDir,
+			"--endpoint-url", aws.ToString(f.cfg.BaseEndpoint), "--ledger", f.ledgerURL(), "--poll", "50ms", "--lease-ttl", "3s", "--batch", "2", "--step-timeout", "8s")
+		pub.Env = f.ctl.Env
+		var out strings.Builder
+		pub.Stdout, pub.Stderr = &out, &out
+		if err := pub.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- pub.Wait() }()
+		scaleAt, killAt, ctlAt := rng.IntN(1500), rng.IntN(1500), rng.IntN(1500)
+		go func() { time.Sleep(time.Duration(scaleAt) * time.Millisecond); f.setDesired(6) }()
+		time.Sleep(time.Duration(min(killAt, ctlAt)) * time.Millisecond)
+		killed := false
+		kill := func() {
+			select {
+			case err := <-done:
+				done <- err
+			default:
+				_ = pub.Process.Kill()
+				killed = true
+			}
+		}
+		if killAt < ctlAt {
+			kill()
+			time.Sleep(time.Duration(ctlAt-killAt) * time.Millisecond)
+			f.killController()
+		} else {
+			f.killController()
+			time.Sleep(time.Duration(killAt-ctlAt) * time.Millisecond)
+			kill()
+		}
+		err := <-done
+		time.Sleep(200 * time.Millisecond)
+		f.startController()
+		r, gerr := f.led.GetRelease(t.Context(), ledger.ReleaseID("web", name))
+		state := "not recorded"
+		if gerr == nil {
+			state = string(r.State)
+		}
+		t.Logf("round %d: scale at +%dms, publish killed=%v at +%dms (exit %v), controller killed at +%dms; release %s", i, scaleAt, killed, killAt, err, ctlAt, state)
+		if !killed && err != nil && !strings.Contains(out.String(), "another publish of channel web is running") {
+			t.Fatalf("publish %s failed on its own: %v\n%s", name, err, out.String())
+		}
+		if gerr != nil || r.State != ledger.ReleasePublished {
+			// Died before the release was recorded: publish it again,
+			// once the dead one's lease has lapsed.
+			waitFor(t, "the dead publish's lease to lapse and "+name+" to publish", func() (bool, error) {
+				_, err := f.publish(name, nil)
+				return err == nil, err
+			})
+		}
+		f.waitConverged(name, 6)
+		f.setDesired(2)
+		f.waitConverged(name, 2)
+	}
+	f.checkNoLeaks(2)
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -259,3 +260,69 @@ func must(t *testing.T, err error) {
 }
 
 var _ = context.Background
+
+// TestRetention: after each publish only the kept releases' snapshots
+// stay; the records of the others are Deleted, and a rollback to one is
+// refused by name.
+func TestRetention(t *testing.T) {
+	e := startCloud(t)
+	ctx := t.Context()
+	led := memory.New()
+	server := e.runInstance(t)
+	p := e.publisher(led, server)
+	p.Keep, p.RetainCloud = 2, e.cloud
+	if _, err := p.Init(ctx, InitSpec{Channel: "web", Instance: server, Device: DefaultDevice, SizeGiB: 1}); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	snaps := map[string]string{}
+	deleted := map[string]bool{}
+	for i := 1; i <= 4; i++ {
+		name := fmt.Sprintf("v%d", i)
+		writeTree(t, src, nil)
+		if err := os.WriteFile(filepath.Join(src, "index.html"), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Publish(ctx, PublishSpec{Dir: src, Channel: "web", Name: name, Instance: server})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps[name] = res.Release.SnapshotID
+		for _, k := range res.Retention {
+			if k.Deleted {
+				deleted[k.Release] = true
+			}
+		}
+		if i == 1 {
+			// An instance's volume of v1 keeps v1's snapshot.
+			if _, err := e.cloud.CreateVolume(ctx, handover.VolumeSpec{Zone: "us-east-1a", SnapshotID: snaps["v1"],
+				Tags: map[string]string{TagManaged: "true", handover.TagPurpose: PurposeInstance, TagChannel: "web", TagRelease: "v1", TagInstance: "i-0x"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(deleted) != 1 || !deleted["v2"] {
+		t.Errorf("retention deleted %v, want only v2 (v1 is in use, v3 previous and recent, v4 latest)", deleted)
+	}
+	kept, err := Retain(ctx, e.cloud, led, "web", 2)
+	if err != nil || len(kept) != 3 {
+		t.Fatalf("Retain again: %v, %+v", err, kept)
+	}
+	for _, k := range kept {
+		if k.Deleted {
+			t.Errorf("a second retention deleted %s (%s)", k.Release, k.Reason)
+		}
+	}
+	if _, err := e.cloud.DescribeSnapshot(ctx, snaps["v2"]); !errors.Is(err, handover.ErrNotFound) {
+		t.Errorf("v2's snapshot: %v, want it deleted", err)
+	}
+	if r, _ := led.GetRelease(ctx, "web/v2"); r.State != ledger.ReleaseDeleted {
+		t.Errorf("v2's record is %s, want Deleted", r.State)
+	}
+	if _, err := p.Rollback(ctx, RollbackSpec{Channel: "web", To: "v2"}); !errors.Is(err, ErrUnknownRelease) || !strings.Contains(err.Error(), "retention removed its snapshot") {
+		t.Errorf("rollback to a deleted release: %v", err)
+	}
+	if _, err := Retain(ctx, e.cloud, led, "web", 0); err == nil {
+		t.Error("Retain with keep 0 did not refuse")
+	}
+}

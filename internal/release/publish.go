@@ -91,6 +91,10 @@ type Publisher struct {
 	// fails: Publish then returns once every in-service instance of the
 	// channel serves the release.
 	Rollout *Rollout
+	// Keep, when positive, is retention after a successful publish: the
+	// snapshots of the Keep most recent releases (and of any in use) stay.
+	Keep        int
+	RetainCloud RetainCloud
 }
 
 // PublishSpec is one publish.
@@ -109,7 +113,9 @@ type PublishResult struct {
 	Previous string          `json:"previous,omitempty"` // the channel's latest before
 	// Converge is the rollout to the fleet, when Publisher.Rollout is set.
 	Converge *ConvergeResult `json:"converge,omitempty"`
-	Took     time.Duration   `json:"took"`
+	// Retention is what retention kept and deleted, when Keep is set.
+	Retention []Retained    `json:"retention,omitempty"`
+	Took      time.Duration `json:"took"`
 }
 
 func (p *Publisher) defaults() {
@@ -260,6 +266,20 @@ func (p *Publisher) Publish(ctx context.Context, spec PublishSpec) (PublishResul
 			return res, err
 		}
 	}
+	if p.Keep > 0 && p.RetainCloud != nil {
+		kept, err := Retain(ctx, p.RetainCloud, p.Ledger, spec.Channel, p.Keep)
+		res.Retention = kept
+		if err != nil {
+			// The release is out; retention is tidying, which the next
+			// publish repeats.
+			p.Log.Warn("retention failed", "channel", spec.Channel, "err", err)
+		}
+		for _, k := range kept {
+			if k.Deleted {
+				p.progress("retention", "deleted snapshot %s of release %s", k.Snapshot, k.Release)
+			}
+		}
+	}
 	res.Took = p.Clock.Now().Sub(start)
 	return res, nil
 }
@@ -329,14 +349,21 @@ func (p *Publisher) publish(ctx context.Context, spec PublishSpec, dir string, v
 	if err != nil {
 		return err
 	}
+	// The snapshot first, then latest, then Published: a publish that dies
+	// in between leaves a record still Publishing, which publishing the
+	// same name again takes over, and a latest whose record names its
+	// snapshot, which the release controller can roll out.
 	rel.SnapshotID = snap
-	rel.State, rel.PublishedAt = ledger.ReleasePublished, p.Clock.Now()
 	if err := p.Ledger.SaveRelease(ctx, rel); err != nil {
-		return fmt.Errorf("recording release %s as published: %w", rel.ID, err)
+		return fmt.Errorf("recording release %s's snapshot: %w", rel.ID, err)
 	}
 	prev, err := SetLatest(ctx, p.Ledger, p.Clock, rel)
 	if err != nil {
 		return err
+	}
+	rel.State, rel.PublishedAt = ledger.ReleasePublished, p.Clock.Now()
+	if err := p.Ledger.SaveRelease(ctx, rel); err != nil {
+		return fmt.Errorf("recording release %s as published: %w", rel.ID, err)
 	}
 	res.Previous = prev
 	p.progress("recorded", "release %s is channel %s's latest (was %q)", spec.Name, spec.Channel, prev)

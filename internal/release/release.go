@@ -68,6 +68,7 @@ type Ledger interface {
 	ListReleases(ctx context.Context, channel string) ([]*ledger.Release, error)
 	GetChannel(ctx context.Context, id string) (*ledger.Channel, error)
 	SaveChannel(ctx context.Context, c *ledger.Channel) error
+	ListChannels(ctx context.Context) ([]*ledger.Channel, error)
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ledger.Lease, error)
 	ReleaseLease(ctx context.Context, l ledger.Lease) error
 }
