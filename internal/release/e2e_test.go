@@ -34,7 +34,7 @@ var (
 )
 
 // binaries builds handover and the example service once per test binary.
-func binaries(t *testing.T) (string, string) {
+func binaries(t testing.TB) (string, string) {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "handover-release-bin-")
@@ -64,7 +64,7 @@ func binaries(t *testing.T) (string, string) {
 // controller's launch loop running in the test.
 type fleet struct {
 	*env
-	t      *testing.T
+	t      testing.TB
 	led    ledger.Ledger
 	asg    *autoscaling.Client
 	pub    *Publisher
@@ -80,7 +80,7 @@ const webGroup = "web"
 
 // newFleet starts the fleet with desired instances; reload is the agent's
 // --reload-cmd ("" restarts the service).
-func newFleet(t *testing.T, desired int32, reload string) *fleet {
+func newFleet(t testing.TB, desired int32, reload string) *fleet {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: builds binaries and runs instances")
