@@ -119,7 +119,7 @@ exec %s agent --state=false --release-mount "$HANDOVER_INSTANCE_DIR/current" --p
 		t.Fatal(err)
 	}
 	if _, err := f.asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
-		AutoScalingGroupName: aws.String(webGroup), MinSize: aws.Int32(0), MaxSize: aws.Int32(8), DesiredCapacity: aws.Int32(desired),
+		AutoScalingGroupName: aws.String(webGroup), MinSize: aws.Int32(0), MaxSize: aws.Int32(max(8, desired)), DesiredCapacity: aws.Int32(desired),
 		AvailabilityZones: []string{"us-east-1a", "us-east-1b"},
 		LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(webGroup), Version: aws.String("$Latest")},
 		LifecycleHookSpecificationList: []astypes.LifecycleHookSpecification{{

@@ -35,7 +35,7 @@ type env struct {
 	cloud   *awscloud.Cloud
 }
 
-func startCloud(t *testing.T) *env {
+func startCloud(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	lc, err := localcloud.New(localcloud.Config{DataDir: dir, Tick: 100 * time.Millisecond,
@@ -54,7 +54,7 @@ func startCloud(t *testing.T) *env {
 func (e *env) instanceDir(id string) string { return filepath.Join(e.dataDir, "ec2", "instances", id) }
 
 // runInstance starts a release server and waits for it to run.
-func (e *env) runInstance(t *testing.T) string {
+func (e *env) runInstance(t testing.TB) string {
 	t.Helper()
 	ctx := t.Context()
 	out, err := e.ec2.RunInstances(ctx, &awsec2.RunInstancesInput{ImageId: aws.String(testAMI), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
@@ -70,7 +70,7 @@ func (e *env) runInstance(t *testing.T) string {
 	return id
 }
 
-func waitFor(t *testing.T, what string, f func() (bool, error)) {
+func waitFor(t testing.TB, what string, f func() (bool, error)) {
 	t.Helper()
 	var last error
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {

@@ -18,7 +18,7 @@ type node struct {
 	dir                 bool
 }
 
-func writeTree(t *testing.T, root string, nodes []node) {
+func writeTree(t testing.TB, root string, nodes []node) {
 	t.Helper()
 	for _, n := range nodes {
 		p := filepath.Join(root, n.path)
@@ -48,7 +48,7 @@ func writeTree(t *testing.T, root string, nodes []node) {
 	}
 }
 
-func manifestOf(t *testing.T, root string) Manifest {
+func manifestOf(t testing.TB, root string) Manifest {
 	t.Helper()
 	m, err := BuildManifest(root)
 	if err != nil {
