@@ -142,6 +142,9 @@ func Supervise(ctx context.Context, cfg Config, d Deps, res Result, svc Service)
 			}
 			var ee *exec.ExitError
 			if errors.As(e.err, &ee) {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return 128 + int(ws.Signal()), nil // as a shell reports it
+				}
 				return ee.ExitCode(), nil
 			}
 			if e.err != nil {
