@@ -73,19 +73,20 @@ func (p HTTPProber) Serving(ctx context.Context, addr string) (string, error) {
 
 // Launcher is the release controller's part at launch: for every instance
 // waiting on a launch hook whose metadata names a release channel, it
-// makes a volume from the channel's latest release in the instance's
-// zone and attaches it at Device. For a release-only group (no database)
-// it then sends CONTINUE once the instance serves that release and
-// "latest" is still that release when re-read: an instance that was
-// launched on a release older than the latest is abandoned instead, so it
-// never enters service on it, and the group launches a replacement, which
-// gets the latest. (A stateful group's CONTINUE is its migration's.)
+// makes a volume from the channel's latest release in the instance's zone
+// and attaches it at Device. For a release-only group (no database) it
+// then sends CONTINUE once the instance serves that release and "latest",
+// re-read just before, is still it. An instance that was given an older
+// release than the latest (a publish recorded a new one meanwhile) gets
+// the latest attached beside it, its agent switches, and only then is it
+// let into service: it never enters service on an older release. (A
+// stateful group's CONTINUE is its migration's.)
 //
 // It keeps no state of its own: the volumes it made carry the instance
-// and the release in their tags, and CreateVolume's client token is the
-// instance's and the release's, so a pass after a crash finds what the
-// last one did. It must never CONTINUE an instance before it served the
-// latest release.
+// and the release in their tags, and CreateVolume's client token names
+// the instance, the release and the channel's version, so a pass after a
+// crash finds what the last one did. It must never CONTINUE an instance
+// before it served the latest release.
 type Launcher struct {
 	Cloud  LaunchCloud
 	Ledger Ledger
