@@ -73,6 +73,53 @@ func load(link string) (*loaded, error) {
 	return &loaded{dir: dir, m: m}, nil
 }
 
+// server serves the release it has taken up.
+type server struct {
+	link string
+	cur  atomic.Pointer[loaded]
+}
+
+// reload takes up what the release link points at now.
+func (s *server) reload() (*loaded, error) {
+	l, err := load(s.link)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(l)
+	return l, nil
+}
+
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /release", func(w http.ResponseWriter, r *http.Request) {
+		m := s.cur.Load().m
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"channel": m.Channel, "release": m.Name, "manifest_hash": m.ManifestHash})
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		l := s.cur.Load()
+		if _, err := readMarker(l.dir); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		// A release can declare itself broken, for trying out rollbacks.
+		if _, err := os.Stat(filepath.Join(l.dir, "UNHEALTHY")); err == nil {
+			http.Error(w, "this release carries UNHEALTHY", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		// The marker is the release's business, not a page.
+		if r.URL.Path == "/.handover-release.json" {
+			http.NotFound(w, r)
+			return
+		}
+		http.FileServer(http.Dir(s.cur.Load().dir)).ServeHTTP(w, r)
+	})
+	return mux
+}
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "releaseweb:", err)
@@ -96,54 +143,25 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("reading the release in %s: %w", *dir, err)
 	}
-	var cur atomic.Pointer[loaded]
-	cur.Store(first)
+	srvState := &server{link: *dir}
+	srvState.cur.Store(first)
 	log.Info("serving release", "channel", first.m.Channel, "release", first.m.Name, "dir", first.dir)
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /release", func(w http.ResponseWriter, r *http.Request) {
-		m := cur.Load().m
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]string{"channel": m.Channel, "release": m.Name, "manifest_hash": m.ManifestHash})
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		l := cur.Load()
-		if _, err := readMarker(l.dir); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		// A release can declare itself broken, for trying out rollbacks.
-		if _, err := os.Stat(filepath.Join(l.dir, "UNHEALTHY")); err == nil {
-			http.Error(w, "this release carries UNHEALTHY", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		// The marker is the release's business, not a page.
-		if r.URL.Path == "/.handover-release.json" {
-			http.NotFound(w, r)
-			return
-		}
-		http.FileServer(http.Dir(cur.Load().dir)).ServeHTTP(w, r)
-	})
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", listen, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: srvState.handler(), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			l, err := load(*dir)
+			l, err := srvState.reload()
 			if err != nil {
-				log.Error("reload failed; still serving the release it had", "release", cur.Load().m.Name, "err", err)
+				log.Error("reload failed; still serving the release it had", "release", srvState.cur.Load().m.Name, "err", err)
 				continue
 			}
-			cur.Store(l)
 			log.Info("reloaded", "release", l.m.Name, "dir", l.dir)
 		}
 	}()
