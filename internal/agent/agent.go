@@ -32,6 +32,7 @@ import (
 
 	"github.com/handover-dev/handover/internal/clock"
 	"github.com/handover-dev/handover/internal/handover"
+	"github.com/handover-dev/handover/internal/release"
 )
 
 // Defaults of Config.
@@ -55,6 +56,10 @@ const (
 	// EnvStartFenced is "1" when the volume's handover:start tag says the
 	// service starts fenced under HANDOVER_EPOCH.
 	EnvStartFenced = "HANDOVER_START_FENCED"
+	// EnvReleaseDir is the release link (--release-mount) and EnvRelease
+	// the name of the release it holds at start.
+	EnvReleaseDir = "HANDOVER_RELEASE_DIR"
+	EnvRelease    = "HANDOVER_RELEASE"
 )
 
 // Config says what to wait for and where to put it.
@@ -77,6 +82,15 @@ type Config struct {
 	InstanceDir string
 	// PollMin and PollMax bound the interval between checks.
 	PollMin, PollMax time.Duration
+
+	// NoState: the instance has no state volume to wait for (a stateless
+	// group of a release channel).
+	NoState bool
+	// ReleaseMount, when set, is the release link: the agent waits for
+	// the release volume at ReleaseDevice, mounts it read-only (on AWS) and
+	// makes ReleaseMount a symlink to it before the service starts.
+	ReleaseMount  string
+	ReleaseDevice string
 }
 
 func (c Config) withDefaults() Config {
@@ -98,6 +112,9 @@ func (c Config) withDefaults() Config {
 	if c.PollMax == 0 {
 		c.PollMax = DefaultPollMax
 	}
+	if c.ReleaseDevice == "" {
+		c.ReleaseDevice = release.DefaultDevice
+	}
 	return c
 }
 
@@ -117,6 +134,15 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.FSType, " /\t") {
 		errs = append(errs, fmt.Errorf("--fs-type %q: give a filesystem type mkfs -t knows, e.g. ext4 or xfs", c.FSType))
+	}
+	if c.ReleaseMount != "" && !path.IsAbs(c.ReleaseMount) {
+		errs = append(errs, fmt.Errorf("--release-mount %q: must be an absolute path", c.ReleaseMount))
+	}
+	if c.ReleaseMount != "" && c.ReleaseDevice == c.Device && !c.NoState {
+		errs = append(errs, fmt.Errorf("--release-device %s is the state volume's --device too: give the release volume its own device (default %s)", c.ReleaseDevice, release.DefaultDevice))
+	}
+	if c.NoState && c.ReleaseMount == "" {
+		errs = append(errs, errors.New("--state=false leaves nothing to prepare: give --release-mount, or keep the state volume"))
 	}
 	if c.PollMin < 0 || c.PollMax < c.PollMin {
 		errs = append(errs, fmt.Errorf("poll interval %v to %v: must be positive and increasing", c.PollMin, c.PollMax))
@@ -155,6 +181,12 @@ type Result struct {
 	StateDir string
 	// Formatted says the agent made a filesystem on a blank device.
 	Formatted bool
+
+	// The release the instance serves, when --release-mount is set:
+	// ReleaseDir is the release link, Release and ReleaseChannel what the
+	// volume's release marker says, ReleaseVolumeID the volume.
+	ReleaseDir, Release, ReleaseChannel, ReleaseVolumeID string
+	releaseCurrent                                       ReleaseMounted
 }
 
 // Environ returns base with the variables that tell the service about its
@@ -166,10 +198,16 @@ func (r Result) Environ(base []string) []string {
 	out := make([]string, 0, len(base)+4)
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == EnvStateDir || k == EnvVolumeID || k == EnvEpoch || k == EnvStartFenced {
+		if k == EnvStateDir || k == EnvVolumeID || k == EnvEpoch || k == EnvStartFenced || k == EnvReleaseDir || k == EnvRelease {
 			continue
 		}
 		out = append(out, kv)
+	}
+	if r.ReleaseDir != "" {
+		out = append(out, EnvReleaseDir+"="+r.ReleaseDir, EnvRelease+"="+r.Release)
+	}
+	if r.VolumeID == "" {
+		return out // no state volume
 	}
 	out = append(out, EnvStateDir+"="+r.StateDir, EnvVolumeID+"="+r.VolumeID)
 	if r.Epoch != "" {
@@ -221,9 +259,25 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("building the EC2 client for %s: %w", res.Region, err)
 	}
-	vol, err := a.waitAttached(ctx, ec2c, res.InstanceID)
+	if !cfg.NoState {
+		if err := a.prepareState(ctx, ec2c, &res); err != nil {
+			return Result{}, err
+		}
+	}
+	if cfg.ReleaseMount != "" {
+		if err := a.prepareRelease(ctx, ec2c, &res); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
+}
+
+// prepareState waits for the state volume and makes its data reachable.
+func (a *run) prepareState(ctx context.Context, ec2c EC2, res *Result) error {
+	cfg := a.cfg
+	vol, err := a.waitAttached(ctx, ec2c, res.InstanceID, cfg.Device, "state")
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	res.VolumeID = aws.ToString(vol.VolumeId)
 	for _, t := range vol.Tags {
@@ -246,15 +300,15 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (Result, error) {
 	a.log.Info("state volume attached", "device", cfg.Device, "epoch", res.Epoch, "start-fenced", res.StartFenced)
 
 	if cfg.InstanceDir != "" {
-		err = a.prepareLocal(ctx, &res)
+		err = a.prepareLocal(ctx, res)
 	} else {
-		err = a.prepareEBS(ctx, &res)
+		err = a.prepareEBS(ctx, res)
 	}
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	a.log.Info("state ready", "state-dir", res.StateDir, "device", res.Device, "formatted", res.Formatted)
-	return res, nil
+	return nil
 }
 
 // run is one Prepare call's state.
@@ -267,22 +321,22 @@ type run struct {
 
 // waitAttached polls DescribeVolumes until a volume is attached to the
 // instance at cfg.Device.
-func (a *run) waitAttached(ctx context.Context, c EC2, instanceID string) (types.Volume, error) {
+func (a *run) waitAttached(ctx context.Context, c EC2, instanceID, device, what string) (types.Volume, error) {
 	in := &ec2.DescribeVolumesInput{Filters: []types.Filter{
 		{Name: aws.String("attachment.instance-id"), Values: []string{instanceID}},
-		{Name: aws.String("attachment.device"), Values: []string{a.cfg.Device}},
+		{Name: aws.String("attachment.device"), Values: []string{device}},
 	}}
 	var found types.Volume
 	lastState := ""
-	a.log.Info("waiting for the state volume to be attached", "device", a.cfg.Device, "timeout", a.cfg.Timeout)
+	a.log.Info("waiting for the "+what+" volume to be attached", "device", device, "timeout", a.cfg.Timeout)
 	err := a.poll(ctx, func() (bool, error) {
 		out, err := c.DescribeVolumes(ctx, in)
 		if err != nil {
-			return false, fmt.Errorf("describing the volumes attached to %s at %s: %w", instanceID, a.cfg.Device, err)
+			return false, fmt.Errorf("describing the volumes attached to %s at %s: %w", instanceID, device, err)
 		}
 		for _, v := range out.Volumes {
 			for _, att := range v.Attachments {
-				if aws.ToString(att.InstanceId) != instanceID || aws.ToString(att.Device) != a.cfg.Device {
+				if aws.ToString(att.InstanceId) != instanceID || aws.ToString(att.Device) != device {
 					continue
 				}
 				if att.State == types.VolumeAttachmentStateAttached {
@@ -291,7 +345,7 @@ func (a *run) waitAttached(ctx context.Context, c EC2, instanceID string) (types
 				}
 				if s := aws.ToString(v.VolumeId) + " " + string(att.State); s != lastState {
 					lastState = s
-					a.log.Info("state volume not attached yet", "volume-id", aws.ToString(v.VolumeId), "attachment-state", string(att.State))
+					a.log.Info(what+" volume not attached yet", "volume-id", aws.ToString(v.VolumeId), "attachment-state", string(att.State))
 				}
 			}
 		}
@@ -299,15 +353,23 @@ func (a *run) waitAttached(ctx context.Context, c EC2, instanceID string) (types
 	})
 	if err != nil {
 		what := fmt.Sprintf("a volume attached at %s to instance %s (EC2 DescribeVolumes, filters attachment.instance-id=%s and attachment.device=%s)",
-			a.cfg.Device, instanceID, instanceID, a.cfg.Device)
+			device, instanceID, instanceID, device)
 		if lastState != "" {
 			what += "; last seen: " + lastState
 		}
 		return types.Volume{}, a.timeout(err, what,
-			"is a handover controller running, and did the launch hook's migration for this instance reach Attaching? see `handover migrations list`. "+
-				"The controller attaches under its configured device, which must equal --device")
+			hintFor(what, device))
 	}
 	return found, nil
+}
+
+func hintFor(what, device string) string {
+	if what == "release" {
+		return "is `handover release controller` running for this group's channel, and has the channel a published release (`handover release list`)? " +
+			"It attaches under its --device, which must equal --release-device (" + device + ")"
+	}
+	return "is a handover controller running, and did the launch hook's migration for this instance reach Attaching? see `handover migrations list`. " +
+		"The controller attaches under its configured device, which must equal --device"
 }
 
 // poll calls check until it reports done, backing off from PollMin to

@@ -142,6 +142,36 @@ func (s *execSystem) Mount(ctx context.Context, dev, dir, fsType string) error {
 	return nil
 }
 
+// MountReadOnly implements ReadOnlyMounter. noload keeps ext4 from
+// replaying its journal, which would write to the device.
+func (s *execSystem) MountReadOnly(ctx context.Context, dev, dir, fsType string) error {
+	opts := "ro"
+	if fsType == "ext4" || fsType == "ext3" {
+		opts = "ro,noload"
+	}
+	out, status, err := s.run(ctx, "mount", "-t", fsType, "-o", opts, dev, dir)
+	if err == nil && status != 0 {
+		err = fmt.Errorf("exit status %d: %s", status, trim(out))
+	}
+	if err != nil {
+		return fmt.Errorf("mounting %s (%s) read-only at %s: %w", dev, fsType, dir, err)
+	}
+	return nil
+}
+
+// Unmount implements Unmounter, lazily: files the old service still has
+// open stay readable until it closes them.
+func (s *execSystem) Unmount(ctx context.Context, dir string) error {
+	out, status, err := s.run(ctx, "umount", "-l", dir)
+	if err == nil && status != 0 {
+		err = fmt.Errorf("exit status %d: %s", status, trim(out))
+	}
+	if err != nil {
+		return fmt.Errorf("unmounting %s: %w", dir, err)
+	}
+	return nil
+}
+
 func (s *execSystem) MountedAt(dir string) (string, error) {
 	f, err := os.Open(s.mountinfo)
 	if err != nil {

@@ -204,3 +204,28 @@ func (c *Cloud) WaitingActions(ctx context.Context) ([]handover.WaitingAction, e
 	}
 	return acts, nil
 }
+
+// LaunchHookMetadata returns the NotificationMetadata of the launch hooks
+// of the groups handover watches, by group (a group with several launch
+// hooks gets them joined by newlines, each parsed on its own by the
+// caller). The release controller finds a channel's groups with it.
+func (c *Cloud) LaunchHookMetadata(ctx context.Context) (map[string][]string, error) {
+	groups, err := c.watchedGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, g := range groups {
+		name := aws.ToString(g.AutoScalingGroupName)
+		hooks, err := c.asg.DescribeLifecycleHooks(ctx, &autoscaling.DescribeLifecycleHooksInput{AutoScalingGroupName: aws.String(name)})
+		if err != nil {
+			return nil, fmt.Errorf("listing hooks of group %s: %w", name, translate(err))
+		}
+		for _, h := range hooks.LifecycleHooks {
+			if aws.ToString(h.LifecycleTransition) == handover.TransitionLaunching {
+				out[name] = append(out[name], aws.ToString(h.NotificationMetadata))
+			}
+		}
+	}
+	return out, nil
+}

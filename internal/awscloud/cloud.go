@@ -280,6 +280,7 @@ func volume(v ec2types.Volume) handover.Volume {
 	if len(v.Attachments) > 0 {
 		vol.AttachedTo = aws.ToString(v.Attachments[0].InstanceId)
 		vol.AttachState = string(v.Attachments[0].State)
+		vol.AttachDevice = aws.ToString(v.Attachments[0].Device)
 	}
 	return vol
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/handover-dev/handover/internal/agent"
+	"github.com/handover-dev/handover/internal/release"
 )
 
 const agentLong = `agent runs on an instance, from its user data, before the stateful service:
@@ -36,6 +37,18 @@ straight to the service), which starts with
                       the service starts fenced (reads only) under
                       HANDOVER_EPOCH and the controller unfences it once the
                       old instance no longer answers (docs/fence-protocol.md)
+and, with --release-mount (docs/releases.md),
+  HANDOVER_RELEASE_DIR  the release link (--release-mount), pointing at the
+                      release volume the controller attached at
+                      --release-device, mounted read-only on AWS
+  HANDOVER_RELEASE    the name of the release it holds (its marker's)
+A stateless group of a release channel gives --state=false: there is no
+state volume to wait for. With --release-mount the agent does not replace
+itself with the service but supervises it (signals are passed on, its exit
+status is the service's): when a rollout attaches the next release beside
+the current one, the agent mounts it, flips the release link atomically
+and runs --reload-cmd (or restarts the service); when the rollout detaches
+it again (a rollback), it flips back the same way.
 
 Steps, the same on AWS and on handover's local cloud:
  1. instance id and region from the instance metadata service (IMDSv2);
@@ -73,7 +86,10 @@ const agentExample = `  # AWS: the launch template's user data (runs as root at 
   # (HANDOVER_IMAGE_COMMAND) once the volume is attached.
   #!/bin/sh
   export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=local
-  eval "exec handover agent -- $HANDOVER_IMAGE_COMMAND"`
+  eval "exec handover agent -- $HANDOVER_IMAGE_COMMAND"
+
+  # a stateless web group of release channel "web": the release only
+  exec handover agent --state=false --release-mount /srv/web/current -- /srv/web/current/bin/serve`
 
 // execFunc replaces the process, as syscall.Exec does.
 type execFunc func(argv0 string, argv, envv []string) error
@@ -171,8 +187,10 @@ be reachable from this instance, which forwards to it).`,
 // have been started instead of being replaced by it.
 func newAgentExec(_, stderr io.Writer, execve execFunc) *cobra.Command {
 	var (
-		cfg      agent.Config
-		logLevel string
+		cfg         agent.Config
+		logLevel    string
+		reloadCmd   string
+		releasePoll time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:     "agent [flags] -- CMD [ARGS...]",
@@ -232,7 +250,24 @@ func newAgentExec(_, stderr io.Writer, execve execFunc) *cobra.Command {
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("preparing the state volume: %w", err)}
 			}
-			logger.Info("starting the service", "command", path, "state-dir", res.StateDir, "volume-id", res.VolumeID, "epoch", res.Epoch)
+			logger.Info("starting the service", "command", path, "state-dir", res.StateDir, "volume-id", res.VolumeID, "epoch", res.Epoch,
+				"release-dir", res.ReleaseDir, "release", res.Release)
+			if res.ReleaseDir != "" {
+				// A release instance keeps its agent: it switches releases
+				// under the service when a rollout attaches the next one.
+				cancel()
+				code, err := agent.Supervise(cmd.Context(), cfg, deps, res, agent.Service{
+					Path: path, Argv: argv, Env: os.Environ(), ReloadCmd: reloadCmd, Poll: releasePoll,
+					Stdout: cmd.OutOrStdout(), Stderr: stderr,
+				})
+				if err != nil {
+					return &exitError{code: 1, err: fmt.Errorf("supervising the service: %w", err)}
+				}
+				if code != 0 {
+					return &exitError{code: code, err: fmt.Errorf("the service exited with status %d", code)}
+				}
+				return nil
+			}
 			if err := execve(path, argv, res.Environ(os.Environ())); err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("starting the service %s: %w", path, err)}
 			}
@@ -248,5 +283,12 @@ func newAgentExec(_, stderr io.Writer, execve execFunc) *cobra.Command {
 	fl.DurationVar(&cfg.PollMin, "poll-interval", agent.DefaultPollMin, "first interval between checks for the attachment; it backs off to --poll-max")
 	fl.DurationVar(&cfg.PollMax, "poll-max", agent.DefaultPollMax, "longest interval between checks")
 	fl.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error, off")
+	fl.StringVar(&cfg.ReleaseMount, "release-mount", os.Getenv("HANDOVER_RELEASE_MOUNT"), "the release link: wait for the release volume, mount it read-only and make this path point at it (env HANDOVER_RELEASE_MOUNT)")
+	fl.StringVar(&cfg.ReleaseDevice, "release-device", envOr("HANDOVER_RELEASE_DEVICE", release.DefaultDevice), "device name the release controller attaches release volumes under")
+	fl.StringVar(&reloadCmd, "reload-cmd", "", "with --release-mount: shell command that makes the service take up a new release after the link flips, e.g. 'kill -HUP \"$HANDOVER_SERVICE_PID\"' (default: restart the service)")
+	fl.DurationVar(&releasePoll, "release-poll", 2*time.Second, "with --release-mount: how often to look for a release to switch to")
+	state := true
+	fl.BoolVar(&state, "state", true, "wait for a state volume (false for a stateless group of a release channel)")
+	cmd.PreRun = func(*cobra.Command, []string) { cfg.NoState = !state }
 	return cmd
 }

@@ -18,7 +18,7 @@ import (
 func TestDocsUseRealFlags(t *testing.T) {
 	// Pages that show commands in code blocks; the others may name
 	// commands only in their text (inline code, checked as well).
-	withBlocks := []string{"README.md", "deploy-aws.md", "updates.md", "replicas.md", "logs.md"}
+	withBlocks := []string{"README.md", "deploy-aws.md", "updates.md", "replicas.md", "logs.md", "releases.md"}
 	for _, doc := range docPages(t) {
 		t.Run(filepath.Base(doc), func(t *testing.T) {
 			cmds := handoverCommands(t, doc)

@@ -55,7 +55,7 @@ and no acknowledged write is lost.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSimulate(stdout, stderr), newLocalcloud(stdout, stderr), newController(stdout, stderr), newDemo(stdout, stderr), newAgent(stdout, stderr), newStatus(stdout), newMigrations(stdout), newLambda(stdout, stderr), newDeploy(stdout, stderr), newUpdate(stdout, stderr), newUpdates(stdout), newSignal(stdout, stderr), newDoctor(stdout, stderr), newSweep(stdout, stderr), newReplica(stdout, stderr), newLogs(stdout, stderr), newEnv(stdout, stderr))
+	root.AddCommand(newSimulate(stdout, stderr), newLocalcloud(stdout, stderr), newController(stdout, stderr), newDemo(stdout, stderr), newAgent(stdout, stderr), newStatus(stdout), newMigrations(stdout), newLambda(stdout, stderr), newDeploy(stdout, stderr), newUpdate(stdout, stderr), newUpdates(stdout), newSignal(stdout, stderr), newDoctor(stdout, stderr), newSweep(stdout, stderr), newReplica(stdout, stderr), newLogs(stdout, stderr), newEnv(stdout, stderr), newRelease(stdout, stderr))
 	return root
 }
 

@@ -122,8 +122,10 @@ type Volume struct {
 	// AttachState the attachment's state (attaching, attached, detaching).
 	AttachedTo  string
 	AttachState string
-	Tags        map[string]string
-	CreateTime  time.Time
+	// AttachDevice is the device name of the attachment.
+	AttachDevice string
+	Tags         map[string]string
+	CreateTime   time.Time
 }
 
 // Snapshot states as EC2 names them.

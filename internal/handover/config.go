@@ -169,6 +169,17 @@ type Metadata struct {
 	// Cutover chooses the cutover for these databases (Config.Cutover
 	// when empty): "auto", "retire", "drain" or "overlap".
 	Cutover string `json:"cutover,omitempty"`
+	// Channel joins the group to a release channel (S4, package
+	// release): its instances get the channel's latest release on a
+	// volume of their own. With no database, the launch is the release
+	// controller's alone and no migration is started for it.
+	Channel string `json:"channel,omitempty"`
+}
+
+// ReleaseOnly reports whether md names a release channel and no database:
+// a stateless group whose launches are no migration's business.
+func (md Metadata) ReleaseOnly() bool {
+	return md.Channel != "" && md.Database == "" && len(md.Databases) == 0
 }
 
 // maxPool bounds a pool. AWS caps NotificationMetadata at 1023 characters;
@@ -199,7 +210,7 @@ func ParseMetadata(s string) (Metadata, error) {
 		dec := json.NewDecoder(strings.NewReader(s))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&md); err != nil {
-			return Metadata{}, fmt.Errorf(`parsing hook NotificationMetadata %q: %w (expected {"database":"ID","seed_snapshot":"snap-…","size_gib":N,"cutover":"auto|retire|drain|overlap"}, {"databases":["ID",…]} or {"database":"PREFIX","count":N})`, s, err)
+			return Metadata{}, fmt.Errorf(`parsing hook NotificationMetadata %q: %w (expected {"database":"ID","seed_snapshot":"snap-…","size_gib":N,"cutover":"auto|retire|drain|overlap","channel":"C"}, {"databases":["ID",…]} or {"database":"PREFIX","count":N})`, s, err)
 		}
 	} else {
 		md.Database = s
@@ -211,12 +222,19 @@ func ParseMetadata(s string) (Metadata, error) {
 		return Metadata{}, fmt.Errorf(`"count" %d in hook NotificationMetadata must be between 1 and %d`, md.Count, maxPool)
 	case len(md.Databases) > maxPool:
 		return Metadata{}, fmt.Errorf(`hook NotificationMetadata names %d databases; at most %d`, len(md.Databases), maxPool)
-	case md.Database == "" && len(md.Databases) == 0:
-		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q names no database: set "database"`, s)
+	case md.Database == "" && len(md.Databases) == 0 && md.Channel == "":
+		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q names no database: set "database" (or "channel", for a group that only runs releases)`, s)
+	case md.Database == "" && len(md.Databases) == 0 && (md.Count != 0 || md.SeedSnapshot != "" || md.SizeGiB != 0 || md.Cutover != ""):
+		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q sets state settings but names no database: set "database"`, s)
+	}
+	if md.Channel != "" {
+		if err := ledger.ValidReleaseName(`"channel"`, md.Channel); err != nil {
+			return Metadata{}, fmt.Errorf("hook NotificationMetadata: %w", err)
+		}
 	}
 	seen := make(map[string]bool)
 	for _, id := range append([]string{md.Database}, md.Pool()...) {
-		if id == "" && len(md.Databases) > 0 {
+		if id == "" && (len(md.Databases) > 0 || md.ReleaseOnly()) {
 			continue
 		}
 		if id == "" || strings.ContainsAny(id, " \t\n/") || len(id) > 128 {

@@ -235,6 +235,13 @@ func (c *Controller) ownsHook(hook string) bool {
 // returns the id of the migration handling the instance ("" when another
 // migration already does).
 func (c *Controller) startMigration(ctx context.Context, id, cause string, ref ledger.HookRef, metadata string, hookStart time.Time) (string, error) {
+	if md, err := ParseMetadata(metadata); err == nil && md.ReleaseOnly() {
+		// A stateless group of a release channel: the release controller
+		// completes its launches (package release), and there is no state
+		// to hand over.
+		c.log.Debug("launch of a release-only group left to the release controller", "instance", ref.Instance, "channel", md.Channel)
+		return "", nil
+	}
 	existing, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Instance: ref.Instance, Unfinished: true})
 	if err != nil {
 		return "", fmt.Errorf("looking up migrations of instance %s: %w", ref.Instance, err)

@@ -42,6 +42,10 @@ func TestParseMetadata(t *testing.T) {
 		{name: "pool duplicate", in: `{"databases":["a","a"]}`, errWants: []string{`"a" appears twice`}},
 		{name: "pool bad id", in: `{"databases":["a","b c"]}`, errWants: []string{`"b c"`, "without spaces"}},
 		{name: "pool count too big", in: `{"database":"t","count":1001}`, errWants: []string{"between 1 and 1000"}},
+		{name: "channel only", in: `{"channel":"web"}`, want: handover.Metadata{Channel: "web"}},
+		{name: "database and channel", in: `{"database":"orders","channel":"web"}`, want: handover.Metadata{Database: "orders", Channel: "web"}},
+		{name: "bad channel", in: `{"channel":"w/b"}`, errWants: []string{`"channel" "w/b"`, "letters, digits"}},
+		{name: "channel with state settings", in: `{"channel":"web","size_gib":5}`, errWants: []string{"names no database", `set "database"`}},
 		{name: "pool negative count", in: `{"database":"t","count":-1}`, errWants: []string{"between 1 and 1000"}},
 	}
 	for _, tt := range tests {

@@ -159,12 +159,27 @@ var (
 		},
 		clone: (*Update).Clone,
 	}
+	releases = &kindOf[Release]{
+		Kind: Kind{Name: "release", Keys: []string{"channel"}},
+		meta: func(r *Release) (string, []string, bool, *int64, time.Time) {
+			return r.ID, []string{r.Channel}, r.State.Terminal(), &r.Version, r.CreatedAt
+		},
+		clone: (*Release).Clone,
+	}
+	channels = &kindOf[Channel]{
+		Kind: Kind{Name: "channel"},
+		meta: func(c *Channel) (string, []string, bool, *int64, time.Time) {
+			// Listed by name alone, as databases are.
+			return c.ID, nil, false, &c.Version, time.Time{}
+		},
+		clone: (*Channel).Clone,
+	}
 )
 
 // Kinds lists every declared kind, for stores that prepare per-kind space
 // and for upgrades.
 func Kinds() []*Kind {
-	return []*Kind{&migrations.Kind, &databases.Kind, &updates.Kind, &envOps.Kind}
+	return []*Kind{&migrations.Kind, &databases.Kind, &updates.Kind, &envOps.Kind, &releases.Kind, &channels.Kind}
 }
 
 // Records is the Ledger every backend serves: typed wrappers over a Store.
@@ -260,6 +275,53 @@ func (r *Records) ListUpdates(ctx context.Context, q UpdateQuery) ([]*Update, er
 		f.Key, f.Value = "group", q.Group
 	}
 	return updates.list(ctx, r.store, &r.cache, f)
+}
+
+// CreateRelease implements Ledger.
+func (r *Records) CreateRelease(ctx context.Context, v *Release) error {
+	return releases.create(ctx, r.store, &r.cache, v)
+}
+
+// GetRelease implements Ledger.
+func (r *Records) GetRelease(ctx context.Context, id string) (*Release, error) {
+	return releases.get(ctx, r.store, &r.cache, id)
+}
+
+// SaveRelease implements Ledger.
+func (r *Records) SaveRelease(ctx context.Context, v *Release) error {
+	return releases.save(ctx, r.store, &r.cache, v)
+}
+
+// ListReleases implements Ledger.
+func (r *Records) ListReleases(ctx context.Context, channel string) ([]*Release, error) {
+	f := Filter{}
+	if channel != "" {
+		f.Key, f.Value = "channel", channel
+	}
+	return releases.list(ctx, r.store, &r.cache, f)
+}
+
+// GetChannel implements Ledger.
+func (r *Records) GetChannel(ctx context.Context, id string) (*Channel, error) {
+	return channels.get(ctx, r.store, &r.cache, id)
+}
+
+// SaveChannel implements Ledger: at version 0 it creates, and a channel
+// already there is a lost race (ErrConflict), as with SaveDatabase.
+func (r *Records) SaveChannel(ctx context.Context, c *Channel) error {
+	if c.Version != 0 {
+		return channels.save(ctx, r.store, &r.cache, c)
+	}
+	err := channels.create(ctx, r.store, &r.cache, c)
+	if errors.Is(err, ErrExists) {
+		return fmt.Errorf("creating channel %s: %w", c.ID, &ConflictError{Kind: channels.Name, ID: c.ID})
+	}
+	return err
+}
+
+// ListChannels implements Ledger.
+func (r *Records) ListChannels(ctx context.Context) ([]*Channel, error) {
+	return channels.list(ctx, r.store, &r.cache, Filter{})
 }
 
 // EventSeen implements Ledger.

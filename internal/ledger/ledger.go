@@ -1,6 +1,6 @@
 // Package ledger defines the durable records handover keeps — migrations,
 // databases with their authoritative volume and epoch, group updates,
-// processed event ids and leases — the Ledger interface its consumers use,
+// releases and their channels, processed event ids and leases — the Ledger interface its consumers use,
 // and the one small core, Store, that every backend implements (memory;
 // SQLite and PostgreSQL through the shared SQL store in sqlstore;
 // DynamoDB).
@@ -22,13 +22,14 @@
 //
 // # Adding a record kind
 //
-// A kind is one declaration and its wrappers; no backend changes:
+// A kind is one declaration and its wrappers; no backend changes. The
+// release kind was added this way:
 //
 //	// in kind.go, beside migrations, databases and updates:
 //	releases = &kindOf[Release]{
 //		Kind: Kind{Name: "release", Keys: []string{"channel"}},
 //		meta: func(r *Release) (string, []string, bool, *int64, time.Time) {
-//			return r.ID, []string{r.Channel}, r.Superseded, &r.Version, r.CreatedAt
+//			return r.ID, []string{r.Channel}, r.State.Terminal(), &r.Version, r.CreatedAt
 //		},
 //		clone: (*Release).Clone,
 //	}
@@ -449,6 +450,25 @@ type Ledger interface {
 	// ListEnvOps returns copies of the matching operations ordered by
 	// CreatedAt, then ID.
 	ListEnvOps(ctx context.Context, q EnvOpQuery) ([]*EnvOp, error)
+	// CreateRelease stores v with Version 1 (and sets v.Version). It
+	// returns ErrExists if a release with that id is stored.
+	CreateRelease(ctx context.Context, v *Release) error
+	// GetRelease returns a copy of the stored release, or ErrNotFound.
+	GetRelease(ctx context.Context, id string) (*Release, error)
+	// SaveRelease replaces the stored release if its version equals
+	// v.Version (ErrConflict if not, ErrNotFound if absent).
+	SaveRelease(ctx context.Context, v *Release) error
+	// ListReleases returns copies of a channel's releases (every channel's
+	// when channel is empty) ordered by CreatedAt, then ID.
+	ListReleases(ctx context.Context, channel string) ([]*Release, error)
+	// GetChannel returns a copy of the stored channel, or ErrNotFound.
+	GetChannel(ctx context.Context, id string) (*Channel, error)
+	// SaveChannel creates c when c.Version is 0 (ErrConflict if it
+	// exists), otherwise replaces it if the stored version equals
+	// c.Version (ErrConflict if not, ErrNotFound if absent).
+	SaveChannel(ctx context.Context, c *Channel) error
+	// ListChannels returns copies of all channels ordered by ID.
+	ListChannels(ctx context.Context) ([]*Channel, error)
 
 	// Close releases the backend's resources.
 	Close() error

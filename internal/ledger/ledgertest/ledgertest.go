@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 	t.Run("Leases", func(t *testing.T) { t.Parallel(); testLeases(t, open) })
 	t.Run("Updates", func(t *testing.T) { t.Parallel(); testUpdates(t, open) })
 	t.Run("EnvOps", func(t *testing.T) { t.Parallel(); testEnvOps(t, open) })
+	t.Run("Releases", func(t *testing.T) { t.Parallel(); testReleases(t, open) })
 	t.Run("Copies", func(t *testing.T) { t.Parallel(); testCopies(t, open) })
 	t.Run("Concurrency", func(t *testing.T) {
 		t.Parallel()
