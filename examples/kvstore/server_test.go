@@ -266,16 +266,25 @@ func TestConcurrentWritersOverHTTP(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				k, v := fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("v%d", i)
-				req, _ := http.NewRequest("PUT", in.url+"/kv/"+k, strings.NewReader(v))
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					continue
-				}
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusNoContent {
-					mu.Lock()
-					acked[k] = v
-					mu.Unlock()
+				// A write refused while fenced is tried again, as a client
+				// honouring 503 would: on a busy disk the fence's fsync can
+				// outlast every writer's first attempt.
+				for try := 0; try < 200; try++ {
+					req, _ := http.NewRequest("PUT", in.url+"/kv/"+k, strings.NewReader(v))
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						break
+					}
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusNoContent {
+						mu.Lock()
+						acked[k] = v
+						mu.Unlock()
+					}
+					if resp.StatusCode != http.StatusServiceUnavailable {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
 				}
 			}
 		})
