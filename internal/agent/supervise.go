@@ -63,7 +63,7 @@ func Supervise(ctx context.Context, cfg Config, d Deps, res Result, svc Service)
 		svc.StopTimeout = 10 * time.Second
 	}
 	if svc.Poll == 0 {
-		svc.Poll = 2 * time.Second
+		svc.Poll = 5 * time.Second
 	}
 	log := d.Logger.With("instance-id", res.InstanceID)
 	a := &run{cfg: cfg, d: d, log: log}

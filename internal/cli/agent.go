@@ -286,7 +286,7 @@ func newAgentExec(_, stderr io.Writer, execve execFunc) *cobra.Command {
 	fl.StringVar(&cfg.ReleaseMount, "release-mount", os.Getenv("HANDOVER_RELEASE_MOUNT"), "the release link: wait for the release volume, mount it read-only and make this path point at it (env HANDOVER_RELEASE_MOUNT)")
 	fl.StringVar(&cfg.ReleaseDevice, "release-device", envOr("HANDOVER_RELEASE_DEVICE", release.DefaultDevice), "device name the release controller attaches release volumes under")
 	fl.StringVar(&reloadCmd, "reload-cmd", "", "with --release-mount: shell command that makes the service take up a new release after the link flips, e.g. 'kill -HUP \"$HANDOVER_SERVICE_PID\"' (default: restart the service)")
-	fl.DurationVar(&releasePoll, "release-poll", 2*time.Second, "with --release-mount: how often to look for a release to switch to")
+	fl.DurationVar(&releasePoll, "release-poll", 5*time.Second, "with --release-mount: how often to look for a release to switch to (one DescribeVolumes call per instance each time: mind EC2's throttling on large fleets)")
 	state := true
 	fl.BoolVar(&state, "state", true, "wait for a state volume (false for a stateless group of a release channel)")
 	cmd.PreRun = func(*cobra.Command, []string) { cfg.NoState = !state }
