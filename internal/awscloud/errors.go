@@ -70,7 +70,9 @@ func classifyCode(code, msg string) error {
 		return handover.ErrInvalid
 	}
 	switch {
-	case strings.HasSuffix(code, ".NotFound"):
+	case strings.HasSuffix(code, ".NotFound"), strings.HasSuffix(code, ".NotFoundException"):
+		// EC2 spells most "does not exist" codes X.NotFound, a few (the
+		// launch template's name) X.NotFoundException.
 		return handover.ErrNotFound
 	case strings.HasSuffix(code, ".Malformed"):
 		return handover.ErrInvalid

@@ -33,6 +33,7 @@ func TestTranslate(t *testing.T) {
 		{"volume not found", api("InvalidVolume.NotFound", "The volume 'vol-1' does not exist."), handover.ErrNotFound},
 		{"snapshot not found", api("InvalidSnapshot.NotFound", "x"), handover.ErrNotFound},
 		{"instance not found", api("InvalidInstanceID.NotFound", "x"), handover.ErrNotFound},
+		{"launch template name not found", api("InvalidLaunchTemplateName.NotFoundException", "At least one of the launch templates specified in the request does not exist."), handover.ErrNotFound},
 		{"request limit", api("RequestLimitExceeded", "slow down"), handover.ErrThrottled},
 		{"throttling", api("Throttling", "Rate exceeded"), handover.ErrThrottled},
 		{"throttling exception", api("ThrottlingException", "x"), handover.ErrThrottled},
