@@ -2,14 +2,10 @@ package demo
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,36 +28,10 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var (
-	buildOnce          sync.Once
-	handoverBin, kvBin string
-	buildErr           error
-)
-
 // binaries builds handover and kvstore once per test binary.
 func binaries(t *testing.T) (string, string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "handover-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		handoverBin, kvBin = filepath.Join(dir, "handover"), filepath.Join(dir, "kvstore")
-		for _, b := range []struct{ out, pkg string }{
-			{handoverBin, "github.com/handover-dev/handover/cmd/handover"},
-			{kvBin, "github.com/handover-dev/handover/examples/kvstore"},
-		} {
-			if out, err := exec.Command("go", "build", "-o", b.out, b.pkg).CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return handoverBin, kvBin
+	return testenv.Binary(t, "github.com/handover-dev/handover/cmd/handover"), testenv.Binary(t, "github.com/handover-dev/handover/examples/kvstore")
 }
 
 // newEnv starts an environment with its group serving; on failure the

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/handover-dev/handover/internal/demo"
+	"github.com/handover-dev/handover/internal/testenv"
 )
 
 // TestHandoverFromHookNotifications runs the real controller (a child
@@ -32,16 +31,8 @@ func TestHandoverFromHookNotifications(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")
 	}
-	bin := t.TempDir()
-	handoverBin, kvBin := filepath.Join(bin, "handover"), filepath.Join(bin, "kvstore")
-	for _, b := range []struct{ out, pkg string }{
-		{handoverBin, "github.com/handover-dev/handover/cmd/handover"},
-		{kvBin, "github.com/handover-dev/handover/examples/kvstore"},
-	} {
-		if out, err := exec.Command("go", "build", "-o", b.out, b.pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b.pkg, err, out)
-		}
-	}
+	handoverBin := testenv.Binary(t, "github.com/handover-dev/handover/cmd/handover")
+	kvBin := testenv.Binary(t, "github.com/handover-dev/handover/examples/kvstore")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	e, err := demo.Start(ctx, demo.Options{DataDir: t.TempDir(), HandoverBin: handoverBin, KVStoreBin: kvBin,

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,40 +22,15 @@ import (
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/ledger/sqlite"
+	"github.com/handover-dev/handover/internal/testenv"
 )
 
 var iterations = flag.Int("release.iterations", 3, "publishes during a scale-out in TestPublishDuringScaleOut (the issue asks for at least 20; make test runs 3)")
 
-var (
-	buildOnce           sync.Once
-	handoverBin, webBin string
-	buildErr            error
-)
-
 // binaries builds handover and the example service once per test binary.
 func binaries(t testing.TB) (string, string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "handover-release-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		handoverBin, webBin = filepath.Join(dir, "handover"), filepath.Join(dir, "releaseweb")
-		for _, b := range []struct{ out, pkg string }{
-			{handoverBin, "github.com/handover-dev/handover/cmd/handover"},
-			{webBin, "github.com/handover-dev/handover/examples/releaseweb"},
-		} {
-			if out, err := exec.Command("go", "build", "-o", b.out, b.pkg).CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return handoverBin, webBin
+	return testenv.Binary(t, "github.com/handover-dev/handover/cmd/handover"), testenv.Binary(t, "github.com/handover-dev/handover/examples/releaseweb")
 }
 
 // fleet is a release channel "web" on the local cloud: a release server, a

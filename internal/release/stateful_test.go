@@ -19,12 +19,8 @@ import (
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger/sqlite"
+	"github.com/handover-dev/handover/internal/testenv"
 )
-
-var kvOnce struct {
-	bin string
-	err error
-}
 
 // TestStatefulPoolGroupWithChannel: a pool group (one database per
 // instance) that also joins a release channel. handover's controller hands
@@ -36,15 +32,7 @@ func TestStatefulPoolGroupWithChannel(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	hb, _ := binaries(t)
-	if kvOnce.bin == "" && kvOnce.err == nil {
-		kvOnce.bin = filepath.Join(filepath.Dir(hb), "kvstore")
-		if out, err := exec.Command("go", "build", "-o", kvOnce.bin, "github.com/handover-dev/handover/examples/kvstore").CombinedOutput(); err != nil {
-			kvOnce.err = fmt.Errorf("go build kvstore: %v\n%s", err, out)
-		}
-	}
-	if kvOnce.err != nil {
-		t.Fatal(kvOnce.err)
-	}
+	kvBin := testenv.Binary(t, "github.com/handover-dev/handover/examples/kvstore")
 	e := startCloud(t)
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -103,7 +91,7 @@ func TestStatefulPoolGroupWithChannel(t *testing.T) {
 	script := fmt.Sprintf(`#!/bin/sh
 export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=AKIDLOCAL AWS_SECRET_ACCESS_KEY=secret AWS_REGION=us-east-1
 exec %s agent --device /dev/sdf --release-mount "$HANDOVER_INSTANCE_DIR/current" --poll-interval 50ms --poll-max 200ms --timeout 2m -- %s --listen "$HANDOVER_PRIVATE_IP:8080"
-`, endpoint, hb, kvOnce.bin)
+`, endpoint, hb, kvBin)
 	if _, err := e.ec2.CreateLaunchTemplate(ctx, &awsec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("tenants"),
 		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(testAMI),
 			UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(script)))}}); err != nil {

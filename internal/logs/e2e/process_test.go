@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,32 +20,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/handover-dev/handover/internal/logs/logstest"
-)
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	"github.com/handover-dev/handover/internal/testenv"
 )
 
 // handoverBin builds the handover binary once per test binary.
 func handoverBin(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "handover-logs-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "handover")
-		if out, err := exec.Command("go", "build", "-o", binPath, "github.com/handover-dev/handover/cmd/handover").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return testenv.Binary(t, "github.com/handover-dev/handover/cmd/handover")
 }
 
 // daemon is `handover logs run` as a process of its own.
