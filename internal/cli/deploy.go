@@ -127,29 +127,18 @@ func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return &exitError{code: 2, err: flagError(err)}
 			}
-			if outFile == "json" || outFile == "text" {
-				// Elsewhere --output picks a format; here the template is
-				// always JSON, and a file named "json" is surely a slip.
-				return &exitError{code: 2, err: fmt.Errorf("--output %s: here --output names the file to write (the template is always JSON); leave it out to print to stdout", outFile)}
+			if err := checkOutputFile(outFile); err != nil {
+				return err
 			}
 			tmpl, err := deploy.Template(cfg)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			if outFile == "" {
-				_, err := stdout.Write(tmpl)
-				return err
-			}
-			if err := writeFileAtomic(outFile, tmpl); err != nil {
-				return fmt.Errorf("--output %s: %w", outFile, err)
-			}
-			fmt.Fprintf(stdout, "deploy: wrote %s (%s mode, groups %s)\n", outFile, cfg.Mode, strings.Join(cfg.Groups, ", "))
 			next := fmt.Sprintf("aws cloudformation deploy --template-file %s --stack-name handover --capabilities CAPABILITY_IAM", outFile)
 			if cfg.Mode == deploy.ModeLambda {
 				next += " --parameter-overrides CodeS3Bucket=BUCKET CodeS3Key=KEY"
 			}
-			fmt.Fprintf(stdout, "next: %s\n", next)
-			return nil
+			return emitTemplate(stdout, outFile, tmpl, fmt.Sprintf("%s mode, groups %s", cfg.Mode, strings.Join(cfg.Groups, ", ")), next)
 		},
 	}
 	fl := cmd.Flags()
@@ -177,13 +166,31 @@ func writeLogsTemplate(cmd *cobra.Command, cfg deploy.LogsConfig, outFile string
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: 2, err: flagError(err)}
 	}
-	if outFile == "json" || outFile == "text" {
-		return &exitError{code: 2, err: fmt.Errorf("--output %s: here --output names the file to write (the template is always JSON); leave it out to print to stdout", outFile)}
+	if err := checkOutputFile(outFile); err != nil {
+		return err
 	}
 	tmpl, err := deploy.LogsTemplate(cfg)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	return emitTemplate(stdout, outFile, tmpl, "the log pipeline, trigger "+cfg.Trigger,
+		fmt.Sprintf("aws cloudformation deploy --template-file %s --stack-name handover-logs --capabilities CAPABILITY_IAM "+
+			"--parameter-overrides CodeS3Bucket=BUCKET CodeS3Key=KEY LogBucketName=LOG_BUCKET DomainEndpoint=https://DOMAIN_ENDPOINT DomainArn=DOMAIN_ARN", outFile))
+}
+
+// checkOutputFile refuses a --output that names a format: elsewhere
+// --output picks one, but here the template is always JSON, and a file
+// named "json" is surely a slip.
+func checkOutputFile(outFile string) error {
+	if outFile == "json" || outFile == "text" {
+		return &exitError{code: 2, err: fmt.Errorf("--output %s: here --output names the file to write (the template is always JSON); leave it out to print to stdout", outFile)}
+	}
+	return nil
+}
+
+// emitTemplate prints tmpl, or writes it to outFile and says what it wrote
+// (what) and the command that deploys it (next).
+func emitTemplate(stdout io.Writer, outFile string, tmpl []byte, what, next string) error {
 	if outFile == "" {
 		_, err := stdout.Write(tmpl)
 		return err
@@ -191,9 +198,7 @@ func writeLogsTemplate(cmd *cobra.Command, cfg deploy.LogsConfig, outFile string
 	if err := writeFileAtomic(outFile, tmpl); err != nil {
 		return fmt.Errorf("--output %s: %w", outFile, err)
 	}
-	fmt.Fprintf(stdout, "deploy: wrote %s (the log pipeline, trigger %s)\n", outFile, cfg.Trigger)
-	fmt.Fprintf(stdout, "next: aws cloudformation deploy --template-file %s --stack-name handover-logs --capabilities CAPABILITY_IAM "+
-		"--parameter-overrides CodeS3Bucket=BUCKET CodeS3Key=KEY LogBucketName=LOG_BUCKET DomainEndpoint=https://DOMAIN_ENDPOINT DomainArn=DOMAIN_ARN\n", outFile)
+	fmt.Fprintf(stdout, "deploy: wrote %s (%s)\nnext: %s\n", outFile, what, next)
 	return nil
 }
 
