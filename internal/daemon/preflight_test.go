@@ -300,7 +300,7 @@ func TestRunChecksAtStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			d.CheckAtStart(credentials.NewStaticCredentialsProvider("local", "secret", ""))
-			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- d.Run(ctx) }()
