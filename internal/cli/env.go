@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -81,6 +82,7 @@ func (f *envFlags) selector(name string) env.Selector {
 type envTools struct {
 	led   ledger.Ledger
 	cloud *awscloud.Environments
+	clone *awscloud.CloneReader
 }
 
 func (f *envFlags) open(ctx context.Context, stderr io.Writer) (*envTools, error) {
@@ -104,9 +106,9 @@ func (f *envFlags) open(ctx context.Context, stderr io.Writer) (*envTools, error
 		return nil, &exitError{code: 1, err: fmt.Errorf("opening the ledger %s: %w", target, err)}
 	}
 	pathStyle := f.endpoint != ""
-	cloud := awscloud.NewEnvironments(autoscaling.NewFromConfig(cfg), elb.NewFromConfig(cfg), rds.NewFromConfig(cfg),
-		s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }), cfg.Region)
-	return &envTools{led: led, cloud: cloud}, nil
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+	cloud := awscloud.NewEnvironments(autoscaling.NewFromConfig(cfg), elb.NewFromConfig(cfg), rds.NewFromConfig(cfg), s3c, cfg.Region)
+	return &envTools{led: led, cloud: cloud, clone: awscloud.NewCloneReader(cloud, ec2.NewFromConfig(cfg), s3c)}, nil
 }
 
 // envErr gives bad input exit code 2 and anything else 1.
@@ -127,7 +129,7 @@ func envErr(err error) error {
 func newEnv(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "env",
-		Short: "Show an environment, and put it in standby and back",
+		Short: "Show an environment, put it in standby and back, plan its clone",
 		Long:  envLong,
 		Example: `  # what staging is made of, and which parts hold data
   handover env show staging
@@ -135,10 +137,13 @@ func newEnv(stdout, stderr io.Writer) *cobra.Command {
   # every InService instance of staging's groups to Standby, then back
   handover env standby staging --dry-run
   handover env standby staging
-  handover env resume staging`,
+  handover env resume staging
+
+  # what cloning staging into prod will snapshot, copy, create and rewrite
+  handover env clone staging prod --dry-run`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newEnvShow(stdout, stderr), newEnvStandby(stdout, stderr), newEnvResume(stdout, stderr))
+	cmd.AddCommand(newEnvShow(stdout, stderr), newEnvStandby(stdout, stderr), newEnvResume(stdout, stderr), newEnvClone(stdout, stderr))
 	return cmd
 }
 
