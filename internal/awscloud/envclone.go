@@ -15,6 +15,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/handover-dev/handover/internal/env"
+	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
@@ -63,6 +64,9 @@ func (c *CloneReader) TemplateUserData(ctx context.Context, ref ledger.TemplateR
 		in.LaunchTemplateName = aws.String(ref.Name)
 	}
 	out, err := c.ec2.DescribeLaunchTemplateVersions(ctx, in)
+	if isCode(err, "InvalidLaunchTemplateName.NotFoundException") {
+		return "", fmt.Errorf("describing the launch template version: %w: %w", handover.ErrNotFound, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("describing the launch template version: %w", translate(err))
 	}
