@@ -24,6 +24,7 @@ func TestFirstBoot(t *testing.T) {
 	tests := []struct {
 		name     string
 		metadata string
+		recSeed  string // the database record's seed snapshot, before first boot
 		seed     *handover.Snapshot
 		wantSize int32
 		wantFrom string
@@ -35,6 +36,21 @@ func TestFirstBoot(t *testing.T) {
 			seed:     &handover.Snapshot{ID: "snap-seed", State: handover.SnapshotCompleted, SizeGiB: 30},
 			wantSize: 30, wantFrom: "snap-seed",
 		},
+		{
+			name: "seed snapshot of the database record", metadata: `{"database":"tenant-42"}`, recSeed: "snap-rec",
+			seed:     &handover.Snapshot{ID: "snap-rec", State: handover.SnapshotCompleted, SizeGiB: 20},
+			wantSize: 20, wantFrom: "snap-rec",
+		},
+		{
+			name: "pool: seed snapshot of the database record", metadata: `{"databases":["tenant-42"]}`, recSeed: "snap-rec",
+			seed:     &handover.Snapshot{ID: "snap-rec", State: handover.SnapshotCompleted, SizeGiB: 20},
+			wantSize: 20, wantFrom: "snap-rec",
+		},
+		{
+			name: "the hook's seed before the record's", metadata: `{"database":"tenant-42","seed_snapshot":"snap-seed"}`, recSeed: "snap-rec",
+			seed:     &handover.Snapshot{ID: "snap-seed", State: handover.SnapshotCompleted, SizeGiB: 30},
+			wantSize: 30, wantFrom: "snap-seed",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,6 +58,11 @@ func TestFirstBoot(t *testing.T) {
 			e.cloud.AddHook(group, launchHook, handover.Hook{HeartbeatTimeout: hookTimeout, Metadata: tt.metadata})
 			if tt.seed != nil {
 				e.cloud.AddSnapshot(*tt.seed)
+			}
+			if tt.recSeed != "" {
+				if err := e.led.SaveDatabase(e.ctx, &ledger.Database{ID: database, Group: group, SeedSnapshot: tt.recSeed}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			id := e.launchNew()
 			e.run(id, ledger.Committed)

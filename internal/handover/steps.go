@@ -148,6 +148,12 @@ func (c *Controller) stepLaunching(ctx context.Context, m *ledger.Migration) (ou
 	switch {
 	case db.Volume == "":
 		m.SourceFate = FateNone
+		if m.SeedSnapshot == "" && db.SeedSnapshot != "" {
+			// The hook names no seed (a pool's names one for all): the
+			// database's own record may.
+			m.SeedSnapshot = db.SeedSnapshot
+			return goTo(ledger.CreatingVolume, "first boot: no authoritative volume yet; seeded from the database's snapshot "+db.SeedSnapshot)
+		}
 		return goTo(ledger.CreatingVolume, "first boot: no authoritative volume yet")
 	case db.Instance == m.Instance:
 		m.SourceFate = FateSelf

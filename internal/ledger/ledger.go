@@ -324,6 +324,12 @@ type Database struct {
 	// BaseSnapshot is the latest snapshot kept by policy as the base of the
 	// next pre-copy.
 	BaseSnapshot string `json:"base_snapshot,omitempty"`
+	// SeedSnapshot is the snapshot the database's first boot creates its
+	// volume from when the launch hook's metadata names none: one per
+	// database, where a pool's hook has one for the whole pool (an
+	// environment clone seeds each of DST's databases from its own
+	// snapshot). Unused once the database has a volume.
+	SeedSnapshot string `json:"seed_snapshot,omitempty"`
 	// Claim is the id of the migration currently moving this database; only
 	// the claimant may fence, commit or release. Empty when idle.
 	Claim string `json:"claim,omitempty"`

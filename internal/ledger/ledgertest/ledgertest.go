@@ -130,6 +130,7 @@ func fullDatabase(id string) *ledger.Database {
 		Group:        "asg-orders",
 		Epoch:        7,
 		BaseSnapshot: "snap-0base",
+		SeedSnapshot: "snap-0seed",
 		Claim:        "tok-claim",
 		ReplaceBy:    "upd-1",
 		Gated:        true,
