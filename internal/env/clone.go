@@ -461,10 +461,11 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 		k := refs[from]
 		rw := RewritePlan{From: from, To: k.to, ToOf: k.toOf, Why: k.why, Where: []string{}}
 		for i := range texts {
-			if strings.Contains(texts[i].body, from) {
+			// Blanked, so a shorter reference inside is not counted twice.
+			body, found := blank(texts[i].body, from, k.why != "--set")
+			if found {
 				rw.Where = append(rw.Where, texts[i].where)
-				// Blank it so a shorter reference inside is not counted twice.
-				texts[i].body = strings.ReplaceAll(texts[i].body, from, strings.Repeat("\x00", len(from)))
+				texts[i].body = body
 			}
 		}
 		if len(rw.Where) == 0 {
@@ -519,6 +520,43 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 		return p, inv, badRequest{fmt.Errorf("%w: %s's user data and tags reference resources not tagged %s: %s. Tag each with %s so it is cloned, or give --set REF=REF to keep DST using it, or --set REF=NEW", ErrUnrewritable, src, req.Source, strings.Join(us, "; "), req.Source)}
 	}
 	return p, inv, nil
+}
+
+// blank replaces each occurrence of from in body with NULs and reports
+// whether there was one. bounded takes only occurrences that are a whole
+// name: staging-assets in s3://staging-assets/x or
+// staging-assets.s3.amazonaws.com, not in s3://staging-assets-old (another
+// bucket, which is then reported rather than guessed at). A --set is taken
+// wherever it appears: the operator wrote it.
+func blank(body, from string, bounded bool) (string, bool) {
+	var b strings.Builder
+	found := false
+	for rest := body; ; {
+		i := strings.Index(rest, from)
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		end := i + len(from)
+		before := len(body) - len(rest) + i
+		ok := !bounded || (before == 0 || !nameByte(body[before-1], true)) && (end == len(rest) || !nameByte(rest[end], false))
+		b.WriteString(rest[:i])
+		if ok {
+			b.WriteString(strings.Repeat("\x00", len(from)))
+			found = true
+		} else {
+			b.WriteString(from)
+		}
+		rest = rest[end:]
+	}
+	return b.String(), found
+}
+
+// nameByte reports whether c continues a name: letters, digits, '-' and
+// '_', and before a name also '.' (sub.staging-assets is another name;
+// staging-assets.s3.amazonaws.com is the bucket).
+func nameByte(c byte, before bool) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || before && c == '.'
 }
 
 // distinctive reports whether a host name names one resource alone: an

@@ -172,6 +172,9 @@ func TestPlanCloneRefuses(t *testing.T) {
 		{"untagged resource in user data", func(_ *rig, fr *fakeReader) {
 			fr.userData["staging-kv-lt"] += "export LOGS=s3://shared-logs/app\n"
 		}, CloneRequest{Source: ByName("staging"), Dest: "prod"}, ErrUnrewritable, "s3://shared-logs (bucket, in user data of launch template staging-kv-lt)"},
+		{"another bucket whose name starts with SRC's", func(_ *rig, fr *fakeReader) {
+			fr.userData["staging-kv-lt"] += "export OLD=s3://staging-assets-old/x\n"
+		}, CloneRequest{Source: ByName("staging"), Dest: "prod"}, ErrUnrewritable, "s3://staging-assets-old (bucket"},
 		{"DST name too long", nil, CloneRequest{Source: ByName("staging"), Dest: "a-very-long-environment-name-for-a-load-balancer"}, ErrBadRequest, "would not be valid"},
 	}
 	for _, c := range cases {
@@ -201,6 +204,28 @@ func TestPlanCloneKeepsAnUntaggedReferenceBySet(t *testing.T) {
 	}
 	if len(p.Unrewritable) != 0 {
 		t.Errorf("unrewritable %+v", p.Unrewritable)
+	}
+}
+
+func TestBlank(t *testing.T) {
+	for _, c := range []struct {
+		body, from string
+		bounded    bool
+		want       string
+		found      bool
+	}{
+		{"s3://b1/x", "b1", true, "s3://\x00\x00/x", true},
+		{"b1.s3.amazonaws.com", "b1", true, "\x00\x00.s3.amazonaws.com", true},
+		{"s3://b1-old b1", "b1", true, "s3://b1-old \x00\x00", true},
+		{"sub.b1", "b1", true, "sub.b1", false},
+		{"127.0.0.1:5432/app 127.0.0.1:54321", "127.0.0.1:5432", true, "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00/app 127.0.0.1:54321", true},
+		{"xb1x", "b1", false, "x\x00\x00x", true},
+		{"", "b1", true, "", false},
+	} {
+		got, found := blank(c.body, c.from, c.bounded)
+		if got != c.want || found != c.found {
+			t.Errorf("blank(%q, %q, %v) = %q, %v; want %q, %v", c.body, c.from, c.bounded, got, found, c.want, c.found)
+		}
 	}
 }
 
@@ -235,4 +260,41 @@ func TestCloneName(t *testing.T) {
 			t.Errorf("cloneName(%s, %s) = %s, want %s", c.kind, c.name, got, c.want)
 		}
 	}
+}
+
+// FuzzPlanCloneUserData: whatever a launch template's user data holds,
+// the plan is made or refused as a bad request, never panics, every
+// reference it reports is text of the user data, and every rewrite's FROM
+// is found there or in the group's tags.
+func FuzzPlanCloneUserData(f *testing.F) {
+	f.Add(stagingUserData)
+	f.Add("s3://shared-logs/x arn:aws:s3:::other-bucket b.s3.amazonaws.com")
+	f.Add("x.y.us-east-1.rds.amazonaws.com:5432 lb-1.eu-west-1.elb.amazonaws.com")
+	f.Add("\x00staging-assets\x00")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, ud string) {
+		x, fr := cloneRig(t)
+		fr.userData["staging-kv-lt"] = ud
+		p, _, err := x.r.PlanClone(context.Background(), fr, CloneRequest{Source: ByName("staging"), Dest: "prod"})
+		if err != nil && !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("user data %q: %v, want a plan or a bad request", ud, err)
+		}
+		if p == nil {
+			return
+		}
+		for _, u := range p.Unrewritable {
+			if !strings.Contains(ud, u.Text) && !strings.Contains(x.cloud.groups["staging-kv"].Tags[strings.TrimSuffix(strings.TrimPrefix(u.Where, "tag "), " of group staging-kv")], u.Text) {
+				t.Errorf("reference %q is in neither the user data nor %s", u.Text, u.Where)
+			}
+		}
+		for _, r := range p.Rewrites {
+			in := strings.Contains(ud, r.From)
+			for _, v := range x.cloud.groups["staging-kv"].Tags {
+				in = in || strings.Contains(v, r.From)
+			}
+			if !in {
+				t.Errorf("rewrite of %q, found nowhere", r.From)
+			}
+		}
+	})
 }
