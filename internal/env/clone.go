@@ -315,6 +315,10 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 	for _, d := range inv.DBInstances {
 		rdsOf[d.ID] = name(KindRDS, d.ID)
 		p.Snapshots = append(p.Snapshots, SnapshotPlan{Kind: "rds", Of: d.ID, For: rdsOf[d.ID]})
+		if d.Status != "available" {
+			// RDS snapshots only an available instance.
+			p.Notes = append(p.Notes, fmt.Sprintf("RDS instance %s is %s: its snapshot waits until it is available, and SRC stays quiesced until the snapshot has started", d.ID, d.Status))
+		}
 	}
 	bucketOf := map[string]string{}
 	for _, b := range inv.Buckets {
