@@ -14,35 +14,68 @@ import (
 	"github.com/handover-dev/handover/internal/localcloud/snapstore"
 )
 
-// Snapshots are asynchronous as in EBS: CreateSnapshot answers "pending" at
-// once and a background job stores the volume's directory in the snapshot
-// store, incrementally against the volume's latest completed snapshot (or,
-// for a volume's first snapshot, the snapshot it was created from), then
-// marks it completed or error and emits EBS Snapshot Notification.
+// Snapshots are asynchronous as in EBS, and point-in-time as in EBS: the
+// volume's content is captured into the snapshot store before
+// CreateSnapshot answers, so writes made once it has answered "pending" do
+// not reach the snapshot (an environment clone un-quiesces its source at
+// that moment). The snapshot then stays pending for at least
+// MinSnapshotDuration, and a background job marks it completed or error and
+// emits EBS Snapshot Notification. Capturing is incremental against the
+// volume's latest completed snapshot (or, for a volume's first snapshot,
+// the snapshot it was created from), so its cost is the bytes changed
+// since; EBS's own point in time costs nothing, which the local cloud's
+// figures then include.
 
-func (s *Service) createSnapshot(_ context.Context, v awsproto.Values) (response, error) {
+func (s *Service) createSnapshot(ctx context.Context, v awsproto.Values) (response, error) {
 	r, err := parseCreateSnapshot(v)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	vol := s.st.Volumes[r.VolumeID]
 	if vol == nil {
+		s.mu.Unlock()
 		return nil, kindVolume.notFoundErr(r.VolumeID)
 	}
 	if vol.Status != volAvailable && vol.Status != volInUse {
+		s.mu.Unlock()
 		return nil, awsproto.Errorf("IncorrectState", "The volume '%s' is '%s'; snapshots can be taken of 'available' or 'in-use' volumes.", vol.ID, vol.Status)
 	}
 	sn := &snapshot{
 		ID: newID("snap-"), VolumeID: vol.ID, VolumeSize: vol.Size, Description: r.Description,
-		Status: snapPending, StartTime: s.clk.Now().UTC(), ParentID: s.parentForLocked(vol),
+		Status: snapPending, StartTime: s.clk.Now().UTC(), ParentID: s.parentForLocked(vol), Captured: true,
 	}
-	if err := s.addTagsLocked(sn.ID, tagsFor(r.Tags, "snapshot")); err != nil {
-		return nil, err
+	if p := s.st.Snapshots[sn.ParentID]; p == nil || p.Status != snapCompleted {
+		sn.ParentID = ""
+	}
+	tags := tagsFor(r.Tags, "snapshot")
+	if len(tags) > maxTagsPerRes {
+		s.mu.Unlock()
+		return nil, awsproto.Errorf("TagLimitExceeded", "The maximum number of tags (%d) for resource %s has been reached.", maxTagsPerRes, sn.ID)
+	}
+	// Held across the capture, which runs without the lock: the parent's
+	// chunks stay while they are reused, and no GC runs meanwhile.
+	s.refs[sn.ID]++
+	if sn.ParentID != "" {
+		s.refs[sn.ParentID]++
+	}
+	s.mu.Unlock()
+	_, _, cerr := s.cfg.Snapshots.Create(ctx, sn.ID, s.volumeDir(vol.ID), sn.ParentID, nil)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cerr == nil {
+		cerr = s.addTagsLocked(sn.ID, tags)
+	}
+	if cerr != nil {
+		s.releaseLocked(sn.ID, sn.ParentID) // not recorded: its chunks go with it
+		if ae, ok := errors.AsType[*awsproto.Error](cerr); ok {
+			return nil, ae
+		}
+		return nil, awsproto.Internal("capturing volume %s for snapshot %s: %v", vol.ID, sn.ID, cerr)
 	}
 	s.st.Snapshots[sn.ID] = sn
-	s.startSnapshotJobLocked(sn)
+	s.startSnapshotJobLocked(sn) // takes its own references first
+	s.releaseLocked(sn.ID, sn.ParentID)
 	s.log.Info("snapshot started", "snapshot-id", sn.ID, "volume-id", vol.ID, "parent-id", sn.ParentID)
 	return &createSnapshotResponse{snapshotXML: s.snapshotXMLLocked(sn)}, s.saveLocked()
 }
@@ -71,12 +104,12 @@ func (s *Service) startSnapshotJobLocked(sn *snapshot) {
 	if p := s.st.Snapshots[sn.ParentID]; p == nil || p.Status != snapCompleted {
 		sn.ParentID = ""
 	}
-	id, volID, parent := sn.ID, sn.VolumeID, sn.ParentID
+	id, volID, parent, captured := sn.ID, sn.VolumeID, sn.ParentID, sn.Captured
 	s.refs[id]++
 	if parent != "" {
 		s.refs[parent]++
 	}
-	if !s.goBGLocked(func() { s.runSnapshot(id, volID, parent) }) {
+	if !s.goBGLocked(func() { s.runSnapshot(id, volID, parent, captured) }) {
 		s.refs[id]--
 		if parent != "" {
 			s.refs[parent]--
@@ -84,7 +117,7 @@ func (s *Service) startSnapshotJobLocked(sn *snapshot) {
 	}
 }
 
-func (s *Service) runSnapshot(id, volID, parent string) {
+func (s *Service) runSnapshot(id, volID, parent string, captured bool) {
 	start := time.Now()
 	minDur := s.cfg.MinSnapshotDuration
 	var err error
@@ -101,7 +134,7 @@ func (s *Service) runSnapshot(id, volID, parent string) {
 		}
 		s.setSnapshotProgress(id, min(pct, 99))
 	}
-	if err == nil {
+	if err == nil && !captured {
 		src := s.volumeDir(volID)
 		if _, serr := os.Stat(src); serr != nil {
 			err = fmt.Errorf("the volume's data is gone: %w", serr)

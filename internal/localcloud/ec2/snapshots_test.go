@@ -283,3 +283,33 @@ func TestDeleteVolumeWhileSnapshotPending(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot is of the volume as it was when CreateSnapshot answered, as in
+// EBS: writes made while it is still pending do not reach it (an
+// environment clone lifts its source's write fence at that moment).
+func TestSnapshotIsPointInTime(t *testing.T) {
+	e := newEnv(t, func(c *ec2.Config) { c.MinSnapshotDuration = time.Second })
+	vol := aws.ToString(e.createVolume(zoneA, 1).VolumeId)
+	writeFiles(t, e.volumeDir(vol), map[string]string{"data": strings.Repeat("before", 10000), "gone": "x"})
+	snap := e.snapshot(vol) // answered pending, checked by the helper
+	// Same size, new content; a file removed, one added.
+	writeFiles(t, e.volumeDir(vol), map[string]string{"data": strings.Repeat("after!", 10000), "new": "y"})
+	if err := os.Remove(e.volumeDir(vol) + "/gone"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitSnapshotCompleted(snap)
+	out, err := e.client.CreateVolume(ctx(t), &awsec2.CreateVolumeInput{AvailabilityZone: aws.String(zoneA), SnapshotId: aws.String(snap)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := aws.ToString(out.VolumeId)
+	e.waitVolumeAvailable(restored)
+	got := tree(t, e.volumeDir(restored))
+	if got["data"] != strings.Repeat("before", 10000) || got["gone"] != "x" || len(got) != 2 {
+		t.Errorf("restored %d files (data starts %.12q): want the volume as it was at CreateSnapshot", len(got), got["data"])
+	}
+	// The job did not read the volume a second time.
+	if _, st := e.store.created(snap); st.Files != 2 {
+		t.Errorf("the store's stats for the snapshot are %+v, want the capture's 2 files", st)
+	}
+}

@@ -92,6 +92,10 @@ type snapshot struct {
 	// DeleteRequested marks a pending snapshot DeleteSnapshot was called
 	// on: as in EBS, the deletion takes effect once it completes.
 	DeleteRequested bool `json:"deleteRequested,omitempty"`
+	// Captured records that CreateSnapshot stored the volume's content
+	// (its point in time); a job started again after a restart does not
+	// read the volume again. Older state files lack it: those read it.
+	Captured bool `json:"captured,omitempty"`
 }
 
 // Instance states and their EC2 codes.
