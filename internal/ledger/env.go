@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"time"
 )
 
@@ -17,7 +19,7 @@ type EnvOp struct {
 	// SelectorKey is the tag that selects the environment's resources:
 	// handover:environment, or aws:cloudformation:stack-name.
 	SelectorKey string      `json:"selector_key"`
-	Op          string      `json:"op"` // standby
+	Op          string      `json:"op"` // standby, clone
 	State       UpdateState `json:"state"`
 	Phase       string      `json:"phase"`
 	Version     int64       `json:"version"` // compare-and-set version; 0 = not stored
@@ -33,6 +35,9 @@ type EnvOp struct {
 	Abort           bool   `json:"abort,omitempty"` // the resume is an abort (ends Aborted)
 	Error           string `json:"error,omitempty"`
 	Attempts        int    `json:"attempts,omitempty"`
+
+	// Clone is a clone's plan and what it made.
+	Cloning *EnvClone `json:"clone,omitempty"`
 
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`
@@ -60,9 +65,54 @@ type EnvGroup struct {
 	Restored bool `json:"restored,omitempty"`
 }
 
+// EnvClone is a clone's plan and progress.
+type EnvClone struct {
+	Dest string `json:"dest"`
+	// Plan is the plan the clone carries out (env.ClonePlan; opaque to
+	// the ledger), fixed when the clone is started.
+	Plan json.RawMessage `json:"plan"`
+	// Items are what the clone made, or may have made: each is recorded
+	// before the call that makes it and completed after, so a run killed
+	// in between finds it again (by name or tag) instead of making a
+	// second, and nothing it made is forgotten.
+	Items []EnvItem `json:"items,omitempty"`
+	// QuiescedAt is when the first fence (or standby) call was made;
+	// UnquiescedAt when the last lift of it returned. Between them SRC's
+	// writes paused.
+	QuiescedAt   time.Time `json:"quiesced_at,omitzero"`
+	UnquiescedAt time.Time `json:"unquiesced_at,omitzero"`
+	// Rewrites are the references rewritten in DST's user data and tags,
+	// resolved once DST's names and endpoints are known.
+	Rewrites map[string]string `json:"rewrites,omitempty"`
+}
+
+// EnvItem is one thing an environment operation did or made.
+type EnvItem struct {
+	Kind string `json:"kind"` // fence, ebs-snapshot, rds-snapshot, bucket, bucket-copy, target-group, load-balancer, rds, launch-template, database, group
+	// Name is the item's name: DST's physical name, or for a fence or a
+	// snapshot the SRC database or instance it is of.
+	Name string `json:"name"`
+	// ID is what the cloud answered: a snapshot id, an ARN, a DNS name.
+	ID     string `json:"id,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// Done records that the call returned (for a snapshot: that it
+	// completed).
+	Done bool `json:"done,omitempty"`
+	// Started records that a snapshot is pending: its point in time is
+	// taken.
+	Started bool `json:"started,omitempty"`
+}
+
 // Clone returns a deep copy.
 func (o *EnvOp) Clone() *EnvOp {
 	c := *o
+	if o.Cloning != nil {
+		cl := *o.Cloning
+		cl.Plan = append(json.RawMessage(nil), o.Cloning.Plan...)
+		cl.Items = append([]EnvItem(nil), o.Cloning.Items...)
+		cl.Rewrites = maps.Clone(o.Cloning.Rewrites)
+		c.Cloning = &cl
+	}
 	c.Groups = make([]EnvGroup, len(o.Groups))
 	for i, g := range o.Groups {
 		g.Standby = append([]string(nil), g.Standby...)

@@ -24,6 +24,15 @@ func fullEnvOp(id string) *ledger.EnvOp {
 		ResumeRequested: true, Abort: true,
 		Error:     "group orders: i-0b stuck\x00 — ünïcode ✓",
 		Attempts:  3,
+		Cloning: &ledger.EnvClone{
+			Dest: "prod", Plan: []byte(`{"source":"staging","destination":"prod"}`),
+			Items: []ledger.EnvItem{
+				{Kind: "ebs-snapshot", Name: "orders-1", ID: "snap-0a", Detail: "vol-0a", Done: true, Started: true},
+				{Kind: "fence", Name: "orders-2"},
+			},
+			QuiescedAt: base.Add(10 * time.Second), UnquiescedAt: base.Add(11 * time.Second).In(plus2),
+			Rewrites: map[string]string{"staging-assets": "prod-assets"},
+		},
 		CreatedAt: base,
 		UpdatedAt: base.Add(time.Minute).In(plus2),
 		EndedAt:   base.Add(2 * time.Minute),
@@ -38,6 +47,18 @@ func normEnvOp(o *ledger.EnvOp) *ledger.EnvOp {
 	c := o.Clone()
 	for _, p := range []*time.Time{&c.CreatedAt, &c.UpdatedAt, &c.EndedAt} {
 		*p = normTime(*p)
+	}
+	if c.Cloning != nil {
+		c.Cloning.QuiescedAt, c.Cloning.UnquiescedAt = normTime(c.Cloning.QuiescedAt), normTime(c.Cloning.UnquiescedAt)
+		if len(c.Cloning.Items) == 0 {
+			c.Cloning.Items = nil
+		}
+		if len(c.Cloning.Rewrites) == 0 {
+			c.Cloning.Rewrites = nil
+		}
+		if len(c.Cloning.Plan) == 0 {
+			c.Cloning.Plan = nil
+		}
 	}
 	for i := range c.Timeline {
 		c.Timeline[i].Start = normTime(c.Timeline[i].Start)
@@ -72,6 +93,8 @@ func testEnvOps(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		o := fullEnvOp("e")
 		checkAllSet(t, o, "Version")
 		checkAllSet(t, &o.Groups[0])
+		checkAllSet(t, o.Cloning)
+		checkAllSet(t, &o.Cloning.Items[0])
 		checkAllSet(t, &o.Timeline[0])
 	})
 
