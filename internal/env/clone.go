@@ -2,7 +2,6 @@ package env
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
@@ -99,6 +97,10 @@ type ClonePlan struct {
 	Unrewritable []Reference `json:"unrewritable,omitempty"`
 	// Notes are what the plan wants the operator to know.
 	Notes []string `json:"notes,omitempty"`
+
+	// userData is the user data of each of SRC's groups, as read; a
+	// clone's record keeps it.
+	userData map[string]string
 }
 
 // FencePlan is one database a fence quiesce fences.
@@ -375,6 +377,10 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 		}
 		if ud != "" {
 			texts = append(texts, text{where: "user data of launch template " + lt, body: ud})
+			if p.userData == nil {
+				p.userData = map[string]string{}
+			}
+			p.userData[g.Name] = ud
 		}
 		for _, k := range sortedKeys(g.Tags) {
 			if k == req.Source.Key || k == TagEnvironment || strings.HasPrefix(k, "aws:") {
@@ -570,27 +576,12 @@ func distinctive(host string) bool {
 	return net.ParseIP(host) == nil && host != "localhost"
 }
 
-// cloneMetadata is a DST hook's NotificationMetadata: SRC's with its
-// databases renamed, and no seed_snapshot (DST's databases are seeded
-// one by one from SRC's snapshots).
+// cloneMetadata is what the plan says of a DST hook's metadata.
 func cloneMetadata(h Hook, dbOf map[string]string) string {
-	if h.Transition != handover.TransitionLaunching {
-		return "(metadata copied)"
+	if md, ok := cloneHookMetadata(h, dbOf); ok {
+		return md
 	}
-	md, err := handover.ParseMetadata(h.Metadata)
-	if err != nil {
-		return "(metadata copied)"
-	}
-	out := handover.Metadata{SizeGiB: md.SizeGiB, Cutover: md.Cutover}
-	if pool := md.Pool(); len(pool) > 0 {
-		for _, id := range pool {
-			out.Databases = append(out.Databases, dbOf[id])
-		}
-	} else {
-		out.Database = dbOf[md.Database]
-	}
-	b, _ := json.Marshal(out)
-	return string(b)
+	return "(metadata copied)"
 }
 
 func sortedKeys(m map[string]string) []string {

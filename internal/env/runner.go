@@ -57,6 +57,10 @@ type Runner struct {
 	leases *lease.Keeper
 	// Progress, when set, hears what each step does, as a line of text.
 	Progress func(string)
+	// Clone and Fence are what running a clone needs (planning one does
+	// not): the cloud calls that make DST, and SRC's databases' fences.
+	Clone CloneCloud
+	Fence Fencer
 }
 
 // New returns a Runner after validating cfg. A nil log discards.
@@ -118,6 +122,12 @@ func (r *Runner) advanceOnce(ctx context.Context, id string) (lease.Next, error)
 		return lease.Wait, nil // until a resume is asked for
 	case PhaseResume:
 		more, err = r.stepResume(ctx, op)
+	case PhaseCloneQuiesce, PhaseCloneSnapshot, PhaseCloneUnquiesce, PhaseCloneCopy, PhaseCloneBuild, PhaseCloneWait:
+		more, err = r.stepClone(ctx, op)
+		if failed, ok := errors.AsType[cloneFailed](err); ok {
+			r.cloneFailure(op, failed)
+			more, err = true, nil
+		}
 	default:
 		return lease.Wait, fmt.Errorf("environment operation %s is %s in phase %q, which has no step (a ledger written by a newer handover?)", op.ID, op.State, op.Phase)
 	}
@@ -132,6 +142,10 @@ func (r *Runner) advanceOnce(ctx context.Context, id string) (lease.Next, error)
 		if op.Attempts >= r.cfg.MaxAttempts && op.Phase == PhaseStandby {
 			op.ResumeRequested, op.Abort = true, true
 			op.Error = fmt.Sprintf("%s kept failing, rolled back: %v", phase, err)
+		}
+		if op.Attempts >= r.cfg.MaxAttempts && op.Op == OpClone && (op.Phase == PhaseCloneQuiesce || op.Phase == PhaseCloneSnapshot) {
+			// SRC must not stay quiesced while a step keeps failing.
+			r.cloneFailure(op, fmt.Errorf("%s kept failing: %w", phase, err))
 		}
 		return lease.Wait, errors.Join(err, r.save(ctx, op))
 	}

@@ -319,6 +319,11 @@ func (r *Runner) stepStandby(ctx context.Context, op *ledger.EnvOp) (bool, error
 	if moved || waiting {
 		return moved, nil
 	}
+	if op.Op == OpClone {
+		r.phase(op, PhaseCloneSnapshot, plural(countStandby(op), "instance")+" in Standby")
+		r.say("environment %s is quiesced: %s in Standby", op.Environment, plural(countStandby(op), "instance"))
+		return true, nil
+	}
 	r.phase(op, PhaseInStandby, plural(countStandby(op), "instance")+" in Standby")
 	r.say("environment %s is in standby: %s in Standby", op.Environment, plural(countStandby(op), "instance"))
 	return true, nil
@@ -399,6 +404,9 @@ func (r *Runner) stepResume(ctx context.Context, op *ledger.EnvOp) (bool, error)
 	}
 	if moved || waiting {
 		return moved, nil
+	}
+	if op.Op == OpClone {
+		return true, nil // the clone's un-quiesce goes on from here
 	}
 	now := r.clk.Now()
 	op.State = ledger.UpdateSucceeded

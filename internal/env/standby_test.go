@@ -67,7 +67,8 @@ func (x *rig) drive(id string, start func() string, done func(*ledger.EnvOp) boo
 		}
 		x.clk.Advance(time.Second)
 	}
-	x.t.Fatalf("operation %s did not finish", id)
+	op, _ := x.r.Get(context.Background(), id)
+	x.t.Fatalf("operation %s did not finish: %s in %s, error %q", id, op.State, op.Phase, op.Error)
 	return nil
 }
 

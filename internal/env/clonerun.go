@@ -1,0 +1,825 @@
+package env
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/handover-dev/handover/internal/fence"
+	"github.com/handover-dev/handover/internal/handover"
+	"github.com/handover-dev/handover/internal/ledger"
+)
+
+// OpClone names a clone operation.
+const OpClone = "clone"
+
+// Phases of a clone. Stored by name: never rename one.
+const (
+	PhaseCloneQuiesce   = "clone-quiesce"   // SRC's databases fenced (or its instances to Standby)
+	PhaseCloneSnapshot  = "clone-snapshot"  // EBS and RDS snapshots started
+	PhaseCloneUnquiesce = "clone-unquiesce" // SRC's writes back, as soon as every snapshot started
+	PhaseCloneCopy      = "clone-copy"      // DST's buckets copied by checksum; snapshots completed
+	PhaseCloneBuild     = "clone-build"     // DST's resources made
+	PhaseCloneWait      = "clone-wait"      // DST's groups in service, its databases booted from the snapshots
+)
+
+// Kinds of a clone's items besides the Kind* resources.
+const (
+	itemFence       = "fence"
+	itemEBSSnapshot = "ebs-snapshot"
+	itemRDSSnapshot = "rds-snapshot"
+	itemCopy        = "bucket-copy"
+)
+
+// TagDatabase is put on a clone's EBS snapshots: the SRC database each is of.
+const TagDatabase = "handover:database"
+
+// Fencer sets and lifts a database's write fence on its instance:
+// handover.HTTPService.
+type Fencer interface {
+	Fence(ctx context.Context, t handover.Target, epoch int64) error
+	Unfence(ctx context.Context, t handover.Target, epoch int64) error
+}
+
+// cloneRecord is what a clone's ledger record keeps: the plan, SRC as the
+// plan read it, and the user data of each of SRC's groups. DST is built
+// from this record, not from SRC as it is later.
+type cloneRecord struct {
+	Plan     *ClonePlan        `json:"plan"`
+	Source   *Inventory        `json:"source"`
+	UserData map[string]string `json:"user_data,omitempty"` // by SRC group
+}
+
+func decodeClone(op *ledger.EnvOp) (*cloneRecord, error) {
+	if op.Cloning == nil {
+		return nil, fmt.Errorf("environment operation %s is a %s without its clone record", op.ID, op.Op)
+	}
+	var rec cloneRecord
+	if err := json.Unmarshal(op.Cloning.Plan, &rec); err != nil || rec.Plan == nil || rec.Source == nil {
+		return nil, fmt.Errorf("environment operation %s: its clone record does not read (%v): a ledger written by another handover?", op.ID, err)
+	}
+	return &rec, nil
+}
+
+// cloneFailed is an error retrying cannot mend: the clone ends (after
+// lifting SRC's quiesce if it is still on).
+type cloneFailed struct{ error }
+
+func (c cloneFailed) Unwrap() error { return c.error }
+
+func failf(format string, args ...any) error { return cloneFailed{fmt.Errorf(format, args...)} }
+
+// StartClone records a clone of req.Source into req.Dest and returns it
+// with its plan. A clone of the same SRC into the same DST that has not
+// ended (the last run was killed) is returned as it is, to be advanced
+// again. Everything PlanClone refuses is refused, and nothing is recorded.
+func (r *Runner) StartClone(ctx context.Context, cr CloneReader, req CloneRequest) (*ledger.EnvOp, *ClonePlan, error) {
+	if r.Clone == nil || r.Fence == nil {
+		return nil, nil, errors.New("this runner has no CloneCloud or Fencer: it can plan a clone, not run one")
+	}
+	ops, err := r.led.ListEnvOps(ctx, ledger.EnvOpQuery{Environment: req.Source.Value, Unfinished: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the operations of environment %s: %w", req.Source.Value, err)
+	}
+	for _, o := range ops {
+		if o.Op == OpClone && o.Cloning != nil && o.Cloning.Dest == req.Dest {
+			rec, err := decodeClone(o)
+			if err != nil {
+				return nil, nil, err
+			}
+			return o, rec.Plan, nil
+		}
+	}
+	plan, inv, err := r.PlanClone(ctx, cr, req)
+	if err != nil {
+		return nil, plan, err
+	}
+	b, err := json.Marshal(cloneRecord{Plan: plan, Source: inv, UserData: plan.userData})
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding the clone's plan: %w", err)
+	}
+	now := r.clk.Now()
+	op := &ledger.EnvOp{
+		ID: newID(), Environment: req.Source.Value, SelectorKey: req.Source.Key, Op: OpClone,
+		State: ledger.UpdateRunning, Phase: PhaseCloneQuiesce, CreatedAt: now, UpdatedAt: now,
+		Cloning:  &ledger.EnvClone{Dest: req.Dest, Plan: b},
+		Timeline: []ledger.UpdateStep{{Phase: PhaseCloneQuiesce, Start: now, Note: "by " + plan.Quiesce}},
+	}
+	if plan.Quiesce == QuiesceStandby {
+		for _, g := range inv.Groups {
+			op.Groups = append(op.Groups, ledger.EnvGroup{Name: g.Name, Min: g.Min, Max: g.Max, Desired: g.Desired})
+		}
+	}
+	if err := r.led.CreateEnvOp(ctx, op); err != nil {
+		return nil, nil, fmt.Errorf("recording the clone of environment %s into %s: %w", req.Source.Value, req.Dest, err)
+	}
+	r.log.Info("clone started", "env-op-id", op.ID, "environment", req.Source.Value, "destination", req.Dest, "quiesce", plan.Quiesce)
+	return op, plan, nil
+}
+
+// stepClone advances a clone by one phase's worth of work.
+func (r *Runner) stepClone(ctx context.Context, op *ledger.EnvOp) (bool, error) {
+	rec, err := decodeClone(op)
+	if err != nil {
+		return false, cloneFailed{err}
+	}
+	switch op.Phase {
+	case PhaseCloneQuiesce:
+		return r.cloneQuiesce(ctx, op, rec)
+	case PhaseCloneSnapshot:
+		return r.cloneSnapshot(ctx, op, rec)
+	case PhaseCloneUnquiesce:
+		return r.cloneUnquiesce(ctx, op, rec)
+	case PhaseCloneCopy:
+		return r.cloneCopy(ctx, op, rec)
+	case PhaseCloneBuild:
+		return r.cloneBuild(ctx, op, rec)
+	case PhaseCloneWait:
+		return r.cloneWait(ctx, op, rec)
+	}
+	return false, fmt.Errorf("clone %s is in phase %q, which has no step (a ledger written by a newer handover?)", op.ID, op.Phase)
+}
+
+// cloneFailure ends a clone that cannot go on: before SRC is un-quiesced,
+// by un-quiescing it first.
+func (r *Runner) cloneFailure(op *ledger.EnvOp, err error) {
+	op.Error = err.Error()
+	switch op.Phase {
+	case PhaseCloneQuiesce, PhaseCloneSnapshot:
+		op.Abort = true
+		r.phase(op, PhaseCloneUnquiesce, "failed: lifting the quiesce: "+err.Error())
+		r.say("clone failed, lifting %s's quiesce: %v", op.Environment, err)
+	default:
+		r.endClone(op, ledger.UpdateFailed)
+		r.say("clone failed: %v", err)
+	}
+}
+
+func (r *Runner) endClone(op *ledger.EnvOp, state ledger.UpdateState) {
+	op.State = state
+	r.phase(op, PhaseDone, "")
+	op.EndedAt = r.clk.Now()
+}
+
+// item returns the clone's item of kind and name, adding it when absent.
+// The pointer is valid until the next add.
+func item(op *ledger.EnvOp, kind, name string) (*ledger.EnvItem, bool) {
+	for i := range op.Cloning.Items {
+		if it := &op.Cloning.Items[i]; it.Kind == kind && it.Name == name {
+			return it, true
+		}
+	}
+	op.Cloning.Items = append(op.Cloning.Items, ledger.EnvItem{Kind: kind, Name: name})
+	return &op.Cloning.Items[len(op.Cloning.Items)-1], false
+}
+
+// findItem returns the clone's item of kind and name, or nil.
+func findItem(op *ledger.EnvOp, kind, name string) *ledger.EnvItem {
+	for i := range op.Cloning.Items {
+		if it := &op.Cloning.Items[i]; it.Kind == kind && it.Name == name {
+			return it
+		}
+	}
+	return nil
+}
+
+// dstTags are the tags on everything the clone makes.
+func dstTags(op *ledger.EnvOp) map[string]string {
+	return map[string]string{TagEnvironment: op.Cloning.Dest, TagEnvOp: op.ID}
+}
+
+// parallel runs f for each of n items at once and joins their errors.
+func parallel(n int, f func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = f(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// cloneQuiesce fences every database of the plan under the epoch the plan
+// read, all at once (or, with --quiesce standby, moves the groups'
+// instances to Standby). A database the ledger shows moved since the plan
+// (another epoch or volume, or claimed by a handover) fails the clone:
+// its snapshot would not be of the data the plan named.
+func (r *Runner) cloneQuiesce(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
+	if op.Cloning.QuiescedAt.IsZero() {
+		op.Cloning.QuiescedAt = r.clk.Now()
+	}
+	if rec.Plan.Quiesce == QuiesceStandby {
+		return r.stepStandby(ctx, op)
+	}
+	type fenceCall struct {
+		db     string
+		target handover.Target
+		epoch  int64
+	}
+	var calls []fenceCall
+	for _, f := range rec.Plan.Fence {
+		d, err := r.led.GetDatabase(ctx, f.Database)
+		if err != nil {
+			return false, fmt.Errorf("reading database %s: %w", f.Database, err)
+		}
+		if it := findItem(op, itemFence, f.Database); it != nil && it.Done {
+			continue
+		}
+		if d.Epoch != f.Epoch || d.Volume != f.Volume || d.Claim != "" {
+			return false, failf("database %s moved since the plan (epoch %d on %s, claimed by %q; the plan read epoch %d on %s): run the clone again for a new plan", f.Database, d.Epoch, d.Volume, d.Claim, f.Epoch, f.Volume)
+		}
+		addr, err := r.Clone.InstanceAddr(ctx, d.Instance)
+		if err != nil {
+			return false, fmt.Errorf("finding the address of instance %s (database %s): %w", d.Instance, f.Database, err)
+		}
+		it, _ := item(op, itemFence, f.Database)
+		it.ID, it.Detail = d.Instance, fmt.Sprintf("epoch %d at %s", f.Epoch, addr)
+		calls = append(calls, fenceCall{db: f.Database, target: handover.Target{Instance: d.Instance, Addr: addr}, epoch: f.Epoch})
+	}
+	if len(calls) > 0 {
+		// Intent first: a run killed mid-call leaves the fences recorded,
+		// and the un-quiesce lifts every recorded one.
+		if err := r.save(ctx, op); err != nil {
+			return false, err
+		}
+		start := r.clk.Now()
+		err := parallel(len(calls), func(i int) error {
+			c := calls[i]
+			if err := r.Fence.Fence(ctx, c.target, c.epoch); err != nil {
+				if errors.Is(err, fence.ErrStaleEpoch) {
+					return failf("fencing database %s on %s: its service has seen a newer epoch than %d (a handover moved it): %w", c.db, c.target.Instance, c.epoch, err)
+				}
+				return fmt.Errorf("fencing database %s on %s under epoch %d: %w", c.db, c.target.Instance, c.epoch, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range calls {
+			findItem(op, itemFence, c.db).Done = true
+		}
+		r.say("fenced %s under their epochs in %s: writes pause, reads go on", plural(len(calls), "database"), r.clk.Now().Sub(start).Round(time.Millisecond))
+	}
+	r.phase(op, PhaseCloneSnapshot, plural(len(rec.Plan.Snapshots), "snapshot"))
+	return true, nil
+}
+
+// rdsSnapshotName is the clone's manual snapshot of an RDS instance.
+func rdsSnapshotName(op *ledger.EnvOp, instance string) string {
+	return "handover-" + op.ID + "-" + instance
+}
+
+// cloneSnapshot starts every snapshot of the plan at once: EBS snapshots
+// of the databases' volumes (point-in-time once pending), RDS snapshots.
+// It waits for none to complete.
+func (r *Runner) cloneSnapshot(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
+	var todo []SnapshotPlan
+	for _, s := range rec.Plan.Snapshots {
+		kind := itemEBSSnapshot
+		if s.Kind == "rds" {
+			kind = itemRDSSnapshot
+		}
+		it, _ := item(op, kind, s.Of)
+		if !it.Started {
+			it.Detail = s.Volume
+			todo = append(todo, s)
+		}
+	}
+	if len(todo) > 0 {
+		if err := r.save(ctx, op); err != nil {
+			return false, err
+		}
+		ids := make([]string, len(todo))
+		start := r.clk.Now()
+		err := parallel(len(todo), func(i int) error {
+			s := todo[i]
+			if s.Kind == "rds" {
+				name := rdsSnapshotName(op, s.Of)
+				if err := r.Clone.SnapshotDBInstance(ctx, s.Of, name, dstTags(op)); err != nil {
+					return fmt.Errorf("starting the RDS snapshot of %s: %w", s.Of, err)
+				}
+				ids[i] = name
+				return nil
+			}
+			tags := map[string]string{TagEnvOp: op.ID, TagDatabase: s.Of}
+			id, err := r.Clone.SnapshotVolume(ctx, s.Volume, tags)
+			if err != nil {
+				return fmt.Errorf("starting the EBS snapshot of volume %s (database %s): %w", s.Volume, s.Of, err)
+			}
+			ids[i] = id
+			return nil
+		})
+		for i, s := range todo {
+			if ids[i] == "" {
+				continue
+			}
+			kind := itemEBSSnapshot
+			if s.Kind == "rds" {
+				kind = itemRDSSnapshot
+			}
+			it := findItem(op, kind, s.Of)
+			it.ID, it.Started = ids[i], true
+		}
+		if err != nil {
+			return false, errors.Join(err, r.save(ctx, op))
+		}
+		r.say("started %s in %s", plural(len(todo), "snapshot"), r.clk.Now().Sub(start).Round(time.Millisecond))
+	}
+	r.phase(op, PhaseCloneUnquiesce, "every snapshot started")
+	return true, nil
+}
+
+// cloneUnquiesce lifts every fence the clone recorded (or brings the
+// standby's instances back). A service fenced under a newer epoch since is
+// a handover's now, and left alone.
+func (r *Runner) cloneUnquiesce(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
+	if rec.Plan.Quiesce == QuiesceStandby {
+		more, err := r.stepResume(ctx, op)
+		unrestored := slices.ContainsFunc(op.Groups, func(g ledger.EnvGroup) bool { return !g.Restored })
+		if err != nil || unrestored {
+			return more, err
+		}
+	} else {
+		var fences []ledger.EnvItem
+		for _, it := range op.Cloning.Items {
+			if it.Kind == itemFence {
+				fences = append(fences, it)
+			}
+		}
+		epochOf := map[string]int64{}
+		for _, f := range rec.Plan.Fence {
+			epochOf[f.Database] = f.Epoch
+		}
+		err := parallel(len(fences), func(i int) error {
+			f := fences[i]
+			addr, err := r.Clone.InstanceAddr(ctx, f.ID)
+			if errors.Is(err, handover.ErrNotFound) {
+				return nil // the instance is gone, and its fence with it
+			}
+			if err != nil {
+				return fmt.Errorf("finding the address of instance %s (database %s): %w", f.ID, f.Name, err)
+			}
+			err = r.Fence.Unfence(ctx, handover.Target{Instance: f.ID, Addr: addr}, epochOf[f.Name])
+			if err != nil && !errors.Is(err, fence.ErrStaleEpoch) {
+				return fmt.Errorf("lifting the fence of database %s on %s: %w", f.Name, f.ID, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+		if len(fences) > 0 {
+			r.say("lifted %s: %s writes again", plural(len(fences), "fence"), op.Environment)
+		}
+	}
+	op.Cloning.UnquiescedAt = r.clk.Now()
+	pause := op.Cloning.UnquiescedAt.Sub(op.Cloning.QuiescedAt)
+	if op.Abort {
+		r.endClone(op, ledger.UpdateFailed)
+		r.say("clone of %s failed; %s is un-quiesced (its writes paused %s): %s", op.Environment, op.Environment, pause.Round(time.Millisecond), op.Error)
+		return true, nil
+	}
+	r.say("%s's write pause: %s (quiesce to the last snapshot's start)", op.Environment, pause.Round(time.Millisecond))
+	r.phase(op, PhaseCloneCopy, "write pause "+pause.Round(time.Millisecond).String())
+	return true, nil
+}
+
+// cloneCopy makes DST's buckets and copies SRC's into them by checksum,
+// and waits for every snapshot to complete.
+func (r *Runner) cloneCopy(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
+	tags := dstTags(op)
+	var copies []CopyPlan
+	for _, c := range rec.Plan.Copies {
+		if it, _ := item(op, itemCopy, c.To); !it.Done {
+			copies = append(copies, c)
+		}
+		item(op, KindBucket, c.To)
+	}
+	if len(copies) > 0 {
+		if err := r.save(ctx, op); err != nil {
+			return false, err
+		}
+		results := make([]*CopyResult, len(copies))
+		err := parallel(len(copies), func(i int) error {
+			c := copies[i]
+			if err := r.Clone.CreateBucket(ctx, c.To, tags); err != nil {
+				return fmt.Errorf("creating bucket %s: %w", c.To, err)
+			}
+			res, err := r.Clone.CopyObjects(ctx, c.From, c.To, nil)
+			if err != nil {
+				return fmt.Errorf("copying bucket %s into %s: %w", c.From, c.To, err)
+			}
+			results[i] = &res
+			return nil
+		})
+		for i, c := range copies {
+			if res := results[i]; res != nil {
+				findItem(op, KindBucket, c.To).Done = true
+				it := findItem(op, itemCopy, c.To)
+				it.Done, it.Detail = true, fmt.Sprintf("%d objects: %d copied (%d bytes), %d had the same checksum", res.Objects, res.Copied, res.Bytes, res.Same)
+				r.say("bucket %s -> %s: %s", c.From, c.To, it.Detail)
+			}
+		}
+		if err != nil {
+			return false, errors.Join(err, r.save(ctx, op))
+		}
+	}
+	waiting := 0
+	for i := range op.Cloning.Items {
+		it := &op.Cloning.Items[i]
+		if it.Done || (it.Kind != itemEBSSnapshot && it.Kind != itemRDSSnapshot) {
+			continue
+		}
+		if it.Kind == itemEBSSnapshot {
+			state, reason, err := r.Clone.VolumeSnapshotState(ctx, it.ID)
+			if err != nil {
+				return false, fmt.Errorf("reading snapshot %s (database %s): %w", it.ID, it.Name, err)
+			}
+			switch state {
+			case SnapCompleted:
+				it.Done = true
+				r.say("snapshot %s of database %s completed", it.ID, it.Name)
+			case SnapError:
+				return false, failf("the EBS snapshot %s of database %s failed (%s): its point in time is lost; run the clone again", it.ID, it.Name, reason)
+			default:
+				waiting++
+			}
+			continue
+		}
+		status, err := r.Clone.DBSnapshotState(ctx, it.ID)
+		if err != nil {
+			return false, fmt.Errorf("reading RDS snapshot %s: %w", it.ID, err)
+		}
+		switch status {
+		case "available":
+			it.Done = true
+			r.say("RDS snapshot %s of %s available", it.ID, it.Name)
+		case "failed", "incompatible-restore", "deleting", "deleted":
+			return false, failf("the RDS snapshot %s of %s is %s: run the clone again", it.ID, it.Name, status)
+		default:
+			waiting++
+		}
+	}
+	if waiting > 0 {
+		r.say("waiting for %s to complete", plural(waiting, "snapshot"))
+		return false, nil
+	}
+	r.phase(op, PhaseCloneBuild, "snapshots completed, buckets copied")
+	return true, nil
+}
+
+// cloneBuild makes DST's resources, each recorded before its call: target
+// groups, load balancers with their listeners, RDS instances restored from
+// the snapshots (waited for: their endpoints are rewritten into user
+// data), launch templates with the references rewritten, the databases in
+// the ledger seeded from the snapshots, and the groups with SRC's hooks.
+func (r *Runner) cloneBuild(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
+	src, dst := rec.Plan.Source, op.Cloning.Dest
+	name := func(kind, n string) string { return cloneName(kind, n, src, dst) }
+	tags := dstTags(op)
+	// do runs a create once: recorded first, done after.
+	do := func(kind, n string, f func(it *ledger.EnvItem) error) error {
+		it, _ := item(op, kind, n)
+		if it.Done {
+			return nil
+		}
+		if err := r.save(ctx, op); err != nil {
+			return err
+		}
+		it = findItem(op, kind, n)
+		if err := f(it); err != nil {
+			if errors.Is(err, ErrNameTaken) {
+				return failf("creating %s %s: %w (someone made it since the plan): delete it, or choose another DST", kind, n, err)
+			}
+			return fmt.Errorf("creating %s %s: %w", kind, n, err)
+		}
+		it.Done = true
+		r.say("created %s %s", kind, n)
+		return r.save(ctx, op)
+	}
+	tgARN := map[string]string{}
+	for _, tg := range rec.Source.TargetGroups {
+		n := name(KindTargetGroup, tg.Name)
+		if err := do(KindTargetGroup, n, func(it *ledger.EnvItem) error {
+			arn, err := r.Clone.CreateTargetGroup(ctx, tg.ARN, n, tags)
+			it.ID = arn
+			return err
+		}); err != nil {
+			return false, err
+		}
+		tgARN[tg.ARN] = findItem(op, KindTargetGroup, n).ID
+	}
+	lbDNS := map[string]string{} // SRC's load balancer name -> DST's DNS name
+	for _, lb := range rec.Source.LoadBalancers {
+		n := name(KindLoadBalancer, lb.Name)
+		var ls []ListenerSpec
+		for _, l := range lb.Listeners {
+			spec := ListenerSpec{Protocol: l.Protocol, Port: l.Port, TargetGroup: tgARN[l.TargetGroup]}
+			if l.Entry {
+				spec.Tags = map[string]string{TagEntry: "true"}
+			}
+			ls = append(ls, spec)
+		}
+		if err := do(KindLoadBalancer, n, func(it *ledger.EnvItem) error {
+			arn, dns, err := r.Clone.CreateLoadBalancer(ctx, lb.ARN, n, ls, tags)
+			it.ID, it.Detail = arn, dns
+			return err
+		}); err != nil {
+			return false, err
+		}
+		lbDNS[lb.Name] = findItem(op, KindLoadBalancer, n).Detail
+	}
+	rdsEndpoint := map[string]string{} // SRC's RDS instance -> DST's endpoint
+	waiting := false
+	for _, d := range rec.Source.DBInstances {
+		n := name(KindRDS, d.ID)
+		snap := findItem(op, itemRDSSnapshot, d.ID)
+		if snap == nil {
+			return false, failf("no RDS snapshot of %s is recorded", d.ID)
+		}
+		if err := do(KindRDS, n, func(it *ledger.EnvItem) error {
+			return r.Clone.RestoreDBInstance(ctx, d.ID, snap.ID, n, tags)
+		}); err != nil {
+			return false, err
+		}
+		it := findItem(op, KindRDS, n)
+		if it.ID == "" {
+			status, endpoint, err := r.Clone.DBInstanceState(ctx, n)
+			if err != nil {
+				return false, fmt.Errorf("reading RDS instance %s: %w", n, err)
+			}
+			if status != "available" || endpoint == "" {
+				r.say("waiting for RDS instance %s (%s) restored from %s", n, status, snap.ID)
+				waiting = true
+				continue
+			}
+			it.ID = endpoint
+			r.say("RDS instance %s available at %s", n, endpoint)
+		}
+		rdsEndpoint[d.ID] = it.ID
+	}
+	if waiting {
+		return false, nil
+	}
+	if op.Cloning.Rewrites == nil {
+		rw, err := resolveRewrites(rec, lbDNS, rdsEndpoint)
+		if err != nil {
+			return false, cloneFailed{err}
+		}
+		op.Cloning.Rewrites = rw
+		if err := r.save(ctx, op); err != nil {
+			return false, err
+		}
+	}
+	rw := op.Cloning.Rewrites
+	ltRef := map[string]ledger.TemplateRef{} // SRC group -> DST's template
+	for _, g := range rec.Source.Groups {
+		lt := g.Template.Name
+		if lt == "" {
+			lt = g.Template.ID
+		}
+		n := name(KindLaunchTemplate, lt)
+		if err := do(KindLaunchTemplate, n, func(it *ledger.EnvItem) error {
+			ref, err := r.Clone.CopyLaunchTemplate(ctx, g.Template, n, rewriteText(rec.UserData[g.Name], rw, setsOf(rec.Plan)), tags)
+			it.ID, it.Detail = ref.ID, ref.Version
+			return err
+		}); err != nil {
+			return false, err
+		}
+		it := findItem(op, KindLaunchTemplate, n)
+		ltRef[g.Name] = ledger.TemplateRef{ID: it.ID, Name: n, Version: it.Detail}
+	}
+	dbOf := map[string]string{}
+	for _, d := range rec.Source.Databases {
+		dbOf[d.ID] = name(KindDatabase, d.ID)
+	}
+	for _, d := range rec.Source.Databases {
+		n := dbOf[d.ID]
+		seed := ""
+		if s := findItem(op, itemEBSSnapshot, d.ID); s != nil {
+			seed = s.ID
+		}
+		if err := do(KindDatabase, n, func(it *ledger.EnvItem) error {
+			return r.seedDatabase(ctx, n, name(KindGroup, d.Group), seed)
+		}); err != nil {
+			return false, err
+		}
+	}
+	for _, g := range rec.Source.Groups {
+		n := name(KindGroup, g.Name)
+		spec := GroupSpec{Name: n, From: g.Name, Template: ltRef[g.Name], HookMetadata: map[string]string{}, Tags: map[string]string{}}
+		for _, arn := range g.TargetGroups {
+			spec.TargetGroups = append(spec.TargetGroups, tgARN[arn])
+		}
+		for _, h := range g.Hooks {
+			if md, ok := cloneHookMetadata(h, dbOf); ok {
+				spec.HookMetadata[h.Name] = md
+			}
+		}
+		for k, v := range g.Tags {
+			if k == rec.Plan.Selector.Key || k == TagEnvironment || strings.HasPrefix(k, "aws:") {
+				continue
+			}
+			spec.Tags[k] = rewriteText(v, rw, setsOf(rec.Plan))
+		}
+		maps.Copy(spec.Tags, tags)
+		if err := do(KindGroup, n, func(*ledger.EnvItem) error { return r.Clone.CreateGroup(ctx, spec) }); err != nil {
+			return false, err
+		}
+	}
+	r.phase(op, PhaseCloneWait, "DST built")
+	return true, nil
+}
+
+// seedDatabase records one of DST's databases in the ledger, to first-boot
+// from seed. One there already with the same seed is this clone's.
+func (r *Runner) seedDatabase(ctx context.Context, id, group, seed string) error {
+	d := &ledger.Database{ID: id, Group: group, SeedSnapshot: seed, UpdatedAt: r.clk.Now()}
+	err := r.led.SaveDatabase(ctx, d)
+	if errors.Is(err, ledger.ErrConflict) {
+		cur, gerr := r.led.GetDatabase(ctx, id)
+		if gerr != nil {
+			return fmt.Errorf("reading database %s: %w", id, gerr)
+		}
+		if cur.SeedSnapshot == seed && cur.Group == group {
+			return nil
+		}
+		return fmt.Errorf("%w: the ledger has a database %s (group %s, seed %q)", ErrNameTaken, id, cur.Group, cur.SeedSnapshot)
+	}
+	return err
+}
+
+// cloneWait waits until every group of DST has its desired capacity in
+// service and every database of DST has booted (has its volume, and no
+// handover moves it).
+func (r *Runner) cloneWait(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
+	src, dst := rec.Plan.Source, op.Cloning.Dest
+	var waits []string
+	for _, g := range rec.Source.Groups {
+		n := cloneName(KindGroup, g.Name, src, dst)
+		dg, err := r.cloud.DescribeGroup(ctx, n)
+		if err != nil {
+			return false, fmt.Errorf("reading DST's group %s: %w", n, err)
+		}
+		in := 0
+		for _, i := range dg.Instances {
+			if i.Lifecycle == lcInService {
+				in++
+			}
+		}
+		if in < int(g.Desired) {
+			waits = append(waits, fmt.Sprintf("group %s %d/%d InService", n, in, g.Desired))
+		}
+	}
+	for _, d := range rec.Source.Databases {
+		n := cloneName(KindDatabase, d.ID, src, dst)
+		db, err := r.led.GetDatabase(ctx, n)
+		if err != nil {
+			return false, fmt.Errorf("reading DST's database %s: %w", n, err)
+		}
+		if db.Volume == "" || db.Claim != "" {
+			waits = append(waits, "database "+n+" booting")
+		}
+	}
+	if len(waits) > 0 {
+		r.say("waiting for DST: %s", strings.Join(waits, ", "))
+		return false, nil
+	}
+	r.endClone(op, ledger.UpdateSucceeded)
+	r.say("environment %s is a clone of %s: every group in service, every database booted from its snapshot", dst, src)
+	return true, nil
+}
+
+// resolveRewrites turns the plan's rewrites into FROM -> TO, filling in
+// the names DST's load balancers and RDS instances got.
+func resolveRewrites(rec *cloneRecord, lbDNS, rdsEndpoint map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, rw := range rec.Plan.Rewrites {
+		switch rw.Why {
+		case "bucket", "--set":
+			out[rw.From] = rw.To
+			continue
+		case "rds-endpoint":
+			for _, d := range rec.Source.DBInstances {
+				ep := rdsEndpoint[d.ID]
+				host, _, _ := strings.Cut(d.Endpoint, ":")
+				switch rw.From {
+				case d.Endpoint:
+					out[rw.From] = ep
+				case host:
+					out[rw.From], _, _ = strings.Cut(ep, ":")
+				}
+			}
+		case "lb-dns":
+			for _, lb := range rec.Source.LoadBalancers {
+				dns := lbDNS[lb.Name]
+				if rw.From == lb.DNSName {
+					out[rw.From] = dns
+				}
+				for _, l := range lb.Listeners {
+					if rw.From == fmt.Sprintf("%s:%d", lb.DNSName, l.Port) {
+						out[rw.From] = fmt.Sprintf("%s:%d", dns, l.Port)
+					}
+				}
+			}
+		}
+		if _, ok := out[rw.From]; !ok {
+			return nil, fmt.Errorf("the clone cannot tell what %q (%s) becomes in DST", rw.From, rw.Why)
+		}
+	}
+	return out, nil
+}
+
+// setsOf returns the FROMs of the plan's --set rewrites.
+func setsOf(p *ClonePlan) map[string]bool {
+	out := map[string]bool{}
+	for _, rw := range p.Rewrites {
+		if rw.Why == "--set" {
+			out[rw.From] = true
+		}
+	}
+	return out
+}
+
+// rewriteText replaces each reference of rw in body, longest first: whole
+// names only, as PlanClone found them, except a --set (in sets), which is
+// replaced wherever it appears. A replacement is never matched again.
+func rewriteText(body string, rw map[string]string, sets map[string]bool) string {
+	if body == "" || len(rw) == 0 {
+		return body
+	}
+	froms := slices.Collect(maps.Keys(rw))
+	slices.SortFunc(froms, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	type hit struct {
+		at, end int
+		to      string
+	}
+	var hits []hit
+	taken := make([]bool, len(body))
+	for _, from := range froms {
+		for off := 0; ; {
+			i := strings.Index(body[off:], from)
+			if i < 0 {
+				break
+			}
+			at, end := off+i, off+i+len(from)
+			off = end
+			whole := sets[from] || (at == 0 || !nameByte(body[at-1], true)) && (end == len(body) || !nameByte(body[end], false))
+			if !whole || slices.Contains(taken[at:end], true) {
+				continue
+			}
+			for k := at; k < end; k++ {
+				taken[k] = true
+			}
+			hits = append(hits, hit{at, end, rw[from]})
+		}
+	}
+	slices.SortFunc(hits, func(a, b hit) int { return a.at - b.at })
+	var b strings.Builder
+	last := 0
+	for _, h := range hits {
+		b.WriteString(body[last:h.at])
+		b.WriteString(h.to)
+		last = h.end
+	}
+	b.WriteString(body[last:])
+	return b.String()
+}
+
+// cloneHookMetadata is a DST hook's NotificationMetadata, when SRC's is a
+// handover launch hook: its databases renamed, no seed_snapshot (DST's
+// databases are each seeded from their own snapshot, in the ledger).
+func cloneHookMetadata(h Hook, dbOf map[string]string) (string, bool) {
+	if h.Transition != handover.TransitionLaunching {
+		return "", false
+	}
+	md, err := handover.ParseMetadata(h.Metadata)
+	if err != nil {
+		return "", false
+	}
+	out := handover.Metadata{SizeGiB: md.SizeGiB, Cutover: md.Cutover, Channel: md.Channel}
+	if pool := md.Pool(); len(pool) > 0 {
+		for _, id := range pool {
+			out.Databases = append(out.Databases, dbOf[id])
+		}
+	} else {
+		out.Database = dbOf[md.Database]
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}

@@ -1,0 +1,425 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/handover-dev/handover/internal/handover"
+	"github.com/handover-dev/handover/internal/ledger"
+)
+
+// fakeBuild is CloneCloud and Fencer over resources kept in memory, its
+// mutating calls counted by fakeCloud's mutate (so a test can kill the
+// process before or after any of them). It checks what a real cloud
+// would: a create of a name that exists returns it only when it carries
+// the operation's tag.
+type fakeBuild struct {
+	c   *fakeCloud
+	led ledger.Ledger
+
+	fenced   map[string]int64 // instance -> epoch it is fenced under
+	fenceLog []string
+	snaps    map[string]map[string]string // EBS snapshot id -> tags
+	snapOf   map[string]string            // EBS snapshot id -> volume
+	// fencedAtSnap records, per volume, whether every database was
+	// fenced when its snapshot was taken.
+	fencedAtSnap map[string]bool
+	snapState    string // what VolumeSnapshotState answers ("" = completed)
+	rdsSnaps     map[string]string
+	made         map[string]map[string]string // kind/name -> tags
+	creates      map[string]int               // kind/name -> calls that made it
+	userData     map[string]string            // DST template -> user data
+	groups       map[string]GroupSpec
+	objects      map[string]map[string]string // bucket -> key -> content
+}
+
+func newFakeBuild(c *fakeCloud, led ledger.Ledger) *fakeBuild {
+	return &fakeBuild{c: c, led: led, fenced: map[string]int64{}, snaps: map[string]map[string]string{}, snapOf: map[string]string{},
+		fencedAtSnap: map[string]bool{}, rdsSnaps: map[string]string{}, made: map[string]map[string]string{}, creates: map[string]int{},
+		userData: map[string]string{}, groups: map[string]GroupSpec{},
+		objects: map[string]map[string]string{"staging-assets": {"a.txt": "one", "b.txt": "two"}}}
+}
+
+func (f *fakeBuild) InstanceAddr(_ context.Context, id string) (string, error) {
+	if id == "" {
+		return "", errors.New("no instance id")
+	}
+	return "10.0.0." + id[len(id)-1:], nil
+}
+
+func (f *fakeBuild) Fence(_ context.Context, t handover.Target, epoch int64) error {
+	return f.c.mutate("Fence "+t.Instance, func() error {
+		f.fenced[t.Instance] = epoch
+		f.fenceLog = append(f.fenceLog, fmt.Sprintf("fence %s %d", t.Instance, epoch))
+		return nil
+	})
+}
+
+func (f *fakeBuild) Unfence(_ context.Context, t handover.Target, epoch int64) error {
+	return f.c.mutate("Unfence "+t.Instance, func() error {
+		if e, ok := f.fenced[t.Instance]; ok && e != epoch {
+			return errors.New("stale epoch")
+		}
+		delete(f.fenced, t.Instance)
+		return nil
+	})
+}
+
+// create makes kind/name once: a repeat with the same env-op tag is fine,
+// another's is ErrNameTaken.
+func (f *fakeBuild) create(kind, name string, tags map[string]string) error {
+	return f.c.mutate("Create "+kind+" "+name, func() error {
+		k := kind + "/" + name
+		if cur, ok := f.made[k]; ok {
+			if cur[TagEnvOp] != tags[TagEnvOp] {
+				return ErrNameTaken
+			}
+			return nil
+		}
+		f.made[k] = maps.Clone(tags)
+		f.creates[k]++
+		return nil
+	})
+}
+
+func (f *fakeBuild) SnapshotVolume(_ context.Context, volume string, tags map[string]string) (string, error) {
+	for id, t := range f.snaps {
+		if maps.Equal(t, tags) {
+			return id, nil
+		}
+	}
+	id := fmt.Sprintf("snap-%02d", len(f.snaps)+1)
+	err := f.c.mutate("CreateSnapshot "+volume, func() error {
+		f.snaps[id], f.snapOf[id] = maps.Clone(tags), volume
+		f.fencedAtSnap[volume] = len(f.fenced) == 2
+		return nil
+	})
+	return id, err
+}
+
+func (f *fakeBuild) VolumeSnapshotState(_ context.Context, id string) (string, string, error) {
+	if _, ok := f.snaps[id]; !ok {
+		return "", "", fmt.Errorf("snapshot %s: %w", id, handover.ErrNotFound)
+	}
+	if f.snapState != "" {
+		return f.snapState, "the volume's data is gone", nil
+	}
+	return SnapCompleted, "", nil
+}
+
+func (f *fakeBuild) SnapshotDBInstance(_ context.Context, instance, snapshot string, tags map[string]string) error {
+	return f.c.mutate("CreateDBSnapshot "+snapshot, func() error {
+		if of, ok := f.rdsSnaps[snapshot]; ok && of != instance {
+			return ErrNameTaken
+		}
+		f.rdsSnaps[snapshot] = instance
+		return nil
+	})
+}
+
+func (f *fakeBuild) DBSnapshotState(_ context.Context, snapshot string) (string, error) {
+	if _, ok := f.rdsSnaps[snapshot]; !ok {
+		return "", handover.ErrNotFound
+	}
+	return "available", nil
+}
+
+func (f *fakeBuild) CreateBucket(_ context.Context, name string, tags map[string]string) error {
+	return f.create(KindBucket, name, tags)
+}
+
+func (f *fakeBuild) CopyObjects(_ context.Context, from, to string, _ func(string, bool)) (CopyResult, error) {
+	var res CopyResult
+	err := f.c.mutate("CopyObjects "+to, func() error {
+		if f.objects[to] == nil {
+			f.objects[to] = map[string]string{}
+		}
+		for k, v := range f.objects[from] {
+			res.Objects++
+			if f.objects[to][k] == v {
+				res.Same++
+				continue
+			}
+			f.objects[to][k] = v
+			res.Copied++
+			res.Bytes += int64(len(v))
+		}
+		return nil
+	})
+	return res, err
+}
+
+func (f *fakeBuild) CreateTargetGroup(_ context.Context, fromARN, name string, tags map[string]string) (string, error) {
+	return "arn:tg/" + name, f.create(KindTargetGroup, name, tags)
+}
+
+func (f *fakeBuild) CreateLoadBalancer(_ context.Context, fromARN, name string, ls []ListenerSpec, tags map[string]string) (string, string, error) {
+	if len(ls) != 1 || ls[0].TargetGroup != "arn:tg/prod-kv-tg" || ls[0].Tags[TagEntry] != "true" {
+		return "", "", fmt.Errorf("listeners %+v: want one, the entry point, to DST's target group", ls)
+	}
+	return "arn:lb/" + name, name + "-2.us-east-1.elb.amazonaws.com", f.create(KindLoadBalancer, name, tags)
+}
+
+func (f *fakeBuild) RestoreDBInstance(_ context.Context, from, snapshot, name string, tags map[string]string) error {
+	if f.rdsSnaps[snapshot] != from {
+		return fmt.Errorf("snapshot %s is not of %s", snapshot, from)
+	}
+	return f.create(KindRDS, name, tags)
+}
+
+func (f *fakeBuild) DBInstanceState(_ context.Context, name string) (string, string, error) {
+	if _, ok := f.made[KindRDS+"/"+name]; !ok {
+		return "", "", handover.ErrNotFound
+	}
+	return "available", name + ".xyz789.us-east-1.rds.amazonaws.com:5432", nil
+}
+
+func (f *fakeBuild) CopyLaunchTemplate(_ context.Context, from ledger.TemplateRef, name, userData string, tags map[string]string) (ledger.TemplateRef, error) {
+	if err := f.create(KindLaunchTemplate, name, tags); err != nil {
+		return ledger.TemplateRef{}, err
+	}
+	f.userData[name] = userData
+	return ledger.TemplateRef{ID: "lt-" + name, Name: name, Version: "1"}, nil
+}
+
+// CreateGroup makes DST's group in service at once, and boots its
+// databases as the handover controller would: each from the seed its
+// ledger record names, which must be there before the group.
+func (f *fakeBuild) CreateGroup(ctx context.Context, spec GroupSpec) error {
+	if err := f.create(KindGroup, spec.Name, spec.Tags); err != nil {
+		return err
+	}
+	f.groups[spec.Name] = spec
+	src := f.c.groups[spec.From]
+	g := &Group{Name: spec.Name, Min: src.Min, Max: src.Max, Desired: src.Desired, Tags: spec.Tags}
+	for i := range src.Desired {
+		g.Instances = append(g.Instances, Instance{ID: fmt.Sprintf("i-%s-%02d", spec.Name, i), Lifecycle: lcInService})
+	}
+	f.c.groups[spec.Name], f.c.tagged[spec.Name] = g, spec.Tags[TagEnvironment]
+	for _, md := range spec.HookMetadata {
+		m, err := handover.ParseMetadata(md)
+		if err != nil {
+			return err
+		}
+		for _, id := range m.Pool() {
+			d, err := f.led.GetDatabase(ctx, id)
+			if err != nil {
+				return fmt.Errorf("booting %s: %w", id, err)
+			}
+			d.Volume, d.Instance, d.Epoch = "vol-from-"+d.SeedSnapshot, g.Instances[0].ID, 1
+			if err := f.led.SaveDatabase(ctx, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var (
+	_ CloneCloud = (*fakeBuild)(nil)
+	_ Fencer     = (*fakeBuild)(nil)
+)
+
+// cloneRunRig is cloneRig with its databases on instances and a runner
+// that can run a clone.
+func cloneRunRig(t *testing.T) (*rig, *fakeReader, *fakeBuild) {
+	x, fr := cloneRig(t)
+	for i, id := range []string{"kv-1", "kv-2"} {
+		d, err := x.led.GetDatabase(t.Context(), id)
+		must(t, err)
+		d.Instance = fmt.Sprintf("i-staging-kv-%02d", i)
+		must(t, x.led.SaveDatabase(t.Context(), d))
+	}
+	fb := newFakeBuild(x.cloud, x.led)
+	x.r.Clone, x.r.Fence = fb, fb
+	return x, fr, fb
+}
+
+func (x *rig) clone(fr *fakeReader, fb *fakeBuild) *ledger.EnvOp {
+	x.t.Helper()
+	req := CloneRequest{Source: ByName("staging"), Dest: "prod", Sets: []Set{{From: "mail.example.com", To: "mail.prod.example.com"}}}
+	start := func() string {
+		x.r.Clone, x.r.Fence = fb, fb
+		op, _, err := x.r.StartClone(context.Background(), fr, req)
+		if err != nil {
+			x.t.Fatalf("StartClone: %v", err)
+		}
+		return op.ID
+	}
+	return x.drive(start(), start, func(o *ledger.EnvOp) bool { return o.State.Terminal() })
+}
+
+// checkClone checks a finished clone of cloneRunRig: SRC unfenced and
+// snapshotted while fenced, every DST resource made once, references
+// rewritten, databases seeded one by one.
+func checkClone(t *testing.T, x *rig, fb *fakeBuild, op *ledger.EnvOp) {
+	t.Helper()
+	if op.State != ledger.UpdateSucceeded {
+		t.Fatalf("clone ended %s in %s: %s", op.State, op.Phase, op.Error)
+	}
+	if len(fb.fenced) != 0 {
+		t.Errorf("SRC left fenced: %v", fb.fenced)
+	}
+	if !fb.fencedAtSnap["vol-1"] || !fb.fencedAtSnap["vol-2"] || len(fb.snaps) != 2 {
+		t.Errorf("snapshots %v, fenced at each %v: want one of each volume, taken while both databases were fenced", fb.snapOf, fb.fencedAtSnap)
+	}
+	for k, n := range fb.creates {
+		if n != 1 {
+			t.Errorf("%s made %d times", k, n)
+		}
+	}
+	for _, want := range []string{"bucket/prod-assets", "target-group/prod-kv-tg", "load-balancer/prod-lb", "rds/prod-pg", "launch-template/prod-kv-lt", "group/prod-kv"} {
+		tags, ok := fb.made[want]
+		if !ok {
+			t.Errorf("DST has no %s", want)
+			continue
+		}
+		if tags[TagEnvironment] != "prod" || tags[TagEnvOp] != op.ID {
+			t.Errorf("%s tagged %v", want, tags)
+		}
+	}
+	if len(fb.made) != 6 {
+		t.Errorf("DST has %d resources, want 6: %v", len(fb.made), slices.Sorted(maps.Keys(fb.made)))
+	}
+	ud := fb.userData["prod-kv-lt"]
+	for _, want := range []string{"prod-pg.xyz789.us-east-1.rds.amazonaws.com:5432/app", "s3://prod-assets/static", "http://prod-lb-2.us-east-1.elb.amazonaws.com/", "SMTP=mail.prod.example.com"} {
+		if !strings.Contains(ud, want) {
+			t.Errorf("DST's user data lacks %q:\n%s", want, ud)
+		}
+	}
+	if strings.Contains(ud, "staging") {
+		t.Errorf("DST's user data still names staging:\n%s", ud)
+	}
+	g := fb.groups["prod-kv"]
+	if g.Tags["Peer"] != "prod-lb-2.us-east-1.elb.amazonaws.com" || !slices.Equal(g.TargetGroups, []string{"arn:tg/prod-kv-tg"}) || g.Template.Name != "prod-kv-lt" {
+		t.Errorf("DST's group %+v", g)
+	}
+	if md := g.HookMetadata["handover-launch"]; md != `{"databases":["kv-1-prod","kv-2-prod"]}` {
+		t.Errorf("DST's hook metadata %s", md)
+	}
+	for _, id := range []string{"kv-1", "kv-2"} {
+		d, err := x.led.GetDatabase(t.Context(), id+"-prod")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tags := fb.snaps[d.SeedSnapshot]; tags[TagDatabase] != id || d.Group != "prod-kv" || d.Volume == "" {
+			t.Errorf("DST's database %+v: want seeded from the snapshot of %s", d, id)
+		}
+	}
+	if got := fb.objects["prod-assets"]; !maps.Equal(got, fb.objects["staging-assets"]) {
+		t.Errorf("DST's bucket holds %v", got)
+	}
+	if op.Cloning.QuiescedAt.IsZero() || op.Cloning.UnquiescedAt.Before(op.Cloning.QuiescedAt) {
+		t.Errorf("quiesce window %s .. %s", op.Cloning.QuiescedAt, op.Cloning.UnquiescedAt)
+	}
+}
+
+func TestCloneRuns(t *testing.T) {
+	x, fr, fb := cloneRunRig(t)
+	op := x.clone(fr, fb)
+	checkClone(t, x, fb, op)
+	var phases []string
+	for _, s := range op.Timeline {
+		phases = append(phases, s.Phase)
+	}
+	want := []string{PhaseCloneQuiesce, PhaseCloneSnapshot, PhaseCloneUnquiesce, PhaseCloneCopy, PhaseCloneBuild, PhaseCloneWait}
+	if !slices.Equal(phases, want) {
+		t.Errorf("timeline %v, want %v", phases, want)
+	}
+	if !slices.Equal(fb.fenceLog, []string{"fence i-staging-kv-00 4", "fence i-staging-kv-01 1"}) && !slices.Equal(fb.fenceLog, []string{"fence i-staging-kv-01 1", "fence i-staging-kv-00 4"}) {
+		t.Errorf("fences %v: want each database under its epoch", fb.fenceLog)
+	}
+	// Run again: the clone has ended, DST exists, so it is refused.
+	if _, _, err := x.r.StartClone(t.Context(), fr, CloneRequest{Source: ByName("staging"), Dest: "prod"}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("a second clone into prod: %v, want refused", err)
+	}
+}
+
+// The process killed before or after any call of the clone, then run
+// again, ends in the same clone, each resource made once, SRC unfenced.
+func TestCloneKilledAtEveryCall(t *testing.T) {
+	x, fr, fb := cloneRunRig(t)
+	x.clone(fr, fb)
+	total := x.cloud.calls
+	for at := 1; at <= total; at++ {
+		for _, before := range []bool{true, false} {
+			t.Run(fmt.Sprintf("call %d before %v", at, before), func(t *testing.T) {
+				x, fr, fb := cloneRunRig(t)
+				x.cloud.crashAt, x.cloud.crashBefore = at, before
+				op := x.clone(fr, fb)
+				checkClone(t, x, fb, op)
+			})
+		}
+	}
+}
+
+func TestCloneFailsAndUnquiesces(t *testing.T) {
+	t.Run("snapshot error", func(t *testing.T) {
+		x, fr, fb := cloneRunRig(t)
+		fb.snapState = SnapError
+		op := x.clone(fr, fb)
+		if op.State != ledger.UpdateFailed || !strings.Contains(op.Error, "point in time is lost") {
+			t.Errorf("ended %s: %s", op.State, op.Error)
+		}
+		if len(fb.fenced) != 0 || len(fb.made) != 1 {
+			t.Errorf("fenced %v, made %v: want SRC unfenced and only DST's bucket (copied before the snapshots completed)", fb.fenced, fb.made)
+		}
+	})
+	t.Run("database moved since the plan", func(t *testing.T) {
+		x, fr, fb := cloneRunRig(t)
+		req := CloneRequest{Source: ByName("staging"), Dest: "prod", Sets: []Set{{From: "mail.example.com", To: "mail.prod.example.com"}}}
+		op, _, err := x.r.StartClone(t.Context(), fr, req)
+		must(t, err)
+		d, err := x.led.GetDatabase(t.Context(), "kv-2")
+		must(t, err)
+		d.Epoch++
+		must(t, x.led.SaveDatabase(t.Context(), d))
+		op = x.drive(op.ID, func() string { return op.ID }, func(o *ledger.EnvOp) bool { return o.State.Terminal() })
+		if op.State != ledger.UpdateFailed || !strings.Contains(op.Error, "database kv-2 moved since the plan") {
+			t.Errorf("ended %s: %s", op.State, op.Error)
+		}
+		if len(fb.fenced) != 0 || len(fb.snaps) != 0 || len(fb.made) != 0 {
+			t.Errorf("fenced %v, snapshots %v, made %v: want nothing left", fb.fenced, fb.snaps, fb.made)
+		}
+	})
+	t.Run("a DST name taken since the plan", func(t *testing.T) {
+		x, fr, fb := cloneRunRig(t)
+		fb.made["group/prod-kv"] = map[string]string{TagEnvOp: "someone-else"}
+		op := x.clone(fr, fb)
+		if op.State != ledger.UpdateFailed || !strings.Contains(op.Error, "creating group prod-kv") || len(fb.fenced) != 0 {
+			t.Errorf("ended %s: %s; fenced %v", op.State, op.Error, fb.fenced)
+		}
+	})
+}
+
+func TestRewriteText(t *testing.T) {
+	rw := map[string]string{
+		"staging-assets": "prod-assets",
+		"staging-pg.abc.rds.amazonaws.com:5432": "prod-pg.xyz.rds.amazonaws.com:5432",
+		"127.0.0.1:4600":   "127.0.0.1:4700",
+		"mail.example.com": "mail.prod.example.com",
+	}
+	sets := map[string]bool{"mail.example.com": true}
+	for _, c := range []struct{ in, want string }{
+		{"s3://staging-assets/x", "s3://prod-assets/x"},
+		{"s3://staging-assets-old/x", "s3://staging-assets-old/x"}, // another bucket
+		{"pg://staging-pg.abc.rds.amazonaws.com:5432/db", "pg://prod-pg.xyz.rds.amazonaws.com:5432/db"},
+		{"LB=127.0.0.1:4600 PG=127.0.0.1:46001", "LB=127.0.0.1:4700 PG=127.0.0.1:46001"},
+		{"relay=smtp.mail.example.com", "relay=smtp.mail.prod.example.com"}, // a --set goes anywhere
+		{"staging-assets staging-assets", "prod-assets prod-assets"},
+		{"", ""},
+	} {
+		if got := rewriteText(c.in, rw, sets); got != c.want {
+			t.Errorf("rewriteText(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// A replacement is not matched again.
+	if got := rewriteText("a-b", map[string]string{"a-b": "a-b-c", "a-b-c": "x"}, nil); got != "a-b-c" {
+		t.Errorf("rewriteText replaced a replacement: %q", got)
+	}
+}
