@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/handover-dev/handover/internal/handover"
@@ -19,6 +20,7 @@ import (
 // would: a create of a name that exists returns it only when it carries
 // the operation's tag.
 type fakeBuild struct {
+	mu  sync.Mutex // the clone calls it from several goroutines
 	c   *fakeCloud
 	led ledger.Ledger
 
@@ -46,6 +48,8 @@ func newFakeBuild(c *fakeCloud, led ledger.Ledger) *fakeBuild {
 }
 
 func (f *fakeBuild) InstanceAddr(_ context.Context, id string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if id == "" {
 		return "", errors.New("no instance id")
 	}
@@ -53,6 +57,8 @@ func (f *fakeBuild) InstanceAddr(_ context.Context, id string) (string, error) {
 }
 
 func (f *fakeBuild) Fence(_ context.Context, t handover.Target, epoch int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.c.mutate("Fence "+t.Instance, func() error {
 		f.fenced[t.Instance] = epoch
 		f.fenceLog = append(f.fenceLog, fmt.Sprintf("fence %s %d", t.Instance, epoch))
@@ -61,6 +67,8 @@ func (f *fakeBuild) Fence(_ context.Context, t handover.Target, epoch int64) err
 }
 
 func (f *fakeBuild) Unfence(_ context.Context, t handover.Target, epoch int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.c.mutate("Unfence "+t.Instance, func() error {
 		if e, ok := f.fenced[t.Instance]; ok && e != epoch {
 			return errors.New("stale epoch")
@@ -88,6 +96,8 @@ func (f *fakeBuild) create(kind, name string, tags map[string]string) error {
 }
 
 func (f *fakeBuild) SnapshotVolume(_ context.Context, volume string, tags map[string]string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for id, t := range f.snaps {
 		if maps.Equal(t, tags) {
 			return id, nil
@@ -103,6 +113,8 @@ func (f *fakeBuild) SnapshotVolume(_ context.Context, volume string, tags map[st
 }
 
 func (f *fakeBuild) VolumeSnapshotState(_ context.Context, id string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if _, ok := f.snaps[id]; !ok {
 		return "", "", fmt.Errorf("snapshot %s: %w", id, handover.ErrNotFound)
 	}
@@ -113,6 +125,8 @@ func (f *fakeBuild) VolumeSnapshotState(_ context.Context, id string) (string, s
 }
 
 func (f *fakeBuild) SnapshotDBInstance(_ context.Context, instance, snapshot string, tags map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.c.mutate("CreateDBSnapshot "+snapshot, func() error {
 		if of, ok := f.rdsSnaps[snapshot]; ok && of != instance {
 			return ErrNameTaken
@@ -123,6 +137,8 @@ func (f *fakeBuild) SnapshotDBInstance(_ context.Context, instance, snapshot str
 }
 
 func (f *fakeBuild) DBSnapshotState(_ context.Context, snapshot string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if _, ok := f.rdsSnaps[snapshot]; !ok {
 		return "", handover.ErrNotFound
 	}
@@ -130,10 +146,14 @@ func (f *fakeBuild) DBSnapshotState(_ context.Context, snapshot string) (string,
 }
 
 func (f *fakeBuild) CreateBucket(_ context.Context, name string, tags map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.create(KindBucket, name, tags)
 }
 
 func (f *fakeBuild) CopyObjects(_ context.Context, from, to string, _ func(string, bool)) (CopyResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var res CopyResult
 	err := f.c.mutate("CopyObjects "+to, func() error {
 		if f.objects[to] == nil {
@@ -155,10 +175,14 @@ func (f *fakeBuild) CopyObjects(_ context.Context, from, to string, _ func(strin
 }
 
 func (f *fakeBuild) CreateTargetGroup(_ context.Context, fromARN, name string, tags map[string]string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return "arn:tg/" + name, f.create(KindTargetGroup, name, tags)
 }
 
 func (f *fakeBuild) CreateLoadBalancer(_ context.Context, fromARN, name string, ls []ListenerSpec, tags map[string]string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if len(ls) != 1 || ls[0].TargetGroup != "arn:tg/prod-kv-tg" || ls[0].Tags[TagEntry] != "true" {
 		return "", "", fmt.Errorf("listeners %+v: want one, the entry point, to DST's target group", ls)
 	}
@@ -166,6 +190,8 @@ func (f *fakeBuild) CreateLoadBalancer(_ context.Context, fromARN, name string, 
 }
 
 func (f *fakeBuild) RestoreDBInstance(_ context.Context, from, snapshot, name string, tags map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.rdsSnaps[snapshot] != from {
 		return fmt.Errorf("snapshot %s is not of %s", snapshot, from)
 	}
@@ -173,6 +199,8 @@ func (f *fakeBuild) RestoreDBInstance(_ context.Context, from, snapshot, name st
 }
 
 func (f *fakeBuild) DBInstanceState(_ context.Context, name string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if _, ok := f.made[KindRDS+"/"+name]; !ok {
 		return "", "", handover.ErrNotFound
 	}
@@ -180,6 +208,8 @@ func (f *fakeBuild) DBInstanceState(_ context.Context, name string) (string, str
 }
 
 func (f *fakeBuild) CopyLaunchTemplate(_ context.Context, from ledger.TemplateRef, name, userData string, tags map[string]string) (ledger.TemplateRef, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.create(KindLaunchTemplate, name, tags); err != nil {
 		return ledger.TemplateRef{}, err
 	}
@@ -191,6 +221,8 @@ func (f *fakeBuild) CopyLaunchTemplate(_ context.Context, from ledger.TemplateRe
 // databases as the handover controller would: each from the seed its
 // ledger record names, which must be there before the group.
 func (f *fakeBuild) CreateGroup(ctx context.Context, spec GroupSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.create(KindGroup, spec.Name, spec.Tags); err != nil {
 		return err
 	}
@@ -399,10 +431,10 @@ func TestCloneFailsAndUnquiesces(t *testing.T) {
 
 func TestRewriteText(t *testing.T) {
 	rw := map[string]string{
-		"staging-assets": "prod-assets",
+		"staging-assets":                        "prod-assets",
 		"staging-pg.abc.rds.amazonaws.com:5432": "prod-pg.xyz.rds.amazonaws.com:5432",
-		"127.0.0.1:4600":   "127.0.0.1:4700",
-		"mail.example.com": "mail.prod.example.com",
+		"127.0.0.1:4600":                        "127.0.0.1:4700",
+		"mail.example.com":                      "mail.prod.example.com",
 	}
 	sets := map[string]bool{"mail.example.com": true}
 	for _, c := range []struct{ in, want string }{

@@ -22,8 +22,8 @@ func fullEnvOp(id string) *ledger.EnvOp {
 			{Name: "web", Min: 1, Max: 3, Desired: 3},
 		},
 		ResumeRequested: true, Abort: true,
-		Error:     "group orders: i-0b stuck\x00 — ünïcode ✓",
-		Attempts:  3,
+		Error:    "group orders: i-0b stuck\x00 — ünïcode ✓",
+		Attempts: 3,
 		Cloning: &ledger.EnvClone{
 			Dest: "prod", Plan: []byte(`{"source":"staging","destination":"prod"}`),
 			Items: []ledger.EnvItem{
