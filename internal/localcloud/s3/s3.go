@@ -223,8 +223,18 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeS3Error(w, http.StatusBadRequest, "EntityTooLarge", msg, r.URL.Path)
 		return
 	}
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	cleanup, ok := s.prepareChecksum(w, r, key)
+	defer cleanup()
+	if !ok {
+		return
+	}
+	cw := &checksumWriter{ResponseWriter: w, r: r}
+	if isObjectPut(r, key) && r.Header.Get("X-Amz-Copy-Source") != "" && r.Header.Get(hdrChecksumAlgo) != "" {
+		cw.copySum = r.Header.Get(hdrChecksumSHA256)
+	}
+	rec := &statusRecorder{ResponseWriter: cw, status: http.StatusOK}
 	s.inner.ServeHTTP(rec, r)
+	cw.finish()
 	if r.Method == http.MethodDelete && bucket != "" && key == "" && rec.status == http.StatusNoContent {
 		// A bucket made again under the same name starts without tags.
 		if err := s.dropTags(bucket); err != nil {
