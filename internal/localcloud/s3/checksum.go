@@ -60,6 +60,9 @@ func (s *Service) prepareChecksum(w http.ResponseWriter, r *http.Request, key st
 	if r.Header.Get("X-Amz-Copy-Source") != "" {
 		return noop, s.prepareCopyChecksum(w, r)
 	}
+	// gofakes3 merges the replaced object's metadata into the new one's;
+	// a checksum of the old bytes must not survive on the new.
+	blankAbsent(r.Header, nil)
 	want := r.Header.Get(hdrChecksumSHA256)
 	if want == "" {
 		return noop, true
@@ -101,10 +104,7 @@ func (s *Service) prepareChecksum(w http.ResponseWriter, r *http.Request, key st
 // headers override the source's metadata in its copy).
 func (s *Service) prepareCopyChecksum(w http.ResponseWriter, r *http.Request) bool {
 	algo := r.Header.Get(hdrChecksumAlgo)
-	if algo == "" {
-		return true
-	}
-	if !strings.EqualFold(algo, "SHA256") {
+	if algo != "" && !strings.EqualFold(algo, "SHA256") {
 		writeS3Error(w, http.StatusNotImplemented, "NotImplemented", fmt.Sprintf("The local cloud's S3 computes SHA256 checksums only, not %s", algo), r.URL.Path)
 		return false
 	}
@@ -117,6 +117,12 @@ func (s *Service) prepareCopyChecksum(w http.ResponseWriter, r *http.Request) bo
 		return true // gofakes3 answers NoSuchKey/NoSuchBucket
 	}
 	obj.Contents.Close()
+	// The copy carries the source's checksums (gofakes3 merges its
+	// metadata in), and none of the object it replaces.
+	defer blankAbsent(r.Header, obj.Metadata)
+	if algo == "" {
+		return true
+	}
 	sum := obj.Metadata[hdrChecksumSHA256]
 	if sum == "" {
 		full, err := s.backend.GetObject(srcBucket, srcKey, nil)
@@ -134,6 +140,17 @@ func (s *Service) prepareCopyChecksum(w http.ResponseWriter, r *http.Request) bo
 	}
 	r.Header.Set(hdrChecksumSHA256, sum)
 	return true
+}
+
+// blankAbsent sets each checksum header that neither h nor keep has to
+// "", so gofakes3's metadata merge cannot bring back an older object's
+// (an empty one is never answered).
+func blankAbsent(h http.Header, keep map[string]string) {
+	for _, k := range checksumHeaders {
+		if h.Get(k) == "" && keep[k] == "" {
+			h.Set(k, "")
+		}
+	}
 }
 
 // parseCopySource reads x-amz-copy-source (bucket/key, URL-encoded, an

@@ -100,6 +100,28 @@ func TestChecksumSHA256(t *testing.T) {
 		t.Errorf("a refused PUT replaced the object: %q", kept)
 	}
 
+	// A PUT without a checksum replaces the object's: none is left of
+	// the old bytes (gofakes3 would merge the old metadata in).
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("dst"), Key: aws.String("a/with sum"), Body: strings.NewReader("new bytes")}); err != nil {
+		t.Fatal(err)
+	}
+	h, err = c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("dst"), Key: aws.String("a/with sum"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil || h.ChecksumSHA256 != nil {
+		t.Errorf("after a PUT without a checksum: SHA-256 %q (%v), want none", aws.ToString(h.ChecksumSHA256), err)
+	}
+	// Nor does a copy from a source without one.
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("dst"), Key: aws.String("no+sum"), CopySource: aws.String("dst/a/with%20sum")}); err != nil {
+		t.Fatal(err)
+	}
+	h, err = c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("dst"), Key: aws.String("no+sum"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil || h.ChecksumSHA256 != nil {
+		t.Errorf("after a copy without a checksum over one with: SHA-256 %q (%v), want none", aws.ToString(h.ChecksumSHA256), err)
+	}
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("dst"), Key: aws.String("no+sum"), CopySource: aws.String("src/no%2Bsum"),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Restart: the checksums are kept with the objects.
 	svc.Close()
 	c2, _ := newClient(t, dir, nil)
@@ -166,5 +188,27 @@ func TestChecksumSHA256CLI(t *testing.T) {
 	cp := cli("copy-object", "--bucket", "dst", "--key", "k", "--copy-source", "src/k", "--checksum-algorithm", "SHA256")
 	if r, _ := cp["CopyObjectResult"].(map[string]any); r == nil || r["ChecksumSHA256"] != sum256(body) {
 		t.Errorf("copy-object: %v, want ChecksumSHA256 %s", cp, sum256(body))
+	}
+}
+
+// TestCopyWhileTheStoreGrows: copies that grow the object store. gofakes3
+// reads a copy's source hash after writing the copy, from bytes aliasing
+// bolt's memory map, which the growth remapped: the process faulted
+// (SIGSEGV) until the map was made big enough never to move.
+func TestCopyWhileTheStoreGrows(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newClient(t, t.TempDir(), nil)
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("grow")}); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("grow"), Key: aws.String("src"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		key := "copy-" + string(rune('a'+i))
+		if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("grow"), Key: aws.String(key), CopySource: aws.String("grow/src")}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
