@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -23,6 +24,7 @@ import (
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/handover-dev/handover/internal/env"
 	"github.com/handover-dev/handover/internal/handover"
@@ -114,6 +116,12 @@ var _ env.CloneCloud = (*CloneBuilder)(nil)
 func NewCloneBuilder(ec2API BuildEC2API, asg BuildASGAPI, elbAPI BuildELBAPI, rdsAPI BuildRDSAPI, s3API BuildS3API, region string) *CloneBuilder {
 	return &CloneBuilder{ec2: ec2API, asg: asg, elb: elbAPI, rds: rdsAPI, s3: s3API, region: region}
 }
+
+// CopyWorkers is how many objects CopyObjects compares and copies at
+// once: each object is two or three round trips (HEADs, the copy), which
+// S3 serves in parallel; copied one by one, 10,000 objects would take that
+// many round-trip times three times over.
+const CopyWorkers = 16
 
 // MaxCopyObjectBytes is the largest object one CopyObject copies (5 GiB,
 // S3's limit); bigger ones need a multipart copy, which CopyObjects does
@@ -373,7 +381,8 @@ func (b *CloneBuilder) bucketEmpty(ctx context.Context, name string) (bool, erro
 	return len(out.Contents) == 0, nil
 }
 
-// CopyObjects implements env.CloneCloud. It compares SHA-256 checksums,
+// CopyObjects implements env.CloneCloud (progress is called from one
+// goroutine at a time, objects in no set order). It compares SHA-256 checksums,
 // never sizes or times (a same-size change is a change): S3's stored
 // additional checksum where the object has one, the SHA-256 of its bytes
 // read back otherwise. Copies ask S3 for a SHA-256 checksum, so a repeat
@@ -401,23 +410,34 @@ func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progres
 			from, to, len(big), big, handover.ErrInvalid)
 	}
 	res := env.CopyResult{Objects: len(objs)}
+	var mu sync.Mutex // res and progress
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(CopyWorkers)
 	for _, o := range objs {
-		key := aws.ToString(o.Key)
-		copied, err := b.copyObject(ctx, from, to, key)
-		if err != nil {
-			return res, err
-		}
-		if copied {
-			res.Copied++
-			res.Bytes += aws.ToInt64(o.Size)
-		} else {
-			res.Same++
-		}
-		if progress != nil {
-			progress(key, copied)
-		}
+		g.Go(func() error {
+			key := aws.ToString(o.Key)
+			copied, err := b.copyObject(gctx, from, to, key)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if copied {
+				res.Copied++
+				res.Bytes += aws.ToInt64(o.Size)
+			} else {
+				res.Same++
+			}
+			if progress != nil {
+				progress(key, copied)
+			}
+			return nil
+		})
 	}
-	return res, nil
+	err := g.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return res, err
 }
 
 // copyObject copies from/key to to/key unless to has it with the same
@@ -685,7 +705,8 @@ func (b *CloneBuilder) listeners(ctx context.Context, lbARN, name string, specs 
 	return nil
 }
 
-// RestoreDBInstance implements env.CloneCloud.
+// RestoreDBInstance implements env.CloneCloud. SRC's deletion
+// protection is not copied: an abort must be able to delete DST.
 func (b *CloneBuilder) RestoreDBInstance(ctx context.Context, from, snapshot, name string, tags map[string]string) error {
 	src, err := b.dbInstance(ctx, from)
 	if err != nil {
@@ -704,6 +725,9 @@ func (b *CloneBuilder) RestoreDBInstance(ctx context.Context, from, snapshot, na
 	}
 	if g := src.DBSubnetGroup; g != nil && g.DBSubnetGroupName != nil {
 		in.DBSubnetGroupName = g.DBSubnetGroupName
+	}
+	if len(src.DBParameterGroups) == 1 {
+		in.DBParameterGroupName = src.DBParameterGroups[0].DBParameterGroupName
 	}
 	for _, sg := range src.VpcSecurityGroups {
 		in.VpcSecurityGroupIds = append(in.VpcSecurityGroupIds, aws.ToString(sg.VpcSecurityGroupId))
@@ -768,6 +792,9 @@ func requestTemplateData(d *ec2types.ResponseLaunchTemplateData) (*ec2types.Requ
 	if err := json.Unmarshal(raw, out); err != nil {
 		return nil, fmt.Errorf("carrying the launch template data over to a create (a field's shape differs between EC2's response and request): %w", err)
 	}
+	// A template an AWS service manages names it as operator; the copy
+	// is handover's, and only that service may create one so named.
+	out.Operator = nil
 	return out, nil
 }
 
@@ -829,7 +856,9 @@ func templateName(r ledger.TemplateRef) string {
 // CreateGroup implements env.CloneCloud. SRC's hooks go in the create
 // itself (LifecycleHookSpecificationList): hooks put after it would miss
 // the instances the group launches at once, which would boot without
-// their databases' launch hook.
+// their databases' launch hook. SRC's Classic Load Balancers and traffic
+// sources are not copied (DST's instances would serve SRC's traffic);
+// DST's target groups are spec.TargetGroups.
 func (b *CloneBuilder) CreateGroup(ctx context.Context, spec env.GroupSpec) error {
 	src, err := b.group(ctx, spec.From)
 	if err != nil {
@@ -884,6 +913,9 @@ func (b *CloneBuilder) CreateGroup(ctx context.Context, spec env.GroupSpec) erro
 		TerminationPolicies: src.TerminationPolicies, NewInstancesProtectedFromScaleIn: src.NewInstancesProtectedFromScaleIn,
 		CapacityRebalance: src.CapacityRebalance, MaxInstanceLifetime: src.MaxInstanceLifetime,
 		DefaultInstanceWarmup: src.DefaultInstanceWarmup, InstanceMaintenancePolicy: src.InstanceMaintenancePolicy,
+		PlacementGroup: src.PlacementGroup, ServiceLinkedRoleARN: src.ServiceLinkedRoleARN, Context: src.Context,
+		DesiredCapacityType: src.DesiredCapacityType, CapacityReservationSpecification: src.CapacityReservationSpecification,
+		AvailabilityZoneDistribution: src.AvailabilityZoneDistribution, AvailabilityZoneImpairmentPolicy: src.AvailabilityZoneImpairmentPolicy,
 		TargetGroupARNs: spec.TargetGroups, LifecycleHookSpecificationList: specs, Tags: tags,
 	}
 	if v := aws.ToString(src.VPCZoneIdentifier); v != "" {
