@@ -37,7 +37,7 @@ func start(t *testing.T, groups ...string) (*awscloud.Cloud, *awsec2.Client, *au
 // temporary data directory (one the postgres user cannot enter: RDS needs
 // testenv.OpenTempDir), a fast tick, the test image) and returns an
 // SDK configuration pointed at it.
-func localCloud(t *testing.T, lc localcloud.Config) aws.Config {
+func localCloud(t testing.TB, lc localcloud.Config) aws.Config {
 	t.Helper()
 	if lc.DataDir == "" {
 		lc.DataDir = t.TempDir()

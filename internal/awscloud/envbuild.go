@@ -107,6 +107,8 @@ type CloneBuilder struct {
 	s3  BuildS3API
 	// region is the one buckets are created in.
 	region string
+	// workers is how many objects CopyObjects handles at once.
+	workers int
 }
 
 var _ env.CloneCloud = (*CloneBuilder)(nil)
@@ -114,13 +116,22 @@ var _ env.CloneCloud = (*CloneBuilder)(nil)
 // NewCloneBuilder returns a CloneBuilder over the given clients; region
 // is the one DST's buckets are created in (the S3 client's).
 func NewCloneBuilder(ec2API BuildEC2API, asg BuildASGAPI, elbAPI BuildELBAPI, rdsAPI BuildRDSAPI, s3API BuildS3API, region string) *CloneBuilder {
-	return &CloneBuilder{ec2: ec2API, asg: asg, elb: elbAPI, rds: rdsAPI, s3: s3API, region: region}
+	return &CloneBuilder{ec2: ec2API, asg: asg, elb: elbAPI, rds: rdsAPI, s3: s3API, region: region, workers: CopyWorkers}
+}
+
+// WithCopyWorkers returns a copy of b that copies n objects at once (at
+// least 1) instead of CopyWorkers.
+func (b *CloneBuilder) WithCopyWorkers(n int) *CloneBuilder {
+	c := *b
+	c.workers = max(n, 1)
+	return &c
 }
 
 // CopyWorkers is how many objects CopyObjects compares and copies at
-// once: each object is two or three round trips (HEADs, the copy), which
-// S3 serves in parallel; copied one by one, 10,000 objects would take that
-// many round-trip times three times over.
+// once, as aws s3 sync runs 10 requests at once: on S3 each object costs
+// two or three round trips (HEADs, the copy) of S3's latency. On the local
+// cloud it gains nothing (its store writes one object at a time, with an
+// fsync each); bench/envcopy has the figures.
 const CopyWorkers = 16
 
 // MaxCopyObjectBytes is the largest object one CopyObject copies (5 GiB,
@@ -412,7 +423,7 @@ func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progres
 	res := env.CopyResult{Objects: len(objs)}
 	var mu sync.Mutex // res and progress
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(CopyWorkers)
+	g.SetLimit(b.workers)
 	for _, o := range objs {
 		g.Go(func() error {
 			key := aws.ToString(o.Key)
