@@ -147,6 +147,15 @@ func ours(have, tags map[string]string) bool {
 	return ok && op != "" && have[env.TagEnvOp] == op
 }
 
+// requireOp refuses a create whose tags lack the operation tag: a repeat
+// could not tell the resource it made from someone else's.
+func requireOp(kind, name string, tags map[string]string) error {
+	if tags[env.TagEnvOp] == "" {
+		return fmt.Errorf("creating %s %s: its tags carry no %s, so a repeat after a kill could not find it: %w", kind, name, env.TagEnvOp, handover.ErrInvalid)
+	}
+	return nil
+}
+
 func nameTaken(kind, name string, have map[string]string, tags map[string]string) error {
 	if v, ok := have[env.TagEnvOp]; ok {
 		return fmt.Errorf("%s %s exists and was made by operation %s, not %s: %w", kind, name, v, tags[env.TagEnvOp], env.ErrNameTaken)
@@ -185,8 +194,8 @@ func stateName(s *ec2types.InstanceState) string {
 // so the tags are the name: a snapshot of volume carrying every one of
 // them, not in error, is the one an earlier call started.
 func (b *CloneBuilder) SnapshotVolume(ctx context.Context, volume string, tags map[string]string) (string, error) {
-	if tags[env.TagEnvOp] == "" {
-		return "", fmt.Errorf("snapshotting volume %s: the tags carry no %s, so a repeat could not find this snapshot: %w", volume, env.TagEnvOp, handover.ErrInvalid)
+	if err := requireOp("a snapshot of volume", volume, tags); err != nil {
+		return "", err
 	}
 	filters := append([]ec2types.Filter{{Name: aws.String("volume-id"), Values: []string{volume}}}, tagFilters(tags)...)
 	p := ec2.NewDescribeSnapshotsPaginator(b.ec2, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: filters})
@@ -274,6 +283,9 @@ func rdsErr(err error) error {
 
 // SnapshotDBInstance implements env.CloneCloud.
 func (b *CloneBuilder) SnapshotDBInstance(ctx context.Context, instance, snapshot string, tags map[string]string) error {
+	if err := requireOp("RDS snapshot", snapshot, tags); err != nil {
+		return err
+	}
 	_, err := b.rds.CreateDBSnapshot(ctx, &rds.CreateDBSnapshotInput{
 		DBInstanceIdentifier: aws.String(instance), DBSnapshotIdentifier: aws.String(snapshot), Tags: rdsTags(tags),
 	})
@@ -323,6 +335,9 @@ func (b *CloneBuilder) DBSnapshotState(ctx context.Context, snapshot string) (st
 // or none — the bucket a killed call made before tagging it, taken as
 // ours only while it holds no objects (nobody's data can be in it).
 func (b *CloneBuilder) CreateBucket(ctx context.Context, name string, tags map[string]string) error {
+	if err := requireOp("bucket", name, tags); err != nil {
+		return err
+	}
 	in := &s3.CreateBucketInput{Bucket: aws.String(name)}
 	if b.region != "" && b.region != "us-east-1" {
 		// us-east-1 refuses a location constraint naming itself.
@@ -355,9 +370,6 @@ func (b *CloneBuilder) CreateBucket(ctx context.Context, name string, tags map[s
 		if !empty {
 			return nameTaken("bucket", name, have, tags)
 		}
-	}
-	if tags[env.TagEnvOp] == "" {
-		return fmt.Errorf("creating bucket %s: the tags carry no %s, so a repeat could not tell the bucket is ours: %w", name, env.TagEnvOp, handover.ErrInvalid)
 	}
 	set := make([]s3types.Tag, 0, len(tags))
 	for _, k := range sortedKeys(tags) {
@@ -574,6 +586,9 @@ func (b *CloneBuilder) elbTagsOf(ctx context.Context, arn string) (map[string]st
 
 // CreateTargetGroup implements env.CloneCloud.
 func (b *CloneBuilder) CreateTargetGroup(ctx context.Context, fromARN, name string, tags map[string]string) (string, error) {
+	if err := requireOp("target group", name, tags); err != nil {
+		return "", err
+	}
 	src, err := b.elb.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{TargetGroupArns: []string{fromARN}})
 	if isCode(err, "TargetGroupNotFound") {
 		return "", fmt.Errorf("describing SRC's target group %s: %w: %w", fromARN, handover.ErrNotFound, err)
@@ -604,8 +619,11 @@ func (b *CloneBuilder) CreateTargetGroup(ctx context.Context, fromARN, name stri
 		return "", fmt.Errorf("creating target group %s: ELBv2 returned %d target groups", name, len(out.TargetGroups))
 	case isCode(err, "DuplicateTargetGroupName"):
 		found, derr := b.elb.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{Names: []string{name}})
-		if derr != nil || len(found.TargetGroups) != 1 {
+		if derr != nil {
 			return "", fmt.Errorf("creating target group %s: the name is taken, and describing it failed: %w", name, translate(derr))
+		}
+		if len(found.TargetGroups) != 1 {
+			return "", fmt.Errorf("creating target group %s: the name is taken, yet ELBv2 describes %d target groups of that name", name, len(found.TargetGroups))
 		}
 		arn = aws.ToString(found.TargetGroups[0].TargetGroupArn)
 	default:
@@ -624,6 +642,9 @@ func (b *CloneBuilder) CreateTargetGroup(ctx context.Context, fromARN, name stri
 // CreateLoadBalancer implements env.CloneCloud: the load balancer, then
 // each listener not on it yet (by port, a load balancer's listeners' key).
 func (b *CloneBuilder) CreateLoadBalancer(ctx context.Context, fromARN, name string, listeners []env.ListenerSpec, tags map[string]string) (string, string, error) {
+	if err := requireOp("load balancer", name, tags); err != nil {
+		return "", "", err
+	}
 	src, err := b.elb.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{LoadBalancerArns: []string{fromARN}})
 	if isCode(err, "LoadBalancerNotFound") {
 		return "", "", fmt.Errorf("describing SRC's load balancer %s: %w: %w", fromARN, handover.ErrNotFound, err)
@@ -653,8 +674,11 @@ func (b *CloneBuilder) CreateLoadBalancer(ctx context.Context, fromARN, name str
 		return "", "", fmt.Errorf("creating load balancer %s: ELBv2 returned %d load balancers", name, len(out.LoadBalancers))
 	case isCode(err, "DuplicateLoadBalancerName"):
 		found, derr := b.elb.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{Names: []string{name}})
-		if derr != nil || len(found.LoadBalancers) != 1 {
+		if derr != nil {
 			return "", "", fmt.Errorf("creating load balancer %s: the name is taken, and describing it failed: %w", name, translate(derr))
+		}
+		if len(found.LoadBalancers) != 1 {
+			return "", "", fmt.Errorf("creating load balancer %s: the name is taken, yet ELBv2 describes %d load balancers of that name", name, len(found.LoadBalancers))
 		}
 		made = found.LoadBalancers[0]
 	default:
@@ -719,6 +743,9 @@ func (b *CloneBuilder) listeners(ctx context.Context, lbARN, name string, specs 
 // RestoreDBInstance implements env.CloneCloud. SRC's deletion
 // protection is not copied: an abort must be able to delete DST.
 func (b *CloneBuilder) RestoreDBInstance(ctx context.Context, from, snapshot, name string, tags map[string]string) error {
+	if err := requireOp("RDS instance", name, tags); err != nil {
+		return err
+	}
 	src, err := b.dbInstance(ctx, from)
 	if err != nil {
 		return fmt.Errorf("reading SRC's RDS instance for its settings: %w", err)
@@ -811,6 +838,9 @@ func requestTemplateData(d *ec2types.ResponseLaunchTemplateData) (*ec2types.Requ
 
 // CopyLaunchTemplate implements env.CloneCloud.
 func (b *CloneBuilder) CopyLaunchTemplate(ctx context.Context, from ledger.TemplateRef, name, userData string, tags map[string]string) (ledger.TemplateRef, error) {
+	if err := requireOp("launch template", name, tags); err != nil {
+		return ledger.TemplateRef{}, err
+	}
 	in := &ec2.DescribeLaunchTemplateVersionsInput{Versions: []string{from.Version}}
 	if from.Version == "" {
 		in.Versions = []string{"$Default"}
@@ -847,8 +877,11 @@ func (b *CloneBuilder) CopyLaunchTemplate(ctx context.Context, from ledger.Templ
 		return ledger.TemplateRef{}, fmt.Errorf("creating launch template %s: %w", name, translate(err))
 	}
 	found, err := b.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{name}})
-	if err != nil || len(found.LaunchTemplates) != 1 {
+	if err != nil {
 		return ledger.TemplateRef{}, fmt.Errorf("creating launch template %s: the name is taken, and describing it failed: %w", name, translate(err))
+	}
+	if len(found.LaunchTemplates) != 1 {
+		return ledger.TemplateRef{}, fmt.Errorf("creating launch template %s: the name is taken, yet EC2 describes %d templates of that name", name, len(found.LaunchTemplates))
 	}
 	lt := found.LaunchTemplates[0]
 	if have := fromTags(lt.Tags); !ours(have, tags) {
@@ -871,6 +904,9 @@ func templateName(r ledger.TemplateRef) string {
 // sources are not copied (DST's instances would serve SRC's traffic);
 // DST's target groups are spec.TargetGroups.
 func (b *CloneBuilder) CreateGroup(ctx context.Context, spec env.GroupSpec) error {
+	if err := requireOp("group", spec.Name, spec.Tags); err != nil {
+		return err
+	}
 	src, err := b.group(ctx, spec.From)
 	if err != nil {
 		return fmt.Errorf("reading SRC's group for its settings: %w", err)

@@ -108,9 +108,6 @@ func TestCloneBuilderVolumeSnapshots(t *testing.T) {
 	if _, _, err := e.b.VolumeSnapshotState(ctx, "snap-0000000000000000f"); !errors.Is(err, handover.ErrNotFound) {
 		t.Errorf("state of an unknown snapshot: %v, want ErrNotFound", err)
 	}
-	if _, err := e.b.SnapshotVolume(ctx, volID, map[string]string{env.TagEnvironment: "prod"}); !errors.Is(err, handover.ErrInvalid) {
-		t.Errorf("a snapshot without an operation tag: %v, want ErrInvalid (a repeat could not find it)", err)
-	}
 }
 
 func TestCloneBuilderTemplatesAndGroups(t *testing.T) {
@@ -468,6 +465,26 @@ func get(t *testing.T, c *s3.Client, bucket, key string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestCloneBuilderNeedsTheOperationTag: every create refuses tags
+// without env.TagEnvOp (a repeat could not find what it made), before
+// calling the cloud (the builder has no clients here).
+func TestCloneBuilderNeedsTheOperationTag(t *testing.T) {
+	ctx := t.Context()
+	b := awscloud.NewCloneBuilder(nil, nil, nil, nil, nil, "us-east-1")
+	tags := map[string]string{env.TagEnvironment: "prod"}
+	_, err1 := b.SnapshotVolume(ctx, "vol-1", tags)
+	_, err2 := b.CreateTargetGroup(ctx, "arn", "tg", tags)
+	_, _, err3 := b.CreateLoadBalancer(ctx, "arn", "lb", nil, tags)
+	_, err4 := b.CopyLaunchTemplate(ctx, ledger.TemplateRef{Name: "web"}, "web-prod", "", tags)
+	for i, err := range []error{err1, err2, err3, err4,
+		b.SnapshotDBInstance(ctx, "db", "snap", tags), b.CreateBucket(ctx, "bucket", tags),
+		b.RestoreDBInstance(ctx, "db", "snap", "db2", tags), b.CreateGroup(ctx, env.GroupSpec{Name: "g", From: "f", Tags: tags})} {
+		if !errors.Is(err, handover.ErrInvalid) || !strings.Contains(err.Error(), env.TagEnvOp) {
+			t.Errorf("create %d without %s: %v, want ErrInvalid naming it", i+1, env.TagEnvOp, err)
+		}
+	}
 }
 
 // bigBucket lists one object over CopyObject's limit and counts copies.
