@@ -34,11 +34,14 @@ func start(t *testing.T, groups ...string) (*awscloud.Cloud, *awsec2.Client, *au
 }
 
 // localCloud starts the real local cloud (lc's zero fields filled in: a
-// temporary data directory, a fast tick, the test image) and returns an
+// temporary data directory (one the postgres user cannot enter: RDS needs
+// testenv.OpenTempDir), a fast tick, the test image) and returns an
 // SDK configuration pointed at it.
-func localCloud(t *testing.T, lc localcloud.Config) aws.Config {
+func localCloud(t testing.TB, lc localcloud.Config) aws.Config {
 	t.Helper()
-	lc.DataDir = t.TempDir()
+	if lc.DataDir == "" {
+		lc.DataDir = t.TempDir()
+	}
 	if lc.Tick == 0 {
 		lc.Tick = 100 * time.Millisecond
 	}

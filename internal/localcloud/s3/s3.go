@@ -56,6 +56,9 @@ type Service struct {
 	inner   http.Handler
 	closer  io.Closer
 
+	// objMu: object reads share it, writes hold it alone (see ServeHTTP).
+	objMu sync.RWMutex
+
 	mu      sync.Mutex
 	configs map[string]NotificationConfiguration // bucket → config
 	tags    map[string][]Tag                     // bucket → tag set
@@ -84,7 +87,12 @@ func New(cfg Config) (*Service, error) {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("creating the S3 data directory: %w", err)
 		}
-		db, err := bolt.Open(filepath.Join(cfg.DataDir, "objects.bolt"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+		// gofakes3's bolt backend hands out objects' bytes that alias
+		// bolt's memory map after the read transaction ends; a write that
+		// grows the file remaps it and faults whoever still reads them (a
+		// CopyObject reads its source after writing the copy). A map
+		// bigger than the store ever grows is never remapped.
+		db, err := bolt.Open(filepath.Join(cfg.DataDir, "objects.bolt"), 0o600, &bolt.Options{Timeout: 5 * time.Second, InitialMmapSize: boltMmapBytes})
 		if err != nil {
 			return nil, fmt.Errorf("opening the S3 object store (is another local cloud using %s?): %w", cfg.DataDir, err)
 		}
@@ -99,6 +107,10 @@ func New(cfg Config) (*Service, error) {
 	s.inner = gofakes3.New(s.backend, gofakes3.WithAutoBucket(false)).Server()
 	return s, nil
 }
+
+// boltMmapBytes is the object store's memory map (address space, not
+// memory: only the pages read are resident).
+const boltMmapBytes = 16 << 30
 
 // MaxObjectBytes is the largest object the local cloud's S3 stores: bbolt
 // holds each object as one value, and cannot hold one of 256 MiB (it
@@ -159,6 +171,8 @@ func (s *Service) Close() error {
 // PutObject stores an object in-process (for the load balancers' access
 // logs), emitting notifications as an HTTP PUT would.
 func (s *Service) PutObject(ctx context.Context, bucket, key string, body []byte) error {
+	s.objMu.Lock()
+	defer s.objMu.Unlock()
 	if _, err := s.backend.PutObject(bucket, key, map[string]string{"Content-Type": "application/octet-stream"}, bytes.NewReader(body), int64(len(body)), nil); err != nil {
 		return fmt.Errorf("putting s3://%s/%s: %w", bucket, key, err)
 	}
@@ -219,12 +233,41 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveTagging(w, r, bucket)
 		return
 	}
+	if r.Method == http.MethodPut && bucket != "" && key == "" && len(r.URL.Query()) == 0 {
+		// The local cloud is one account, so a bucket that exists is the
+		// caller's: S3 answers BucketAlreadyOwnedByYou (gofakes3 would
+		// say BucketAlreadyExists, another account's).
+		if ok, err := s.backend.BucketExists(bucket); err == nil && ok {
+			writeS3Error(w, http.StatusConflict, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.", bucket)
+			return
+		}
+	}
 	if msg := s.admitSize(r); msg != "" {
 		writeS3Error(w, http.StatusBadRequest, "EntityTooLarge", msg, r.URL.Path)
 		return
 	}
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	// Object reads hold bytes that alias bolt's pages after their read
+	// transaction (see New); no write may free or move those pages while
+	// a read still sends them.
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		s.objMu.RLock()
+		defer s.objMu.RUnlock()
+	} else {
+		s.objMu.Lock()
+		defer s.objMu.Unlock()
+	}
+	cleanup, ok := s.prepareChecksum(w, r, key)
+	defer cleanup()
+	if !ok {
+		return
+	}
+	cw := &checksumWriter{ResponseWriter: w, r: r}
+	if isObjectPut(r, key) && r.Header.Get("X-Amz-Copy-Source") != "" && r.Header.Get(hdrChecksumAlgo) != "" {
+		cw.copySum = r.Header.Get(hdrChecksumSHA256)
+	}
+	rec := &statusRecorder{ResponseWriter: cw, status: http.StatusOK}
 	s.inner.ServeHTTP(rec, r)
+	cw.finish()
 	if r.Method == http.MethodDelete && bucket != "" && key == "" && rec.status == http.StatusNoContent {
 		// A bucket made again under the same name starts without tags.
 		if err := s.dropTags(bucket); err != nil {

@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -86,5 +87,26 @@ func TestBucketTagging(t *testing.T) {
 	}
 	if _, err := c.GetBucketTagging(ctx, &awss3.GetBucketTaggingInput{Bucket: aws.String("assets")}); code(err) != "NoSuchTagSet" {
 		t.Fatalf("a bucket made again kept the old tags: %v", err)
+	}
+}
+
+// TestCreateExistingBucket: the local cloud is one account, so creating a
+// bucket that exists answers BucketAlreadyOwnedByYou, as S3 does, and
+// leaves the bucket as it was.
+func TestCreateExistingBucket(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newClient(t, t.TempDir(), nil)
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("mine")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("mine"), Key: aws.String("k"), Body: strings.NewReader("v")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("mine")})
+	if code(err) != "BucketAlreadyOwnedByYou" {
+		t.Errorf("creating an existing bucket: %v, want BucketAlreadyOwnedByYou", err)
+	}
+	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("mine"), Key: aws.String("k")}); err != nil {
+		t.Errorf("the bucket's object after the refused create: %v", err)
 	}
 }
