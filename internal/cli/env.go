@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -83,6 +84,9 @@ type envTools struct {
 	led   ledger.Ledger
 	cloud *awscloud.Environments
 	clone *awscloud.CloneReader
+	// aws and s3 make the clients of a clone's builder.
+	aws aws.Config
+	s3  *s3.Client
 }
 
 func (f *envFlags) open(ctx context.Context, stderr io.Writer) (*envTools, error) {
@@ -108,7 +112,7 @@ func (f *envFlags) open(ctx context.Context, stderr io.Writer) (*envTools, error
 	pathStyle := f.endpoint != ""
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
 	cloud := awscloud.NewEnvironments(autoscaling.NewFromConfig(cfg), elb.NewFromConfig(cfg), rds.NewFromConfig(cfg), s3c, cfg.Region)
-	return &envTools{led: led, cloud: cloud, clone: awscloud.NewCloneReader(cloud, ec2.NewFromConfig(cfg), s3c)}, nil
+	return &envTools{led: led, cloud: cloud, clone: awscloud.NewCloneReader(cloud, ec2.NewFromConfig(cfg), s3c), aws: cfg, s3: s3c}, nil
 }
 
 // envErr gives bad input exit code 2 and anything else 1.

@@ -1,15 +1,23 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/spf13/cobra"
 
+	"github.com/handover-dev/handover/internal/awscloud"
 	"github.com/handover-dev/handover/internal/env"
+	"github.com/handover-dev/handover/internal/fence"
+	"github.com/handover-dev/handover/internal/handover"
+	"github.com/handover-dev/handover/internal/ledger"
 )
 
 func newEnvClone(stdout, stderr io.Writer) *cobra.Command {
@@ -17,9 +25,10 @@ func newEnvClone(stdout, stderr io.Writer) *cobra.Command {
 	var dryRun bool
 	var quiesce string
 	var sets []string
+	var servicePort int
 	cmd := &cobra.Command{
-		Use:   "clone SRC DST --dry-run",
-		Short: "Plan the clone of an environment: what is snapshotted, copied, created and rewritten",
+		Use:   "clone SRC DST",
+		Short: "Clone an environment, its data included: snapshots, bucket copies, DST built from them",
 		Long: `clone makes DST a copy of environment SRC, its data included. The plan is:
 
   1. quiesce SRC: by default every handover database is fenced under its
@@ -46,8 +55,17 @@ mid-handover, an operation under way on SRC, a --set that matches nothing,
 and a reference in user data or tags to a resource not tagged as SRC's (tag
 it, or say what DST should use with --set REF=NEW; --set REF=REF keeps it).
 
-In this version only --dry-run is built: it prints the plan and changes
-nothing. Taking the snapshots and building DST are not built yet.`,
+--dry-run prints the plan and changes nothing. Without it the clone is a
+ledger record advanced one step at a time, each thing it makes recorded
+before the call that makes it and tagged handover:env-op=ID: killed at any
+step, the command run again goes on where it stood (once the killed run's
+lease lapses, --lease-ttl). A clone that fails before SRC is un-quiesced
+un-quiesces it first. It returns once DST's groups are in service and its
+databases have booted from their snapshots, and reports SRC's write pause.
+
+Buckets are copied after the un-quiesce: their copy is of the objects as
+they are then, not at the quiesce point. Abort (deleting DST) and verify are
+not built yet.`,
 		Example: `  # the plan, on the local cloud
   handover env clone staging prod --dry-run --endpoint-url http://127.0.0.1:4566 --ledger sqlite:///tmp/lc/ledger.db
 
@@ -55,8 +73,12 @@ nothing. Taking the snapshots and building DST are not built yet.`,
   handover env clone staging prod --dry-run --quiesce standby \
       --set s3://shared-logs=s3://shared-logs --set mail.staging.example.com=mail.prod.example.com
 
+  # run it (the command run again after a kill goes on where it stood)
+  handover env clone staging prod --endpoint-url http://127.0.0.1:4566 --ledger sqlite:///tmp/lc/ledger.db
+
   # machine-readable
-  handover env clone staging prod --dry-run --output json`,
+  handover env clone staging prod --dry-run --output json
+  handover env clone staging prod --output json`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return &exitError{code: 2, err: fmt.Errorf("%s takes two arguments, SRC and DST (environment names); got %d", cmd.CommandPath(), len(args))}
@@ -81,10 +103,9 @@ nothing. Taking the snapshots and building DST are not built yet.`,
 				return &exitError{code: 2, err: fmt.Errorf("--quiesce %q: want fence (databases fenced, reads stay up) or standby (instances to Standby)", quiesce)}
 			}
 			if !dryRun {
-				return &exitError{code: 2, err: errors.New("handover env clone runs only with --dry-run in this version: it prints the plan; taking the snapshots and building DST are not built yet (docs/environments.md)")}
+				return runClone(cmd, stdout, stderr, &f, req, servicePort)
 			}
 			// A plan takes no lease and waits for nothing.
-			f.holder, f.leaseTTL, f.poll, f.timeout = "plan", time.Minute, time.Second, time.Minute
 			t, r, err := f.runner(cmd.Context(), stderr)
 			if err != nil {
 				return err
@@ -103,12 +124,85 @@ nothing. Taking the snapshots and building DST are not built yet.`,
 			return envErr(err)
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, true)
 	fl := cmd.Flags()
+	fl.IntVar(&servicePort, "service-port", fence.DefaultPort, "port of the service's fence endpoints on each instance (the controller's --service-port)")
 	fl.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	fl.StringVar(&quiesce, "quiesce", env.QuiesceFence, "how SRC is quiesced: fence (writes pause, reads stay up) or standby (instances to Standby)")
 	fl.StringArrayVar(&sets, "set", nil, "FROM=TO: the text FROM in SRC's user data and tags becomes TO in DST's (repeatable)")
 	return cmd
+}
+
+// runClone starts (or goes on with) a clone and follows it to its end.
+func runClone(cmd *cobra.Command, stdout, stderr io.Writer, f *envFlags, req env.CloneRequest, servicePort int) error {
+	started := time.Now()
+	t, r, err := f.runner(cmd.Context(), stderr)
+	if err != nil {
+		return err
+	}
+	defer t.led.Close()
+	c := t.aws
+	r.Clone = awscloud.NewCloneBuilder(ec2.NewFromConfig(c), autoscaling.NewFromConfig(c), elb.NewFromConfig(c), rds.NewFromConfig(c), t.s3, c.Region)
+	r.Fence = handover.HTTPService{Client: &fence.Client{Port: servicePort}}
+	op, plan, err := r.StartClone(cmd.Context(), t.clone, req)
+	if err != nil {
+		if plan != nil && f.out != "json" {
+			printClonePlan(stdout, plan)
+		}
+		return envErr(err)
+	}
+	if op.CreatedAt.Before(started) {
+		fmt.Fprintf(stderr, "env: going on with clone %s, recorded at %s, from where it stood in %s (a killed run's lease lapses within its --lease-ttl)\n", op.ID, op.CreatedAt.UTC().Format(time.RFC3339), op.Phase)
+	} else {
+		fmt.Fprintf(stderr, "env: clone %s of %s into %s started\n", op.ID, req.Source.Value, req.Dest)
+	}
+	op, err = follow(cmd.Context(), r, f, op.ID, func(o *ledger.EnvOp) bool { return o.State.Terminal() })
+	if op != nil {
+		if perr := printCloneOp(stdout, f.out, op); perr != nil {
+			return perr
+		}
+	}
+	if err != nil {
+		return envErr(err)
+	}
+	if op.State != ledger.UpdateSucceeded {
+		return &exitError{code: 1, err: fmt.Errorf("the clone of %s into %s %s: %s", op.Environment, op.Cloning.Dest, strings.ToLower(string(op.State)), op.Error)}
+	}
+	return nil
+}
+
+// cloneOut is `handover env clone --output json`: the recorded operation
+// with its write pause.
+type cloneOut struct {
+	*ledger.EnvOp
+	WritePauseMS int64 `json:"write_pause_ms"`
+}
+
+func writePause(op *ledger.EnvOp) time.Duration {
+	if op.Cloning == nil || op.Cloning.QuiescedAt.IsZero() || op.Cloning.UnquiescedAt.IsZero() {
+		return 0
+	}
+	return op.Cloning.UnquiescedAt.Sub(op.Cloning.QuiescedAt)
+}
+
+func printCloneOp(w io.Writer, out output, op *ledger.EnvOp) error {
+	if out == "json" {
+		return printJSON(w, cloneOut{EnvOp: op, WritePauseMS: writePause(op).Milliseconds()})
+	}
+	fmt.Fprintf(w, "clone of environment %s into %s (%s): %s, phase %s\n", op.Environment, op.Cloning.Dest, op.ID, op.State, op.Phase)
+	if p := writePause(op); p > 0 {
+		fmt.Fprintf(w, "%s's write pause: %s (quiesce to the last snapshot's start)\n", op.Environment, p.Round(time.Millisecond))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tNAME\tID\tDONE\tDETAIL")
+	for _, it := range op.Cloning.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Kind, it.Name, orDash(it.ID), yesNo(it.Done), orDash(it.Detail))
+	}
+	tw.Flush()
+	if op.Error != "" {
+		fmt.Fprintf(w, "error: %s\n", op.Error)
+	}
+	return nil
 }
 
 func printClonePlan(w io.Writer, p *env.ClonePlan) {

@@ -15,20 +15,22 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// TestEnvClonePlan: staging is a kvstore pool group of two databases, its
+// TestEnvClone: staging is a kvstore pool group of two databases, its
 // load balancer (the entry point) and target group, a PostgreSQL RDS
 // instance and a bucket; the group's tags reference the RDS endpoint, the
 // bucket and the load balancer's DNS name. handover env clone --dry-run
 // plans the snapshots of both databases' volumes and of the RDS instance,
 // the bucket copy, DST's resources and the three rewrites; it refuses an
 // untagged bucket referenced by a tag until --set says what DST uses, a
-// DST that exists and an unknown SRC, changing nothing.
-func TestEnvClonePlan(t *testing.T) {
+// DST that exists and an unknown SRC, changing nothing. Then the clone
+// runs, under writes (cloneUnderWrites).
+func TestEnvClone(t *testing.T) {
 	e := newBareEnv(t, Options{})
 	bin, _ := binaries(t)
 	c := envCLI{t: t, e: e, bin: bin}
 	ctx := t.Context()
-	if _, err := e.CreatePool(ctx, PoolOptions{Name: "orders", Instances: 2}); err != nil {
+	p, err := e.CreatePool(ctx, PoolOptions{Name: "orders", Instances: 2})
+	if err != nil {
 		t.Fatal(err)
 	}
 	tagEnvironment(t, e, "orders", "staging")
@@ -156,7 +158,6 @@ func TestEnvClonePlan(t *testing.T) {
 		{[]string{"env", "clone", "staging", "prod", "--dry-run", "--set", "noequals"}, "want FROM=TO"},
 		{[]string{"env", "clone", "staging", "prod", "--dry-run", "--set", keep, "--set", "typo.example.com=x"}, `"typo.example.com" appears in none`},
 		{[]string{"env", "clone", "staging", "prod", "--dry-run", "--quiesce", "freeze"}, "want fence"},
-		{[]string{"env", "clone", "staging", "prod", "--set", keep}, "only with --dry-run"},
 	} {
 		code, _, errOut := c.run(tt.args...)
 		t.Logf("$ handover %s\n%s(exit %d)", strings.Join(tt.args, " "), errOut, code)
@@ -167,4 +168,6 @@ func TestEnvClonePlan(t *testing.T) {
 	if s := shapeOf(t, e, "orders"); s.Min != before.Min || s.Desired != before.Desired || s.States["InService"] != before.States["InService"] {
 		t.Errorf("a plan changed the group: %+v, before %+v", s, before)
 	}
+
+	cloneUnderWrites(t, e, c, p, keep)
 }

@@ -103,6 +103,17 @@ func (w *TenantWrites) readBack(ctx context.Context, hc *http.Client, db, addr, 
 	return true
 }
 
+// ackedKeys returns every acknowledged write, by database, in order.
+func (w *TenantWrites) ackedKeys() map[string][]ack {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string][]ack, len(w.acked))
+	for db, a := range w.acked {
+		out[db] = slices.Clone(a)
+	}
+	return out
+}
+
 // Stop ends the writers and waits for them.
 func (w *TenantWrites) Stop() {
 	w.cancel()

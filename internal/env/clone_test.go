@@ -40,6 +40,7 @@ export DB_URL=postgres://app@staging-pg.abc123.us-east-1.rds.amazonaws.com:5432/
 export ASSETS=s3://staging-assets/static
 export PEER=http://staging-lb-1.us-east-1.elb.amazonaws.com/
 export SMTP=mail.example.com
+export PEER_ADDR=staging-lb-1.us-east-1.elb.amazonaws.com:80
 `
 
 // cloneRig is staging: a kvstore pool group of 2 databases behind a load

@@ -569,7 +569,11 @@ func (r *Runner) cloneBuild(ctx context.Context, op *ledger.EnvOp, rec *cloneRec
 		return false, nil
 	}
 	if op.Cloning.Rewrites == nil {
-		rw, err := resolveRewrites(rec, lbDNS, rdsEndpoint)
+		ports, err := r.listenerPorts(ctx, rec, dst)
+		if err != nil {
+			return false, err
+		}
+		rw, err := resolveRewrites(rec, lbDNS, ports, rdsEndpoint)
 		if err != nil {
 			return false, cloneFailed{err}
 		}
@@ -697,9 +701,60 @@ func (r *Runner) cloneWait(ctx context.Context, op *ledger.EnvOp, rec *cloneReco
 	return true, nil
 }
 
+// listenerPorts maps each listener port of SRC's load balancers to the
+// port of DST's listener made from it, by SRC's load balancer name. On
+// AWS they are equal; the local cloud gives a listener a free port when
+// the one asked for is taken (SRC's is), so DST's are read back: by port,
+// then in order for those that moved.
+func (r *Runner) listenerPorts(ctx context.Context, rec *cloneRecord, dst string) (map[string]map[int32]int32, error) {
+	if len(rec.Source.LoadBalancers) == 0 {
+		return nil, nil
+	}
+	lbs, err := r.disc.TaggedLoadBalancers(ctx, ByName(dst))
+	if err != nil {
+		return nil, fmt.Errorf("reading DST's load balancers: %w", err)
+	}
+	out := map[string]map[int32]int32{}
+	for _, lb := range rec.Source.LoadBalancers {
+		n := cloneName(KindLoadBalancer, lb.Name, rec.Plan.Source, dst)
+		i := slices.IndexFunc(lbs, func(d LoadBalancer) bool { return d.Name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("DST's load balancer %s is not tagged %s", n, ByName(dst))
+		}
+		m := map[int32]int32{}
+		var srcLeft []int32
+		dstLeft := map[int32]bool{}
+		for _, l := range lbs[i].Listeners {
+			dstLeft[l.Port] = true
+		}
+		for _, l := range lb.Listeners {
+			if dstLeft[l.Port] {
+				m[l.Port] = l.Port
+				delete(dstLeft, l.Port)
+			} else {
+				srcLeft = append(srcLeft, l.Port)
+			}
+		}
+		var moved []int32
+		for _, l := range lbs[i].Listeners {
+			if dstLeft[l.Port] {
+				moved = append(moved, l.Port)
+			}
+		}
+		if len(moved) != len(srcLeft) {
+			return nil, fmt.Errorf("DST's load balancer %s has listeners on %v, SRC's %s on %v: they do not pair up", n, moved, lb.Name, srcLeft)
+		}
+		for k, p := range srcLeft {
+			m[p] = moved[k]
+		}
+		out[lb.Name] = m
+	}
+	return out, nil
+}
+
 // resolveRewrites turns the plan's rewrites into FROM -> TO, filling in
 // the names DST's load balancers and RDS instances got.
-func resolveRewrites(rec *cloneRecord, lbDNS, rdsEndpoint map[string]string) (map[string]string, error) {
+func resolveRewrites(rec *cloneRecord, lbDNS map[string]string, ports map[string]map[int32]int32, rdsEndpoint map[string]string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, rw := range rec.Plan.Rewrites {
 		switch rw.Why {
@@ -725,7 +780,11 @@ func resolveRewrites(rec *cloneRecord, lbDNS, rdsEndpoint map[string]string) (ma
 				}
 				for _, l := range lb.Listeners {
 					if rw.From == fmt.Sprintf("%s:%d", lb.DNSName, l.Port) {
-						out[rw.From] = fmt.Sprintf("%s:%d", dns, l.Port)
+						p, ok := ports[lb.Name][l.Port]
+						if !ok {
+							p = l.Port
+						}
+						out[rw.From] = fmt.Sprintf("%s:%d", dns, p)
 					}
 				}
 			}

@@ -186,7 +186,17 @@ func (f *fakeBuild) CreateLoadBalancer(_ context.Context, fromARN, name string, 
 	if len(ls) != 1 || ls[0].TargetGroup != "arn:tg/prod-kv-tg" || ls[0].Tags[TagEntry] != "true" {
 		return "", "", fmt.Errorf("listeners %+v: want one, the entry point, to DST's target group", ls)
 	}
-	return "arn:lb/" + name, name + "-2.us-east-1.elb.amazonaws.com", f.create(KindLoadBalancer, name, tags)
+	dns := name + "-2.us-east-1.elb.amazonaws.com"
+	if err := f.create(KindLoadBalancer, name, tags); err != nil {
+		return "", "", err
+	}
+	if !slices.ContainsFunc(f.c.prodLBs, func(l LoadBalancer) bool { return l.Name == name }) {
+		// Another port than SRC's, as the local cloud gives when SRC's
+		// is taken.
+		f.c.prodLBs = append(f.c.prodLBs, LoadBalancer{ARN: "arn:lb/" + name, Name: name, DNSName: dns,
+			Listeners: []Listener{{Protocol: ls[0].Protocol, Port: ls[0].Port + 1, TargetGroup: ls[0].TargetGroup, Entry: true}}})
+	}
+	return "arn:lb/" + name, dns, nil
 }
 
 func (f *fakeBuild) RestoreDBInstance(_ context.Context, from, snapshot, name string, tags map[string]string) error {
@@ -319,7 +329,7 @@ func checkClone(t *testing.T, x *rig, fb *fakeBuild, op *ledger.EnvOp) {
 		t.Errorf("DST has %d resources, want 6: %v", len(fb.made), slices.Sorted(maps.Keys(fb.made)))
 	}
 	ud := fb.userData["prod-kv-lt"]
-	for _, want := range []string{"prod-pg.xyz789.us-east-1.rds.amazonaws.com:5432/app", "s3://prod-assets/static", "http://prod-lb-2.us-east-1.elb.amazonaws.com/", "SMTP=mail.prod.example.com"} {
+	for _, want := range []string{"prod-pg.xyz789.us-east-1.rds.amazonaws.com:5432/app", "s3://prod-assets/static", "http://prod-lb-2.us-east-1.elb.amazonaws.com/", "SMTP=mail.prod.example.com", "PEER_ADDR=prod-lb-2.us-east-1.elb.amazonaws.com:81\n"} {
 		if !strings.Contains(ud, want) {
 			t.Errorf("DST's user data lacks %q:\n%s", want, ud)
 		}

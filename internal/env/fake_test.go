@@ -27,6 +27,8 @@ type fakeCloud struct {
 	rds     []DBInstance
 	buckets []Bucket
 	tagged  map[string]string // group → environment
+	// prodLBs are load balancers a clone made, tagged prod.
+	prodLBs []LoadBalancer
 
 	// crashAt, when positive, makes the crashAt-th mutating call fail
 	// with errCrash, before its effect when crashBefore, else after it.
@@ -99,6 +101,9 @@ func (f *fakeCloud) TaggedGroups(_ context.Context, sel Selector) ([]Group, erro
 func staging(sel Selector) bool { return sel == ByName("staging") }
 
 func (f *fakeCloud) TaggedLoadBalancers(_ context.Context, sel Selector) ([]LoadBalancer, error) {
+	if sel == ByName("prod") {
+		return f.prodLBs, nil
+	}
 	if !staging(sel) {
 		return nil, nil
 	}
