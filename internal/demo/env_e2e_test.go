@@ -57,7 +57,7 @@ func (c envCLI) run(args ...string) (int, string, string) {
 
 // killAt starts a command and SIGKILLs it as soon as a progress line on
 // its stderr contains at. It reports whether the kill came before the
-// command ended on its own.
+// command ended on its own, and logs what the command printed.
 func (c envCLI) killAt(at string, args ...string) bool {
 	c.t.Helper()
 	cmd := exec.Command(c.bin, c.args(args...)...)
@@ -70,14 +70,19 @@ func (c envCLI) killAt(at string, args ...string) bool {
 		c.t.Fatal(err)
 	}
 	killed := false
+	var said strings.Builder
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
+		if !killed {
+			said.WriteString(sc.Text() + "\n")
+		}
 		if strings.Contains(sc.Text(), at) && !killed {
 			_ = cmd.Process.Kill()
 			killed = true
 		}
 	}
 	_ = cmd.Wait()
+	c.t.Logf("$ handover %s   # SIGKILLed at %q\n%s", strings.Join(args, " "), at, said.String())
 	return killed
 }
 
