@@ -110,7 +110,12 @@ func (f *envFlags) open(ctx context.Context, stderr io.Writer) (*envTools, error
 		return nil, &exitError{code: 1, err: fmt.Errorf("opening the ledger %s: %w", target, err)}
 	}
 	pathStyle := f.endpoint != ""
-	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = pathStyle
+		// A clone reads objects back that carry no checksum (older
+		// uploads); the SDK would log a line for each on stderr.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
 	cloud := awscloud.NewEnvironments(autoscaling.NewFromConfig(cfg), elb.NewFromConfig(cfg), rds.NewFromConfig(cfg), s3c, cfg.Region)
 	return &envTools{led: led, cloud: cloud, clone: awscloud.NewCloneReader(cloud, ec2.NewFromConfig(cfg), s3c), aws: cfg, s3: s3c}, nil
 }

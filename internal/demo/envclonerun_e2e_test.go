@@ -93,6 +93,9 @@ func cloneUnderWrites(t *testing.T, e *Env, c envCLI, p *Pool, keep string) {
 		t.Fatalf("env clone run again: exit %d\n%s\n%s", code, out, errOut)
 	}
 	t.Logf("$ handover env clone staging prod   # run again after two kills\n%s", errOut)
+	if strings.Contains(errOut, "SDK ") {
+		t.Errorf("the clone's stderr carries the SDK's own log lines:\n%s", errOut)
+	}
 	var op struct {
 		ID      string
 		State   string
