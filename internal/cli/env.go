@@ -138,7 +138,7 @@ func envErr(err error) error {
 func newEnv(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "env",
-		Short: "Show an environment, put it in standby and back, plan its clone",
+		Short: "Show an environment, put it in standby and back, clone it",
 		Long:  envLong,
 		Example: `  # what staging is made of, and which parts hold data
   handover env show staging
@@ -148,8 +148,9 @@ func newEnv(stdout, stderr io.Writer) *cobra.Command {
   handover env standby staging
   handover env resume staging
 
-  # what cloning staging into prod will snapshot, copy, create and rewrite
-  handover env clone staging prod --dry-run`,
+  # what cloning staging into prod will snapshot, copy, create and rewrite; then do it
+  handover env clone staging prod --dry-run
+  handover env clone staging prod`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newEnvShow(stdout, stderr), newEnvStandby(stdout, stderr), newEnvResume(stdout, stderr), newEnvClone(stdout, stderr))
