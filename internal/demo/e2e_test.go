@@ -29,7 +29,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // binaries builds handover and kvstore once per test binary.
-func binaries(t *testing.T) (string, string) {
+func binaries(t testing.TB) (string, string) {
 	t.Helper()
 	return testenv.Binary(t, "github.com/handover-dev/handover/cmd/handover"), testenv.Binary(t, "github.com/handover-dev/handover/examples/kvstore")
 }
@@ -46,7 +46,7 @@ func newEnv(t *testing.T, o Options) *Env {
 }
 
 // newBareEnv starts an environment without the demo's group.
-func newBareEnv(t *testing.T, o Options) *Env {
+func newBareEnv(t testing.TB, o Options) *Env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")

@@ -89,7 +89,7 @@ func (c envCLI) killAt(at string, args ...string) bool {
 // tagEnvironment tags a pool group, its load balancer, target group and
 // listener (the entry point), a new PostgreSQL RDS instance and a new
 // bucket with handover:environment.
-func tagEnvironment(t *testing.T, e *Env, group, name string) {
+func tagEnvironment(t testing.TB, e *Env, group, name string) {
 	t.Helper()
 	ctx := t.Context()
 	if _, err := e.ASG.CreateOrUpdateTags(ctx, &autoscaling.CreateOrUpdateTagsInput{Tags: []astypes.Tag{{ResourceId: aws.String(group),

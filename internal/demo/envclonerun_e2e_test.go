@@ -20,7 +20,7 @@ import (
 
 // rdsConn waits for an RDS instance of the local cloud to be available and
 // connects to its app database as the master user tagEnvironment made.
-func rdsConn(t *testing.T, e *Env, id string) *pgx.Conn {
+func rdsConn(t testing.TB, e *Env, id string) *pgx.Conn {
 	t.Helper()
 	cfg := aws.Config{Region: region, BaseEndpoint: aws.String(e.Endpoint), Credentials: credentials.NewStaticCredentialsProvider("AKIDDEMO", "demo", "")}
 	w := rds.NewDBInstanceAvailableWaiter(rds.NewFromConfig(cfg), func(o *rds.DBInstanceAvailableWaiterOptions) { o.MinDelay, o.MaxDelay = time.Second, 2*time.Second })
