@@ -212,6 +212,21 @@ func parallel(n int, f func(i int) error) error {
 // its snapshot would not be of the data the plan named.
 func (r *Runner) cloneQuiesce(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
 	if op.Cloning.QuiescedAt.IsZero() {
+		// RDS snapshots only an available instance: wait for each before
+		// pausing SRC's writes, not while they are paused.
+		for _, s := range rec.Plan.Snapshots {
+			if s.Kind != "rds" {
+				continue
+			}
+			status, _, err := r.Clone.DBInstanceState(ctx, s.Of)
+			if err != nil {
+				return false, fmt.Errorf("reading RDS instance %s: %w", s.Of, err)
+			}
+			if status != "available" {
+				r.say("waiting for RDS instance %s (%s) before quiescing %s: it can be snapshotted only when available", s.Of, status, op.Environment)
+				return false, nil
+			}
+		}
 		op.Cloning.QuiescedAt = r.clk.Now()
 	}
 	if rec.Plan.Quiesce == QuiesceStandby {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
@@ -211,6 +212,11 @@ func (f *fakeBuild) RestoreDBInstance(_ context.Context, from, snapshot, name st
 func (f *fakeBuild) DBInstanceState(_ context.Context, name string) (string, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, d := range f.c.rds {
+		if d.ID == name {
+			return d.Status, d.Endpoint, nil
+		}
+	}
 	if _, ok := f.made[KindRDS+"/"+name]; !ok {
 		return "", "", handover.ErrNotFound
 	}
@@ -398,6 +404,25 @@ func TestCloneKilledAtEveryCall(t *testing.T) {
 			})
 		}
 	}
+}
+
+// An RDS instance that is not available is waited for before SRC is
+// fenced, not while it is.
+func TestCloneWaitsForRDSBeforeQuiescing(t *testing.T) {
+	x, fr, fb := cloneRunRig(t)
+	req := CloneRequest{Source: ByName("staging"), Dest: "prod", Sets: []Set{{From: "mail.example.com", To: "mail.prod.example.com"}}}
+	op, _, err := x.r.StartClone(t.Context(), fr, req)
+	must(t, err)
+	x.cloud.rds[0].Status = "backing-up"
+	for range 3 {
+		must(t, x.r.Advance(t.Context(), op.ID))
+		x.clk.Advance(time.Second)
+	}
+	if got, _ := x.r.Get(t.Context(), op.ID); got.Phase != PhaseCloneQuiesce || !got.Cloning.QuiescedAt.IsZero() || len(fb.fenceLog) != 0 {
+		t.Fatalf("with the RDS instance backing up: phase %s, quiesced at %s, fences %v", got.Phase, got.Cloning.QuiescedAt, fb.fenceLog)
+	}
+	x.cloud.rds[0].Status = "available"
+	checkClone(t, x, fb, x.drive(op.ID, func() string { return op.ID }, func(o *ledger.EnvOp) bool { return o.State.Terminal() }))
 }
 
 func TestCloneFailsAndUnquiesces(t *testing.T) {
