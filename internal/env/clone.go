@@ -319,7 +319,7 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 		p.Snapshots = append(p.Snapshots, SnapshotPlan{Kind: "rds", Of: d.ID, For: rdsOf[d.ID]})
 		if d.Status != "available" {
 			// RDS snapshots only an available instance.
-			p.Notes = append(p.Notes, fmt.Sprintf("RDS instance %s is %s: its snapshot waits until it is available, and SRC stays quiesced until the snapshot has started", d.ID, d.Status))
+			p.Notes = append(p.Notes, fmt.Sprintf("RDS instance %s is %s: the clone waits for it to be available before it quiesces SRC (RDS snapshots only an available instance)", d.ID, d.Status))
 		}
 	}
 	bucketOf := map[string]string{}

@@ -132,7 +132,7 @@ func TestPlanCloneListsEverything(t *testing.T) {
 	x.cloud.rds[0].Status = "backing-up"
 	bp, _, err := x.r.PlanClone(t.Context(), fr, CloneRequest{Source: ByName("staging"), Dest: "prod", Sets: []Set{{From: "mail.example.com", To: "mail.prod.example.com"}}})
 	if err != nil || !slices.ContainsFunc(bp.Notes, func(n string) bool {
-		return strings.Contains(n, "RDS instance staging-pg is backing-up: its snapshot waits")
+		return strings.Contains(n, "RDS instance staging-pg is backing-up: the clone waits for it to be available before it quiesces")
 	}) {
 		t.Errorf("a busy RDS instance: %v, notes %q", err, bp.Notes)
 	}
