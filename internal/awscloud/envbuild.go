@@ -466,21 +466,30 @@ func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progres
 // copyObject copies from/key to to/key unless to has it with the same
 // SHA-256, and reports whether it copied.
 func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (bool, error) {
-	src, err := b.objectSHA256(ctx, from, key, true)
+	src, etag, err := b.objectSHA256(ctx, from, key, true)
 	if err != nil {
 		return false, err
 	}
-	dst, err := b.objectSHA256(ctx, to, key, false)
+	dst, _, err := b.objectSHA256(ctx, to, key, false)
 	if err != nil && !errors.Is(err, handover.ErrNotFound) {
 		return false, err
 	}
 	if err == nil && dst == src {
 		return false, nil
 	}
-	out, err := b.s3.CopyObject(ctx, &s3.CopyObjectInput{
+	in := &s3.CopyObjectInput{
 		Bucket: aws.String(to), Key: aws.String(key), CopySource: aws.String(copySource(from, key)),
 		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256,
-	})
+	}
+	if etag != "" {
+		// The version compared, or none: a source written since fails
+		// the copy instead of copying bytes nobody checksummed.
+		in.CopySourceIfMatch = aws.String(etag)
+	}
+	out, err := b.s3.CopyObject(ctx, in)
+	if isCode(err, "PreconditionFailed") {
+		return false, fmt.Errorf("copying s3://%s/%s: it was written while being copied; copy again: %w", from, key, handover.ErrIncorrectState)
+	}
 	if err != nil {
 		return false, fmt.Errorf("copying s3://%s/%s to bucket %s: %w", from, key, to, translate(err))
 	}
@@ -489,16 +498,16 @@ func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (bo
 		got = aws.ToString(out.CopyObjectResult.ChecksumSHA256)
 	}
 	if got == "" {
-		if got, err = b.objectSHA256(ctx, to, key, false); err != nil {
+		if got, _, err = b.objectSHA256(ctx, to, key, false); err != nil {
 			return false, fmt.Errorf("reading back the copy of s3://%s/%s: %w", from, key, err)
 		}
 	}
 	if got != src {
-		// The source changed between its checksum and the copy (the
-		// clone's copy runs after SRC is un-quiesced only for EBS/RDS,
-		// but a bucket may still be written): say so rather than record
-		// a copy that is not what was compared.
-		return false, fmt.Errorf("copying s3://%s/%s: the copy's SHA-256 %s is not the source's %s (was the object written during the copy?); run the clone again: %w",
+		// S3 computed the copy's checksum from the bytes it wrote: not
+		// the source's means the copy is not what was compared (a
+		// source written between the checksum and the copy, where S3
+		// does not honour the ETag condition).
+		return false, fmt.Errorf("copying s3://%s/%s: the copy's SHA-256 %q is not the source's %s; copy again: %w",
 			from, key, got, src, handover.ErrIncorrectState)
 	}
 	return true, nil
@@ -516,37 +525,45 @@ func copySource(bucket, key string) string {
 	return bucket + "/" + strings.Join(segs, "/")
 }
 
-// objectSHA256 returns an object's SHA-256 (base64, as S3 gives it): its
-// stored checksum, or, when it has none, that of its bytes. ErrNotFound
-// when there is no such object. compute false returns "" rather than
-// reading an object without a stored one (a destination object without a
-// SHA-256 was not copied by a clone, so it is copied over).
-func (b *CloneBuilder) objectSHA256(ctx context.Context, bucket, key string, compute bool) (string, error) {
+// objectSHA256 returns an object's SHA-256 (base64, as S3 gives it) and
+// ETag: its stored checksum, or, when it has none and compute is set,
+// that of its bytes (else ""). ErrNotFound when there is no such object. A
+// destination object without a stored SHA-256 was not copied by a clone,
+// so it is not read: it is copied over.
+func (b *CloneBuilder) objectSHA256(ctx context.Context, bucket, key string, compute bool) (sum, etag string, err error) {
 	h, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: s3types.ChecksumModeEnabled})
 	if isNotFoundS3(err) {
-		return "", fmt.Errorf("s3://%s/%s: %w", bucket, key, handover.ErrNotFound)
+		return "", "", fmt.Errorf("s3://%s/%s: %w", bucket, key, handover.ErrNotFound)
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading the checksum of s3://%s/%s: %w", bucket, key, translate(err))
+		return "", "", fmt.Errorf("reading the checksum of s3://%s/%s: %w", bucket, key, translate(err))
 	}
+	etag = aws.ToString(h.ETag)
 	if sum := aws.ToString(h.ChecksumSHA256); sum != "" && h.ChecksumType != s3types.ChecksumTypeComposite {
 		// A composite checksum (multipart) is of the parts' checksums,
 		// not of the bytes: comparable only to one made the same way.
-		return sum, nil
+		return sum, etag, nil
 	}
 	if !compute {
-		return "", nil
+		return "", etag, nil
 	}
-	g, err := b.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	if etag != "" {
+		in.IfMatch = aws.String(etag) // the bytes of the version headed
+	}
+	g, err := b.s3.GetObject(ctx, in)
+	if isCode(err, "PreconditionFailed") {
+		return "", "", fmt.Errorf("reading s3://%s/%s to checksum it: it was written meanwhile; copy again: %w", bucket, key, handover.ErrIncorrectState)
+	}
 	if err != nil {
-		return "", fmt.Errorf("reading s3://%s/%s to checksum it: %w", bucket, key, translate(err))
+		return "", "", fmt.Errorf("reading s3://%s/%s to checksum it: %w", bucket, key, translate(err))
 	}
 	defer g.Body.Close()
-	sum := sha256.New()
-	if _, err := io.Copy(sum, g.Body); err != nil {
-		return "", fmt.Errorf("reading s3://%s/%s to checksum it: %w", bucket, key, translate(err))
+	hash := sha256.New()
+	if _, err := io.Copy(hash, g.Body); err != nil {
+		return "", "", fmt.Errorf("reading s3://%s/%s to checksum it: %w", bucket, key, translate(err))
 	}
-	return base64.StdEncoding.EncodeToString(sum.Sum(nil)), nil
+	return base64.StdEncoding.EncodeToString(hash.Sum(nil)), etag, nil
 }
 
 func isNotFoundS3(err error) bool {
