@@ -132,6 +132,43 @@ func TestChecksumSHA256(t *testing.T) {
 	}
 }
 
+// TestIfMatch: a GET, HEAD or copy conditional on another ETag than the
+// object's is refused with 412 PreconditionFailed; on its own, it goes on.
+func TestIfMatch(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newClient(t, t.TempDir(), nil)
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cond")}); err != nil {
+		t.Fatal(err)
+	}
+	put, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("cond"), Key: aws.String("k"), Body: strings.NewReader("v1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	etag, stale := aws.ToString(put.ETag), `"00000000000000000000000000000000"`
+	if _, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("cond"), Key: aws.String("k"), IfMatch: aws.String(stale)}); code(err) != "PreconditionFailed" {
+		t.Errorf("GET If-Match another ETag: %v, want PreconditionFailed", err)
+	}
+	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("cond"), Key: aws.String("k"), IfMatch: aws.String(stale)}); err == nil || !strings.Contains(err.Error(), "412") {
+		t.Errorf("HEAD If-Match another ETag: %v, want 412", err)
+	}
+	g, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("cond"), Key: aws.String("k"), IfMatch: aws.String(etag)})
+	if err != nil {
+		t.Fatalf("GET If-Match its ETag: %v", err)
+	}
+	g.Body.Close()
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("cond"), Key: aws.String("k2"), CopySource: aws.String("cond/k"),
+		CopySourceIfMatch: aws.String(stale)}); code(err) != "PreconditionFailed" {
+		t.Errorf("copy if-match another ETag: %v, want PreconditionFailed", err)
+	}
+	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("cond"), Key: aws.String("k2")}); err == nil {
+		t.Error("a refused copy made the object")
+	}
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("cond"), Key: aws.String("k2"), CopySource: aws.String("cond/k"),
+		CopySourceIfMatch: aws.String(etag)}); err != nil {
+		t.Errorf("copy if-match its ETag: %v", err)
+	}
+}
+
 // srvURL is the endpoint c was made with.
 func srvURL(t *testing.T, c *awss3.Client) string {
 	t.Helper()
