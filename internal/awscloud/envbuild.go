@@ -270,12 +270,18 @@ func rdsTagMap(ts []rdstypes.Tag) map[string]string {
 	return m
 }
 
-// rdsErr maps RDS's not-found codes, which end in neither .NotFound nor
-// .NotFoundException, before translate.
+// rdsErr maps RDS's codes for a missing resource or one in the wrong
+// state (not yet available: wait and call again), which translate's
+// suffix rules do not catch.
 func rdsErr(err error) error {
 	for _, c := range []string{"DBInstanceNotFound", "DBSnapshotNotFound", "DBInstanceNotFoundFault", "DBSnapshotNotFoundFault"} {
 		if isCode(err, c) {
 			return fmt.Errorf("%w: %w", handover.ErrNotFound, err)
+		}
+	}
+	for _, c := range []string{"InvalidDBInstanceState", "InvalidDBSnapshotState", "InvalidDBInstanceStateFault", "InvalidDBSnapshotStateFault"} {
+		if isCode(err, c) {
+			return fmt.Errorf("%w: %w", handover.ErrIncorrectState, err)
 		}
 	}
 	return translate(err)
@@ -467,6 +473,9 @@ func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progres
 // SHA-256, and reports whether it copied.
 func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (bool, error) {
 	src, etag, err := b.objectSHA256(ctx, from, key, true)
+	if errors.Is(err, handover.ErrNotFound) {
+		return false, fmt.Errorf("copying s3://%s/%s: it was deleted after the bucket was listed; copy again: %w", from, key, handover.ErrIncorrectState)
+	}
 	if err != nil {
 		return false, err
 	}

@@ -560,6 +560,10 @@ func TestCloneBuilderRDS(t *testing.T) {
 	if err := e.b.RestoreDBInstance(ctx, "staging-db", "prod-seed", "prod-db", tags); err != nil {
 		t.Fatal(err)
 	}
+	// prod-db is being restored, not available: a snapshot of it waits.
+	if err := e.b.SnapshotDBInstance(ctx, "prod-db", "prod-db-early", tags); !errors.Is(err, handover.ErrIncorrectState) {
+		t.Errorf("a snapshot of an instance being restored: %v, want ErrIncorrectState", err)
+	}
 	if err := e.b.RestoreDBInstance(ctx, "staging-db", "prod-seed", "prod-db", tags); err != nil {
 		t.Errorf("repeated RestoreDBInstance: %v", err)
 	}
