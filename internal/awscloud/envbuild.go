@@ -140,8 +140,7 @@ const CopyWorkers = 16
 const MaxCopyObjectBytes = 5 << 30
 
 // ours reports whether have (a found resource's tags) carries tags'
-// operation tag. A tags without one cannot tell ours from theirs, so
-// nothing is ours.
+// operation tag; with no operation tag in tags, nothing is ours.
 func ours(have, tags map[string]string) bool {
 	op, ok := tags[env.TagEnvOp]
 	return ok && op != "" && have[env.TagEnvOp] == op
@@ -158,7 +157,7 @@ func requireOp(kind, name string, tags map[string]string) error {
 
 func nameTaken(kind, name string, have map[string]string, tags map[string]string) error {
 	if v, ok := have[env.TagEnvOp]; ok {
-		return fmt.Errorf("%s %s exists and was made by operation %s, not %s: %w", kind, name, v, tags[env.TagEnvOp], env.ErrNameTaken)
+		return fmt.Errorf("%s %s exists and was made by operation %s, not %s; finish or abort that operation, or pick another DST name: %w", kind, name, v, tags[env.TagEnvOp], env.ErrNameTaken)
 	}
 	return fmt.Errorf("%s %s exists and is not this operation's (it has no %s tag); pick another DST name or delete it: %w", kind, name, env.TagEnvOp, env.ErrNameTaken)
 }
