@@ -188,16 +188,28 @@ func TestChecksumSHA256CLI(t *testing.T) {
 	}
 	srv := httptest.NewServer(svc)
 	t.Cleanup(func() { srv.Close(); svc.Close() })
-	cli := func(args ...string) map[string]any {
-		t.Helper()
+	run := func(args ...string) (stdout, stderr string, err error) {
 		cmd := exec.Command("/usr/bin/aws", append([]string{"--endpoint-url", srv.URL, "--output", "json", "s3api"}, args...)...)
 		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=us-east-1",
 			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("aws s3api %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+		err = cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	refused := func(says string, args ...string) {
+		t.Helper()
+		if _, stderr, err := run(args...); err == nil || !strings.Contains(stderr, says) {
+			t.Errorf("aws s3api %s: %v, %s; want it refused with %s", strings.Join(args, " "), err, stderr, says)
 		}
+	}
+	cli := func(args ...string) map[string]any {
+		t.Helper()
+		stdout, stderr, err := run(args...)
+		if err != nil {
+			t.Fatalf("aws s3api %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+		out := bytes.NewBufferString(stdout)
 		m := map[string]any{}
 		if out.Len() > 0 {
 			if err := json.Unmarshal(out.Bytes(), &m); err != nil {
@@ -227,6 +239,10 @@ func TestChecksumSHA256CLI(t *testing.T) {
 	if r, _ := cp["CopyObjectResult"].(map[string]any); r == nil || r["ChecksumSHA256"] != sum256(body) {
 		t.Errorf("copy-object: %v, want ChecksumSHA256 %s", cp, sum256(body))
 	}
+	stale := `"00000000000000000000000000000000"`
+	refused("PreconditionFailed", "copy-object", "--bucket", "dst", "--key", "k3", "--copy-source", "src/k", "--copy-source-if-match", stale)
+	refused("412", "head-object", "--bucket", "src", "--key", "k", "--if-match", stale)
+	refused("BucketAlreadyOwnedByYou", "create-bucket", "--bucket", "src")
 }
 
 // TestCopyWhileTheStoreGrows: copies that grow the object store. gofakes3
