@@ -47,7 +47,6 @@ type BuildASGAPI interface {
 	DescribeAutoScalingGroups(ctx context.Context, in *autoscaling.DescribeAutoScalingGroupsInput, opts ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
 	DescribeLifecycleHooks(ctx context.Context, in *autoscaling.DescribeLifecycleHooksInput, opts ...func(*autoscaling.Options)) (*autoscaling.DescribeLifecycleHooksOutput, error)
 	CreateAutoScalingGroup(ctx context.Context, in *autoscaling.CreateAutoScalingGroupInput, opts ...func(*autoscaling.Options)) (*autoscaling.CreateAutoScalingGroupOutput, error)
-	PutLifecycleHook(ctx context.Context, in *autoscaling.PutLifecycleHookInput, opts ...func(*autoscaling.Options)) (*autoscaling.PutLifecycleHookOutput, error)
 }
 
 // BuildELBAPI is the subset of *elasticloadbalancingv2.Client that a
@@ -140,8 +139,7 @@ const CopyWorkers = 16
 const MaxCopyObjectBytes = 5 << 30
 
 // ours reports whether have (a found resource's tags) carries tags'
-// operation tag. A tags without one cannot tell ours from theirs, so
-// nothing is ours.
+// operation tag; with no operation tag in tags, nothing is ours.
 func ours(have, tags map[string]string) bool {
 	op, ok := tags[env.TagEnvOp]
 	return ok && op != "" && have[env.TagEnvOp] == op
@@ -158,7 +156,7 @@ func requireOp(kind, name string, tags map[string]string) error {
 
 func nameTaken(kind, name string, have map[string]string, tags map[string]string) error {
 	if v, ok := have[env.TagEnvOp]; ok {
-		return fmt.Errorf("%s %s exists and was made by operation %s, not %s: %w", kind, name, v, tags[env.TagEnvOp], env.ErrNameTaken)
+		return fmt.Errorf("%s %s exists and was made by operation %s, not %s; finish or abort that operation, or pick another DST name: %w", kind, name, v, tags[env.TagEnvOp], env.ErrNameTaken)
 	}
 	return fmt.Errorf("%s %s exists and is not this operation's (it has no %s tag); pick another DST name or delete it: %w", kind, name, env.TagEnvOp, env.ErrNameTaken)
 }
@@ -270,12 +268,18 @@ func rdsTagMap(ts []rdstypes.Tag) map[string]string {
 	return m
 }
 
-// rdsErr maps RDS's not-found codes, which end in neither .NotFound nor
-// .NotFoundException, before translate.
+// rdsErr maps RDS's codes for a missing resource or one in the wrong
+// state (not yet available: wait and call again), which translate's
+// suffix rules do not catch.
 func rdsErr(err error) error {
 	for _, c := range []string{"DBInstanceNotFound", "DBSnapshotNotFound", "DBInstanceNotFoundFault", "DBSnapshotNotFoundFault"} {
 		if isCode(err, c) {
 			return fmt.Errorf("%w: %w", handover.ErrNotFound, err)
+		}
+	}
+	for _, c := range []string{"InvalidDBInstanceState", "InvalidDBSnapshotState", "InvalidDBInstanceStateFault", "InvalidDBSnapshotStateFault"} {
+		if isCode(err, c) {
+			return fmt.Errorf("%w: %w", handover.ErrIncorrectState, err)
 		}
 	}
 	return translate(err)
@@ -466,21 +470,33 @@ func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progres
 // copyObject copies from/key to to/key unless to has it with the same
 // SHA-256, and reports whether it copied.
 func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (bool, error) {
-	src, err := b.objectSHA256(ctx, from, key, true)
+	src, etag, err := b.objectSHA256(ctx, from, key, true)
+	if errors.Is(err, handover.ErrNotFound) {
+		return false, fmt.Errorf("copying s3://%s/%s: it was deleted after the bucket was listed; copy again: %w", from, key, handover.ErrIncorrectState)
+	}
 	if err != nil {
 		return false, err
 	}
-	dst, err := b.objectSHA256(ctx, to, key, false)
+	dst, _, err := b.objectSHA256(ctx, to, key, false)
 	if err != nil && !errors.Is(err, handover.ErrNotFound) {
 		return false, err
 	}
 	if err == nil && dst == src {
 		return false, nil
 	}
-	out, err := b.s3.CopyObject(ctx, &s3.CopyObjectInput{
+	in := &s3.CopyObjectInput{
 		Bucket: aws.String(to), Key: aws.String(key), CopySource: aws.String(copySource(from, key)),
 		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256,
-	})
+	}
+	if etag != "" {
+		// The version compared, or none: a source written since fails
+		// the copy instead of copying bytes nobody checksummed.
+		in.CopySourceIfMatch = aws.String(etag)
+	}
+	out, err := b.s3.CopyObject(ctx, in)
+	if isCode(err, "PreconditionFailed") {
+		return false, fmt.Errorf("copying s3://%s/%s: it was written while being copied; copy again: %w", from, key, handover.ErrIncorrectState)
+	}
 	if err != nil {
 		return false, fmt.Errorf("copying s3://%s/%s to bucket %s: %w", from, key, to, translate(err))
 	}
@@ -489,16 +505,16 @@ func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (bo
 		got = aws.ToString(out.CopyObjectResult.ChecksumSHA256)
 	}
 	if got == "" {
-		if got, err = b.objectSHA256(ctx, to, key, false); err != nil {
+		if got, _, err = b.objectSHA256(ctx, to, key, false); err != nil {
 			return false, fmt.Errorf("reading back the copy of s3://%s/%s: %w", from, key, err)
 		}
 	}
 	if got != src {
-		// The source changed between its checksum and the copy (the
-		// clone's copy runs after SRC is un-quiesced only for EBS/RDS,
-		// but a bucket may still be written): say so rather than record
-		// a copy that is not what was compared.
-		return false, fmt.Errorf("copying s3://%s/%s: the copy's SHA-256 %s is not the source's %s (was the object written during the copy?); run the clone again: %w",
+		// S3 computed the copy's checksum from the bytes it wrote: not
+		// the source's means the copy is not what was compared (a
+		// source written between the checksum and the copy, where S3
+		// does not honour the ETag condition).
+		return false, fmt.Errorf("copying s3://%s/%s: the copy's SHA-256 %q is not the source's %s; copy again: %w",
 			from, key, got, src, handover.ErrIncorrectState)
 	}
 	return true, nil
@@ -516,37 +532,47 @@ func copySource(bucket, key string) string {
 	return bucket + "/" + strings.Join(segs, "/")
 }
 
-// objectSHA256 returns an object's SHA-256 (base64, as S3 gives it): its
-// stored checksum, or, when it has none, that of its bytes. ErrNotFound
-// when there is no such object. compute false returns "" rather than
-// reading an object without a stored one (a destination object without a
-// SHA-256 was not copied by a clone, so it is copied over).
-func (b *CloneBuilder) objectSHA256(ctx context.Context, bucket, key string, compute bool) (string, error) {
+// objectSHA256 returns an object's SHA-256 (base64, as S3 gives it) and
+// ETag: its stored checksum, or, when it has none and compute is set,
+// that of its bytes (else ""). ErrNotFound when there is no such object. A
+// destination object without a stored SHA-256 was not copied by a clone,
+// so it is not read: it is copied over.
+func (b *CloneBuilder) objectSHA256(ctx context.Context, bucket, key string, compute bool) (sum, etag string, err error) {
 	h, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: s3types.ChecksumModeEnabled})
 	if isNotFoundS3(err) {
-		return "", fmt.Errorf("s3://%s/%s: %w", bucket, key, handover.ErrNotFound)
+		return "", "", fmt.Errorf("s3://%s/%s: %w", bucket, key, handover.ErrNotFound)
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading the checksum of s3://%s/%s: %w", bucket, key, translate(err))
+		return "", "", fmt.Errorf("reading the checksum of s3://%s/%s: %w", bucket, key, translate(err))
 	}
+	etag = aws.ToString(h.ETag)
 	if sum := aws.ToString(h.ChecksumSHA256); sum != "" && h.ChecksumType != s3types.ChecksumTypeComposite {
 		// A composite checksum (multipart) is of the parts' checksums,
 		// not of the bytes: comparable only to one made the same way.
-		return sum, nil
+		return sum, etag, nil
 	}
 	if !compute {
-		return "", nil
+		return "", etag, nil
 	}
-	g, err := b.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	if etag != "" {
+		in.IfMatch = aws.String(etag) // the bytes of the version headed
+	}
+	// An object without a stored checksum is what this read is for: the
+	// SDK, validating responses, would log a line for each one.
+	g, err := b.s3.GetObject(ctx, in, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
+	if isCode(err, "PreconditionFailed") {
+		return "", "", fmt.Errorf("reading s3://%s/%s to checksum it: it was written meanwhile; copy again: %w", bucket, key, handover.ErrIncorrectState)
+	}
 	if err != nil {
-		return "", fmt.Errorf("reading s3://%s/%s to checksum it: %w", bucket, key, translate(err))
+		return "", "", fmt.Errorf("reading s3://%s/%s to checksum it: %w", bucket, key, translate(err))
 	}
 	defer g.Body.Close()
-	sum := sha256.New()
-	if _, err := io.Copy(sum, g.Body); err != nil {
-		return "", fmt.Errorf("reading s3://%s/%s to checksum it: %w", bucket, key, translate(err))
+	hash := sha256.New()
+	if _, err := io.Copy(hash, g.Body); err != nil {
+		return "", "", fmt.Errorf("reading s3://%s/%s to checksum it: %w", bucket, key, translate(err))
 	}
-	return base64.StdEncoding.EncodeToString(sum.Sum(nil)), nil
+	return base64.StdEncoding.EncodeToString(hash.Sum(nil)), etag, nil
 }
 
 func isNotFoundS3(err error) bool {

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/handover-dev/handover/internal/awscloud"
 	"github.com/handover-dev/handover/internal/env"
@@ -559,6 +560,10 @@ func TestCloneBuilderRDS(t *testing.T) {
 	if err := e.b.RestoreDBInstance(ctx, "staging-db", "prod-seed", "prod-db", tags); err != nil {
 		t.Fatal(err)
 	}
+	// prod-db is being restored, not available: a snapshot of it waits.
+	if err := e.b.SnapshotDBInstance(ctx, "prod-db", "prod-db-early", tags); !errors.Is(err, handover.ErrIncorrectState) {
+		t.Errorf("a snapshot of an instance being restored: %v, want ErrIncorrectState", err)
+	}
 	if err := e.b.RestoreDBInstance(ctx, "staging-db", "prod-seed", "prod-db", tags); err != nil {
 		t.Errorf("repeated RestoreDBInstance: %v", err)
 	}
@@ -671,4 +676,35 @@ func BenchmarkCopyObjects(b *testing.B) {
 			sync(b, dst)
 		}
 	})
+}
+
+// racedBucket: the source object is written between its checksum and its
+// copy, so S3 refuses the copy's ETag condition.
+type racedBucket struct {
+	awscloud.BuildS3API
+	ifMatch string
+}
+
+func (f *racedBucket) ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	return &s3.ListObjectsV2Output{Contents: []s3types.Object{{Key: aws.String("k"), Size: aws.Int64(1)}}}, nil
+}
+
+func (f *racedBucket) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	if aws.ToString(in.Bucket) == "dst" {
+		return nil, &s3types.NotFound{}
+	}
+	return &s3.HeadObjectOutput{ETag: aws.String(`"v1"`), ChecksumSHA256: aws.String("c3Vt")}, nil
+}
+
+func (f *racedBucket) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	f.ifMatch = aws.ToString(in.CopySourceIfMatch)
+	return nil, &smithy.GenericAPIError{Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold"}
+}
+
+func TestCopyObjectsSourceWrittenMeanwhile(t *testing.T) {
+	f := &racedBucket{}
+	_, err := awscloud.NewCloneBuilder(nil, nil, nil, nil, f, "us-east-1").CopyObjects(t.Context(), "src", "dst", nil)
+	if f.ifMatch != `"v1"` || !errors.Is(err, handover.ErrIncorrectState) || !strings.Contains(err.Error(), "written while being copied") {
+		t.Errorf("copy of a source written meanwhile: if-match %q, %v; want the ETag headed and ErrIncorrectState", f.ifMatch, err)
+	}
 }

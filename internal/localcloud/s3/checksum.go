@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -21,7 +22,10 @@ import (
 //     SHA-256 checksum, the source's stored one or one computed from its
 //     bytes, and returns it in CopyObjectResult;
 //   - GET and HEAD return the stored x-amz-checksum-* headers only when
-//     asked with x-amz-checksum-mode: ENABLED, as S3 does.
+//     asked with x-amz-checksum-mode: ENABLED, as S3 does;
+//   - If-Match on GET and HEAD and x-amz-copy-source-if-match on a copy
+//     are honoured (412 PreconditionFailed), so a reader can tie the bytes
+//     it reads or copies to the checksum it compared.
 //
 // The checksum is kept where gofakes3 keeps an object's x-amz-* request
 // headers, with the object (its metadata), so it is persisted, replaced
@@ -117,6 +121,10 @@ func (s *Service) prepareCopyChecksum(w http.ResponseWriter, r *http.Request) bo
 		return true // gofakes3 answers NoSuchKey/NoSuchBucket
 	}
 	obj.Contents.Close()
+	if want := r.Header.Get("X-Amz-Copy-Source-If-Match"); want != "" && !etagMatches(want, obj.Hash) {
+		writePreconditionFailed(w, r)
+		return false
+	}
 	// The copy carries the source's checksums (gofakes3 merges its
 	// metadata in), and none of the object it replaces.
 	defer blankAbsent(r.Header, obj.Metadata)
@@ -151,6 +159,47 @@ func blankAbsent(h http.Header, keep map[string]string) {
 			h.Set(k, "")
 		}
 	}
+}
+
+// checkIfMatch answers a GET or HEAD whose If-Match names another ETag
+// than the object's with 412, as S3 does (gofakes3 honours If-Match on PUT
+// only). It reports whether the request goes on.
+func (s *Service) checkIfMatch(w http.ResponseWriter, r *http.Request, bucket, key string) bool {
+	want := r.Header.Get("If-Match")
+	if want == "" || key == "" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		return true
+	}
+	obj, err := s.backend.HeadObject(bucket, key)
+	if err != nil {
+		return true // gofakes3 answers NoSuchKey/NoSuchBucket
+	}
+	obj.Contents.Close()
+	if etagMatches(want, obj.Hash) {
+		return true
+	}
+	writePreconditionFailed(w, r)
+	return false
+}
+
+// etagMatches reports whether an If-Match value (an ETag, a list of them,
+// or *) names the object whose MD5 is hash (gofakes3's ETag).
+func etagMatches(header string, hash []byte) bool {
+	etag := hex.EncodeToString(hash)
+	for _, v := range strings.Split(header, ",") {
+		v = strings.TrimSpace(v)
+		if v == "*" || strings.Trim(strings.TrimPrefix(v, "W/"), `"`) == etag {
+			return true
+		}
+	}
+	return false
+}
+
+func writePreconditionFailed(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusPreconditionFailed) // a HEAD answer has no body
+		return
+	}
+	writeS3Error(w, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold", r.URL.Path)
 }
 
 // parseCopySource reads x-amz-copy-source (bucket/key, URL-encoded, an

@@ -132,6 +132,43 @@ func TestChecksumSHA256(t *testing.T) {
 	}
 }
 
+// TestIfMatch: a GET, HEAD or copy conditional on another ETag than the
+// object's is refused with 412 PreconditionFailed; on its own, it goes on.
+func TestIfMatch(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newClient(t, t.TempDir(), nil)
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cond")}); err != nil {
+		t.Fatal(err)
+	}
+	put, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("cond"), Key: aws.String("k"), Body: strings.NewReader("v1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	etag, stale := aws.ToString(put.ETag), `"00000000000000000000000000000000"`
+	if _, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("cond"), Key: aws.String("k"), IfMatch: aws.String(stale)}); code(err) != "PreconditionFailed" {
+		t.Errorf("GET If-Match another ETag: %v, want PreconditionFailed", err)
+	}
+	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("cond"), Key: aws.String("k"), IfMatch: aws.String(stale)}); err == nil || !strings.Contains(err.Error(), "412") {
+		t.Errorf("HEAD If-Match another ETag: %v, want 412", err)
+	}
+	g, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("cond"), Key: aws.String("k"), IfMatch: aws.String(etag)})
+	if err != nil {
+		t.Fatalf("GET If-Match its ETag: %v", err)
+	}
+	g.Body.Close()
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("cond"), Key: aws.String("k2"), CopySource: aws.String("cond/k"),
+		CopySourceIfMatch: aws.String(stale)}); code(err) != "PreconditionFailed" {
+		t.Errorf("copy if-match another ETag: %v, want PreconditionFailed", err)
+	}
+	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("cond"), Key: aws.String("k2")}); err == nil {
+		t.Error("a refused copy made the object")
+	}
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("cond"), Key: aws.String("k2"), CopySource: aws.String("cond/k"),
+		CopySourceIfMatch: aws.String(etag)}); err != nil {
+		t.Errorf("copy if-match its ETag: %v", err)
+	}
+}
+
 // srvURL is the endpoint c was made with.
 func srvURL(t *testing.T, c *awss3.Client) string {
 	t.Helper()
@@ -151,16 +188,28 @@ func TestChecksumSHA256CLI(t *testing.T) {
 	}
 	srv := httptest.NewServer(svc)
 	t.Cleanup(func() { srv.Close(); svc.Close() })
-	cli := func(args ...string) map[string]any {
-		t.Helper()
+	run := func(args ...string) (stdout, stderr string, err error) {
 		cmd := exec.Command("/usr/bin/aws", append([]string{"--endpoint-url", srv.URL, "--output", "json", "s3api"}, args...)...)
 		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=us-east-1",
 			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("aws s3api %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+		err = cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	refused := func(says string, args ...string) {
+		t.Helper()
+		if _, stderr, err := run(args...); err == nil || !strings.Contains(stderr, says) {
+			t.Errorf("aws s3api %s: %v, %s; want it refused with %s", strings.Join(args, " "), err, stderr, says)
 		}
+	}
+	cli := func(args ...string) map[string]any {
+		t.Helper()
+		stdout, stderr, err := run(args...)
+		if err != nil {
+			t.Fatalf("aws s3api %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+		out := bytes.NewBufferString(stdout)
 		m := map[string]any{}
 		if out.Len() > 0 {
 			if err := json.Unmarshal(out.Bytes(), &m); err != nil {
@@ -190,6 +239,10 @@ func TestChecksumSHA256CLI(t *testing.T) {
 	if r, _ := cp["CopyObjectResult"].(map[string]any); r == nil || r["ChecksumSHA256"] != sum256(body) {
 		t.Errorf("copy-object: %v, want ChecksumSHA256 %s", cp, sum256(body))
 	}
+	stale := `"00000000000000000000000000000000"`
+	refused("PreconditionFailed", "copy-object", "--bucket", "dst", "--key", "k3", "--copy-source", "src/k", "--copy-source-if-match", stale)
+	refused("412", "head-object", "--bucket", "src", "--key", "k", "--if-match", stale)
+	refused("BucketAlreadyOwnedByYou", "create-bucket", "--bucket", "src")
 }
 
 // TestCopyWhileTheStoreGrows: copies that grow the object store. gofakes3

@@ -256,6 +256,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.objMu.Lock()
 		defer s.objMu.Unlock()
 	}
+	if !s.checkIfMatch(w, r, bucket, key) {
+		return
+	}
 	cleanup, ok := s.prepareChecksum(w, r, key)
 	defer cleanup()
 	if !ok {
