@@ -129,7 +129,6 @@ func (e *Env) RunLogs(ctx context.Context, keys int, progress func(string)) (Log
 	}()
 
 	progress("waiting for the pipeline to be in the middle of a log file")
-	var partial int64
 	if _, err := e.waitFor(ctx, time.Minute, "the pipeline to index part of a log file", func() (string, bool, error) {
 		if err := first.exited(); err != nil {
 			return "", false, err
@@ -138,7 +137,6 @@ func (e *Env) RunLogs(ctx context.Context, keys int, progress func(string)) (Log
 		if err != nil {
 			return "", false, err
 		}
-		partial = n
 		return "", n > first.doneLines(), nil
 	}); err != nil {
 		return res, err
@@ -149,7 +147,7 @@ func (e *Env) RunLogs(ctx context.Context, keys int, progress func(string)) (Log
 		return res, err
 	}
 	res.KilledMidFile = res.KilledAfter > first.doneLines()
-	progress(fmt.Sprintf("SIGKILLed handover logs run after %d documents (mid-file: %v)", max(partial, res.KilledAfter), res.KilledMidFile))
+	progress(fmt.Sprintf("SIGKILLed handover logs run after %d documents (mid-file: %v)", res.KilledAfter, res.KilledMidFile))
 	e.cloud.Faults.Remove(slow.ID)
 
 	sleep(ctx, logFlushInterval) // more logs arrive while it is down
