@@ -45,6 +45,12 @@ through the load balancer:
   unhealthy  the instance is marked unhealthy and the group replaces it
   az-move    the instance's zone is taken out of the group, which relaunches
              in another zone
+  logs       the load balancer's access logs go to a bucket that notifies an
+             SQS queue; handover logs run (a child process) indexes them into
+             the local cloud's OpenSearch endpoint, is SIGKILLed in the middle
+             of a file and started again while every notification is sent
+             twice; the store must end with exactly one document per request
+             the load generator sent, and no dead letter
 
 and then, on groups of three instances with one database each (a pool),
 the group updates of handover update:
@@ -68,6 +74,9 @@ puts both in bin/).`,
   # one scenario, 1 GiB of state, machine-readable
   handover demo --scenario update --state-size 1GiB --output json
 
+  # the access-log pipeline only
+  handover demo --scenario logs
+
   # the group updates only
   handover demo --scenario rolling
   handover demo --scenario replace-all
@@ -80,7 +89,7 @@ puts both in bin/).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.scenario, "scenario", "all", "update, unhealthy, az-move, rolling, replace-all or all")
+	fl.StringVar(&f.scenario, "scenario", "all", "update, unhealthy, az-move, logs, rolling, replace-all or all")
 	fl.StringVar(&f.stateSize, "state-size", "64MiB", "data loaded before the replacements (e.g. 64MiB, 1GiB)")
 	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the local cloud, the ledger and the logs (default: a temporary one)")
 	fl.BoolVar(&f.keep, "keep", false, "keep the data directory afterwards")
@@ -143,21 +152,24 @@ type DemoReport struct {
 	Keys      int           `json:"keys"`
 	DataDir   string        `json:"data_dir,omitempty"`
 	Scenarios []demo.Result `json:"scenarios"`
+	// Logs is the access-log scenario (absent when not run).
+	Logs *demo.LogsResult `json:"logs,omitempty"`
 	// Updates are the group update scenarios (rolling, replace-all).
 	Updates []demo.UpdateResult `json:"updates"`
 }
 
 func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
-	scenarios, updates := demo.Scenarios, demo.UpdateScenarios
+	scenarios, updates, runLogs := demo.Scenarios, demo.UpdateScenarios, true
 	if f.scenario != "all" {
-		all := append(slices.Clone(demo.Scenarios), demo.UpdateScenarios...)
+		all := append(append(slices.Clone(demo.Scenarios), demo.ScenarioLogs), demo.UpdateScenarios...)
 		if !slices.Contains(all, f.scenario) {
 			return &exitError{code: 2, err: fmt.Errorf("unknown --scenario %q: use %s or all", f.scenario, strings.Join(all, ", "))}
 		}
-		scenarios, updates = nil, nil
-		if slices.Contains(demo.Scenarios, f.scenario) {
+		scenarios, updates, runLogs = nil, nil, f.scenario == demo.ScenarioLogs
+		switch {
+		case slices.Contains(demo.Scenarios, f.scenario):
 			scenarios = []string{f.scenario}
-		} else {
+		case slices.Contains(demo.UpdateScenarios, f.scenario):
 			updates = []string{f.scenario}
 		}
 	}
@@ -217,7 +229,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		return fmt.Errorf("the controller exited in the middle of the demo: %w (the data directory %s is kept)", exited, dir)
 	}
 	keys := int((size + demo.ValueSize - 1) / demo.ValueSize)
-	if len(scenarios) > 0 {
+	if len(scenarios) > 0 || runLogs {
 		p.say("creating the group: one kvstore instance behind a load balancer (first boot)")
 		if err := env.CreateGroup(ctx); err != nil {
 			return exitOn(controllerGone(err))
@@ -246,6 +258,17 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 			broken = true
 			break // the environment is in an unknown state
 		}
+	}
+	// The access logs of the same load balancer, after its replacements.
+	if runLogs && !broken {
+		res, err := env.RunLogs(ctx, keys, func(msg string) { p.say("[" + demo.ScenarioLogs + "] " + msg) })
+		if err = controllerGone(err); err != nil {
+			res.Problems = append(res.Problems, err.Error())
+			res.OK = false
+			broken = true
+		}
+		rep.Logs = &res
+		rep.OK = rep.OK && res.OK
 	}
 	// Group updates run on groups of their own, 3 instances with one
 	// database each; every database gets a share of the state.
@@ -325,6 +348,27 @@ func printDemo(w io.Writer, rep DemoReport) {
 		}
 		fmt.Fprintf(w, "writes acked:    %d, %s\n", r.WritesAcked, onNew)
 		fmt.Fprintf(w, "left over:       %d volumes, %d snapshots\n", r.LeakedVolumes, r.LeakedSnapshots)
+		for _, p := range r.Problems {
+			fmt.Fprintf(w, "problem: %s\n", p)
+		}
+	}
+	if r := rep.Logs; r != nil {
+		verdict := "ok"
+		if !r.OK {
+			verdict = "NOT OK"
+		}
+		fmt.Fprintf(w, "\n== %s: %s\n", r.Scenario, verdict)
+		fmt.Fprintf(w, "requests:        %d answered by the load balancer (%d unanswered)\n", r.Requests, r.Unanswered)
+		fmt.Fprintf(w, "access logs:     %d objects in the bucket, %d notifications sent again\n", r.LogObjects, r.Redelivered)
+		killed := "not mid-file"
+		if r.KilledMidFile {
+			killed = "mid-file"
+		}
+		fmt.Fprintf(w, "pipeline:        SIGKILLed after %d documents (%s), restarted; %d lines found already indexed\n", r.KilledAfter, killed, r.AlreadyIndexed)
+		fmt.Fprintf(w, "indexed:         %d documents, %d of them the load generator's requests, at most %d of one request\n", r.Documents, r.LoadRequests, r.MostOfOne)
+		fmt.Fprintf(w, "dead letters:    %d\n", r.DeadLetters)
+		fmt.Fprintf(w, "reads:           %d served, %d failed\n", r.ReadsOK, r.ReadsFailed)
+		fmt.Fprintf(w, "own writes:      %d read back right after their ack, %d stale\n", r.FreshReadsOK, r.StaleReads)
 		for _, p := range r.Problems {
 			fmt.Fprintf(w, "problem: %s\n", p)
 		}

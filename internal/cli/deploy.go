@@ -101,7 +101,11 @@ func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
   handover deploy template --logs --output logs.json
   aws cloudformation deploy --template-file logs.json --stack-name handover-logs --capabilities CAPABILITY_IAM \
     --parameter-overrides CodeS3Bucket=my-artifacts CodeS3Key=handover/bootstrap.zip LogBucketName=my-elb-logs \
-      DomainEndpoint=https://search-logs-abc.us-east-1.es.amazonaws.com DomainArn=arn:aws:es:us-east-1:123456789012:domain/logs`,
+      DomainEndpoint=https://search-logs-abc.us-east-1.es.amazonaws.com DomainArn=arn:aws:es:us-east-1:123456789012:domain/logs
+
+  # the same pipeline as a daemon on EC2 (handover logs run): a role and
+  # instance profile instead of the function
+  handover deploy template --logs --logs-trigger daemon --output logs.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if withLogs {
@@ -151,7 +155,7 @@ func newDeployTemplate(stdout, _ io.Writer) *cobra.Command {
 	fl.StringArrayVar(&roles, "instance-role", nil, "IAM role (name, or path/name) of the instance profile in the groups' launch templates, which group updates pass to EC2 (--mode controller; repeatable)")
 	fl.StringVar(&outFile, "output", "", "write the template to this file instead of stdout")
 	fl.BoolVar(&withLogs, "logs", false, "print the ELB access-log pipeline's stack instead: log bucket, notifications, queue with dead-letter queue, the function (handover lambda --mode logs) and its least-privilege role (docs/logs.md)")
-	fl.StringVar(&logsCfg.Trigger, "logs-trigger", deploy.TriggerSQS, "with --logs: sqs (the bucket notifies the queue the function consumes) or direct (the bucket invokes the function; the queue carries continuations)")
+	fl.StringVar(&logsCfg.Trigger, "logs-trigger", deploy.TriggerSQS, "with --logs: sqs (the bucket notifies the queue the function consumes), direct (the bucket invokes the function; the queue carries continuations) or daemon (the bucket notifies the queue; handover logs run consumes it on EC2 under the stack's instance profile)")
 	return cmd
 }
 
@@ -173,9 +177,14 @@ func writeLogsTemplate(cmd *cobra.Command, cfg deploy.LogsConfig, outFile string
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	params := "CodeS3Bucket=BUCKET CodeS3Key=KEY LogBucketName=LOG_BUCKET DomainEndpoint=https://DOMAIN_ENDPOINT DomainArn=DOMAIN_ARN"
+	if cfg.Trigger == deploy.TriggerDaemon {
+		// No function: the daemon takes the endpoint as a flag.
+		params = "LogBucketName=LOG_BUCKET DomainArn=DOMAIN_ARN"
+	}
 	return emitTemplate(stdout, outFile, tmpl, "the log pipeline, trigger "+cfg.Trigger,
 		fmt.Sprintf("aws cloudformation deploy --template-file %s --stack-name handover-logs --capabilities CAPABILITY_IAM "+
-			"--parameter-overrides CodeS3Bucket=BUCKET CodeS3Key=KEY LogBucketName=LOG_BUCKET DomainEndpoint=https://DOMAIN_ENDPOINT DomainArn=DOMAIN_ARN", outFile))
+			"--parameter-overrides %s", outFile, params))
 }
 
 // checkOutputFile refuses a --output that names a format: elsewhere

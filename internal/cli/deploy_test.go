@@ -73,7 +73,7 @@ func TestDeployTemplateGolden(t *testing.T) {
 
 // --logs prints the log pipeline's stack, golden as the controller's.
 func TestDeployTemplateLogsGolden(t *testing.T) {
-	for _, trigger := range []string{deploy.TriggerSQS, deploy.TriggerDirect} {
+	for _, trigger := range []string{deploy.TriggerSQS, deploy.TriggerDirect, deploy.TriggerDaemon} {
 		t.Run(trigger, func(t *testing.T) {
 			out, errOut, code := runDeploy(t, "template", "--logs", "--logs-trigger", trigger)
 			if code != 0 {

@@ -65,7 +65,10 @@ pipeline of 'handover logs' instead, invoked by S3 event notifications:
 Before the deadline (less --deadline-margin) the function stops after the
 bulk in flight, saves where it got to in a continuation message (bucket, key,
 byte offset) and hands the records it had no time for to new messages, so a
-file of any size is indexed across invocations, each line once.
+file of any size is indexed across invocations, each line once. Each
+invocation ends with one CloudWatch Embedded Metric Format line on stdout
+(on stderr with --invoke): objects, lines, indexed, duplicates, retries,
+dead letters and lag, namespace handover/logs, dimension FunctionName.
 Configuration: HANDOVER_LOGS_ENDPOINT, HANDOVER_LOGS_DLQ_URL,
 HANDOVER_QUEUE_URL, HANDOVER_LOGS_INDEX_PREFIX, HANDOVER_LOGS_SIGV4;
 'handover deploy template --logs' writes them. See docs/logs.md.`,
@@ -145,6 +148,14 @@ func runLogsLambda(ctx context.Context, f logsFlags, queueURL string, margin, li
 			return err
 		}
 	}
+	// Metrics as Embedded Metric Format lines, which CloudWatch Logs
+	// turns into metrics: on stdout in Lambda, on stderr with --invoke
+	// (stdout is the invocation's answer).
+	emf := &logs.EMF{W: stdout, Function: envOr("AWS_LAMBDA_FUNCTION_NAME", "handover-logs")}
+	if invoke != "" {
+		emf.W = stderr
+	}
+	f.observer = emf
 	p, _, awsCfg, err := f.pipeline(ctx, stderr)
 	if err != nil {
 		return err
@@ -153,7 +164,7 @@ func runLogsLambda(ctx context.Context, f logsFlags, queueURL string, margin, li
 		queueURL = os.Getenv("HANDOVER_LOGS_QUEUE_URL")
 	}
 	h := logs.NewLambda(p, sqs.NewFromConfig(awsCfg), queueURL)
-	h.Margin = margin
+	h.Margin, h.EMF = margin, emf
 	if invoke == "" {
 		awslambda.StartWithOptions(h.Invoke, awslambda.WithContext(ctx))
 		return nil

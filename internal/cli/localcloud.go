@@ -69,6 +69,7 @@ func newLocalcloud(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		listen, dataDir, catalog, region, account, logLevel string
 		zones, keys                                         []string
+		logFlush                                            time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "localcloud",
@@ -101,7 +102,7 @@ func newLocalcloud(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("--data-dir %q: %w", dataDir, err)}
 			}
-			c, err := localcloud.New(localcloud.Config{DataDir: abs, Region: region, AccountID: account, Zones: zones, Catalog: cat, AccessKeys: keys, Logger: logger})
+			c, err := localcloud.New(localcloud.Config{DataDir: abs, Region: region, AccountID: account, Zones: zones, Catalog: cat, AccessKeys: keys, LogFlushInterval: logFlush, Logger: logger})
 			if err != nil {
 				return err
 			}
@@ -134,6 +135,7 @@ func newLocalcloud(stdout, stderr io.Writer) *cobra.Command {
 	fl.StringVar(&account, "account", "000000000000", "account id of every resource (12 digits)")
 	fl.StringSliceVar(&zones, "zones", nil, "availability zones (default REGIONa,REGIONb,REGIONc)")
 	fl.StringSliceVar(&keys, "require-credentials", nil, "accept only requests signed with these access key ids")
+	fl.DurationVar(&logFlush, "log-flush-interval", 0, "how often load balancers write access logs to S3 (default 5m, as on AWS)")
 	fl.StringVar(&logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error, off")
 	cmd.AddCommand(newFault(stdout))
 	return cmd

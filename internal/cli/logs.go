@@ -33,8 +33,9 @@ type logsFlags struct {
 	bulkBytes                     int
 	connectionLogs, sigv4         bool
 	logLevel                      string
-	// metrics, when set, observes the pipeline.
-	metrics *logs.Metrics
+	// metrics, when set, observes the pipeline; else observer does.
+	metrics  *logs.Metrics
+	observer logs.Observer
 }
 
 func (f *logsFlags) register(cmd *cobra.Command) {
@@ -102,6 +103,8 @@ func (f *logsFlags) pipeline(ctx context.Context, stderr io.Writer) (*logs.Pipel
 	pcfg := logs.Config{IndexPrefix: f.indexPrefix, BulkBytes: f.bulkBytes, ConnectionLogs: f.connectionLogs, Logger: log}
 	if f.metrics != nil {
 		pcfg.Observer = f.metrics
+	} else if f.observer != nil {
+		pcfg.Observer = f.observer
 	}
 	p := logs.New(pcfg, logs.S3Store{Client: s3c}, store, dead)
 	if f.metrics != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/handover-dev/handover/internal/api"
@@ -83,6 +84,7 @@ type Env struct {
 	ELB *elb.Client
 	SQS *sqs.Client
 	EB  *eventbridge.Client
+	S3  *s3.Client
 
 	QueueURL, DLQURL string
 	// LBURL reaches the load balancer's listener.
@@ -129,6 +131,9 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	}
 	e.cloud, err = localcloud.New(localcloud.Config{
 		DataDir: filepath.Join(o.DataDir, "cloud"), Region: region, Tick: 100 * time.Millisecond, HealthInterval: time.Second,
+		// Access logs reach the bucket within seconds, not ALB's 5 minutes,
+		// so the logs scenario sees its traffic indexed while it runs.
+		LogFlushInterval: logFlushInterval,
 		Catalog: map[string]lcec2.Image{
 			amiV1: {Command: []string{"/bin/false"}, Env: map[string]string{"KVSTORE_VERSION": "1"}, Description: "kvstore v1"},
 			amiV2: {Command: []string{"/bin/false"}, Env: map[string]string{"KVSTORE_VERSION": "2"}, Description: "kvstore v2"},
@@ -150,6 +155,7 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDDEMO", "demo", "")}
 	e.EC2, e.ASG, e.ELB = ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg), elb.NewFromConfig(cfg)
 	e.SQS, e.EB = sqs.NewFromConfig(cfg), eventbridge.NewFromConfig(cfg)
+	e.S3 = s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	if err := e.createQueue(ctx); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,6 +121,9 @@ func get(ctx context.Context, hc *http.Client, base, key string) (int, []byte, e
 type Traffic struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// draining ends the loops after their current request (Drain).
+	draining atomic.Bool
+	counter  *countingTransport
 
 	readsOK, readsFailed atomic.Int64
 	freshOK, stale       atomic.Int64
@@ -146,12 +150,15 @@ func StartReads(base string, keys int) *Traffic { return startTraffic(base, keys
 
 func startTraffic(base string, keys int, writes bool) *Traffic {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &Traffic{cancel: cancel, failures: map[string]int{}}
 	hc := newClient()
+	counter := &countingTransport{base: hc.Transport}
+	hc.Transport = counter
+	t := &Traffic{cancel: cancel, failures: map[string]int{}, counter: counter}
+	live := func() bool { return ctx.Err() == nil && !t.draining.Load() }
 	for r := range 2 {
 		t.wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(r), 7))
-			for n := 0; ctx.Err() == nil; n++ {
+			for n := 0; live(); n++ {
 				if k, ok := t.newest(); ok && n%2 == 1 {
 					t.readBack(ctx, hc, base, k)
 				} else {
@@ -166,11 +173,11 @@ func startTraffic(base string, keys int, writes bool) *Traffic {
 		return t
 	}
 	t.wg.Go(func() {
-		for i := 0; ctx.Err() == nil; i++ {
+		for i := 0; live(); i++ {
 			k := fmt.Sprintf("w-%07d", i)
 			// Retry the same key until it is acknowledged: a write the
 			// client gave up on is not an acknowledged write.
-			for ctx.Err() == nil {
+			for live() {
 				err := put(ctx, hc, base, k, value(k, 512))
 				if err == nil {
 					t.mu.Lock()
@@ -244,10 +251,45 @@ func (t *Traffic) staleRead(key string, code int) {
 	t.mu.Unlock()
 }
 
-// Stop ends the traffic and waits for it.
+// Stop ends the traffic and waits for it. Requests in flight are
+// cancelled.
 func (t *Traffic) Stop() {
 	t.cancel()
 	t.wg.Wait()
+}
+
+// Drain ends the traffic after the requests in flight are answered, so
+// that every request it counted was also seen whole by the load balancer.
+func (t *Traffic) Drain() {
+	t.draining.Store(true)
+	t.wg.Wait()
+	t.cancel()
+}
+
+// loadAgent starts the User-Agent of every request the traffic sends.
+const loadAgent = "handover-demo-load/"
+
+// countingTransport numbers every request the traffic sends in its
+// User-Agent (loadAgent + N) and counts the answered ones: each answered
+// request is one line of the load balancer's access log, which the logs
+// scenario finds again in the store by that number.
+type countingTransport struct {
+	base                 http.RoundTripper
+	sent                 atomic.Int64
+	answered, unanswered atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := c.sent.Add(1)
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", loadAgent+strconv.FormatInt(n, 10))
+	resp, err := c.base.RoundTrip(r)
+	if err != nil {
+		c.unanswered.Add(1)
+	} else {
+		c.answered.Add(1)
+	}
+	return resp, err
 }
 
 // TrafficResult is what the traffic saw.
@@ -262,7 +304,11 @@ type TrafficResult struct {
 	WritesAcked            int
 	// WritePause is the longest time between two acknowledged writes.
 	WritePause time.Duration
-	Acked      []string
+	// Requests is how many requests the load balancer answered (every
+	// read, write and read-back, retries included); Unanswered those that
+	// got no response (connection errors, or cut by Stop).
+	Requests, Unanswered int64
+	Acked                []string
 }
 
 // Result summarizes the traffic so far.
@@ -270,7 +316,8 @@ func (t *Traffic) Result() TrafficResult {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := TrafficResult{ReadsOK: t.readsOK.Load(), ReadsFailed: t.readsFailed.Load(), ReadFailures: map[string]int{}, WritesAcked: len(t.acked),
-		FreshReads: t.freshOK.Load(), StaleReads: t.stale.Load(), StaleKeys: slices.Clone(t.staleKeys)}
+		FreshReads: t.freshOK.Load(), StaleReads: t.stale.Load(), StaleKeys: slices.Clone(t.staleKeys),
+		Requests: t.counter.answered.Load(), Unanswered: t.counter.unanswered.Load()}
 	for k, v := range t.failures {
 		r.ReadFailures[k] = v
 	}

@@ -25,6 +25,10 @@ const (
 	// TriggerDirect: the bucket invokes the function; the queue carries
 	// only continuations and what the function could not finish.
 	TriggerDirect = "direct"
+	// TriggerDaemon: the bucket notifies the queue; `handover logs run`
+	// consumes it on EC2, under the instance profile the stack makes. No
+	// function.
+	TriggerDaemon = "daemon"
 )
 
 // LogsConfig describes the log pipeline's stack; what differs between
@@ -35,8 +39,9 @@ type LogsConfig struct {
 
 // Validate says what to change. Its errors are *FieldError.
 func (c LogsConfig) Validate() error {
-	if c.Trigger != TriggerSQS && c.Trigger != TriggerDirect {
-		return fieldErr("logs-trigger", "%q is not a trigger: use %s (the bucket notifies the queue) or %s (the bucket invokes the function)", c.Trigger, TriggerSQS, TriggerDirect)
+	if c.Trigger != TriggerSQS && c.Trigger != TriggerDirect && c.Trigger != TriggerDaemon {
+		return fieldErr("logs-trigger", "%q is not a trigger: use %s (the bucket notifies the queue the function consumes), %s (the bucket invokes the function) or %s (the bucket notifies the queue handover logs run consumes on EC2)",
+			c.Trigger, TriggerSQS, TriggerDirect, TriggerDaemon)
 	}
 	return nil
 }
@@ -53,15 +58,22 @@ const (
 	idLogsLogGroup    = "LogsFunctionLogGroup"
 	idLogsMapping     = "LogsQueueMapping"
 	idLogsPermission  = "LogBucketInvokePermission"
+	idDaemonRole      = "LogsDaemonRole"
+	idDaemonProfile   = "LogsDaemonInstanceProfile"
 
-	paramLogBucket    = "LogBucketName"
-	paramLogPrefix    = "LogPrefix"
-	paramEndpoint     = "DomainEndpoint"
-	paramDomainARN    = "DomainArn"
-	paramIndexPrefix  = "IndexPrefix"
-	paramELBAccount   = "ElbAccountId"
-	condELBAccount    = "ElbWritesAsAccount"
-	logsPolicyName    = "handover-logs"
+	paramLogBucket   = "LogBucketName"
+	paramLogPrefix   = "LogPrefix"
+	paramEndpoint    = "DomainEndpoint"
+	paramDomainARN   = "DomainArn"
+	paramIndexPrefix = "IndexPrefix"
+	paramELBAccount  = "ElbAccountId"
+	condELBAccount   = "ElbWritesAsAccount"
+	logsPolicyName   = "handover-logs"
+	daemonPolicyName = "handover-logs-daemon"
+	// daemonVisibility: the daemon extends a message's visibility at half
+	// of it while it works, so it need not outlast a file; it is how long
+	// a message waits after a daemon dies.
+	daemonVisibility  = 300
 	logsFunctionLimit = 900 // Lambda's maximum: the fewest continuations
 	// logsVisibility is six times the function's timeout, as Lambda
 	// advises for an SQS event source.
@@ -87,14 +99,21 @@ func LogsTemplate(c LogsConfig) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	policy := logsPolicy()
-	if err := checkPolicySize(policy, "the log function's policy", maxRolePolicySize); err != nil {
+	policy, what := logsPolicy(), "the log function's policy"
+	if c.Trigger == TriggerDaemon {
+		policy, what = daemonPolicy(), "the log daemon's policy"
+	}
+	if err := checkPolicySize(policy, what, maxRolePolicySize); err != nil {
 		return nil, err
+	}
+	runner := "the pipeline as a Lambda function (handover lambda --mode logs)"
+	if c.Trigger == TriggerDaemon {
+		runner = "a role and instance profile for the pipeline as a daemon on EC2 (handover logs run)"
 	}
 	t := cloudformation.NewTemplate()
 	t.Description = fmt.Sprintf("handover logs (trigger %s): the ELB access-log bucket, its notifications, the queue with a dead-letter queue, "+
-		"and the pipeline as a Lambda function (handover lambda --mode logs) indexing into an Amazon OpenSearch Service domain, "+
-		"with a least-privilege role. See Metadata.Handover.", c.Trigger)
+		"and %s indexing into an Amazon OpenSearch Service domain, "+
+		"with a least-privilege role. See Metadata.Handover.", c.Trigger, runner)
 	t.Metadata = map[string]any{"Handover": map[string]any{
 		"Trigger": c.Trigger,
 		"Notes": []string{
@@ -111,22 +130,34 @@ func LogsTemplate(c LogsConfig) ([]byte, error) {
 			"Deploying needs --capabilities CAPABILITY_IAM: the stack creates an IAM role.",
 		},
 	}}
-	t.Parameters[paramBucket] = cloudformation.Parameter{Type: "String", MinLength: cloudformation.Int(3),
-		Description: cloudformation.String("S3 bucket holding the function's zip: the handover binary for Linux, named bootstrap")}
-	t.Parameters[paramKey] = cloudformation.Parameter{Type: "String", MinLength: cloudformation.Int(1),
-		Description: cloudformation.String("S3 key of the function's zip")}
-	t.Parameters[paramArch] = cloudformation.Parameter{Type: "String", Default: "x86_64", AllowedValues: []any{"x86_64", "arm64"},
-		Description: cloudformation.String("CPU architecture the bootstrap binary was built for")}
+	if c.Trigger == TriggerDaemon {
+		t.Metadata["Handover"].(map[string]any)["Notes"] = append(t.Metadata["Handover"].(map[string]any)["Notes"].([]string),
+			"Run the pipeline on an instance launched with the output InstanceProfileName: handover logs run --queue-url QUEUE_URL "+
+				"--dlq-url DEAD_LETTER_QUEUE_URL --endpoint https://DOMAIN_ENDPOINT --sigv4 (the outputs QueueUrl and DeadLetterQueueUrl). "+
+				"It keeps each message invisible while it works (at half the queue's 300 s visibility timeout), so a message comes back "+
+				"5 minutes after a daemon dies.")
+	}
+	if c.Trigger != TriggerDaemon {
+		t.Parameters[paramBucket] = cloudformation.Parameter{Type: "String", MinLength: cloudformation.Int(3),
+			Description: cloudformation.String("S3 bucket holding the function's zip: the handover binary for Linux, named bootstrap")}
+		t.Parameters[paramKey] = cloudformation.Parameter{Type: "String", MinLength: cloudformation.Int(1),
+			Description: cloudformation.String("S3 key of the function's zip")}
+		t.Parameters[paramArch] = cloudformation.Parameter{Type: "String", Default: "x86_64", AllowedValues: []any{"x86_64", "arm64"},
+			Description: cloudformation.String("CPU architecture the bootstrap binary was built for")}
+	}
 	t.Parameters[paramLogBucket] = cloudformation.Parameter{Type: "String", AllowedPattern: cloudformation.String(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`),
 		Description: cloudformation.String("name of the log bucket the stack creates")}
 	t.Parameters[paramLogPrefix] = cloudformation.Parameter{Type: "String", Default: "AWSLogs/", AllowedPattern: cloudformation.String(`^([^*?]+/)?AWSLogs/$`),
 		Description: cloudformation.String("key prefix of the log objects, ending in AWSLogs/: the load balancers' access-log prefix, then AWSLogs/")}
-	t.Parameters[paramEndpoint] = cloudformation.Parameter{Type: "String", AllowedPattern: cloudformation.String(`^https://[^/]+$`),
-		Description: cloudformation.String("the domain's endpoint, e.g. https://search-logs-abc.us-east-1.es.amazonaws.com")}
 	t.Parameters[paramDomainARN] = cloudformation.Parameter{Type: "String", AllowedPattern: cloudformation.String(`^arn:aws[a-z-]*:es:[a-z0-9-]+:[0-9]{12}:domain/[a-z][a-z0-9-]{2,27}$`),
-		Description: cloudformation.String("the domain's ARN, arn:aws:es:REGION:ACCOUNT:domain/NAME: the function may POST and PUT under it, nothing else")}
-	t.Parameters[paramIndexPrefix] = cloudformation.Parameter{Type: "String", Default: "elb-logs", AllowedPattern: cloudformation.String(`^[a-z0-9][a-z0-9_-]*$`),
-		Description: cloudformation.String("daily indices are PREFIX-YYYY.MM.DD")}
+		Description: cloudformation.String("the domain's ARN, arn:aws:es:REGION:ACCOUNT:domain/NAME: the pipeline may POST and PUT under it, nothing else")}
+	// The daemon takes the endpoint and the index prefix as flags.
+	if c.Trigger != TriggerDaemon {
+		t.Parameters[paramEndpoint] = cloudformation.Parameter{Type: "String", AllowedPattern: cloudformation.String(`^https://[^/]+$`),
+			Description: cloudformation.String("the domain's endpoint, e.g. https://search-logs-abc.us-east-1.es.amazonaws.com")}
+		t.Parameters[paramIndexPrefix] = cloudformation.Parameter{Type: "String", Default: "elb-logs", AllowedPattern: cloudformation.String(`^[a-z0-9][a-z0-9_-]*$`),
+			Description: cloudformation.String("daily indices are PREFIX-YYYY.MM.DD")}
+	}
 	t.Parameters[paramELBAccount] = cloudformation.Parameter{Type: "String", Default: "", AllowedPattern: cloudformation.String(`^([0-9]{12})?$`),
 		Description: cloudformation.String("in regions opened before August 2022: the region's Elastic Load Balancing account id, as whom ELB writes logs; empty elsewhere")}
 	// goformation keeps intrinsics only in its encoded form.
@@ -137,14 +168,53 @@ func LogsTemplate(c LogsConfig) ([]byte, error) {
 		MessageRetentionPeriod: cloudformation.Int(deadLetterRetention),
 		SqsManagedSseEnabled:   cloudformation.Bool(true),
 	}
+	visibility := logsVisibility
+	if c.Trigger == TriggerDaemon {
+		visibility = daemonVisibility
+	}
 	r[idLogsQueue] = &sqs.Queue{
-		VisibilityTimeout:    cloudformation.Int(logsVisibility),
+		VisibilityTimeout:    cloudformation.Int(visibility),
 		SqsManagedSseEnabled: cloudformation.Bool(true),
 		RedrivePolicy: map[string]any{
 			"deadLetterTargetArn": cloudformation.GetAtt(idLogsDeadLetter, "Arn"),
 			"maxReceiveCount":     maxReceiveCount,
 		},
 	}
+	if c.Trigger == TriggerDaemon {
+		r[idDaemonRole] = &iam.Role{
+			Description:              cloudformation.String("handover logs run: the ELB access-log pipeline as a daemon on EC2"),
+			AssumeRolePolicyDocument: ec2Trust(),
+			Policies:                 []iam.Role_Policy{{PolicyName: daemonPolicyName, PolicyDocument: policy}},
+		}
+		r[idDaemonProfile] = &iam.InstanceProfile{Roles: []string{cloudformation.Ref(idDaemonRole)}}
+	} else {
+		addLogsFunction(t, policy)
+	}
+	addLogBucket(t, c)
+	t.Outputs["LogBucketName"] = output(cloudformation.Ref(idLogBucket), "the bucket load balancers write access logs to")
+	t.Outputs["DeadLetterQueueUrl"] = output(cloudformation.Ref(idLogsDeadLetter), "dead letters: lines and objects that cannot be indexed (HANDOVER_LOGS_DLQ_URL)")
+	if c.Trigger == TriggerDaemon {
+		t.Outputs["QueueUrl"] = output(cloudformation.Ref(idLogsQueue), "the notifications queue (handover logs run --queue-url)")
+		t.Outputs["RoleArn"] = output(cloudformation.GetAtt(idDaemonRole, "Arn"), "the daemon's role: admit it in the domain's access policy")
+		t.Outputs["InstanceProfileName"] = output(cloudformation.Ref(idDaemonProfile), "instance profile for handover logs run on EC2")
+		t.Outputs["InstanceProfileArn"] = output(cloudformation.GetAtt(idDaemonProfile, "Arn"), "instance profile for handover logs run on EC2")
+	} else {
+		t.Outputs["QueueUrl"] = output(cloudformation.Ref(idLogsQueue), "the notifications and continuations queue (HANDOVER_QUEUE_URL)")
+		t.Outputs["FunctionName"] = output(cloudformation.Ref(idLogsFunction), "the pipeline's function")
+		t.Outputs["RoleArn"] = output(cloudformation.GetAtt(idLogsRole, "Arn"), "the function's role: admit it in the domain's access policy")
+		t.Outputs["LogGroupName"] = output(cloudformation.Ref(idLogsLogGroup), "the function's log group (aws logs tail NAME --follow)")
+	}
+	out, err := t.JSON()
+	if err != nil {
+		return nil, fmt.Errorf("rendering the template: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// addLogsFunction adds the pipeline's function, its log group, role and
+// event source mapping.
+func addLogsFunction(t *cloudformation.Template, policy PolicyDocument) {
+	r := t.Resources
 	r[idLogsLogGroup] = &logs.LogGroup{RetentionInDays: cloudformation.Int(logRetentionDays)}
 	r[idLogsRole] = &iam.Role{
 		Description:              cloudformation.String("handover logs: the ELB access-log pipeline (Lambda)"),
@@ -180,6 +250,13 @@ func LogsTemplate(c LogsConfig) ([]byte, error) {
 		FunctionResponseTypes: []string{"ReportBatchItemFailures"},
 		Enabled:               cloudformation.Bool(true),
 	}
+}
+
+// addLogBucket adds the log bucket, its policy and its notification: to
+// the function (direct) or to the queue, with the queue policy that lets
+// this bucket alone send to it.
+func addLogBucket(t *cloudformation.Template, c LogsConfig) {
+	r := t.Resources
 
 	filter := &s3.Bucket_NotificationFilter{S3Key: &s3.Bucket_S3KeyFilter{Rules: []s3.Bucket_FilterRule{{Name: "prefix", Value: cloudformation.Ref(paramLogPrefix)}}}}
 	notify := &s3.Bucket_NotificationConfiguration{}
@@ -213,20 +290,6 @@ func LogsTemplate(c LogsConfig) ([]byte, error) {
 		AWSCloudFormationDependsOn: dependsOn,
 	}
 	r[idLogBucketPolicy] = &s3.BucketPolicy{Bucket: cloudformation.Ref(idLogBucket), PolicyDocument: logBucketPolicy()}
-
-	t.Outputs = cloudformation.Outputs{
-		"LogBucketName":      output(cloudformation.Ref(idLogBucket), "the bucket load balancers write access logs to"),
-		"QueueUrl":           output(cloudformation.Ref(idLogsQueue), "the notifications and continuations queue (HANDOVER_QUEUE_URL)"),
-		"DeadLetterQueueUrl": output(cloudformation.Ref(idLogsDeadLetter), "dead letters: lines and objects that cannot be indexed (HANDOVER_LOGS_DLQ_URL)"),
-		"FunctionName":       output(cloudformation.Ref(idLogsFunction), "the pipeline's function"),
-		"RoleArn":            output(cloudformation.GetAtt(idLogsRole, "Arn"), "the function's role: admit it in the domain's access policy"),
-		"LogGroupName":       output(cloudformation.Ref(idLogsLogGroup), "the function's log group (aws logs tail NAME --follow)"),
-	}
-	out, err := t.JSON()
-	if err != nil {
-		return nil, fmt.Errorf("rendering the template: %w", err)
-	}
-	return append(out, '\n'), nil
 }
 
 // logsPolicy is the function's inline policy: read the log objects, consume
@@ -244,6 +307,22 @@ func logsPolicy() PolicyDocument {
 			Resource: []string{cloudformation.Sub("${" + paramDomainARN + "}/*")}},
 		{Sid: "FunctionLogs", Effect: "Allow", Action: []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 			Resource: []string{cloudformation.GetAtt(idLogsLogGroup, "Arn")}},
+	}}
+}
+
+// daemonPolicy is the inline policy of `handover logs run` on EC2: read
+// the log objects, consume the queue keeping each message invisible while
+// it works (ChangeMessageVisibility; GetQueueAttributes reads the queue's
+// timeout), send dead letters, write to the domain. It sends no
+// continuations: the daemon extends the visibility instead.
+func daemonPolicy() PolicyDocument {
+	return PolicyDocument{Version: "2012-10-17", Statement: []Statement{
+		{Sid: "ReadLogObjects", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{arnLogObjects}},
+		{Sid: "ConsumeQueue", Effect: "Allow", Action: []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+			Resource: []string{cloudformation.GetAtt(idLogsQueue, "Arn")}},
+		{Sid: "DeadLetters", Effect: "Allow", Action: []string{"sqs:SendMessage"}, Resource: []string{cloudformation.GetAtt(idLogsDeadLetter, "Arn")}},
+		{Sid: "IndexIntoDomain", Effect: "Allow", Action: []string{"es:ESHttpPost", "es:ESHttpPut"},
+			Resource: []string{cloudformation.Sub("${" + paramDomainARN + "}/*")}},
 	}}
 }
 

@@ -23,18 +23,27 @@ func renderLogs(t *testing.T, trigger string) map[string]any {
 	return m
 }
 
-var triggers = []string{TriggerSQS, TriggerDirect}
+var triggers = []string{TriggerSQS, TriggerDirect, TriggerDaemon}
+
+// functionTriggers run the pipeline as a Lambda function.
+var functionTriggers = []string{TriggerSQS, TriggerDirect}
 
 func TestLogsTemplateResources(t *testing.T) {
 	common := map[string]string{
 		idLogBucket: "AWS::S3::Bucket", idLogBucketPolicy: "AWS::S3::BucketPolicy",
 		idLogsQueue: "AWS::SQS::Queue", idLogsDeadLetter: "AWS::SQS::Queue",
+	}
+	function := map[string]string{
 		idLogsRole: "AWS::IAM::Role", idLogsFunction: "AWS::Lambda::Function", idLogsLogGroup: "AWS::Logs::LogGroup",
 		idLogsMapping: "AWS::Lambda::EventSourceMapping",
 	}
 	want := map[string]map[string]string{
 		TriggerSQS:    {idLogsQueuePolicy: "AWS::SQS::QueuePolicy"},
 		TriggerDirect: {idLogsPermission: "AWS::Lambda::Permission"},
+		TriggerDaemon: {idLogsQueuePolicy: "AWS::SQS::QueuePolicy", idDaemonRole: "AWS::IAM::Role", idDaemonProfile: "AWS::IAM::InstanceProfile"},
+	}
+	for _, tr := range functionTriggers {
+		maps.Copy(want[tr], function)
 	}
 	for _, tr := range triggers {
 		t.Run(tr, func(t *testing.T) {
@@ -55,7 +64,7 @@ func TestLogsTemplateResources(t *testing.T) {
 
 // The function's role, statement by statement: any widening fails.
 func TestLogsPolicyExact(t *testing.T) {
-	for _, tr := range triggers {
+	for _, tr := range functionTriggers {
 		t.Run(tr, func(t *testing.T) {
 			got := policyStatements(t, renderLogs(t, tr), idLogsRole+".Policies."+logsPolicyName)
 			sameStatements(t, got, []wantStatement{
@@ -67,6 +76,41 @@ func TestLogsPolicyExact(t *testing.T) {
 				{"FunctionLogs", `{"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [{"Fn::GetAtt": ["LogsFunctionLogGroup", "Arn"]}]}`},
 			})
 		})
+	}
+}
+
+// The daemon's role (--logs-trigger daemon), statement by statement: what
+// `handover logs run` calls and nothing more; EC2 alone may assume it,
+// through the stack's instance profile.
+func TestLogsDaemonRoleExact(t *testing.T) {
+	tmpl := renderLogs(t, TriggerDaemon)
+	got := policyStatements(t, tmpl, idDaemonRole+".Policies."+daemonPolicyName)
+	sameStatements(t, got, []wantStatement{
+		{"ReadLogObjects", `{"Action": ["s3:GetObject"], "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:s3:::${LogBucketName}/${LogPrefix}*"}]}`},
+		{"ConsumeQueue", `{"Action": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], "Resource": [{"Fn::GetAtt": ["LogsQueue", "Arn"]}]}`},
+		{"DeadLetters", `{"Action": ["sqs:SendMessage"], "Resource": [{"Fn::GetAtt": ["LogsDeadLetterQueue", "Arn"]}]}`},
+		{"IndexIntoDomain", `{"Action": ["es:ESHttpPost", "es:ESHttpPut"], "Resource": [{"Fn::Sub": "${DomainArn}/*"}]}`},
+	})
+	role := props(t, tmpl, idDaemonRole)
+	if got, want := compact(role["AssumeRolePolicyDocument"]), `{"Statement":[{"Action":["sts:AssumeRole"],"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Sid":"Ec2"}],"Version":"2012-10-17"}`; got != want {
+		t.Errorf("trust:\n got %s\nwant %s", got, want)
+	}
+	if got := compact(props(t, tmpl, idDaemonProfile)); got != `{"Roles":[{"Ref":"LogsDaemonRole"}]}` {
+		t.Errorf("instance profile %s", got)
+	}
+	// The daemon extends visibility as it works: the queue's timeout is
+	// how long a message waits after a daemon dies, not a file's length.
+	q := props(t, tmpl, idLogsQueue)
+	if want := `{"RedrivePolicy":{"deadLetterTargetArn":{"Fn::GetAtt":["LogsDeadLetterQueue","Arn"]},"maxReceiveCount":5},"SqsManagedSseEnabled":true,"VisibilityTimeout":300}`; compact(q) != want {
+		t.Errorf("queue %s, want %s", compact(q), want)
+	}
+	outs := slices.Sorted(maps.Keys(tmpl["Outputs"].(map[string]any)))
+	if want := []string{"DeadLetterQueueUrl", "InstanceProfileArn", "InstanceProfileName", "LogBucketName", "QueueUrl", "RoleArn"}; !slices.Equal(outs, want) {
+		t.Errorf("outputs %v, want %v", outs, want)
+	}
+	params := slices.Sorted(maps.Keys(tmpl["Parameters"].(map[string]any)))
+	if want := []string{"DomainArn", "ElbAccountId", "LogBucketName", "LogPrefix"}; !slices.Equal(params, want) {
+		t.Errorf("parameters %v, want %v (no function: its code, endpoint and index prefix are the daemon's flags)", params, want)
 	}
 }
 
@@ -116,6 +160,9 @@ func TestLogsNotification(t *testing.T) {
 		trigger, notify, dependsOn, grant string
 	}{
 		{TriggerSQS, `{"QueueConfigurations":[{"Event":"s3:ObjectCreated:*","Filter":{"S3Key":{"Rules":[{"Name":"prefix","Value":{"Ref":"LogPrefix"}}]}},"Queue":{"Fn::GetAtt":["LogsQueue","Arn"]}}]}`,
+			idLogsQueuePolicy,
+			`{"PolicyDocument":{"Statement":[{"Action":["sqs:SendMessage"],"Condition":{"ArnEquals":{"aws:SourceArn":{"Fn::Sub":"arn:${AWS::Partition}:s3:::${LogBucketName}"}},"StringEquals":{"aws:SourceAccount":{"Ref":"AWS::AccountId"}}},"Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Resource":[{"Fn::GetAtt":["LogsQueue","Arn"]}],"Sid":"LogBucketOnly"}],"Version":"2012-10-17"},"Queues":[{"Ref":"LogsQueue"}]}`},
+		{TriggerDaemon, `{"QueueConfigurations":[{"Event":"s3:ObjectCreated:*","Filter":{"S3Key":{"Rules":[{"Name":"prefix","Value":{"Ref":"LogPrefix"}}]}},"Queue":{"Fn::GetAtt":["LogsQueue","Arn"]}}]}`,
 			idLogsQueuePolicy,
 			`{"PolicyDocument":{"Statement":[{"Action":["sqs:SendMessage"],"Condition":{"ArnEquals":{"aws:SourceArn":{"Fn::Sub":"arn:${AWS::Partition}:s3:::${LogBucketName}"}},"StringEquals":{"aws:SourceAccount":{"Ref":"AWS::AccountId"}}},"Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Resource":[{"Fn::GetAtt":["LogsQueue","Arn"]}],"Sid":"LogBucketOnly"}],"Version":"2012-10-17"},"Queues":[{"Ref":"LogsQueue"}]}`},
 		{TriggerDirect, `{"LambdaConfigurations":[{"Event":"s3:ObjectCreated:*","Filter":{"S3Key":{"Rules":[{"Name":"prefix","Value":{"Ref":"LogPrefix"}}]}},"Function":{"Fn::GetAtt":["LogsFunction","Arn"]}}]}`,
@@ -174,7 +221,7 @@ func TestLogsFunction(t *testing.T) {
 func TestLogsTemplateBadTrigger(t *testing.T) {
 	_, err := LogsTemplate(LogsConfig{Trigger: "sns"})
 	var fe *FieldError
-	if err == nil || !errors.As(err, &fe) || fe.Field != "logs-trigger" || !strings.Contains(err.Error(), "use sqs") {
+	if err == nil || !errors.As(err, &fe) || fe.Field != "logs-trigger" || !strings.Contains(err.Error(), "use sqs") || !strings.Contains(err.Error(), "daemon") {
 		t.Fatalf("error %v", err)
 	}
 }

@@ -314,13 +314,24 @@ func lambdaTrust() PolicyDocument {
 	}}}
 }
 
+// ec2Assume lets an EC2 instance assume a role through its instance
+// profile. EC2 sets no source, so it cannot be guarded against confused
+// deputies.
+var ec2Assume = Statement{Sid: "Ec2", Effect: "Allow", Principal: map[string]any{"Service": "ec2.amazonaws.com"}, Action: []string{"sts:AssumeRole"}}
+
+// ec2Trust lets an EC2 instance of this account (through the instance
+// profile) assume the role, and nothing else.
+func ec2Trust() PolicyDocument {
+	return PolicyDocument{Version: "2012-10-17", Statement: []Statement{ec2Assume}}
+}
+
 // controllerTrust lets an EC2 instance (through the instance profile) or an
 // ECS task of this account and region assume the controller's role. ECS
 // sets the source, so its statement is guarded against confused deputies;
 // EC2 sets none, so its cannot be.
 func controllerTrust() PolicyDocument {
 	return PolicyDocument{Version: "2012-10-17", Statement: []Statement{
-		{Sid: "Ec2", Effect: "Allow", Principal: map[string]any{"Service": "ec2.amazonaws.com"}, Action: []string{"sts:AssumeRole"}},
+		ec2Assume,
 		{
 			Sid: "EcsTasks", Effect: "Allow", Principal: map[string]any{"Service": "ecs-tasks.amazonaws.com"}, Action: []string{"sts:AssumeRole"},
 			Condition: map[string]map[string]any{

@@ -55,6 +55,9 @@ type Config struct {
 	AccessKeys []string
 	// HealthInterval overrides load balancer health-check intervals (tests).
 	HealthInterval time.Duration
+	// LogFlushInterval is how often load balancers write their buffered
+	// access logs to S3 (default 5m, as ALB does); the demo shortens it.
+	LogFlushInterval time.Duration
 	// Tick is how often Auto Scaling's group controller runs.
 	Tick   time.Duration
 	Seed   uint64
@@ -170,7 +173,7 @@ func New(cfg Config) (_ *Cloud, err error) {
 	}
 	c.closers = append(c.closers, c.EC2.Close)
 	if c.ELB, err = elbv2.New(elbv2.Config{Region: cfg.Region, AccountID: cfg.AccountID, Instances: elbInstances{c.EC2}, Logs: c.S3, Faults: c.Faults,
-		DataDir: dir("elbv2"), HealthInterval: cfg.HealthInterval, Clock: clock.Real{}, Logger: log.With("service", "elasticloadbalancing"),
+		DataDir: dir("elbv2"), HealthInterval: cfg.HealthInterval, LogFlushInterval: cfg.LogFlushInterval, Clock: clock.Real{}, Logger: log.With("service", "elasticloadbalancing"),
 		// ALB fails open: with every target unhealthy it routes to all
 		// of them, as AWS documents.
 		FailOpen: true}); err != nil {

@@ -158,7 +158,12 @@ func appendString(dst []byte, v []byte, unescape bool) []byte {
 	i := 0
 	for i < len(v) {
 		start := i
-		for i < len(v) && plain[v[i]] {
+		// A range loop over the rest, without bounds checks: this scan
+		// is most of the encoding's time.
+		for _, c := range v[start:] {
+			if !plain[c] {
+				break
+			}
 			i++
 		}
 		dst = append(dst, v[start:i]...)

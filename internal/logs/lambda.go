@@ -39,6 +39,9 @@ type Lambda struct {
 	// continuation and answer.
 	Margin time.Duration
 	Clock  clock.Clock
+	// EMF, when set, gets one Embedded Metric Format line per invocation
+	// (it must also be the pipeline's Observer, for lags and causes).
+	EMF *EMF
 
 	mu   sync.Mutex
 	urls map[string]string // queue ARN → URL
@@ -59,6 +62,20 @@ type DirectResult struct {
 // batchItemFailures) or an S3 event notification. Any other payload is an
 // error saying what was expected.
 func (l *Lambda) Invoke(ctx context.Context, payload json.RawMessage) (any, error) {
+	if l.EMF != nil {
+		// Invocations of one function instance never overlap, so the
+		// totals' change is this invocation's.
+		before := l.p.Stats.Snapshot()
+		defer func() {
+			if err := l.EMF.Emit(before, l.p.Stats.Snapshot()); err != nil {
+				l.p.cfg.Logger.Warn("invocation metrics lost", "err", err)
+			}
+		}()
+	}
+	return l.invoke(ctx, payload)
+}
+
+func (l *Lambda) invoke(ctx context.Context, payload json.RawMessage) (any, error) {
 	var probe struct {
 		Records []struct {
 			EventSource string `json:"eventSource"`

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -38,17 +39,22 @@ type lambdaFixture struct {
 	bulks *slowBulks
 	p     *logs.Pipeline
 	h     *logs.Lambda
+	emf   *bytes.Buffer // the invocations' Embedded Metric Format lines
+	// invocations counts invoke's calls.
+	invocations int
 }
 
 func newLambdaFixture(t *testing.T) *lambdaFixture {
 	env := logstest.Start(t, logstest.Options{Visibility: time.Second})
 	clk := clock.NewFake(time.Now())
 	bulks := &slowBulks{Bulker: env.Store, clk: clk}
-	p := logs.New(logs.Config{BulkBytes: 16 << 10, MaxAttempts: 2, Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond},
+	out := &bytes.Buffer{}
+	emf := &logs.EMF{W: out, Function: "elb-logs", Clock: clk}
+	p := logs.New(logs.Config{BulkBytes: 16 << 10, MaxAttempts: 2, Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Observer: emf},
 		logs.S3Store{Client: env.S3}, bulks, logs.SQSDeadLetters{Client: env.SQS, QueueURL: env.DeadURL})
 	h := logs.NewLambda(p, env.SQS, "")
-	h.Clock, h.Margin = clk, 2*time.Minute
-	return &lambdaFixture{env: env, clk: clk, bulks: bulks, p: p, h: h}
+	h.Clock, h.Margin, h.EMF = clk, 2*time.Minute, emf
+	return &lambdaFixture{env: env, clk: clk, bulks: bulks, p: p, h: h, emf: out}
 }
 
 // invoke calls the handler as Lambda does: the payload as JSON, under a
@@ -62,6 +68,7 @@ func (f *lambdaFixture) invoke(t *testing.T, payload any) (any, error) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), f.clk.Now().Add(5*time.Minute))
 	defer cancel()
+	f.invocations++
 	return f.h.Invoke(ctx, b)
 }
 
@@ -156,6 +163,46 @@ func TestLambdaSQSBatches(t *testing.T) {
 	dead := f.env.Receive(t, f.env.DeadURL, 10, 0)
 	if len(dead) != 1 || !strings.Contains(aws.ToString(dead[0].Body), "not a log notification") {
 		t.Errorf("dead letters: %d, want the poison message alone", len(dead))
+	}
+
+	// The invocations' metric lines (CloudWatch Embedded Metric Format):
+	// one per invocation, adding up to what was done.
+	sum := map[string]float64{}
+	lines, lags := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(f.emf.String()), "\n") {
+		var doc struct {
+			AWS struct {
+				CloudWatchMetrics []struct {
+					Namespace string
+					Metrics   []struct{ Name, Unit string }
+				}
+			} `json:"_aws"`
+			FunctionName string
+			Lag          []float64
+		}
+		if err := json.Unmarshal([]byte(line), &doc); err != nil || len(doc.AWS.CloudWatchMetrics) != 1 || doc.FunctionName != "elb-logs" {
+			t.Fatalf("not an EMF line of this function: %s (%v)", line, err)
+		}
+		var members map[string]any
+		_ = json.Unmarshal([]byte(line), &members)
+		for _, m := range doc.AWS.CloudWatchMetrics[0].Metrics {
+			if v, ok := members[m.Name].(float64); ok {
+				sum[m.Name] += v
+			}
+		}
+		if _, counts := members["Indexed"]; counts {
+			lines++
+		}
+		lags += len(doc.Lag)
+	}
+	if lines != f.invocations {
+		t.Errorf("%d EMF lines with counts for %d invocations", lines, f.invocations)
+	}
+	if sum["Indexed"] != albN+classicN || sum["Duplicates"] != 0 || sum["DeadLetters"] != 1 {
+		t.Errorf("EMF totals %v: want %d indexed, 0 duplicates, 1 dead letter", sum, albN+classicN)
+	}
+	if lags != 2 {
+		t.Errorf("%d lags reported, want 2 (the two log files, once each when finished)", lags)
 	}
 }
 
