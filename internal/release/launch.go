@@ -163,22 +163,37 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 	if err != nil {
 		return o, fmt.Errorf("looking for the release volumes of %s: %w", inst.ID, err)
 	}
-	var attached []handover.Volume
 	var target *handover.Volume // the latest's volume, attached or not
 	for i, v := range vols {
-		if v.AttachedTo == inst.ID {
-			attached = append(attached, v)
-		}
-		if v.Tags[TagRelease] == ch.Latest && v.State != handover.VolumeError && v.State != handover.VolumeDeleting && v.State != handover.VolumeDeleted {
+		if v.Tags[TagRelease] == ch.Latest && v.State != handover.VolumeError && v.State != handover.VolumeDeleting && v.State != handover.VolumeDeleted &&
+			v.AttachState != "detaching" && (target == nil || v.AttachedTo == inst.ID) {
 			target = &vols[i]
+		}
+	}
+	// The others: the ones it serves (or a switch began) are attached;
+	// the rest are strays a killed pass left, or made for a release that
+	// was the latest a moment ago, or let go of: deleted as soon as they
+	// are free, whatever the pass does next.
+	var olds []handover.Volume
+	strays := 0
+	for _, v := range vols {
+		switch {
+		case target != nil && v.ID == target.ID:
+		case v.AttachedTo == inst.ID && v.AttachState != "detaching":
+			olds = append(olds, v)
+		case v.AttachedTo == "" && (v.State == handover.VolumeAvailable || v.State == handover.VolumeError):
+			if err := l.Cloud.DeleteVolume(ctx, v.ID); err != nil && !errors.Is(err, handover.ErrNotFound) {
+				return o, fmt.Errorf("deleting stray release volume %s of %s: %w", v.ID, inst.ID, err)
+			}
+			l.Log.Info("stray release volume deleted", "instance", inst.ID, "volume-id", v.ID, "release", v.Tags[TagRelease])
+		case v.State == handover.VolumeDeleting || v.State == handover.VolumeDeleted:
+		default:
+			strays++ // creating, or detaching: deleted at a later pass
 		}
 	}
 	o.Release = ch.Latest
 	if target == nil {
-		v, err := l.Cloud.CreateVolume(ctx, handover.VolumeSpec{Zone: inst.Zone, SnapshotID: ch.LatestSnapshot,
-			ClientToken: clientToken(inst.ID, ch.Latest, ch.Version),
-			Tags: map[string]string{TagManaged: "true", handover.TagPurpose: PurposeInstance, TagChannel: md.Channel,
-				TagRelease: ch.Latest, TagInstance: inst.ID}})
+		v, err := l.Cloud.CreateVolume(ctx, instanceVolume(inst, md.Channel, ch.Latest, ch.LatestSnapshot, ch.Version))
 		if err != nil {
 			return o, fmt.Errorf("creating a volume of release %s for %s in %s: %w", ch.Latest, inst.ID, inst.Zone, err)
 		}
@@ -187,6 +202,17 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 	}
 	o.Volume = target.ID
 	if target.AttachedTo != inst.ID {
+		if len(olds) > 1 {
+			// Two older releases attached (a newer one was published while
+			// it switched): keep one, so the latest fits beside it.
+			for _, v := range olds[1:] {
+				if err := l.Cloud.DetachVolume(ctx, v.ID, false); err != nil && !errors.Is(err, handover.ErrNotFound) {
+					return o, fmt.Errorf("detaching older release volume %s of %s: %w", v.ID, inst.ID, err)
+				}
+			}
+			o.Why = "two older release volumes attached; letting one go before attaching " + ch.Latest
+			return o, nil
+		}
 		if target.State != handover.VolumeAvailable {
 			o.Why = "release volume " + target.ID + " is " + target.State
 			return o, nil
@@ -195,12 +221,8 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 		// switched by its agent, as a rollout would, before it enters
 		// service.
 		dev := l.Device
-		if len(attached) > 0 {
-			dev = AltDevice(attached[0].AttachDevice)
-		}
-		if len(attached) > 1 {
-			o.Why = "two release volumes attached already; waiting for one to go"
-			return o, nil
+		if len(olds) > 0 {
+			dev = AltDevice(olds[0].AttachDevice)
 		}
 		if err := l.Cloud.AttachVolume(ctx, target.ID, inst.ID, dev); err != nil && !errors.Is(err, handover.ErrIncorrectState) {
 			return o, fmt.Errorf("attaching release volume %s to %s at %s: %w", target.ID, inst.ID, dev, err)
@@ -217,19 +239,18 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 		o.Why = fmt.Sprintf("waiting for the service to serve %s (it answers %q, %v)", ch.Latest, serving, err)
 		return o, nil
 	}
-	// It serves the latest: let go of what it served before.
-	for _, v := range vols {
-		switch {
-		case v.ID == target.ID:
-		case v.AttachedTo == inst.ID:
-			if err := l.Cloud.DetachVolume(ctx, v.ID, false); err != nil && !errors.Is(err, handover.ErrNotFound) {
-				return o, fmt.Errorf("detaching old release volume %s: %w", v.ID, err)
-			}
-		case v.State == handover.VolumeAvailable:
-			if err := l.Cloud.DeleteVolume(ctx, v.ID); err != nil && !errors.Is(err, handover.ErrNotFound) {
-				return o, fmt.Errorf("deleting old release volume %s: %w", v.ID, err)
-			}
+	// It serves the latest: let go of what it served before, and enter
+	// service only once nothing but the latest is left, so that no
+	// volume outlives the launch unattached (once in service, only the
+	// channel's lease holder may delete its volumes).
+	for _, v := range olds {
+		if err := l.Cloud.DetachVolume(ctx, v.ID, false); err != nil && !errors.Is(err, handover.ErrNotFound) {
+			return o, fmt.Errorf("detaching old release volume %s: %w", v.ID, err)
 		}
+	}
+	if len(olds) > 0 || strays > 0 {
+		o.Why = fmt.Sprintf("serves %s; waiting for %d older release volumes to be gone", ch.Latest, len(olds)+strays)
+		return o, nil
 	}
 	// Re-read latest: a publish may have recorded a newer release since.
 	// CONTINUE only if this is still the latest; else the next pass
@@ -248,6 +269,17 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 	o.Action, o.Why = "continued", "serves "+ch.Latest+", the latest"
 	l.Log.Info("release launch continued", "instance", inst.ID, "channel", md.Channel, "release", ch.Latest)
 	return o, nil
+}
+
+// instanceVolume is the volume of release (snapshot) for inst, made by
+// the launcher and by rollouts alike: its tags say whose it is, so a pass
+// after a kill finds it (and adopts it, or deletes it), and its client
+// token makes the same step, repeated, answer with the same volume.
+func instanceVolume(inst handover.Instance, channel, release, snapshot string, channelVersion int64) handover.VolumeSpec {
+	return handover.VolumeSpec{Zone: inst.Zone, SnapshotID: snapshot,
+		ClientToken: clientToken(inst.ID, release, channelVersion),
+		Tags: map[string]string{TagManaged: "true", handover.TagPurpose: PurposeInstance, TagChannel: channel,
+			TagRelease: release, TagInstance: inst.ID}}
 }
 
 // clientToken names the volume of one release for one instance while the
