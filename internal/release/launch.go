@@ -28,6 +28,11 @@ type LaunchCloud interface {
 	DescribeHook(ctx context.Context, group, hook string) (handover.Hook, error)
 	DeleteVolume(ctx context.Context, volumeID string) error
 	DetachVolume(ctx context.Context, volumeID string, force bool) error
+	// GroupTags returns an Auto Scaling group's tags; ErrNotFound when
+	// it is gone. Safe to repeat.
+	GroupTags(ctx context.Context, group string) (map[string]string, error)
+	// TagVolume adds tags to a volume; safe to repeat.
+	TagVolume(ctx context.Context, volumeID string, tags map[string]string) error
 }
 
 // Prober asks an instance's service which release it serves.
@@ -79,8 +84,10 @@ func (p HTTPProber) Serving(ctx context.Context, addr string) (string, error) {
 // re-read just before, is still it. An instance that was given an older
 // release than the latest (a publish recorded a new one meanwhile) gets
 // the latest attached beside it, its agent switches, and only then is it
-// let into service: it never enters service on an older release. (A
-// stateful group's CONTINUE is its migration's.)
+// let into service: it never enters service on an older release. A
+// stateful group's CONTINUE is its migration's: there the same point
+// marks the volume served (TagServed), and handover's release gate holds
+// the migration until it sees the mark on the latest's volume.
 //
 // It keeps no state of its own: the volumes it made carry the instance
 // and the release in their tags, and CreateVolume's client token names
@@ -102,7 +109,8 @@ type Launcher struct {
 // LaunchOutcome is what one pass did for one instance.
 type LaunchOutcome struct {
 	Instance, Group, Channel, Release, Volume string
-	// Action is "waiting" or "continued", with Why.
+	// Action is "waiting", "continued" (a release-only group) or
+	// "served" (a stateful one: its migration continues it), with Why.
 	Action, Why string
 }
 
@@ -124,13 +132,30 @@ func (l *Launcher) Pass(ctx context.Context) ([]LaunchOutcome, error) {
 		return nil, fmt.Errorf("listing waiting lifecycle actions: %w", err)
 	}
 	var out []LaunchOutcome
+	tagged := map[string]string{} // group → its channel tag, read once a pass
 	for _, a := range acts {
 		if a.Transition != handover.TransitionLaunching {
 			continue
 		}
 		md, err := handover.ParseMetadata(a.Metadata)
 		if err != nil || md.Channel == "" {
-			continue
+			tag, seen := tagged[a.Group]
+			if !seen {
+				tags, terr := l.Cloud.GroupTags(ctx, a.Group)
+				if terr != nil && !errors.Is(terr, handover.ErrNotFound) {
+					l.Log.Warn("reading a group's tags failed; next pass retries", "group", a.Group, "err", terr)
+					continue
+				}
+				tag = tags[handover.TagGroupChannel]
+				tagged[a.Group] = tag
+			}
+			if tag == "" {
+				continue
+			}
+			if md, err = handover.ParseLaunchMetadata(a.Metadata, tag); err != nil {
+				l.Log.Warn("a launch hook's metadata is bad; its launch is left alone", "group", a.Group, "instance", a.Instance, "err", err)
+				continue
+			}
 		}
 		o, err := l.launch(ctx, a, md)
 		if err != nil {
@@ -230,10 +255,6 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 		o.Why = "attaching release " + ch.Latest + " at " + dev
 		return o, nil
 	}
-	if !md.ReleaseOnly() {
-		o.Why = "release attached; the group's migration completes the launch"
-		return o, nil
-	}
 	serving, err := l.Prober.Serving(ctx, inst.PrivateIP)
 	if err != nil || serving != ch.Latest {
 		o.Why = fmt.Sprintf("waiting for the service to serve %s (it answers %q, %v)", ch.Latest, serving, err)
@@ -261,6 +282,19 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 	}
 	if now.Latest != ch.Latest {
 		o.Why = fmt.Sprintf("serves %s, but %s was published meanwhile: switching it before it enters service", ch.Latest, now.Latest)
+		return o, nil
+	}
+	if !md.ReleaseOnly() {
+		// A stateful group: its migration sends CONTINUE, once healthy
+		// and once this mark is on the latest's volume (handover's
+		// release gate, which reads the latest again).
+		if target.Tags[TagServed] != "true" {
+			if err := l.Cloud.TagVolume(ctx, target.ID, map[string]string{TagServed: "true"}); err != nil {
+				return o, fmt.Errorf("marking release volume %s of %s served: %w", target.ID, inst.ID, err)
+			}
+			l.Log.Info("release served; the group's migration completes the launch", "instance", inst.ID, "channel", md.Channel, "release", ch.Latest)
+		}
+		o.Action, o.Why = "served", "serves "+ch.Latest+", the latest; the group's migration completes the launch"
 		return o, nil
 	}
 	if err := l.Cloud.CompleteLifecycleAction(ctx, ref, handover.ResultContinue); err != nil && !errors.Is(err, handover.ErrNoActiveAction) {

@@ -104,6 +104,12 @@ type windows struct {
 
 func newWindows(t *testing.T, desired int32) *windows {
 	t.Helper()
+	return newWindowsGroup(t, desired, `{"channel":"web"}`, nil)
+}
+
+// newWindowsGroup is newWindows with the group's hook metadata and tags.
+func newWindowsGroup(t *testing.T, desired int32, metadata string, tags map[string]string) *windows {
+	t.Helper()
 	e := startCloud(t)
 	ctx := t.Context()
 	w := &windows{env: e, t: t, led: memory.New(), asg: autoscaling.NewFromConfig(e.cfg), prober: agentProber{e: e}, rels: map[string]*ledger.Release{}}
@@ -131,13 +137,21 @@ func newWindows(t *testing.T, desired int32) *windows {
 		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(testAMI)}}); err != nil {
 		t.Fatal(err)
 	}
+	var gtags []astypes.Tag
+	for k, v := range tags {
+		gtags = append(gtags, astypes.Tag{Key: aws.String(k), Value: aws.String(v), PropagateAtLaunch: aws.Bool(false)})
+	}
+	var md *string
+	if metadata != "" {
+		md = aws.String(metadata)
+	}
 	if _, err := w.asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
-		AutoScalingGroupName: aws.String(webGroup), MinSize: aws.Int32(0), MaxSize: aws.Int32(4), DesiredCapacity: aws.Int32(desired),
+		AutoScalingGroupName: aws.String(webGroup), MinSize: aws.Int32(0), MaxSize: aws.Int32(4), DesiredCapacity: aws.Int32(desired), Tags: gtags,
 		AvailabilityZones: []string{"us-east-1a"},
 		LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(webGroup), Version: aws.String("$Latest")},
 		LifecycleHookSpecificationList: []astypes.LifecycleHookSpecification{{
 			LifecycleHookName: aws.String("handover-launch"), LifecycleTransition: aws.String(handover.TransitionLaunching),
-			HeartbeatTimeout: aws.Int32(300), DefaultResult: aws.String("ABANDON"), NotificationMetadata: aws.String(`{"channel":"web"}`)}},
+			HeartbeatTimeout: aws.Int32(300), DefaultResult: aws.String("ABANDON"), NotificationMetadata: md}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -398,4 +412,44 @@ func TestRolloutWindows(t *testing.T) {
 	}
 	w.passUntilInService(3)
 	w.wantOnly(c.ID, "r3", pre.ID)
+}
+
+// TestChannelByGroupTag: a group tagged handover:channel=web, whose launch
+// hook has no metadata, is in channel web: the launcher gives its
+// instances the latest release and lets them into service, and a rollout
+// finds the group and switches them. A hook's "channel" wins over the tag.
+func TestChannelByGroupTag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("local cloud")
+	}
+	w := newWindowsGroup(t, 2, "", map[string]string{handover.TagGroupChannel: "web"})
+	insts := w.waitingInstances(2)
+	w.passUntilInService(2)
+	for _, inst := range insts {
+		w.wantOnly(inst.ID, "r1", "")
+	}
+	groups, err := ChannelGroups(t.Context(), w.cloud, "web")
+	if err != nil || !slices.Equal(groups, []string{webGroup}) {
+		t.Fatalf("ChannelGroups(web) = %v, %v; want [%s] by its tag", groups, err, webGroup)
+	}
+	w.setLatest("r2")
+	res, err := w.roll.Converge(t.Context(), "web", w.rels["r2"])
+	if err != nil || len(res.Switched) != 2 {
+		t.Fatalf("Converge to r2 = %+v, %v; want both switched", res, err)
+	}
+	for _, inst := range insts {
+		w.wantOnly(inst.ID, "r2", "")
+	}
+
+	// The hook names another channel: that one wins.
+	if _, err := w.asg.PutLifecycleHook(t.Context(), &autoscaling.PutLifecycleHookInput{AutoScalingGroupName: aws.String(webGroup),
+		LifecycleHookName: aws.String("handover-launch"), LifecycleTransition: aws.String(handover.TransitionLaunching),
+		HeartbeatTimeout: aws.Int32(300), DefaultResult: aws.String("ABANDON"), NotificationMetadata: aws.String(`{"channel":"api"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for ch, want := range map[string][]string{"web": nil, "api": {webGroup}} {
+		if got, err := ChannelGroups(t.Context(), w.cloud, ch); err != nil || !slices.Equal(got, want) {
+			t.Errorf("with the hook naming api: ChannelGroups(%s) = %v, %v; want %v", ch, got, err, want)
+		}
+	}
 }

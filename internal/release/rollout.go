@@ -27,8 +27,9 @@ type RolloutCloud interface {
 	LaunchCloud
 	GroupMembers(ctx context.Context, group string) ([]handover.GroupMember, error)
 	DetachVolume(ctx context.Context, volumeID string, force bool) error
-	// LaunchHookMetadata returns the launch hooks' metadata by group.
-	LaunchHookMetadata(ctx context.Context) (map[string][]string, error)
+	// LaunchHookMetadata returns the launch hooks' metadata and the
+	// group's channel tag, by group.
+	LaunchHookMetadata(ctx context.Context) (map[string]handover.GroupLaunch, error)
 }
 
 // HealthProber is a Prober that can also tell a healthy service.
@@ -142,16 +143,18 @@ type InstanceRelease struct {
 	Serving string `json:"serving,omitempty"`
 }
 
-// ChannelGroups returns the groups whose launch hook names channel.
+// ChannelGroups returns the groups that join channel: by their launch
+// hook's metadata, or by their handover:channel tag (the metadata's
+// "channel" wins where both are set).
 func ChannelGroups(ctx context.Context, c RolloutCloud, channel string) ([]string, error) {
 	hooks, err := c.LaunchHookMetadata(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing the groups' launch hooks: %w", err)
 	}
 	var out []string
-	for g, mds := range hooks {
-		for _, s := range mds {
-			if md, err := handover.ParseMetadata(s); err == nil && md.Channel == channel {
+	for g, gl := range hooks {
+		for _, s := range gl.Metadata {
+			if md, err := handover.ParseLaunchMetadata(s, gl.Channel); err == nil && md.Channel == channel {
 				out = append(out, g)
 				break
 			}
