@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -588,9 +589,7 @@ It polls every --interval; stop it with SIGINT or SIGTERM.`,
 			if err != nil {
 				return err
 			}
-			host, _ := os.Hostname()
-			c := &release.Controller{Ledger: t.led, Rollout: r, Log: t.pub.Log, Holder: fmt.Sprintf("release controller on %s pid %d", host, os.Getpid()), LeaseTTL: f.leaseTTL,
-				Launcher: &release.Launcher{Cloud: t.cloud, Ledger: t.led, Prober: release.HTTPProber{Port: f.port}, Device: device, Log: t.pub.Log}}
+			c := releaseController(t.cloud, t.led, t.pub.Log, r, f.port, device, f.leaseTTL)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			t.pub.Log.Info("release controller running", "interval", interval, "device", device)
@@ -614,4 +613,14 @@ It polls every --interval; stop it with SIGINT or SIGTERM.`,
 	cmd.Flags().Lookup("log-level").DefValue = "info"
 	_ = cmd.Flags().Set("log-level", "info")
 	return cmd
+}
+
+// releaseController is the release controller over cloud and led, as
+// `handover release controller` and `handover controller --releases` run
+// it: the launcher asks the services on port, attaches at device, and r
+// finishes the rollouts nobody runs under leases of leaseTTL.
+func releaseController(cloud *awscloud.Cloud, led ledger.Ledger, log *slog.Logger, r *release.Rollout, port int, device string, leaseTTL time.Duration) *release.Controller {
+	host, _ := os.Hostname()
+	return &release.Controller{Ledger: led, Rollout: r, Log: log, Holder: fmt.Sprintf("release controller on %s pid %d", host, os.Getpid()), LeaseTTL: leaseTTL,
+		Launcher: &release.Launcher{Cloud: cloud, Ledger: led, Prober: release.HTTPProber{Port: port}, Device: device, Log: log}}
 }

@@ -27,14 +27,15 @@ import (
 
 // TestStatefulPoolGroupWithChannel: a pool group (one database per
 // instance) that also joins a release channel. handover's controller hands
-// each instance its state volume at /dev/sdf, the release controller its
+// each instance its state volume at /dev/sdf and, with --releases, its
 // release at /dev/sdg, and the agent waits for both before it starts the
 // service: both volumes land, on every instance.
 func TestStatefulPoolGroupWithChannel(t *testing.T) {
-	f := newStatefulFleet(t)
+	// The release controller runs inside handover's controller here
+	// (--releases): one process serves both volumes.
+	f := newStatefulFleet(t, "--releases", "--release-interval", "100ms")
 	ctx := t.Context()
 	e := f.env
-	f.startController()
 
 	waitFor(t, "both instances in service with a state and a release volume each", func() (bool, error) {
 		out, err := f.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"tenants"}})
@@ -86,10 +87,11 @@ func TestStatefulPoolGroupWithChannel(t *testing.T) {
 }
 
 // newStatefulFleet is channel "web" with v1 published, handover's
-// controller running as a process, and a pool group "tenants" of two
-// (kvstore under the agent, with a state volume and a release) that joins
-// the channel; the release controller is not started.
-func newStatefulFleet(t *testing.T) *fleet {
+// controller running as a process (with ctlArgs), and a pool group
+// "tenants" of two (kvstore under the agent, with a state volume and a
+// release) that joins the channel; `handover release controller` is not
+// started.
+func newStatefulFleet(t *testing.T, ctlArgs ...string) *fleet {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -136,6 +138,7 @@ func newStatefulFleet(t *testing.T) *fleet {
 	}
 	ctl := exec.Command(hb, "controller", "--endpoint-url", endpoint, "--ledger", f.ledgerURL(), "--queue-url", aws.ToString(q.QueueUrl),
 		"--listen", "127.0.0.1:0", "--advance-interval", "200ms", "--poll-interval", "200ms", "--reconcile-interval", "500ms", "--queue-wait", "1s", "--no-pre-copy")
+	ctl.Args = append(ctl.Args, ctlArgs...)
 	ctl.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
 	ctl.Stdout, ctl.Stderr = logf, logf
 	if err := ctl.Start(); err != nil {
