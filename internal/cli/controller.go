@@ -124,7 +124,7 @@ come from the standard AWS environment, files or instance role.`,
 	fl.DurationVar(&f.reconcile, "reconcile-interval", ddef.ReconcileEvery, "how often reconcile compares the groups with the ledger")
 	fl.DurationVar(&f.sweep, "sweep-interval", ddef.SweepEvery, "how often the sweeper deletes what no migration owns")
 	fl.DurationVar(&f.wait, "queue-wait", ddef.WaitTime, "long-poll wait of each receive (at most 20s)")
-	fl.BoolVar(&f.releases, "releases", false, "also run the release controller (what `handover release controller` does) in this process")
+	fl.BoolVar(&f.releases, "releases", false, "also run the release controller in this process, as handover release controller runs it on its own")
 	fl.DurationVar(&f.releaseInterval, "release-interval", 2*time.Second, "with --releases: how often to look at waiting launches and channels")
 	fl.IntVar(&f.releasePort, "release-port", 8080, "with --releases: the services' port, where GET /release says which release they serve and GET /healthz whether they are healthy")
 	fl.StringVar(&f.releaseDevice, "release-device", release.DefaultDevice, "with --releases: the device release volumes are attached under (the agent's --release-device)")

@@ -562,17 +562,21 @@ func newReleaseController(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Give new instances of release channels their release, and finish rollouts nobody runs",
 		Long: `controller runs, beside handover's controller, the part of releases that must
 run all the time:
- - for every instance waiting on a launch hook whose metadata names a
-   channel ({"channel":"web"}), a volume from the channel's latest release
-   in its zone, attached at --device; for a group with no database it
-   sends CONTINUE once the instance serves that release and "latest",
-   re-read, is still it (an instance launched on an older one is switched
-   first); a stateful group's CONTINUE stays its migration's;
- - release volumes of instances that are gone are deleted;
+ - for every instance waiting on a launch hook of a group that joins a
+   channel ({"channel":"web"} in the hook's metadata, or the group's tag
+   handover:channel=web; the metadata wins), a volume from the channel's
+   latest release in its zone, attached at --device; once the instance
+   serves that release, nothing else is attached and "latest", re-read, is
+   still it (an instance launched on an older one is switched first), it
+   sends CONTINUE for a group with no database, or marks the volume served
+   for a stateful group, whose migration then sends it;
+ - release volumes of instances that are gone are deleted, and so are
+   those a killed step left unattached (under the channel's lease);
  - a channel whose in-service instances are not all on its latest release,
    while no publish holds its lease (the publish died), is converged as the
    publish would have, with the rollout flags given here.
-It polls every --interval; stop it with SIGINT or SIGTERM.`,
+It polls every --interval; stop it with SIGINT or SIGTERM. handover
+controller --releases runs the same in handover's controller.`,
 		Example: `  handover release controller --endpoint-url http://127.0.0.1:4566 --ledger sqlite:///tmp/lc/ledger.db --interval 1s
   handover release controller --region eu-west-1 --ledger postgres://handover@db.internal/handover --group web --port 8080`,
 		Args: cobra.NoArgs,
