@@ -93,7 +93,7 @@ func (c *Controller) recover(ctx context.Context) error {
 		}
 		what := " (recovering a rollout)"
 		if behind == 0 {
-			what = " (deleting orphaned release volumes)"
+			what = sweepMark
 		}
 		lctx, done, err := HoldLease(ctx, c.Ledger, c.Clock, c.Log, ch.ID, c.Holder+what, c.LeaseTTL)
 		if IsRunning(err) {

@@ -28,10 +28,11 @@ func launchingLifecycle(lc string) bool {
 }
 
 // Orphans returns the channel's instance release volumes that no step
-// will attach: unattached (available or error) and made for an instance
-// that is not launching. Only a holder of the channel's lease may act on
-// the answer: without it, a rollout may be between creating a volume and
-// attaching it.
+// will attach: unattached (available or error) and made for a live
+// instance that is not launching (those of gone instances are
+// Launcher.Sweep's, which needs no lease). Only a holder of the channel's
+// lease may act on the answer: without it, a rollout may be between
+// creating a volume and attaching it.
 func Orphans(ctx context.Context, c RolloutCloud, channel string) ([]handover.Volume, error) {
 	vols, err := c.FindVolumes(ctx, map[string]string{TagManaged: "true", handover.TagPurpose: PurposeInstance, TagChannel: channel})
 	if err != nil {
@@ -54,6 +55,13 @@ func Orphans(ctx context.Context, c RolloutCloud, channel string) ([]handover.Vo
 	for _, v := range loose {
 		if launchingLifecycle(lifecycle[v.Tags[TagInstance]]) {
 			continue // the launcher adopts it, or drops it, at its next pass
+		}
+		inst, err := c.DescribeInstance(ctx, v.Tags[TagInstance])
+		if errors.Is(err, handover.ErrNotFound) || err == nil && (inst.State == handover.InstanceTerminated || inst.State == handover.InstanceShuttingDown) {
+			continue // its instance is gone: the launcher's Sweep deletes it, no lease needed
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading instance %s of release volume %s: %w", v.Tags[TagInstance], v.ID, err)
 		}
 		out = append(out, v)
 	}
