@@ -32,10 +32,15 @@ type Config struct {
 	// from its own data (docs/fence-protocol.md, "Starting").
 	StartFenced     bool
 	ShutdownTimeout time.Duration // --shutdown-timeout
+	// Release is the release it runs from ($HANDOVER_RELEASE, which
+	// `handover agent --release-mount` sets): GET /release answers it, as
+	// the release controller asks before it lets a launch of a group in
+	// a release channel complete. Empty: GET /release answers 404.
+	Release string
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
-	cfg := Config{Listen: "127.0.0.1:8080", ShutdownTimeout: 30 * time.Second}
+	cfg := Config{Listen: "127.0.0.1:8080", ShutdownTimeout: 30 * time.Second, Release: getenv("HANDOVER_RELEASE")}
 	if ip := getenv("HANDOVER_PRIVATE_IP"); ip != "" {
 		cfg.Listen = net.JoinHostPort(ip, "8080")
 	}

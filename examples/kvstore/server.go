@@ -49,6 +49,13 @@ func newServer(st *store.Store, cfg Config, log *slog.Logger) (*server, error) {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
+	s.mux.HandleFunc("GET /release", func(w http.ResponseWriter, _ *http.Request) {
+		if cfg.Release == "" {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "not started from a release ($HANDOVER_RELEASE is not set)"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"release": cfg.Release})
+	})
 	s.mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.st.Stats())
 	})

@@ -388,3 +388,22 @@ func TestRunShutsDown(t *testing.T) {
 	in := start(t, dir, 0)
 	in.want("GET", "/kv/a", "", 200, "1")
 }
+
+// TestRelease: GET /release answers the release the agent started it from,
+// which the release controller asks before a launch completes.
+func TestRelease(t *testing.T) {
+	for _, tt := range []struct {
+		release    string
+		wantStatus int
+		wantBody   string
+	}{
+		{"v2", http.StatusOK, `"release":"v2"`},
+		{"", http.StatusNotFound, "HANDOVER_RELEASE is not set"},
+	} {
+		in := startWith(t, Config{DataDir: t.TempDir(), Release: tt.release})
+		status, _, body := in.do(http.MethodGet, "/release", "")
+		if status != tt.wantStatus || !strings.Contains(body, tt.wantBody) {
+			t.Errorf("release %q: GET /release = %d %s, want %d with %s", tt.release, status, body, tt.wantStatus, tt.wantBody)
+		}
+	}
+}

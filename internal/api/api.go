@@ -43,6 +43,11 @@ type Status struct {
 	LastSweepError     string    `json:"last_sweep_error,omitempty"`
 	SweptVolumes       int       `json:"swept_volumes"`
 	SweptSnapshots     int       `json:"swept_snapshots"`
+	// LastReleasePassAt is the release controller's last pass in this
+	// process (handover controller --releases); zero when it does not run
+	// here.
+	LastReleasePassAt    time.Time `json:"last_release_pass_at,omitzero"`
+	LastReleasePassError string    `json:"last_release_pass_error,omitempty"`
 }
 
 // MigrationSummary is one row of GET /v1/migrations.

@@ -205,16 +205,16 @@ func (c *Cloud) WaitingActions(ctx context.Context) ([]handover.WaitingAction, e
 	return acts, nil
 }
 
-// LaunchHookMetadata returns the NotificationMetadata of the launch hooks
-// of the groups handover watches, by group (a group with several launch
-// hooks gets them joined by newlines, each parsed on its own by the
-// caller). The release controller finds a channel's groups with it.
-func (c *Cloud) LaunchHookMetadata(ctx context.Context) (map[string][]string, error) {
+// LaunchHookMetadata returns, for every watched group with a launch hook,
+// the hooks' NotificationMetadata and the group's release channel tag
+// (handover.TagGroupChannel), for the release controller to find a
+// channel's groups.
+func (c *Cloud) LaunchHookMetadata(ctx context.Context) (map[string]handover.GroupLaunch, error) {
 	groups, err := c.watchedGroups(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]string{}
+	out := map[string]handover.GroupLaunch{}
 	for _, g := range groups {
 		name := aws.ToString(g.AutoScalingGroupName)
 		hooks, err := c.asg.DescribeLifecycleHooks(ctx, &autoscaling.DescribeLifecycleHooksInput{AutoScalingGroupName: aws.String(name)})
@@ -223,9 +223,29 @@ func (c *Cloud) LaunchHookMetadata(ctx context.Context) (map[string][]string, er
 		}
 		for _, h := range hooks.LifecycleHooks {
 			if aws.ToString(h.LifecycleTransition) == handover.TransitionLaunching {
-				out[name] = append(out[name], aws.ToString(h.NotificationMetadata))
+				gl := out[name]
+				gl.Metadata = append(gl.Metadata, aws.ToString(h.NotificationMetadata))
+				gl.Channel = groupTags(g)[handover.TagGroupChannel]
+				out[name] = gl
 			}
 		}
 	}
 	return out, nil
+}
+
+// GroupTags implements handover.GroupTagger.
+func (c *Cloud) GroupTags(ctx context.Context, group string) (map[string]string, error) {
+	g, err := c.group(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("reading the tags of group %s: %w", group, err)
+	}
+	return groupTags(g), nil
+}
+
+func groupTags(g astypes.AutoScalingGroup) map[string]string {
+	out := make(map[string]string, len(g.Tags))
+	for _, t := range g.Tags {
+		out[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return out
 }

@@ -216,6 +216,19 @@ func (c *Cloud) DetachVolume(ctx context.Context, volumeID string, force bool) e
 	return nil
 }
 
+// TagVolume adds (or overwrites) tags on a volume; safe to repeat.
+// ErrNotFound when the volume is gone.
+func (c *Cloud) TagVolume(ctx context.Context, volumeID string, tags map[string]string) error {
+	var ts []ec2types.Tag
+	for k, v := range tags {
+		ts = append(ts, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	if _, err := c.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{volumeID}, Tags: ts}); err != nil {
+		return fmt.Errorf("tagging volume %s: %w", volumeID, translate(err))
+	}
+	return nil
+}
+
 // DeleteVolume implements handover.Cloud.
 func (c *Cloud) DeleteVolume(ctx context.Context, volumeID string) error {
 	_, err := c.ec2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(volumeID)})

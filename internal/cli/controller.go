@@ -29,6 +29,7 @@ import (
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/ledger/dial"
 	"github.com/handover-dev/handover/internal/pacing"
+	"github.com/handover-dev/handover/internal/release"
 	"github.com/handover-dev/handover/internal/update"
 )
 
@@ -40,6 +41,12 @@ type controllerFlags struct {
 	noPreCopy                                                                bool
 	cutover                                                                  string
 	poll, advance, reconcile, sweep, sweepGrace, wait, stepTimeout, leaseTTL time.Duration
+	// --releases: the release controller in this process.
+	releases                       bool
+	releaseInterval                time.Duration
+	releasePort                    int
+	releaseDevice                  string
+	releaseStepTimeout, releaseTTL time.Duration
 }
 
 func newController(stdout, stderr io.Writer) *cobra.Command {
@@ -69,6 +76,12 @@ and says what to fix. Throttling, server errors and network failures are not
 misconfigurations: they are logged and retried while reconcile and in-flight
 migrations go on. 'handover doctor' audits the rest of a deployment.
 
+With --releases it also runs the release controller (docs/releases.md):
+new instances of groups that join a release channel get the channel's
+latest release, release volumes nobody uses are deleted, and a rollout
+whose publish died is finished, as 'handover release controller' does on
+its own.
+
 HTTP API (--listen, loopback by default; any other address needs a bearer
 token from --api-token or HANDOVER_API_TOKEN):
   GET /healthz               200 while the ledger answers (no token needed)
@@ -91,6 +104,9 @@ come from the standard AWS environment, files or instance role.`,
     --queue-url https://sqs.eu-west-1.amazonaws.com/123456789012/handover-events \
     --ledger postgres://handover@db.internal/handover --listen 0.0.0.0:7070
 
+  # the same, also giving new instances of release channels their release
+  handover controller --queue-url … --ledger postgres://handover@db.internal/handover --releases --release-port 8080
+
   # then, from another shell
   handover status
   handover migrations list`,
@@ -108,7 +124,31 @@ come from the standard AWS environment, files or instance role.`,
 	fl.DurationVar(&f.reconcile, "reconcile-interval", ddef.ReconcileEvery, "how often reconcile compares the groups with the ledger")
 	fl.DurationVar(&f.sweep, "sweep-interval", ddef.SweepEvery, "how often the sweeper deletes what no migration owns")
 	fl.DurationVar(&f.wait, "queue-wait", ddef.WaitTime, "long-poll wait of each receive (at most 20s)")
+	fl.BoolVar(&f.releases, "releases", false, "also run the release controller in this process, as handover release controller runs it on its own")
+	fl.DurationVar(&f.releaseInterval, "release-interval", 2*time.Second, "with --releases: how often to look at waiting launches and channels")
+	fl.IntVar(&f.releasePort, "release-port", 8080, "with --releases: the services' port, where GET /release says which release they serve and GET /healthz whether they are healthy")
+	fl.StringVar(&f.releaseDevice, "release-device", release.DefaultDevice, "with --releases: the device release volumes are attached under (the agent's --release-device)")
+	fl.DurationVar(&f.releaseStepTimeout, "release-step-timeout", 5*time.Minute, "with --releases: how long one instance may take to serve a release healthily when finishing a rollout whose publish died")
+	fl.DurationVar(&f.releaseTTL, "release-lease-ttl", 30*time.Second, "with --releases: the channel lease's term (as publish's --lease-ttl)")
 	return cmd
+}
+
+// releaseFlagsValid checks the --release-* flags.
+func (f controllerFlags) releaseFlagsValid() error {
+	if !f.releases {
+		return nil
+	}
+	switch {
+	case f.releaseInterval <= 0:
+		return fmt.Errorf("--release-interval %s: give a positive duration", f.releaseInterval)
+	case f.releasePort < 1 || f.releasePort > 65535:
+		return fmt.Errorf("--release-port %d: give the services' port", f.releasePort)
+	case f.releaseStepTimeout <= 0:
+		return fmt.Errorf("--release-step-timeout %s: give a positive duration", f.releaseStepTimeout)
+	case f.releaseTTL < 3*time.Second:
+		return fmt.Errorf("--release-lease-ttl %s: give at least 3s", f.releaseTTL)
+	}
+	return nil
 }
 
 // registerEngineFlags adds the flags the controller and the Lambda
@@ -228,6 +268,9 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	if err := f.releaseFlagsValid(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	if f.advance*2 > f.leaseTTL {
 		return &exitError{code: 2, err: fmt.Errorf("--advance-interval %s must be under half of --lease-ttl %s, or leases lapse between renewals", f.advance, f.leaseTTL)}
 	}
@@ -255,6 +298,13 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return err
 	}
 	d.WithUpdates(runner)
+	if f.releases {
+		cloud := awscloud.New(ec2.NewFromConfig(eng.aws), autoscaling.NewFromConfig(eng.aws), f.groups)
+		r := &release.Rollout{Cloud: cloud, Ledger: eng.led, Prober: release.HTTPProber{Port: f.releasePort}, Log: log,
+			MinHealthyPercent: 50, StepTimeout: f.releaseStepTimeout}
+		d.WithReleases(releaseController(cloud, eng.led, log, r, f.releasePort, f.releaseDevice, f.releaseTTL), f.releaseInterval)
+		log.Info("release controller running", "interval", f.releaseInterval, "device", f.releaseDevice)
+	}
 	// A queue that is not there, or credentials that are not, stop the
 	// controller at once with what to fix instead of a warning a second.
 	d.CheckAtStart(eng.aws.Credentials)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -561,17 +562,21 @@ func newReleaseController(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Give new instances of release channels their release, and finish rollouts nobody runs",
 		Long: `controller runs, beside handover's controller, the part of releases that must
 run all the time:
- - for every instance waiting on a launch hook whose metadata names a
-   channel ({"channel":"web"}), a volume from the channel's latest release
-   in its zone, attached at --device; for a group with no database it
-   sends CONTINUE once the instance serves that release and "latest",
-   re-read, is still it (an instance launched on an older one is switched
-   first); a stateful group's CONTINUE stays its migration's;
- - release volumes of instances that are gone are deleted;
+ - for every instance waiting on a launch hook of a group that joins a
+   channel ({"channel":"web"} in the hook's metadata, or the group's tag
+   handover:channel=web; the metadata wins), a volume from the channel's
+   latest release in its zone, attached at --device; once the instance
+   serves that release, nothing else is attached and "latest", re-read, is
+   still it (an instance launched on an older one is switched first), it
+   sends CONTINUE for a group with no database, or marks the volume served
+   for a stateful group, whose migration then sends it;
+ - release volumes of instances that are gone are deleted, and so are
+   those a killed step left unattached (under the channel's lease);
  - a channel whose in-service instances are not all on its latest release,
    while no publish holds its lease (the publish died), is converged as the
    publish would have, with the rollout flags given here.
-It polls every --interval; stop it with SIGINT or SIGTERM.`,
+It polls every --interval; stop it with SIGINT or SIGTERM. handover
+controller --releases runs the same in handover's controller.`,
 		Example: `  handover release controller --endpoint-url http://127.0.0.1:4566 --ledger sqlite:///tmp/lc/ledger.db --interval 1s
   handover release controller --region eu-west-1 --ledger postgres://handover@db.internal/handover --group web --port 8080`,
 		Args: cobra.NoArgs,
@@ -588,9 +593,7 @@ It polls every --interval; stop it with SIGINT or SIGTERM.`,
 			if err != nil {
 				return err
 			}
-			host, _ := os.Hostname()
-			c := &release.Controller{Ledger: t.led, Rollout: r, Log: t.pub.Log, Holder: fmt.Sprintf("release controller on %s pid %d", host, os.Getpid()), LeaseTTL: f.leaseTTL,
-				Launcher: &release.Launcher{Cloud: t.cloud, Ledger: t.led, Prober: release.HTTPProber{Port: f.port}, Device: device, Log: t.pub.Log}}
+			c := releaseController(t.cloud, t.led, t.pub.Log, r, f.port, device, f.leaseTTL)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			t.pub.Log.Info("release controller running", "interval", interval, "device", device)
@@ -614,4 +617,14 @@ It polls every --interval; stop it with SIGINT or SIGTERM.`,
 	cmd.Flags().Lookup("log-level").DefValue = "info"
 	_ = cmd.Flags().Set("log-level", "info")
 	return cmd
+}
+
+// releaseController is the release controller over cloud and led, as
+// `handover release controller` and `handover controller --releases` run
+// it: the launcher asks the services on port, attaches at device, and r
+// finishes the rollouts nobody runs under leases of leaseTTL.
+func releaseController(cloud *awscloud.Cloud, led ledger.Ledger, log *slog.Logger, r *release.Rollout, port int, device string, leaseTTL time.Duration) *release.Controller {
+	host, _ := os.Hostname()
+	return &release.Controller{Ledger: led, Rollout: r, Log: log, Holder: fmt.Sprintf("release controller on %s pid %d", host, os.Getpid()), LeaseTTL: leaseTTL,
+		Launcher: &release.Launcher{Cloud: cloud, Ledger: led, Prober: release.HTTPProber{Port: port}, Device: device, Log: log}}
 }

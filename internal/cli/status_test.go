@@ -105,6 +105,9 @@ func TestControllerRefusesBadSettings(t *testing.T) {
 		{"API off loopback without a token", []string{"controller", "--queue-url", "q", "--listen", "0.0.0.0:7070"}, "without a bearer token"},
 		{"leases lapse", []string{"controller", "--queue-url", "q", "--advance-interval", "20s", "--lease-ttl", "30s"}, "under half of --lease-ttl"},
 		{"bad ledger", []string{"controller", "--queue-url", "q", "--ledger", "mysql://x"}, "ledger"},
+		{"release port", []string{"controller", "--queue-url", "q", "--releases", "--release-port", "0"}, "--release-port 0: give the services' port"},
+		{"release interval", []string{"controller", "--queue-url", "q", "--releases", "--release-interval", "0s"}, "--release-interval 0s: give a positive duration"},
+		{"release lease", []string{"controller", "--queue-url", "q", "--releases", "--release-lease-ttl", "1s"}, "--release-lease-ttl 1s: give at least 3s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -113,6 +113,10 @@ type Daemon struct {
 	metrics *Metrics
 	started time.Time
 	updates Updater // nil: no group updates
+	// releases runs the release controller's pass every releaseEvery
+	// (nil: not in this process).
+	releases     Releaser
+	releaseEvery time.Duration
 
 	// checkStart makes Run check credentials and queues first (see
 	// CheckAtStart); creds are what it resolves.
@@ -136,6 +140,8 @@ type statusCounters struct {
 	lastReconcile, lastSweep     time.Time
 	reconcileErr, sweepErr       string
 	sweptVolumes, sweptSnapshots int
+	lastReleasePass              time.Time
+	releaseErr                   string
 }
 
 // New returns a daemon; metrics may be nil.
@@ -212,6 +218,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() { d.every(ctx, d.cfg.PruneEvery, d.prune) })
 	if d.updates != nil {
 		wg.Go(func() { d.every(ctx, d.cfg.AdvanceEvery, d.advanceUpdates) })
+	}
+	if d.releases != nil {
+		wg.Go(func() { d.every(ctx, d.releaseEvery, d.passReleases) })
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); IsMisconfigured(err) {

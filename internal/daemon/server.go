@@ -109,6 +109,7 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st.MessagesHandled, st.MessagesPoison, st.LastMessageAt, st.QueueLagSeconds = c.handled, c.poison, c.lastMessage, c.lag
 	st.LastReconcileAt, st.LastReconcileError = c.lastReconcile, c.reconcileErr
 	st.LastSweepAt, st.LastSweepError, st.SweptVolumes, st.SweptSnapshots = c.lastSweep, c.sweepErr, c.sweptVolumes, c.sweptSnapshots
+	st.LastReleasePassAt, st.LastReleasePassError = c.lastReleasePass, c.releaseErr
 	writeJSON(w, http.StatusOK, st)
 }
 

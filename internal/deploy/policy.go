@@ -294,6 +294,41 @@ func updatePolicy(cfg Config) PolicyDocument {
 	return PolicyDocument{Version: "2012-10-17", Statement: st}
 }
 
+// The tags of release resources (package release's TagManaged, and the
+// served mark the release gate reads), spelled here as the signal tags
+// are.
+const (
+	releaseManagedTag = "handover:release-managed"
+	releaseServedTag  = handover.TagReleaseServed
+)
+
+// releasePolicy lets the controller's role run the release controller
+// (`handover controller --releases`, or `handover release controller`):
+// the calls of internal/release's Launcher, Rollout and Controller that
+// the controller's policy does not grant already (it has the describes,
+// the groups' lifecycle actions, attaching to the groups' instances and
+// the ledger). Each is on release resources only: volumes made with the
+// handover:release-managed tag, from release snapshots, and, on existing
+// release volumes, no tag but the served mark. A managed policy of its
+// own, like updatePolicy, to keep the inline policy within IAM's bound.
+// Publishing (the release server's snapshots and retention) is not here:
+// it runs under the release server's role.
+func releasePolicy() PolicyDocument {
+	managed := equals("ec2:ResourceTag/"+releaseManagedTag, "true")
+	return PolicyDocument{Version: "2012-10-17", Statement: []Statement{
+		allow("CreateReleaseVolumes", []string{"ec2:CreateVolume"}, []string{arnVolumes}, equals("aws:RequestTag/"+releaseManagedTag, "true")),
+		allow("VolumesFromReleaseSnapshots", []string{"ec2:CreateVolume"}, []string{arnSnapshots}, managed),
+		allow("TagReleaseVolumesOnCreate", []string{"ec2:CreateTags"}, []string{arnVolumes}, map[string]map[string]any{
+			"StringEquals": {"aws:RequestTag/" + releaseManagedTag: "true", "ec2:CreateAction": "CreateVolume"},
+		}),
+		allow("MarkReleaseServed", []string{"ec2:CreateTags"}, []string{arnVolumes}, map[string]map[string]any{
+			"StringEquals":              {"ec2:ResourceTag/" + releaseManagedTag: "true"},
+			"ForAllValues:StringEquals": {"aws:TagKeys": []string{releaseServedTag}},
+		}),
+		allow("AttachAndDeleteReleaseVolumes", []string{"ec2:AttachVolume", "ec2:DeleteVolume", "ec2:DetachVolume"}, []string{arnVolumes}, managed),
+	}}
+}
+
 // signalPolicy is what `handover signal` needs on an instance's role:
 // tagging an instance of the served groups with the signal tags and no
 // others. IAM has no documented way to limit the target to the calling

@@ -87,6 +87,32 @@ var wantUpdateStatements = []wantStatement{
 		"Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}`},
 }
 
+// wantReleaseStatements is the controller's release policy: release
+// volumes only, and on existing ones no tag but the served mark.
+var wantReleaseStatements = []wantStatement{
+	{"CreateReleaseVolumes", `{"Action": ["ec2:CreateVolume"], "Resource": [` + subVolumes + `],
+		"Condition": {"StringEquals": {"aws:RequestTag/handover:release-managed": "true"}}}`},
+	{"VolumesFromReleaseSnapshots", `{"Action": ["ec2:CreateVolume"], "Resource": [` + subSnapshots + `],
+		"Condition": {"StringEquals": {"ec2:ResourceTag/handover:release-managed": "true"}}}`},
+	{"TagReleaseVolumesOnCreate", `{"Action": ["ec2:CreateTags"], "Resource": [` + subVolumes + `],
+		"Condition": {"StringEquals": {"aws:RequestTag/handover:release-managed": "true", "ec2:CreateAction": "CreateVolume"}}}`},
+	{"MarkReleaseServed", `{"Action": ["ec2:CreateTags"], "Resource": [` + subVolumes + `],
+		"Condition": {"StringEquals": {"ec2:ResourceTag/handover:release-managed": "true"},
+			"ForAllValues:StringEquals": {"aws:TagKeys": ["handover:release-served"]}}}`},
+	{"AttachAndDeleteReleaseVolumes", `{"Action": ["ec2:AttachVolume", "ec2:DeleteVolume", "ec2:DetachVolume"], "Resource": [` + subVolumes + `],
+		"Condition": {"StringEquals": {"ec2:ResourceTag/handover:release-managed": "true"}}}`},
+}
+
+// The release policy (controller mode) is a managed policy on the
+// controller's role, with exactly wantReleaseStatements.
+func TestReleasePolicyExact(t *testing.T) {
+	tmpl := render(t, twoGroups(ModeController))
+	sameStatements(t, policyStatements(t, tmpl, idReleasePolicy+".PolicyDocument"), wantReleaseStatements)
+	if got := compact(props(t, tmpl, idReleasePolicy)["Roles"]); got != `[{"Ref":"ControllerRole"}]` {
+		t.Errorf("the release policy is attached to %s, want the controller's role", got)
+	}
+}
+
 // sameStatements compares a policy's statements with want, one by one.
 func sameStatements(t *testing.T, got []map[string]any, want []wantStatement) {
 	t.Helper()
@@ -154,7 +180,7 @@ func TestUpdatePolicyExact(t *testing.T) {
 // Lambda deployment grants none of their calls, nor the signal policy.
 func TestLambdaCannotUpdateGroups(t *testing.T) {
 	tmpl := render(t, twoGroups(ModeLambda))
-	for _, id := range []string{idUpdatePolicy, idSignalPolicy} {
+	for _, id := range []string{idUpdatePolicy, idSignalPolicy, idReleasePolicy} {
 		if _, ok := resources(t, tmpl)[id]; ok {
 			t.Errorf("the Lambda deployment has %s", id)
 		}

@@ -38,6 +38,7 @@ const (
 	idRole            = "ControllerRole"
 	idInstanceProfile = "ControllerInstanceProfile"
 	idUpdatePolicy    = "ControllerUpdatePolicy"
+	idReleasePolicy   = "ControllerReleasePolicy"
 	idSignalPolicy    = "InstanceSignalPolicy"
 	idFunction        = "ControllerFunction"
 	idLogGroup        = "ControllerLogGroup"
@@ -187,7 +188,7 @@ func build(cfg Config) (*cloudformation.Template, error) {
 	if lambdaMode {
 		addFunction(t, policy, cfg.Fence)
 	} else {
-		addControllerRole(t, policy, updates)
+		addControllerRole(t, policy, updates, releasePolicy())
 		addSignalPolicy(t, cfg)
 	}
 	return t, nil
@@ -261,7 +262,7 @@ func addFunction(t *cloudformation.Template, policy PolicyDocument, fenceVia str
 
 // addControllerRole adds the role and instance profile of a long-running
 // controller, and the role's group update policy.
-func addControllerRole(t *cloudformation.Template, policy, updates PolicyDocument) {
+func addControllerRole(t *cloudformation.Template, policy, updates, releases PolicyDocument) {
 	t.Resources[idRole] = &iam.Role{
 		Description:              cloudformation.String("handover controller (long-running, on EC2 or ECS)"),
 		AssumeRolePolicyDocument: controllerTrust(),
@@ -270,6 +271,12 @@ func addControllerRole(t *cloudformation.Template, policy, updates PolicyDocumen
 	t.Resources[idUpdatePolicy] = &iam.ManagedPolicy{
 		Description:    cloudformation.String("handover controller: group updates (handover update)"),
 		PolicyDocument: updates,
+		Roles:          []string{cloudformation.Ref(idRole)},
+	}
+	t.Resources[idReleasePolicy] = &iam.ManagedPolicy{
+		Description: cloudformation.String("handover controller: the release controller (handover controller --releases, " +
+			"or handover release controller with this role), on release volumes and snapshots (handover:release-managed) only"),
+		PolicyDocument: releases,
 		Roles:          []string{cloudformation.Ref(idRole)},
 	}
 	t.Resources[idInstanceProfile] = &iam.InstanceProfile{Roles: []string{cloudformation.Ref(idRole)}}

@@ -62,6 +62,7 @@ func TestTemplateResourceTypes(t *testing.T) {
 		},
 		ModeController: {
 			idInstanceProfile: "AWS::IAM::InstanceProfile", idUpdatePolicy: "AWS::IAM::ManagedPolicy", idSignalPolicy: "AWS::IAM::ManagedPolicy",
+			idReleasePolicy: "AWS::IAM::ManagedPolicy",
 		},
 	}
 	known := cloudformation.AllResources()

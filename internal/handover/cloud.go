@@ -214,3 +214,18 @@ var (
 func Retryable(err error) bool {
 	return err != nil && !errors.Is(err, ErrInvalid)
 }
+
+// GroupLaunch is what a group's launch hooks tell the release controller:
+// their NotificationMetadata, and the group's TagGroupChannel tag.
+type GroupLaunch struct {
+	Metadata []string
+	Channel  string
+}
+
+// GroupTagger is the optional capability of a Cloud to read an Auto
+// Scaling group's tags (awscloud.Cloud has it): a group tagged
+// TagGroupChannel joins a release channel without naming it in its hook's
+// metadata. Safe to repeat; ErrNotFound for a group that is gone.
+type GroupTagger interface {
+	GroupTags(ctx context.Context, group string) (map[string]string, error)
+}

@@ -199,9 +199,32 @@ func (md Metadata) Pool() []string {
 	return md.Databases
 }
 
+// TagGroupChannel on an Auto Scaling group joins it to a release channel
+// (its value), as "channel" in its launch hook's metadata does. Where both
+// are set the metadata's wins: it is the hook's own, the more specific.
+const TagGroupChannel = "handover:channel"
+
 // ParseMetadata reads a hook's NotificationMetadata.
-func ParseMetadata(s string) (Metadata, error) {
+func ParseMetadata(s string) (Metadata, error) { return ParseLaunchMetadata(s, "") }
+
+// ParseLaunchMetadata reads a launch hook's NotificationMetadata for a
+// group whose TagGroupChannel tag is groupChannel ("" for none): the tag
+// gives the channel when the metadata names none, and a tagged group's
+// hook may then have no metadata at all (a release-only group).
+func ParseLaunchMetadata(s, groupChannel string) (Metadata, error) {
+	tagChannel := func() error {
+		if err := ledger.ValidReleaseName("tag "+TagGroupChannel, groupChannel); err != nil {
+			return fmt.Errorf("the group's %w", err)
+		}
+		return nil
+	}
 	s = strings.TrimSpace(s)
+	if s == "" && groupChannel != "" {
+		if err := tagChannel(); err != nil {
+			return Metadata{}, err
+		}
+		return Metadata{Channel: groupChannel}, nil
+	}
 	if s == "" {
 		return Metadata{}, errors.New(`hook NotificationMetadata is empty: set it to the database id, e.g. {"database":"orders"}`)
 	}
@@ -215,6 +238,12 @@ func ParseMetadata(s string) (Metadata, error) {
 	} else {
 		md.Database = s
 	}
+	if md.Channel == "" && groupChannel != "" {
+		if err := tagChannel(); err != nil {
+			return Metadata{}, err
+		}
+		md.Channel = groupChannel
+	}
 	switch {
 	case len(md.Databases) > 0 && (md.Database != "" || md.Count != 0):
 		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q sets both "databases" and "database"/"count": use one form`, s)
@@ -223,7 +252,7 @@ func ParseMetadata(s string) (Metadata, error) {
 	case len(md.Databases) > maxPool:
 		return Metadata{}, fmt.Errorf(`hook NotificationMetadata names %d databases; at most %d`, len(md.Databases), maxPool)
 	case md.Database == "" && len(md.Databases) == 0 && md.Channel == "":
-		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q names no database: set "database" (or "channel", for a group that only runs releases)`, s)
+		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q names no database: set "database" (or "channel", or the group's %s tag, for a group that only runs releases)`, s, TagGroupChannel)
 	case md.Database == "" && len(md.Databases) == 0 && (md.Count != 0 || md.SeedSnapshot != "" || md.SizeGiB != 0 || md.Cutover != ""):
 		return Metadata{}, fmt.Errorf(`hook NotificationMetadata %q sets state settings but names no database: set "database"`, s)
 	}

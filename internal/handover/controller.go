@@ -235,13 +235,6 @@ func (c *Controller) ownsHook(hook string) bool {
 // returns the id of the migration handling the instance ("" when another
 // migration already does).
 func (c *Controller) startMigration(ctx context.Context, id, cause string, ref ledger.HookRef, metadata string, hookStart time.Time) (string, error) {
-	if md, err := ParseMetadata(metadata); err == nil && md.ReleaseOnly() {
-		// A stateless group of a release channel: the release controller
-		// completes its launches (package release), and there is no state
-		// to hand over.
-		c.log.Debug("launch of a release-only group left to the release controller", "instance", ref.Instance, "channel", md.Channel)
-		return "", nil
-	}
 	existing, err := c.led.ListMigrations(ctx, ledger.MigrationQuery{Instance: ref.Instance, Unfinished: true})
 	if err != nil {
 		return "", fmt.Errorf("looking up migrations of instance %s: %w", ref.Instance, err)
@@ -250,6 +243,17 @@ func (c *Controller) startMigration(ctx context.Context, id, cause string, ref l
 		if m.ID != id {
 			return m.ID, nil // already handled under another key (reconcile found it first)
 		}
+	}
+	md, mdErr, err := c.launchMetadata(ctx, ref.Group, metadata)
+	if err != nil {
+		return "", err
+	}
+	if mdErr == nil && md.ReleaseOnly() {
+		// A stateless group of a release channel: the release controller
+		// completes its launches (package release), and there is no state
+		// to hand over.
+		c.log.Debug("launch of a release-only group left to the release controller", "instance", ref.Instance, "channel", md.Channel)
+		return "", nil
 	}
 	now := c.clk.Now()
 	lastBeat := hookStart
@@ -266,14 +270,13 @@ func (c *Controller) startMigration(ctx context.Context, id, cause string, ref l
 		State: ledger.Launching, CreatedAt: now, UpdatedAt: now, StepStartedAt: now, LastHeartbeat: lastBeat, HookStartedAt: hookStart,
 		Timeline: []ledger.Step{{State: ledger.Launching, Start: now}},
 	}
-	md, mdErr := ParseMetadata(metadata)
 	if mdErr != nil {
 		// Without a database there is nothing to hand over; abandon the
 		// launch rather than let an instance come up without its state.
 		m.State, m.LastError = ledger.RollingBack, mdErr.Error()
 		m.Timeline = []ledger.Step{{State: ledger.RollingBack, Start: now, Note: mdErr.Error()}}
 	} else {
-		m.Database, m.SeedSnapshot, m.SizeGiB = md.Database, md.SeedSnapshot, md.SizeGiB
+		m.Database, m.SeedSnapshot, m.SizeGiB, m.Channel = md.Database, md.SeedSnapshot, md.SizeGiB, md.Channel
 		if pool := md.Pool(); pool != nil {
 			m.Database, m.Pool = "", pool
 		}
@@ -287,6 +290,30 @@ func (c *Controller) startMigration(ctx context.Context, id, cause string, ref l
 	c.touching.put(m)
 	c.log.Info("migration started", "migration-id", id, "instance", ref.Instance, "database", m.Database, "cause", cause)
 	return id, nil
+}
+
+// launchMetadata parses a launch hook's metadata for group, with the
+// group's release channel tag when the cloud can read it and the metadata
+// names no channel. mdErr is the metadata's fault (the launch is rolled
+// back); err a failure to read the tag (the launch is retried).
+func (c *Controller) launchMetadata(ctx context.Context, group, metadata string) (md Metadata, mdErr, err error) {
+	md, mdErr = ParseMetadata(metadata)
+	gt, ok := c.cloud.(GroupTagger)
+	if !ok || mdErr == nil && md.Channel != "" {
+		return md, mdErr, nil
+	}
+	tags, err := gt.GroupTags(ctx, group)
+	if errors.Is(err, ErrNotFound) {
+		return md, mdErr, nil
+	}
+	if err != nil {
+		return md, mdErr, fmt.Errorf("reading the tags of group %s: %w", group, err)
+	}
+	if tags[TagGroupChannel] == "" {
+		return md, mdErr, nil
+	}
+	md, mdErr = ParseLaunchMetadata(metadata, tags[TagGroupChannel])
+	return md, mdErr, nil
 }
 
 // holdTermination keeps a terminating instance alive while it is the source

@@ -74,3 +74,45 @@ func TestParseMetadata(t *testing.T) {
 		})
 	}
 }
+
+// TestParseLaunchMetadata: a group's handover:channel tag joins it to a
+// channel the hook's metadata does not name; the metadata's "channel"
+// wins where both are set; a tagged group's hook may have no metadata.
+func TestParseLaunchMetadata(t *testing.T) {
+	tests := []struct {
+		name, in, tag string
+		want          handover.Metadata
+		errWants      []string
+	}{
+		{name: "tag only, no metadata", in: "", tag: "web", want: handover.Metadata{Channel: "web"}},
+		{name: "tag only, empty object", in: "{}", tag: "web", want: handover.Metadata{Channel: "web"}},
+		{name: "tag and a database", in: `{"database":"orders"}`, tag: "web", want: handover.Metadata{Database: "orders", Channel: "web"}},
+		{name: "tag and a bare id", in: "orders", tag: "web", want: handover.Metadata{Database: "orders", Channel: "web"}},
+		{name: "metadata's channel wins", in: `{"channel":"api"}`, tag: "web", want: handover.Metadata{Channel: "api"}},
+		{name: "metadata's channel wins over a bad tag", in: `{"channel":"api"}`, tag: "w b", want: handover.Metadata{Channel: "api"}},
+		{name: "no tag", in: `{"database":"orders"}`, want: handover.Metadata{Database: "orders"}},
+		{name: "no tag, no metadata", in: "", errWants: []string{"empty"}},
+		{name: "bad tag", in: "", tag: "w b", errWants: []string{"group's tag handover:channel", "w b"}},
+		{name: "bad tag with a database", in: "orders", tag: "w/b", errWants: []string{"group's tag handover:channel"}},
+		{name: "tag does not excuse bad metadata", in: `{"size_gib":-1,"database":"o"}`, tag: "web", errWants: []string{"size_gib -1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := handover.ParseLaunchMetadata(tt.in, tt.tag)
+			if len(tt.errWants) > 0 {
+				if err == nil {
+					t.Fatalf("ParseLaunchMetadata(%q, %q) = %+v, want an error", tt.in, tt.tag, got)
+				}
+				for _, w := range tt.errWants {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ParseLaunchMetadata(%q, %q) = %+v, %v; want %+v", tt.in, tt.tag, got, err, tt.want)
+			}
+		})
+	}
+}

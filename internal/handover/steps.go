@@ -602,7 +602,27 @@ func (c *Controller) stepAwaitingHealth(ctx context.Context, m *ledger.Migration
 		m.GateSince = c.clk.Now()
 		return c.waitGate(ctx, m)
 	}
+	if out, held, err := c.holdForRelease(ctx, m); held || err != nil {
+		return out, err
+	}
 	return afterHealthy(m, "service healthy on "+m.Instance)
+}
+
+// holdForRelease keeps a healthy migration of a group with a release
+// channel in AwaitingHealth until the instance serves the channel's latest
+// release (releaseServed). Like a gate, the wait is credited as pacing:
+// a release published during the launch is not the step being stuck.
+func (c *Controller) holdForRelease(ctx context.Context, m *ledger.Migration) (outcome, bool, error) {
+	ok, why, err := c.releaseServed(ctx, m)
+	if err != nil {
+		return outcome{}, true, err
+	}
+	if ok {
+		return outcome{}, false, nil
+	}
+	m.LastError, m.PacedAt = why, c.clk.Now()
+	out, err := stay(c.cfg.PollInterval)
+	return out, true, err
 }
 
 // waitGate holds a healthy gated migration until its update opens the gate.
@@ -616,6 +636,9 @@ func (c *Controller) waitGate(ctx context.Context, m *ledger.Migration) (outcome
 		// stuck, so it is credited like a pacing wait.
 		m.LastError, m.PacedAt = why, c.clk.Now()
 		return stay(c.cfg.PollInterval)
+	}
+	if out, held, err := c.holdForRelease(ctx, m); held || err != nil {
+		return out, err
 	}
 	return afterHealthy(m, "service healthy on "+m.Instance+"; update "+m.Update+" opened its gate")
 }

@@ -214,6 +214,10 @@ type Migration struct {
 	// GateSince is when a gated migration found its service healthy and
 	// began waiting for the gate; from then on only the gate is watched.
 	GateSince time.Time `json:"gate_since,omitzero"`
+	// Channel is the release channel the group joins (the hook's
+	// "channel", S4): the launch completes only once the instance serves
+	// the channel's latest release, as the release controller reports.
+	Channel string `json:"channel,omitempty"`
 	// SeedSnapshot and SizeGiB come from the hook metadata and shape a
 	// first-boot volume.
 	SeedSnapshot string `json:"seed_snapshot,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/handover-dev/handover/internal/clock"
+	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
@@ -15,7 +16,9 @@ import (
 // of instance release volumes, and the recovery of a rollout nobody runs
 // (its publish died): a channel whose lease is free and whose in-service
 // instances are not all on its latest release is converged to it, under
-// the channel's lease, as the publish would have.
+// the channel's lease, as the publish would have; a channel whose
+// instances are converged but which has orphaned release volumes (a
+// killed step's, see Orphans) has them deleted, under the lease too.
 type Controller struct {
 	Launcher *Launcher
 	Rollout  *Rollout
@@ -79,15 +82,38 @@ func (c *Controller) recover(ctx context.Context) error {
 				behind++
 			}
 		}
+		var orphans []handover.Volume
 		if behind == 0 {
-			continue
+			if orphans, err = Orphans(ctx, c.Rollout.Cloud, ch.ID); err != nil {
+				return err
+			}
+			if len(orphans) == 0 {
+				continue
+			}
 		}
-		lctx, done, err := HoldLease(ctx, c.Ledger, c.Clock, c.Log, ch.ID, c.Holder+" (recovering a rollout)", c.LeaseTTL)
+		what := " (recovering a rollout)"
+		if behind == 0 {
+			what = sweepMark
+		}
+		lctx, done, err := HoldLease(ctx, c.Ledger, c.Clock, c.Log, ch.ID, c.Holder+what, c.LeaseTTL)
 		if IsRunning(err) {
 			continue // its publish (or another controller) is at it
 		}
 		if err != nil {
 			return err
+		}
+		if behind == 0 {
+			// Orphans are re-read under the lease: one seen before it may
+			// have been a rollout's step, finished since.
+			gone, err := c.Rollout.SweepOrphans(lctx, ch.ID)
+			done()
+			if len(gone) > 0 {
+				c.Log.Info("deleted orphaned release volumes", "channel", ch.ID, "volumes", gone)
+			}
+			if err != nil {
+				c.Log.Warn("deleting orphaned release volumes failed; next pass retries", "channel", ch.ID, "err", err)
+			}
+			continue
 		}
 		rel, err := c.Ledger.GetRelease(lctx, ledger.ReleaseID(ch.ID, ch.Latest))
 		if err == nil {

@@ -108,7 +108,7 @@ func (p *Publisher) Rollback(ctx context.Context, spec RollbackSpec) (PublishRes
 	default:
 		return res, fmt.Errorf("%w: release %s of channel %s is %s (%s): only a published release can be rolled back to", ErrUnknownRelease, spec.To, spec.Channel, rel.State, rel.Error)
 	}
-	ctx, done, err := HoldLease(ctx, p.Ledger, p.Clock, p.Log, spec.Channel, p.Holder+" (rollback to "+spec.To+")", p.LeaseTTL)
+	ctx, done, err := holdLeaseForPublish(ctx, p.Ledger, p.Clock, p.Log, spec.Channel, p.Holder+" (rollback to "+spec.To+")", p.LeaseTTL)
 	if err != nil {
 		return res, err
 	}

@@ -32,24 +32,32 @@ func FuzzReadMarker(f *testing.F) {
 // FuzzChannelMetadata: a hook's metadata that parses names a valid
 // channel or none, and a release-only group names no database.
 func FuzzChannelMetadata(f *testing.F) {
-	for _, s := range []string{`{"channel":"web"}`, `{"database":"orders","channel":"web"}`, `{"channel":"w b"}`, `{"channel":"web","count":2}`, `orders`} {
-		f.Add(s)
+	for _, s := range []string{`{"channel":"web"}`, `{"database":"orders","channel":"web"}`, `{"channel":"w b"}`, `{"channel":"web","count":2}`, `orders`, ``, `{}`} {
+		f.Add(s, "")
+		f.Add(s, "web")
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		md, err := handover.ParseMetadata(s)
+	f.Add(`{"database":"orders"}`, "w b")
+	f.Fuzz(func(t *testing.T, s, tag string) {
+		md, err := handover.ParseLaunchMetadata(s, tag)
 		if err != nil {
 			return
 		}
 		if md.Channel != "" {
 			if verr := ledger.ValidReleaseName("channel", md.Channel); verr != nil {
-				t.Fatalf("ParseMetadata(%q) accepted channel %q: %v", s, md.Channel, verr)
+				t.Fatalf("ParseLaunchMetadata(%q, %q) accepted channel %q: %v", s, tag, md.Channel, verr)
 			}
 		}
+		if tag != "" && md.Channel == "" {
+			t.Fatalf("ParseLaunchMetadata(%q, %q) = %+v: the group's tag gave no channel", s, tag, md)
+		}
+		if plain, perr := handover.ParseMetadata(s); perr == nil && plain.Channel != "" && md.Channel != plain.Channel {
+			t.Fatalf("ParseLaunchMetadata(%q, %q) channel %q: the metadata's %q must win over the tag", s, tag, md.Channel, plain.Channel)
+		}
 		if md.ReleaseOnly() && (md.Database != "" || len(md.Pool()) > 0) {
-			t.Fatalf("ParseMetadata(%q) = %+v: release-only with a database", s, md)
+			t.Fatalf("ParseLaunchMetadata(%q, %q) = %+v: release-only with a database", s, tag, md)
 		}
 		if !md.ReleaseOnly() && md.Database == "" && len(md.Databases) == 0 {
-			t.Fatalf("ParseMetadata(%q) = %+v: neither a database nor a channel", s, md)
+			t.Fatalf("ParseLaunchMetadata(%q, %q) = %+v: neither a database nor a channel", s, tag, md)
 		}
 	})
 }

@@ -28,6 +28,11 @@ type LaunchCloud interface {
 	DescribeHook(ctx context.Context, group, hook string) (handover.Hook, error)
 	DeleteVolume(ctx context.Context, volumeID string) error
 	DetachVolume(ctx context.Context, volumeID string, force bool) error
+	// GroupTags returns an Auto Scaling group's tags; ErrNotFound when
+	// it is gone. Safe to repeat.
+	GroupTags(ctx context.Context, group string) (map[string]string, error)
+	// TagVolume adds tags to a volume; safe to repeat.
+	TagVolume(ctx context.Context, volumeID string, tags map[string]string) error
 }
 
 // Prober asks an instance's service which release it serves.
@@ -79,8 +84,10 @@ func (p HTTPProber) Serving(ctx context.Context, addr string) (string, error) {
 // re-read just before, is still it. An instance that was given an older
 // release than the latest (a publish recorded a new one meanwhile) gets
 // the latest attached beside it, its agent switches, and only then is it
-// let into service: it never enters service on an older release. (A
-// stateful group's CONTINUE is its migration's.)
+// let into service: it never enters service on an older release. A
+// stateful group's CONTINUE is its migration's: there the same point
+// marks the volume served (TagServed), and handover's release gate holds
+// the migration until it sees the mark on the latest's volume.
 //
 // It keeps no state of its own: the volumes it made carry the instance
 // and the release in their tags, and CreateVolume's client token names
@@ -102,7 +109,8 @@ type Launcher struct {
 // LaunchOutcome is what one pass did for one instance.
 type LaunchOutcome struct {
 	Instance, Group, Channel, Release, Volume string
-	// Action is "waiting" or "continued", with Why.
+	// Action is "waiting", "continued" (a release-only group) or
+	// "served" (a stateful one: its migration continues it), with Why.
 	Action, Why string
 }
 
@@ -124,13 +132,30 @@ func (l *Launcher) Pass(ctx context.Context) ([]LaunchOutcome, error) {
 		return nil, fmt.Errorf("listing waiting lifecycle actions: %w", err)
 	}
 	var out []LaunchOutcome
+	tagged := map[string]string{} // group → its channel tag, read once a pass
 	for _, a := range acts {
 		if a.Transition != handover.TransitionLaunching {
 			continue
 		}
 		md, err := handover.ParseMetadata(a.Metadata)
 		if err != nil || md.Channel == "" {
-			continue
+			tag, seen := tagged[a.Group]
+			if !seen {
+				tags, terr := l.Cloud.GroupTags(ctx, a.Group)
+				if terr != nil && !errors.Is(terr, handover.ErrNotFound) {
+					l.Log.Warn("reading a group's tags failed; next pass retries", "group", a.Group, "err", terr)
+					continue
+				}
+				tag = tags[handover.TagGroupChannel]
+				tagged[a.Group] = tag
+			}
+			if tag == "" {
+				continue
+			}
+			if md, err = handover.ParseLaunchMetadata(a.Metadata, tag); err != nil {
+				l.Log.Warn("a launch hook's metadata is bad; its launch is left alone", "group", a.Group, "instance", a.Instance, "err", err)
+				continue
+			}
 		}
 		o, err := l.launch(ctx, a, md)
 		if err != nil {
@@ -163,22 +188,37 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 	if err != nil {
 		return o, fmt.Errorf("looking for the release volumes of %s: %w", inst.ID, err)
 	}
-	var attached []handover.Volume
 	var target *handover.Volume // the latest's volume, attached or not
 	for i, v := range vols {
-		if v.AttachedTo == inst.ID {
-			attached = append(attached, v)
-		}
-		if v.Tags[TagRelease] == ch.Latest && v.State != handover.VolumeError && v.State != handover.VolumeDeleting && v.State != handover.VolumeDeleted {
+		if v.Tags[TagRelease] == ch.Latest && v.State != handover.VolumeError && v.State != handover.VolumeDeleting && v.State != handover.VolumeDeleted &&
+			v.AttachState != "detaching" && (target == nil || v.AttachedTo == inst.ID) {
 			target = &vols[i]
+		}
+	}
+	// The others: the ones it serves (or a switch began) are attached;
+	// the rest are strays a killed pass left, or made for a release that
+	// was the latest a moment ago, or let go of: deleted as soon as they
+	// are free, whatever the pass does next.
+	var olds []handover.Volume
+	strays := 0
+	for _, v := range vols {
+		switch {
+		case target != nil && v.ID == target.ID:
+		case v.AttachedTo == inst.ID && v.AttachState != "detaching":
+			olds = append(olds, v)
+		case v.AttachedTo == "" && (v.State == handover.VolumeAvailable || v.State == handover.VolumeError):
+			if err := l.Cloud.DeleteVolume(ctx, v.ID); err != nil && !errors.Is(err, handover.ErrNotFound) {
+				return o, fmt.Errorf("deleting stray release volume %s of %s: %w", v.ID, inst.ID, err)
+			}
+			l.Log.Info("stray release volume deleted", "instance", inst.ID, "volume-id", v.ID, "release", v.Tags[TagRelease])
+		case v.State == handover.VolumeDeleting || v.State == handover.VolumeDeleted:
+		default:
+			strays++ // creating, or detaching: deleted at a later pass
 		}
 	}
 	o.Release = ch.Latest
 	if target == nil {
-		v, err := l.Cloud.CreateVolume(ctx, handover.VolumeSpec{Zone: inst.Zone, SnapshotID: ch.LatestSnapshot,
-			ClientToken: clientToken(inst.ID, ch.Latest, ch.Version),
-			Tags: map[string]string{TagManaged: "true", handover.TagPurpose: PurposeInstance, TagChannel: md.Channel,
-				TagRelease: ch.Latest, TagInstance: inst.ID}})
+		v, err := l.Cloud.CreateVolume(ctx, instanceVolume(inst, md.Channel, ch.Latest, ch.LatestSnapshot, ch.Version))
 		if err != nil {
 			return o, fmt.Errorf("creating a volume of release %s for %s in %s: %w", ch.Latest, inst.ID, inst.Zone, err)
 		}
@@ -187,6 +227,17 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 	}
 	o.Volume = target.ID
 	if target.AttachedTo != inst.ID {
+		if len(olds) > 1 {
+			// Two older releases attached (a newer one was published while
+			// it switched): keep one, so the latest fits beside it.
+			for _, v := range olds[1:] {
+				if err := l.Cloud.DetachVolume(ctx, v.ID, false); err != nil && !errors.Is(err, handover.ErrNotFound) {
+					return o, fmt.Errorf("detaching older release volume %s of %s: %w", v.ID, inst.ID, err)
+				}
+			}
+			o.Why = "two older release volumes attached; letting one go before attaching " + ch.Latest
+			return o, nil
+		}
 		if target.State != handover.VolumeAvailable {
 			o.Why = "release volume " + target.ID + " is " + target.State
 			return o, nil
@@ -195,12 +246,8 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 		// switched by its agent, as a rollout would, before it enters
 		// service.
 		dev := l.Device
-		if len(attached) > 0 {
-			dev = AltDevice(attached[0].AttachDevice)
-		}
-		if len(attached) > 1 {
-			o.Why = "two release volumes attached already; waiting for one to go"
-			return o, nil
+		if len(olds) > 0 {
+			dev = AltDevice(olds[0].AttachDevice)
 		}
 		if err := l.Cloud.AttachVolume(ctx, target.ID, inst.ID, dev); err != nil && !errors.Is(err, handover.ErrIncorrectState) {
 			return o, fmt.Errorf("attaching release volume %s to %s at %s: %w", target.ID, inst.ID, dev, err)
@@ -208,28 +255,23 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 		o.Why = "attaching release " + ch.Latest + " at " + dev
 		return o, nil
 	}
-	if !md.ReleaseOnly() {
-		o.Why = "release attached; the group's migration completes the launch"
-		return o, nil
-	}
 	serving, err := l.Prober.Serving(ctx, inst.PrivateIP)
 	if err != nil || serving != ch.Latest {
 		o.Why = fmt.Sprintf("waiting for the service to serve %s (it answers %q, %v)", ch.Latest, serving, err)
 		return o, nil
 	}
-	// It serves the latest: let go of what it served before.
-	for _, v := range vols {
-		switch {
-		case v.ID == target.ID:
-		case v.AttachedTo == inst.ID:
-			if err := l.Cloud.DetachVolume(ctx, v.ID, false); err != nil && !errors.Is(err, handover.ErrNotFound) {
-				return o, fmt.Errorf("detaching old release volume %s: %w", v.ID, err)
-			}
-		case v.State == handover.VolumeAvailable:
-			if err := l.Cloud.DeleteVolume(ctx, v.ID); err != nil && !errors.Is(err, handover.ErrNotFound) {
-				return o, fmt.Errorf("deleting old release volume %s: %w", v.ID, err)
-			}
+	// It serves the latest: let go of what it served before, and enter
+	// service only once nothing but the latest is left, so that no
+	// volume outlives the launch unattached (once in service, only the
+	// channel's lease holder may delete its volumes).
+	for _, v := range olds {
+		if err := l.Cloud.DetachVolume(ctx, v.ID, false); err != nil && !errors.Is(err, handover.ErrNotFound) {
+			return o, fmt.Errorf("detaching old release volume %s: %w", v.ID, err)
 		}
+	}
+	if len(olds) > 0 || strays > 0 {
+		o.Why = fmt.Sprintf("serves %s; waiting for %d older release volumes to be gone", ch.Latest, len(olds)+strays)
+		return o, nil
 	}
 	// Re-read latest: a publish may have recorded a newer release since.
 	// CONTINUE only if this is still the latest; else the next pass
@@ -242,12 +284,36 @@ func (l *Launcher) launch(ctx context.Context, a handover.WaitingAction, md hand
 		o.Why = fmt.Sprintf("serves %s, but %s was published meanwhile: switching it before it enters service", ch.Latest, now.Latest)
 		return o, nil
 	}
+	if !md.ReleaseOnly() {
+		// A stateful group: its migration sends CONTINUE, once healthy
+		// and once this mark is on the latest's volume (handover's
+		// release gate, which reads the latest again).
+		if target.Tags[TagServed] != "true" {
+			if err := l.Cloud.TagVolume(ctx, target.ID, map[string]string{TagServed: "true"}); err != nil {
+				return o, fmt.Errorf("marking release volume %s of %s served: %w", target.ID, inst.ID, err)
+			}
+			l.Log.Info("release served; the group's migration completes the launch", "instance", inst.ID, "channel", md.Channel, "release", ch.Latest)
+		}
+		o.Action, o.Why = "served", "serves "+ch.Latest+", the latest; the group's migration completes the launch"
+		return o, nil
+	}
 	if err := l.Cloud.CompleteLifecycleAction(ctx, ref, handover.ResultContinue); err != nil && !errors.Is(err, handover.ErrNoActiveAction) {
 		return o, fmt.Errorf("completing the launch of %s: %w", inst.ID, err)
 	}
 	o.Action, o.Why = "continued", "serves "+ch.Latest+", the latest"
 	l.Log.Info("release launch continued", "instance", inst.ID, "channel", md.Channel, "release", ch.Latest)
 	return o, nil
+}
+
+// instanceVolume is the volume of release (snapshot) for inst, made by
+// the launcher and by rollouts alike: its tags say whose it is, so a pass
+// after a kill finds it (and adopts it, or deletes it), and its client
+// token makes the same step, repeated, answer with the same volume.
+func instanceVolume(inst handover.Instance, channel, release, snapshot string, channelVersion int64) handover.VolumeSpec {
+	return handover.VolumeSpec{Zone: inst.Zone, SnapshotID: snapshot,
+		ClientToken: clientToken(inst.ID, release, channelVersion),
+		Tags: map[string]string{TagManaged: "true", handover.TagPurpose: PurposeInstance, TagChannel: channel,
+			TagRelease: release, TagInstance: inst.ID}}
 }
 
 // clientToken names the volume of one release for one instance while the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/handover-dev/handover/internal/clock"
@@ -60,4 +61,30 @@ func HoldLease(ctx context.Context, l Ledger, clk clock.Clock, log *slog.Logger,
 		}
 	}
 	return ctx, done, nil
+}
+
+// sweepMark ends the holder name of a lease the release controller takes
+// only to delete orphaned release volumes (Controller.recover): one
+// pass's work, which a publish or a rollback waits out instead of being
+// refused for it.
+const sweepMark = " (deleting orphaned release volumes)"
+
+// holdLeaseForPublish is HoldLease for a publish or a rollback: a lease
+// the release controller holds for an orphan sweep is waited for, up to
+// ttl; any other holder (a publish, a rollout being recovered) is refused
+// at once with the *RunningError that names it.
+func holdLeaseForPublish(ctx context.Context, l Ledger, clk clock.Clock, log *slog.Logger, channel, holder string, ttl time.Duration) (context.Context, func(), error) {
+	const poll = 100 * time.Millisecond
+	for tries := int(ttl / poll); ; tries-- {
+		lctx, done, err := HoldLease(ctx, l, clk, log, channel, holder, ttl)
+		var r *RunningError
+		if !errors.As(err, &r) || !strings.HasSuffix(r.Holder, sweepMark) || tries <= 0 {
+			return lctx, done, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
 }

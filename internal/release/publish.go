@@ -230,7 +230,7 @@ func (p *Publisher) Publish(ctx context.Context, spec PublishSpec) (PublishResul
 		return res, fmt.Errorf("reading release %s: %w", id, err)
 	}
 
-	ctx, done, err := HoldLease(ctx, p.Ledger, p.Clock, p.Log, spec.Channel, p.Holder+" ("+spec.Name+")", p.LeaseTTL)
+	ctx, done, err := holdLeaseForPublish(ctx, p.Ledger, p.Clock, p.Log, spec.Channel, p.Holder+" ("+spec.Name+")", p.LeaseTTL)
 	if err != nil {
 		return res, err
 	}

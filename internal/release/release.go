@@ -29,15 +29,19 @@ const (
 	// with the channel as its value.
 	TagVolume   = "handover:release-volume"
 	TagChannel  = "handover:channel"
-	TagRelease  = "handover:release"
+	TagRelease  = handover.TagReleaseName
 	TagManifest = "handover:manifest"
 	// TagPurpose (handover's handover:purpose) is PurposeRelease on a
 	// release snapshot and PurposeInstance on a volume made from one for an
 	// instance.
 	PurposeRelease  = "release"
-	PurposeInstance = "release-instance"
+	PurposeInstance = handover.PurposeReleaseInstance
 	// TagInstance names the instance a release volume was made for.
-	TagInstance = "handover:instance"
+	TagInstance = handover.TagReleaseInstance
+	// TagServed marks an instance's release volume once the instance
+	// serves it, the latest, with nothing else attached: a stateful
+	// group's launch waits for it (handover's release gate).
+	TagServed = handover.TagReleaseServed
 )
 
 // DefaultDevice is where release volumes are attached: beside the state

@@ -27,8 +27,9 @@ type RolloutCloud interface {
 	LaunchCloud
 	GroupMembers(ctx context.Context, group string) ([]handover.GroupMember, error)
 	DetachVolume(ctx context.Context, volumeID string, force bool) error
-	// LaunchHookMetadata returns the launch hooks' metadata by group.
-	LaunchHookMetadata(ctx context.Context) (map[string][]string, error)
+	// LaunchHookMetadata returns the launch hooks' metadata and the
+	// group's channel tag, by group.
+	LaunchHookMetadata(ctx context.Context) (map[string]handover.GroupLaunch, error)
 }
 
 // HealthProber is a Prober that can also tell a healthy service.
@@ -142,16 +143,18 @@ type InstanceRelease struct {
 	Serving string `json:"serving,omitempty"`
 }
 
-// ChannelGroups returns the groups whose launch hook names channel.
+// ChannelGroups returns the groups that join channel: by their launch
+// hook's metadata, or by their handover:channel tag (the metadata's
+// "channel" wins where both are set).
 func ChannelGroups(ctx context.Context, c RolloutCloud, channel string) ([]string, error) {
 	hooks, err := c.LaunchHookMetadata(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing the groups' launch hooks: %w", err)
 	}
 	var out []string
-	for g, mds := range hooks {
-		for _, s := range mds {
-			if md, err := handover.ParseMetadata(s); err == nil && md.Channel == channel {
+	for g, gl := range hooks {
+		for _, s := range gl.Metadata {
+			if md, err := handover.ParseLaunchMetadata(s, gl.Channel); err == nil && md.Channel == channel {
 				out = append(out, g)
 				break
 			}
@@ -255,6 +258,13 @@ func (r *Rollout) Converge(ctx context.Context, channel string, rel *ledger.Rele
 			continue
 		}
 		if len(behind) == 0 {
+			// Under the channel's lease: what a killed step left behind
+			// is nobody's now.
+			if gone, err := r.SweepOrphans(ctx, channel); err != nil {
+				r.Log.Warn("deleting orphaned release volumes failed; the release controller retries", "channel", channel, "err", err)
+			} else if len(gone) > 0 {
+				r.progress("swept", "deleted %d orphaned release volumes of channel %s: %s", len(gone), channel, strings.Join(gone, ", "))
+			}
 			res.Took = r.Clock.Now().Sub(start)
 			r.progress("converged", "all %d in-service instances of channel %s serve %s", len(inService), channel, rel.Name)
 			return res, nil
@@ -304,24 +314,36 @@ func (r *Rollout) switchInstance(ctx context.Context, ir InstanceRelease, channe
 	if err != nil {
 		return fmt.Errorf("listing its release volumes: %w", err)
 	}
-	var olds []handover.Volume
-	var next handover.Volume
-	for _, v := range vols {
-		switch {
-		case v.AttachedTo == inst.ID && v.Tags[TagRelease] == rel.Name:
-			next = v // a switch a crashed rollout began
-		case v.AttachedTo == inst.ID:
-			olds = append(olds, v)
+	olds, next, strays := sortSwitch(inst.ID, rel.Name, vols)
+	// What a killed step left: volumes this instance let go of (or never
+	// took), and a second old release attached by a switch that did not
+	// finish. Drop them first, so the instance has at most the one it
+	// serves and the one it switches to.
+	for _, v := range strays {
+		if err := r.dropVolume(ctx, v.ID); err != nil {
+			return fmt.Errorf("dropping release volume %s a killed step left: %w", v.ID, err)
 		}
 	}
-	if next.ID == "" {
-		next, err = r.Cloud.CreateVolume(ctx, handover.VolumeSpec{Zone: inst.Zone, SnapshotID: rel.SnapshotID,
-			ClientToken: clientToken(inst.ID, rel.Name, gen),
-			Tags: map[string]string{TagManaged: "true", handover.TagPurpose: PurposeInstance, TagChannel: channel,
-				TagRelease: rel.Name, TagInstance: inst.ID}})
-		if err != nil {
-			return fmt.Errorf("creating a volume of %s in %s: %w", rel.Name, inst.Zone, err)
+	if len(olds) > 1 {
+		keep := r.servedVolume(ctx, inst.PrivateIP, olds)
+		for _, v := range olds {
+			if v.ID != keep.ID {
+				if err := r.dropVolume(ctx, v.ID); err != nil {
+					return fmt.Errorf("dropping release volume %s of an unfinished switch: %w", v.ID, err)
+				}
+			}
 		}
+		olds = []handover.Volume{keep}
+	}
+	if next.AttachedTo != inst.ID {
+		if next.ID == "" {
+			next, err = r.Cloud.CreateVolume(ctx, instanceVolume(inst, channel, rel.Name, rel.SnapshotID, gen))
+			if err != nil {
+				return fmt.Errorf("creating a volume of %s in %s: %w", rel.Name, inst.Zone, err)
+			}
+		}
+		// else: a volume of rel a killed step made for this instance and
+		// did not attach: adopted, not made again.
 		dev := DefaultDevice
 		if len(olds) > 0 {
 			dev = AltDevice(olds[0].AttachDevice)
@@ -363,6 +385,48 @@ func (r *Rollout) switchInstance(ctx context.Context, ir InstanceRelease, channe
 	return nil
 }
 
+// sortSwitch sorts an instance's release volumes for a switch to release:
+// olds are attached and hold another release; next is the volume of
+// release, attached (a switch a killed rollout began) or not (made and
+// not attached; adopted), "" when there is none; strays are the rest:
+// detaching, or unattached volumes of other releases, or a second
+// unattached one of release.
+func sortSwitch(instance, release string, vols []handover.Volume) (olds []handover.Volume, next handover.Volume, strays []handover.Volume) {
+	usable := func(v handover.Volume) bool {
+		return v.State == handover.VolumeAvailable || v.State == handover.VolumeCreating || v.State == handover.VolumeInUse
+	}
+	for _, v := range vols {
+		if v.AttachedTo == instance && v.AttachState != "detaching" && v.Tags[TagRelease] == release {
+			next = v
+		}
+	}
+	for _, v := range vols {
+		switch {
+		case v.ID == next.ID:
+		case v.AttachedTo == instance && v.AttachState != "detaching" && v.Tags[TagRelease] != release:
+			olds = append(olds, v)
+		case v.AttachedTo == "" && next.ID == "" && v.Tags[TagRelease] == release && usable(v):
+			next = v
+		case v.AttachedTo == instance || v.AttachedTo == "":
+			strays = append(strays, v)
+		}
+	}
+	return olds, next, strays
+}
+
+// servedVolume returns the one of vols whose release the service at addr
+// answers with; the first when it answers none of them.
+func (r *Rollout) servedVolume(ctx context.Context, addr string, vols []handover.Volume) handover.Volume {
+	if s, err := r.Prober.Serving(ctx, addr); err == nil {
+		for _, v := range vols {
+			if v.Tags[TagRelease] == s {
+				return v
+			}
+		}
+	}
+	return vols[0]
+}
+
 // switchBack detaches the new release volume, so the agent flips back to
 // the old one, waits until the instance serves the old release again, and
 // deletes the new volume; on a context of its own, since the rollout's may
@@ -396,10 +460,13 @@ func (r *Rollout) switchBack(inst handover.Instance, next handover.Volume, olds 
 // dropVolume detaches a release volume, waits until it is free and
 // deletes it.
 func (r *Rollout) dropVolume(ctx context.Context, id string) error {
-	if err := r.Cloud.DetachVolume(ctx, id, false); err != nil && !errors.Is(err, handover.ErrNotFound) {
+	if err := r.Cloud.DetachVolume(ctx, id, false); err != nil && !errors.Is(err, handover.ErrNotFound) && !errors.Is(err, handover.ErrIncorrectState) {
 		return fmt.Errorf("detaching %s: %w", id, err)
 	}
-	err := r.waitVolume(ctx, id, func(v handover.Volume) bool { return v.AttachedTo == "" && v.State == handover.VolumeAvailable })
+	// (IncorrectState: detaching already.)
+	err := r.waitVolume(ctx, id, func(v handover.Volume) bool {
+		return v.AttachedTo == "" && (v.State == handover.VolumeAvailable || v.State == handover.VolumeError)
+	})
 	if errors.Is(err, handover.ErrNotFound) {
 		return nil
 	}

@@ -58,7 +58,7 @@ func CheckFixture(t *testing.T, l ledger.Ledger) {
 	want := fullMigration("tok-fixture-open")
 	want.Version = 1
 	// Fields added since the fixture was written read back as zero.
-	want.Cutover, want.Retired, want.NewUnfenced, want.DrainStarted = "", false, false, false
+	want.Cutover, want.Retired, want.NewUnfenced, want.DrainStarted, want.Channel = "", false, false, false, ""
 	sameMigration(t, "open migration", got, want)
 
 	all, err := l.ListMigrations(ctx, ledger.MigrationQuery{})

@@ -72,6 +72,7 @@ func fullMigration(id string) *ledger.Migration {
 		Gated:           true,
 		GateSince:       base.Add(7 * time.Second),
 		SeedSnapshot:    "snap-0seed",
+		Channel:         "web",
 		SizeGiB:         100,
 		State:           ledger.AwaitingHealth,
 		Source:          "i-0old",
