@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -90,6 +91,32 @@ func TestDoctorHealthy(t *testing.T) {
 		if !slices.Equal(checks, want) {
 			t.Errorf("%v: checks %v, want %v", extra, checks, want)
 		}
+	}
+}
+
+// TestDoctorChannelTag: a group tagged handover:channel joins a release
+// channel with no channel in its hook's metadata, and doctor reads the
+// metadata with the tag, as the controller does: {} is a release-only
+// group, not bad metadata.
+func TestDoctorChannelTag(t *testing.T) {
+	w := newDoctorWorld(t, 10*time.Minute)
+	asg := autoscaling.NewFromConfig(w.tc.aws)
+	if _, err := asg.PutLifecycleHook(t.Context(), &autoscaling.PutLifecycleHookInput{
+		AutoScalingGroupName: aws.String("orders-db"), LifecycleHookName: aws.String("handover-launch"),
+		NotificationMetadata: aws.String(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _, _ := w.doctorJSON(t); func() bool { r, _ := row(rep, "metadata/orders-db"); return r.Status != doctor.Fail }() {
+		t.Fatal("{} without a channel tag passed the metadata check")
+	}
+	if _, err := asg.CreateOrUpdateTags(t.Context(), &autoscaling.CreateOrUpdateTagsInput{Tags: []astypes.Tag{{
+		ResourceId: aws.String("orders-db"), ResourceType: aws.String("auto-scaling-group"),
+		Key: aws.String("handover:channel"), Value: aws.String("web")}}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, _, stderr := w.doctorJSON(t)
+	if r, _ := row(rep, "metadata/orders-db"); r.Status != doctor.OK || !strings.Contains(r.Detail, "release channel web") {
+		t.Errorf("metadata/orders-db of a group tagged handover:channel=web: %s %q; stderr %s", r.Status, r.Detail, stderr)
 	}
 }
 

@@ -19,6 +19,9 @@ import (
 type group struct {
 	Name  string
 	Hooks []hook
+	// Channel is the group's handover:channel tag ("" for none): it joins
+	// the group to a release channel its hook's metadata need not name.
+	Channel string
 }
 
 type hook struct {
@@ -43,14 +46,14 @@ func (g group) hooks(transition string) []hook {
 // handover's hooks) and checks each one's hooks, launch metadata and
 // heartbeat timeouts. It returns the rows, to be shown after the rules.
 func (a *audit) checkGroups(ctx context.Context) []Result {
-	names, err := a.listGroups(ctx)
+	names, channels, err := a.listGroups(ctx)
 	if err != nil {
 		return []Result{{Check: "hooks", Status: Fail, Detail: "could not list the Auto Scaling groups: " + err.Error(),
 			Fix: "run doctor again; the credentials need autoscaling:DescribeAutoScalingGroups and DescribeLifecycleHooks"}}
 	}
 	var rows []Result
 	for _, name := range names {
-		g, err := a.readHooks(ctx, name)
+		g, err := a.readHooks(ctx, name, channels[name])
 		if err != nil {
 			rows = append(rows, Result{Check: "hooks/" + name, Status: Fail, Detail: "could not read its lifecycle hooks: " + err.Error(),
 				Fix: "run doctor again; the credentials need autoscaling:DescribeLifecycleHooks"})
@@ -83,31 +86,39 @@ func (a *audit) checkGroups(ctx context.Context) []Result {
 // replace-all replacements, as the controller's --group reads it.
 func served(want, name string) bool { return name == want || strings.HasPrefix(name, want+"-") }
 
-func (a *audit) listGroups(ctx context.Context) ([]string, error) {
+// listGroups returns the names of the groups to audit, and each one's
+// handover:channel tag.
+func (a *audit) listGroups(ctx context.Context) ([]string, map[string]string, error) {
 	var names []string
+	channels := map[string]string{}
 	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(a.deps.AutoScaling, &autoscaling.DescribeAutoScalingGroupsInput{})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, g := range page.AutoScalingGroups {
 			name := aws.ToString(g.AutoScalingGroupName)
 			if len(a.cfg.Groups) == 0 || slices.ContainsFunc(a.cfg.Groups, func(w string) bool { return served(w, name) }) {
 				names = append(names, name)
+				for _, t := range g.Tags {
+					if aws.ToString(t.Key) == handover.TagGroupChannel {
+						channels[name] = aws.ToString(t.Value)
+					}
+				}
 			}
 		}
 	}
 	slices.Sort(names)
-	return names, nil
+	return names, channels, nil
 }
 
-func (a *audit) readHooks(ctx context.Context, name string) (group, error) {
+func (a *audit) readHooks(ctx context.Context, name, channel string) (group, error) {
 	out, err := a.deps.AutoScaling.DescribeLifecycleHooks(ctx, &autoscaling.DescribeLifecycleHooksInput{AutoScalingGroupName: aws.String(name)})
 	if err != nil {
 		return group{}, err
 	}
-	g := group{Name: name}
+	g := group{Name: name, Channel: channel}
 	for _, h := range out.LifecycleHooks {
 		if !strings.HasPrefix(aws.ToString(h.LifecycleHookName), a.cfg.HookPrefix) {
 			continue
@@ -166,7 +177,7 @@ func (a *audit) hookRows(g group) []Result {
 	} else {
 		var bad, good []string
 		for _, h := range launch {
-			md, err := handover.ParseMetadata(h.Metadata)
+			md, err := handover.ParseLaunchMetadata(h.Metadata, g.Channel)
 			if err != nil {
 				bad = append(bad, fmt.Sprintf("%s: %v", h.Name, err))
 				continue
@@ -217,10 +228,16 @@ func (a *audit) hookRows(g group) []Result {
 }
 
 func describeMetadata(md handover.Metadata) string {
+	var parts []string
 	if pool := md.Pool(); pool != nil {
-		return fmt.Sprintf("a pool of %d databases (%s…%s)", len(pool), pool[0], pool[len(pool)-1])
+		parts = append(parts, fmt.Sprintf("a pool of %d databases (%s…%s)", len(pool), pool[0], pool[len(pool)-1]))
+	} else if md.Database != "" {
+		parts = append(parts, "database "+md.Database)
 	}
-	return "database " + md.Database
+	if md.Channel != "" {
+		parts = append(parts, "release channel "+md.Channel)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // The heartbeat rule. The controller records a hook's heartbeat when a
