@@ -74,12 +74,18 @@ type fieldDef struct {
 	typ  ftype
 	// ip and port are the names of a tHostPort field's halves.
 	ip, port string
+	// key, ipKey and portKey are the names as the encoder writes them,
+	// `,"NAME":`, built once rather than per line.
+	key, ipKey, portKey string
 }
 
-func fd(name string, t ftype) fieldDef { return fieldDef{name: name, typ: t} }
+func jsonKey(name string) string { return `,"` + name + `":` }
+
+func fd(name string, t ftype) fieldDef { return fieldDef{name: name, typ: t, key: jsonKey(name)} }
 
 func hp(ip, port string) fieldDef {
-	return fieldDef{name: ip + ":" + port, typ: tHostPort, ip: ip, port: port}
+	name := ip + ":" + port
+	return fieldDef{name: name, typ: tHostPort, ip: ip, port: port, key: jsonKey(name), ipKey: jsonKey(ip), portKey: jsonKey(port)}
 }
 
 // spec is one format: its fields in order, how many a line must have, and
@@ -141,7 +147,9 @@ var connFields = []fieldDef{
 	fd("conn_trace_id", tKeyword),
 }
 
-var specs = map[Format]*spec{
+// specs is indexed by Format (an array, not a map: Parse looks its spec up
+// once per line).
+var specs = [256]*spec{
 	FormatALB: {format: FormatALB, fields: albFields, required: 18, timeAt: 1, check: func(l *Line) error {
 		switch string(l.f[0]) {
 		case "http", "https", "h2", "grpcs", "ws", "wss":
