@@ -168,8 +168,20 @@ func BenchmarkPipelineGzipALB(b *testing.B) {
 	}
 }
 
+// BenchmarkPipelinePlainALB is the whole pipeline on the same lines
+// uncompressed: parse + encode + bulks as the pipeline runs them, the
+// ceiling of the gzip pipeline when gunzip has a core of its own.
+func BenchmarkPipelinePlainALB(b *testing.B) {
+	lines := realALBLines(benchLinesN)
+	benchPipeline(b, lines, int64(len(lines)))
+}
+
 func benchPipelineGzip(b *testing.B) {
 	obj, raw := gzObject(b)
+	benchPipeline(b, obj, raw)
+}
+
+func benchPipeline(b *testing.B, obj []byte, raw int64) {
 	store := memStore{"b/" + albKey: obj}
 	dead := &memDead{}
 	p := New(Config{}, store, okBulk{}, dead)

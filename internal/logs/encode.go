@@ -80,8 +80,7 @@ func AppendDoc(dst []byte, l *Line, object string, offset int64) []byte {
 		case tDate:
 			// Parse checked it is digits, '-', 'T', ':', '.' and 'Z'
 			// only: nothing to escape.
-			dst = append(dst, d.key...)
-			dst = append(dst, '"')
+			dst = append(dst, d.keyQuote...)
 			dst = append(dst, v...)
 			dst = append(dst, '"')
 		case tRequest:
@@ -100,6 +99,14 @@ func AppendDoc(dst []byte, l *Line, object string, offset int64) []byte {
 				}
 			}
 		default:
+			// Most fields need no escaping: test that here, without the
+			// call, and write key, quote and value in two appends.
+			if plainPrefix(v) == len(v) {
+				dst = append(dst, d.keyQuote...)
+				dst = append(dst, v...)
+				dst = append(dst, '"')
+				continue
+			}
 			dst = append(dst, d.key...)
 			dst = appendString(dst, v, q)
 		}
@@ -164,6 +171,15 @@ const (
 // lowest set bit is the first byte to stop at.
 func plainPrefix(v []byte) int {
 	i := 0
+	// Sixteen bytes a turn while they are all plain, then eight.
+	for ; i+16 <= len(v); i += 16 {
+		x, y := binary.LittleEndian.Uint64(v[i:]), binary.LittleEndian.Uint64(v[i+8:])
+		tx := (x | (x - 0x20*lsb) | ((x ^ '"'*lsb) - lsb) | ((x ^ '\\'*lsb) - lsb))
+		ty := (y | (y - 0x20*lsb) | ((y ^ '"'*lsb) - lsb) | ((y ^ '\\'*lsb) - lsb))
+		if (tx|ty)&msb != 0 {
+			break
+		}
+	}
 	for ; i+8 <= len(v); i += 8 {
 		x := binary.LittleEndian.Uint64(v[i:])
 		t := (x | (x - 0x20*lsb) | ((x ^ '"'*lsb) - lsb) | ((x ^ '\\'*lsb) - lsb)) & msb

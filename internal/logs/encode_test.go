@@ -1,7 +1,9 @@
 package logs
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -59,6 +61,28 @@ func TestAppendStringEscapes(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("appendString(%q) reads back as %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestSpaceAt holds the tokenizer's eight-bytes-at-once space search to
+// bytes.IndexByte: a space, and each byte that XORs with a space to a
+// value whose borrow could mislead, at every position.
+func TestSpaceAt(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 25} {
+		for pos := -1; pos < n; pos++ {
+			for _, c := range []byte{' ', '!', 0x21, 0x00, 0xa0, 0x1f, 0xff} {
+				v := []byte(strings.Repeat("x", n))
+				if pos >= 0 {
+					v[pos] = c
+					if pos+1 < n {
+						v[pos+1] = ' '
+					}
+				}
+				if got, want := spaceAt(v), bytes.IndexByte(v, ' '); got != want {
+					t.Fatalf("spaceAt(%q) = %d, want %d", v, got, want)
+				}
+			}
 		}
 	}
 }

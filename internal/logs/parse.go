@@ -12,7 +12,9 @@ package logs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 )
 
 // Format is an access-log format.
@@ -75,13 +77,16 @@ type fieldDef struct {
 	// ip and port are the names of a tHostPort field's halves.
 	ip, port string
 	// key, ipKey and portKey are the names as the encoder writes them,
-	// `,"NAME":`, built once rather than per line.
-	key, ipKey, portKey string
+	// `,"NAME":`, built once rather than per line; keyQuote is key and
+	// the quote opening a string value.
+	key, keyQuote, ipKey, portKey string
 }
 
 func jsonKey(name string) string { return `,"` + name + `":` }
 
-func fd(name string, t ftype) fieldDef { return fieldDef{name: name, typ: t, key: jsonKey(name)} }
+func fd(name string, t ftype) fieldDef {
+	return fieldDef{name: name, typ: t, key: jsonKey(name), keyQuote: jsonKey(name) + `"`}
+}
 
 func hp(ip, port string) fieldDef {
 	name := ip + ":" + port
@@ -227,7 +232,7 @@ func (l *Line) Tokenize(line []byte) error {
 			}
 			continue
 		}
-		j := bytes.IndexByte(line[i:], ' ')
+		j := spaceAt(line[i:])
 		if j < 0 {
 			l.f[l.n] = line[i:]
 			l.n++
@@ -244,6 +249,26 @@ func (l *Line) Tokenize(line []byte) error {
 		}
 	}
 	return nil
+}
+
+// spaceAt is bytes.IndexByte(b, ' ') for the short unquoted fields of a
+// line (a few to a few dozen bytes), where the call's setup costs more
+// than the search: it tests eight bytes at once, a byte being a space
+// when it XORs with one to zero (the lowest set bit marks the first).
+func spaceAt(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		y := binary.LittleEndian.Uint64(b[i:]) ^ ' '*lsb
+		if t := (y - lsb) &^ y & msb; t != 0 {
+			return i + bits.TrailingZeros64(t)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == ' ' {
+			return i
+		}
+	}
+	return -1
 }
 
 // closingQuote finds the quote that ends a quoted field starting at from:
