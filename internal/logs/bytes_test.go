@@ -45,6 +45,7 @@ func encodedCorpus() (lines [][]byte, formats []Format) {
 func TestEncodedBytesUnchanged(t *testing.T) {
 	lines, formats := encodedCorpus()
 	base := DocID("my-logs", "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2025/08/14/app.log.gz")
+	objField := objectField("s3://my-logs/AWSLogs/app.log.gz")
 	var l Line
 	var buf []byte
 	offset := int64(0)
@@ -53,7 +54,12 @@ func TestEncodedBytesUnchanged(t *testing.T) {
 			t.Fatalf("line %d: %v\n%s", i, err, line)
 		}
 		buf = AppendAction(buf, &l, "elb-logs", base, offset)
+		start := len(buf)
 		buf = AppendDoc(buf, &l, "s3://my-logs/AWSLogs/app.log.gz", offset)
+		// The pipeline's path, the object's member encoded once.
+		if again := appendDoc(nil, &l, objField, offset); !bytes.Equal(again, buf[start:]) {
+			t.Fatalf("line %d: appendDoc wrote\n%s\nAppendDoc\n%s", i, again, buf[start:])
+		}
 		buf = append(buf, '\n')
 		offset += int64(len(line) + 1)
 	}

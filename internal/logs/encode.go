@@ -51,6 +51,33 @@ func IndexName(l *Line, prefix string) string { return string(appendIndex(nil, l
 // method, URL and protocol), absent (-) fields left out, unknown trailing
 // fields under unknown_fields, and where the line came from.
 func AppendDoc(dst []byte, l *Line, object string, offset int64) []byte {
+	dst = appendFields(dst, l)
+	dst = append(dst, `,"log_object":`...)
+	dst = appendString(dst, []byte(object), false)
+	return appendOffset(dst, offset)
+}
+
+// objectField is a document's log_object member, encoded once per object:
+// the pipeline writes the same one into every line's document.
+func objectField(object string) []byte {
+	return appendString([]byte(`,"log_object":`), []byte(object), false)
+}
+
+// appendDoc is AppendDoc with the object's member already encoded.
+func appendDoc(dst []byte, l *Line, objField []byte, offset int64) []byte {
+	dst = appendFields(dst, l)
+	dst = append(dst, objField...)
+	return appendOffset(dst, offset)
+}
+
+func appendOffset(dst []byte, offset int64) []byte {
+	dst = append(dst, `,"log_offset":`...)
+	dst = strconv.AppendInt(dst, offset, 10)
+	return append(dst, '}')
+}
+
+// appendFields appends the document up to its log_object member.
+func appendFields(dst []byte, l *Line) []byte {
 	s := l.spec
 	dst = append(dst, `{"lb_type":"`...)
 	dst = append(dst, s.format.String()...)
@@ -121,11 +148,7 @@ func AppendDoc(dst []byte, l *Line, object string, offset int64) []byte {
 		}
 		dst = append(dst, ']')
 	}
-	dst = append(dst, `,"log_object":`...)
-	dst = appendString(dst, []byte(object), false)
-	dst = append(dst, `,"log_offset":`...)
-	dst = strconv.AppendInt(dst, offset, 10)
-	return append(dst, '}')
+	return dst
 }
 
 // appendNumber writes a checked number as JSON: a leading dot or a

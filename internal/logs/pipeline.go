@@ -253,6 +253,7 @@ func (p *Pipeline) ProcessObject(ctx context.Context, o Object, stop func() bool
 	defer body.Close()
 	p.Stats.Objects.Add(1)
 	w := &work{p: p, o: o, res: &res, format: kind.Format, base: DocID(o.Bucket, o.Key), object: "s3://" + o.Bucket + "/" + o.Key}
+	w.objField = objectField(w.object)
 	w.prefix = p.cfg.IndexPrefix
 	if kind.Format == FormatConnection {
 		w.prefix += "-connections"
@@ -296,13 +297,14 @@ type span struct {
 }
 
 type work struct {
-	p      *Pipeline
-	o      Object
-	res    *Result
-	format Format
-	base   string
-	object string
-	prefix string
+	p        *Pipeline
+	o        Object
+	res      *Result
+	format   Format
+	base     string
+	object   string
+	objField []byte // the documents' log_object member, encoded once
+	prefix   string
 
 	line  Line
 	buf   []byte
@@ -415,7 +417,7 @@ func (w *work) add(line []byte, offset int64) {
 	}
 	start := len(w.buf)
 	w.buf = AppendAction(w.buf, &w.line, w.prefix, w.base, offset)
-	w.buf = AppendDoc(w.buf, &w.line, w.object, offset)
+	w.buf = appendDoc(w.buf, &w.line, w.objField, offset)
 	w.buf = append(w.buf, '\n')
 	w.items = append(w.items, span{start, len(w.buf), offset})
 	w.p.Stats.Lines.Add(1)
