@@ -49,6 +49,7 @@ func BenchmarkParseEncodeALB(b *testing.B) {
 	data := []byte(albLine(30))
 	var l Line
 	buf := make([]byte, 0, 8192)
+	objField := objectField("s3://my-logs/AWSLogs/key.log.gz")
 	b.SetBytes(int64(len(data) + 1))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -56,7 +57,7 @@ func BenchmarkParseEncodeALB(b *testing.B) {
 			b.Fatal(err)
 		}
 		buf = AppendAction(buf[:0], &l, "elb-logs", "0123456789abcdef0123", 123456)
-		buf = AppendDoc(buf, &l, "s3://my-logs/AWSLogs/key.log.gz", 123456)
+		buf = appendDoc(buf, &l, objField, 123456) // as the pipeline does
 	}
 }
 
@@ -168,8 +169,20 @@ func BenchmarkPipelineGzipALB(b *testing.B) {
 	}
 }
 
+// BenchmarkPipelinePlainALB is the whole pipeline on the same lines
+// uncompressed: parse + encode + bulks as the pipeline runs them, the
+// ceiling of the gzip pipeline when gunzip has a core of its own.
+func BenchmarkPipelinePlainALB(b *testing.B) {
+	lines := realALBLines(benchLinesN)
+	benchPipeline(b, lines, int64(len(lines)))
+}
+
 func benchPipelineGzip(b *testing.B) {
 	obj, raw := gzObject(b)
+	benchPipeline(b, obj, raw)
+}
+
+func benchPipeline(b *testing.B, obj []byte, raw int64) {
 	store := memStore{"b/" + albKey: obj}
 	dead := &memDead{}
 	p := New(Config{}, store, okBulk{}, dead)

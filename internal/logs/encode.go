@@ -3,8 +3,10 @@ package logs
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -49,6 +51,33 @@ func IndexName(l *Line, prefix string) string { return string(appendIndex(nil, l
 // method, URL and protocol), absent (-) fields left out, unknown trailing
 // fields under unknown_fields, and where the line came from.
 func AppendDoc(dst []byte, l *Line, object string, offset int64) []byte {
+	dst = appendFields(dst, l)
+	dst = append(dst, `,"log_object":`...)
+	dst = appendString(dst, []byte(object), false)
+	return appendOffset(dst, offset)
+}
+
+// objectField is a document's log_object member, encoded once per object:
+// the pipeline writes the same one into every line's document.
+func objectField(object string) []byte {
+	return appendString([]byte(`,"log_object":`), []byte(object), false)
+}
+
+// appendDoc is AppendDoc with the object's member already encoded.
+func appendDoc(dst []byte, l *Line, objField []byte, offset int64) []byte {
+	dst = appendFields(dst, l)
+	dst = append(dst, objField...)
+	return appendOffset(dst, offset)
+}
+
+func appendOffset(dst []byte, offset int64) []byte {
+	dst = append(dst, `,"log_offset":`...)
+	dst = strconv.AppendInt(dst, offset, 10)
+	return append(dst, '}')
+}
+
+// appendFields appends the document up to its log_object member.
+func appendFields(dst []byte, l *Line) []byte {
 	s := l.spec
 	dst = append(dst, `{"lb_type":"`...)
 	dst = append(dst, s.format.String()...)
@@ -63,7 +92,7 @@ func AppendDoc(dst []byte, l *Line, object string, offset int64) []byte {
 		q := l.quoted&(1<<uint(i)) != 0
 		switch d.typ {
 		case tInt, tFloat:
-			dst = appendKey(dst, d.name)
+			dst = append(dst, d.key...)
 			dst = appendNumber(dst, v)
 		case tHostPort:
 			c := hostPortAt(v)
@@ -71,27 +100,41 @@ func AppendDoc(dst []byte, l *Line, object string, offset int64) []byte {
 			if len(ip) > 1 && ip[0] == '[' && ip[len(ip)-1] == ']' {
 				ip = ip[1 : len(ip)-1]
 			}
-			dst = appendKey(dst, d.ip)
+			dst = append(dst, d.ipKey...)
 			dst = appendString(dst, ip, false)
-			dst = appendKey(dst, d.port)
+			dst = append(dst, d.portKey...)
 			dst = appendNumber(dst, v[c+1:])
+		case tDate:
+			// Parse checked it is digits, '-', 'T', ':', '.' and 'Z'
+			// only: nothing to escape.
+			dst = append(dst, d.keyQuote...)
+			dst = append(dst, v...)
+			dst = append(dst, '"')
 		case tRequest:
-			dst = appendKey(dst, d.name)
+			dst = append(dst, d.key...)
 			dst = appendString(dst, v, q)
 			if m := bytes.IndexByte(v, ' '); m > 0 && !(m == 1 && v[0] == '-') {
 				if p := bytes.LastIndexByte(v, ' '); p > m {
-					dst = appendKey(dst, "http_method")
+					dst = append(dst, `,"http_method":`...)
 					dst = appendString(dst, v[:m], q)
-					dst = appendKey(dst, "url")
+					dst = append(dst, `,"url":`...)
 					dst = appendString(dst, v[m+1:p], q)
 					if p+1 < len(v) {
-						dst = appendKey(dst, "http_version")
+						dst = append(dst, `,"http_version":`...)
 						dst = appendString(dst, v[p+1:], q)
 					}
 				}
 			}
 		default:
-			dst = appendKey(dst, d.name)
+			// Most fields need no escaping: test that here, without the
+			// call, and write key, quote and value in two appends.
+			if plainPrefix(v) == len(v) {
+				dst = append(dst, d.keyQuote...)
+				dst = append(dst, v...)
+				dst = append(dst, '"')
+				continue
+			}
+			dst = append(dst, d.key...)
 			dst = appendString(dst, v, q)
 		}
 	}
@@ -105,17 +148,7 @@ func AppendDoc(dst []byte, l *Line, object string, offset int64) []byte {
 		}
 		dst = append(dst, ']')
 	}
-	dst = append(dst, `,"log_object":`...)
-	dst = appendString(dst, []byte(object), false)
-	dst = append(dst, `,"log_offset":`...)
-	dst = strconv.AppendInt(dst, offset, 10)
-	return append(dst, '}')
-}
-
-func appendKey(dst []byte, k string) []byte {
-	dst = append(dst, ',', '"')
-	dst = append(dst, k...)
-	return append(dst, '"', ':')
+	return dst
 }
 
 // appendNumber writes a checked number as JSON: a leading dot or a
@@ -148,6 +181,44 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plainPrefix returns how many leading bytes of v go into a JSON string
+// unchanged. This scan is most of the encoding's time, so it tests eight
+// bytes at once: a byte needs care if it is ≥ 0x80, < 0x20, '"' or '\\'.
+// Each test sets the high bit of the bytes it matches, exactly up to the
+// first match (a borrow only runs past a byte that matched), so the
+// lowest set bit is the first byte to stop at.
+func plainPrefix(v []byte) int {
+	i := 0
+	// Sixteen bytes a turn while they are all plain, then eight.
+	for ; i+16 <= len(v); i += 16 {
+		x, y := binary.LittleEndian.Uint64(v[i:]), binary.LittleEndian.Uint64(v[i+8:])
+		tx := (x | (x - 0x20*lsb) | ((x ^ '"'*lsb) - lsb) | ((x ^ '\\'*lsb) - lsb))
+		ty := (y | (y - 0x20*lsb) | ((y ^ '"'*lsb) - lsb) | ((y ^ '\\'*lsb) - lsb))
+		if (tx|ty)&msb != 0 {
+			break
+		}
+	}
+	for ; i+8 <= len(v); i += 8 {
+		x := binary.LittleEndian.Uint64(v[i:])
+		t := (x | (x - 0x20*lsb) | ((x ^ '"'*lsb) - lsb) | ((x ^ '\\'*lsb) - lsb)) & msb
+		if t != 0 {
+			return i + bits.TrailingZeros64(t)/8
+		}
+	}
+	for _, c := range v[i:] {
+		if !plain[c] {
+			break
+		}
+		i++
+	}
+	return i
+}
+
 const hexDigits = "0123456789abcdef"
 
 // appendString writes v as a JSON string. In a quoted field ELB's escapes
@@ -158,14 +229,7 @@ func appendString(dst []byte, v []byte, unescape bool) []byte {
 	i := 0
 	for i < len(v) {
 		start := i
-		// A range loop over the rest, without bounds checks: this scan
-		// is most of the encoding's time.
-		for _, c := range v[start:] {
-			if !plain[c] {
-				break
-			}
-			i++
-		}
+		i += plainPrefix(v[i:])
 		dst = append(dst, v[start:i]...)
 		if i == len(v) {
 			break
