@@ -50,6 +50,22 @@ type fleet struct {
 	ctlN   int
 }
 
+// newReleaseServer starts a local cloud with a SQLite ledger and the
+// release server's instance; the fleet's groups come after.
+func newReleaseServer(t testing.TB, hb string) *fleet {
+	t.Helper()
+	e := startCloud(t)
+	dir := t.TempDir()
+	led, err := sqlite.Open(t.Context(), filepath.Join(dir, "ledger.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	f := &fleet{env: e, t: t, led: led, asg: autoscaling.NewFromConfig(e.cfg), src: t.TempDir(), hb: hb, dir: dir}
+	f.server = e.runInstance(t)
+	return f
+}
+
 const webGroup = "web"
 
 // newFleet starts the fleet with desired instances; reload is the agent's
@@ -60,16 +76,8 @@ func newFleet(t testing.TB, desired int32, reload string) *fleet {
 		t.Skip("end-to-end: builds binaries and runs instances")
 	}
 	hb, web := binaries(t)
-	e := startCloud(t)
-	ctx := t.Context()
-	dir := t.TempDir()
-	led, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { led.Close() })
-	f := &fleet{env: e, t: t, led: led, asg: autoscaling.NewFromConfig(e.cfg), src: t.TempDir(), hb: hb, dir: dir}
-	f.server = e.runInstance(t)
+	f := newReleaseServer(t, hb)
+	e, ctx := f.env, t.Context()
 	prober := HTTPProber{Port: 8080}
 	f.pub = e.publisher(f.led, f.server)
 	f.pub.Rollout = &Rollout{Cloud: e.cloud, Ledger: f.led, Prober: prober, Batch: 2, MinHealthyPercent: 50,

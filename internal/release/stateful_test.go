@@ -21,7 +21,6 @@ import (
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
-	"github.com/handover-dev/handover/internal/ledger/sqlite"
 	"github.com/handover-dev/handover/internal/testenv"
 )
 
@@ -98,17 +97,9 @@ func newStatefulFleet(t *testing.T, ctlArgs ...string) *fleet {
 	}
 	hb, _ := binaries(t)
 	kvBin := testenv.Binary(t, "github.com/handover-dev/handover/examples/kvstore")
-	e := startCloud(t)
-	ctx := t.Context()
-	dir := t.TempDir()
-	led, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { led.Close() })
-	f := &fleet{env: e, t: t, led: led, asg: autoscaling.NewFromConfig(e.cfg), src: t.TempDir(), hb: hb, dir: dir}
-	f.server = e.runInstance(t)
-	f.pub = e.publisher(led, f.server)
+	f := newReleaseServer(t, hb)
+	e, ctx := f.env, t.Context()
+	f.pub = e.publisher(f.led, f.server)
 	if _, err := f.pub.Init(ctx, InitSpec{Channel: "web", Instance: f.server, Device: DefaultDevice, SizeGiB: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +122,7 @@ func newStatefulFleet(t *testing.T, ctlArgs ...string) *fleet {
 		t.Fatal(err)
 	}
 	endpoint := aws.ToString(e.cfg.BaseEndpoint)
-	ctlLog := filepath.Join(dir, "handover-controller.log")
+	ctlLog := filepath.Join(f.dir, "handover-controller.log")
 	logf, err := os.Create(ctlLog)
 	if err != nil {
 		t.Fatal(err)
