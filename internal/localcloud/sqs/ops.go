@@ -448,6 +448,14 @@ func (s *Service) receive(ctx context.Context, name string, in receiveInput) ([]
 	}
 	var deadline time.Time
 	for first := true; ; first = false {
+		// A client that went away (before its request was read, or while
+		// its poll waited and a message arrived at the same moment) must
+		// not take a message: it would sit in flight, received by nobody,
+		// for the visibility timeout. AWS can lose one that way on a
+		// dropped connection; the local cloud need not add to it.
+		if ctx.Err() != nil {
+			return nil, nil
+		}
 		s.mu.Lock()
 		q, err := s.lookupLocked(name)
 		if err != nil {
