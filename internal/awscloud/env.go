@@ -141,24 +141,9 @@ func (e *Environments) hooks(ctx context.Context, group string) ([]env.Hook, err
 	return hooks, nil
 }
 
-// elbTagged returns which of arns carry sel's tag, asking DescribeTags 20
-// ARNs at a time (its limit), and the tags of each.
+// elbTags returns the tags of each of arns.
 func (e *Environments) elbTags(ctx context.Context, arns []string) (map[string]map[string]string, error) {
-	out := map[string]map[string]string{}
-	for chunk := range slices.Chunk(arns, 20) {
-		res, err := e.elb.DescribeTags(ctx, &elb.DescribeTagsInput{ResourceArns: chunk})
-		if err != nil {
-			return nil, fmt.Errorf("describing the tags of %d load balancer resources: %w", len(chunk), translate(err))
-		}
-		for _, d := range res.TagDescriptions {
-			m := map[string]string{}
-			for _, t := range d.Tags {
-				m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-			}
-			out[aws.ToString(d.ResourceArn)] = m
-		}
-	}
-	return out, nil
+	return describeELBTags(ctx, e.elb, arns)
 }
 
 // TaggedLoadBalancers implements env.Cloud.

@@ -61,6 +61,8 @@ type Runner struct {
 	// not): the cloud calls that make DST, and SRC's databases' fences.
 	Clone CloneCloud
 	Fence Fencer
+	// Delete is what an abort (and a migration's drop) deletes with.
+	Delete DeleteCloud
 }
 
 // New returns a Runner after validating cfg. A nil log discards.

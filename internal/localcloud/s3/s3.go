@@ -233,6 +233,12 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveTagging(w, r, bucket)
 		return
 	}
+	if _, ok := r.URL.Query()["versions"]; ok && r.Method == http.MethodGet && bucket != "" && key == "" {
+		if _, versioned := s.backend.(gofakes3.VersionedBackend); !versioned {
+			s.serveVersions(w, r, bucket)
+			return
+		}
+	}
 	if r.Method == http.MethodPut && bucket != "" && key == "" && len(r.URL.Query()) == 0 {
 		// The local cloud is one account, so a bucket that exists is the
 		// caller's: S3 answers BucketAlreadyOwnedByYou (gofakes3 would
