@@ -154,17 +154,22 @@ func BenchmarkGunzipKlauspost(b *testing.B) {
 	b.ReportMetric(float64(raw)/float64(len(obj)), "x-compression")
 }
 
-// The whole pipeline on the same object, gunzipping on a read-ahead
-// goroutine (as it runs) and inline, for comparison.
+// The whole pipeline on the same object (decompress → split into lines →
+// parse → encode bulk NDJSON → bulks to a store that answers 201): as it
+// runs (parallel: gunzip and splitting on one goroutine, parse + encode
+// on GOMAXPROCS workers), and the one-goroutine loop with gunzip on a
+// read-ahead goroutine or inline, for comparison.
 func BenchmarkPipelineGzipALB(b *testing.B) {
 	defer func(n int) { gzipReadAhead = n }(gzipReadAhead)
 	for _, c := range []struct {
-		name string
-		n    int
-	}{{"readahead", 4}, {"inline", 0}} {
+		name      string
+		readAhead int
+		workers   int
+	}{{"parallel", 4, 0}, {"readahead", 4, 1}, {"inline", 0, 1}} {
 		b.Run(c.name, func(b *testing.B) {
-			gzipReadAhead = c.n
-			benchPipelineGzip(b)
+			gzipReadAhead = c.readAhead
+			obj, raw := gzObject(b)
+			benchPipeline(b, Config{ParseWorkers: c.workers}, obj, raw)
 		})
 	}
 }
@@ -174,18 +179,20 @@ func BenchmarkPipelineGzipALB(b *testing.B) {
 // ceiling of the gzip pipeline when gunzip has a core of its own.
 func BenchmarkPipelinePlainALB(b *testing.B) {
 	lines := realALBLines(benchLinesN)
-	benchPipeline(b, lines, int64(len(lines)))
+	for _, c := range []struct {
+		name    string
+		workers int
+	}{{"parallel", 0}, {"serial", 1}} {
+		b.Run(c.name, func(b *testing.B) {
+			benchPipeline(b, Config{ParseWorkers: c.workers}, lines, int64(len(lines)))
+		})
+	}
 }
 
-func benchPipelineGzip(b *testing.B) {
-	obj, raw := gzObject(b)
-	benchPipeline(b, obj, raw)
-}
-
-func benchPipeline(b *testing.B, obj []byte, raw int64) {
+func benchPipeline(b *testing.B, cfg Config, obj []byte, raw int64) {
 	store := memStore{"b/" + albKey: obj}
 	dead := &memDead{}
-	p := New(Config{}, store, okBulk{}, dead)
+	p := New(cfg, store, okBulk{}, dead)
 	b.SetBytes(raw)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,6 +131,13 @@ type Config struct {
 	// Clock measures lag (default the wall clock).
 	Clock clock.Clock
 	Seed  uint64
+	// ParseWorkers is how many goroutines parse and encode the lines of
+	// one object (default GOMAXPROCS, at most 4; 1 is the one-goroutine
+	// loop). With more than one, gunzip and
+	// line splitting run on a goroutine of their own and the results are
+	// put back in order: ids, offsets, bulks and dead letters are the
+	// same as with one.
+	ParseWorkers int
 }
 
 func (c *Config) defaults() {
@@ -162,6 +171,11 @@ func (c *Config) defaults() {
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
+	if c.ParseWorkers <= 0 {
+		// At most four: each worker keeps two chunks of up to
+		// MaxLineBytes + 256 KiB in flight, per object.
+		c.ParseWorkers = min(runtime.GOMAXPROCS(0), 4)
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -182,6 +196,8 @@ type Pipeline struct {
 	bulk  Bulker
 	dead  DeadLetters
 	Stats Stats
+	// chunks pools the parallel path's chunks (split.go) across objects.
+	chunks sync.Pool
 }
 
 // Stats are running totals, read with atomic loads.
@@ -339,6 +355,7 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 	cfg := &w.p.cfg
 	raw := bufio.NewReaderSize(body, 64<<10)
 	var r io.Reader = raw
+	parallel := cfg.ParseWorkers > 1
 	if head, _ := raw.Peek(2); bytes.Equal(head, gzipMagic) {
 		zr, err := NewGzipReader(raw)
 		if err != nil {
@@ -346,10 +363,11 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 		}
 		defer zr.Close()
 		r = zr
-		if gzipReadAhead > 0 {
+		if gzipReadAhead > 0 && !parallel {
 			// Gunzip on a goroutine of its own, a bounded 4 × 256 KiB
 			// ahead of the parser, so decompression and parse + encode
-			// overlap when another core is free (bench/logs).
+			// overlap when another core is free (bench/logs). The
+			// parallel path gunzips on its splitter goroutine instead.
 			ra, err := readahead.NewReaderSize(zr, gzipReadAhead, 256<<10)
 			if err != nil {
 				return fmt.Errorf("reading ahead of the gzip stream: %w", err)
@@ -358,7 +376,20 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 			r = ra
 		}
 	}
-	br := bufio.NewReaderSize(r, cfg.MaxLineBytes)
+	if parallel {
+		// A small buffer for the check below: the splitter then reads
+		// straight into its chunks.
+		br := bufio.NewReaderSize(r, 4096)
+		// As far as the serial loop's buffer looks (Peek(512) of a
+		// smaller one sees less).
+		if head, _ := br.Peek(min(512, cfg.MaxLineBytes)); bytes.IndexByte(head, 0) >= 0 {
+			return w.deadAndFlush(ctx, -1, CauseBinary, "the object is binary (neither text nor gzip-compressed text): not an ELB access log")
+		}
+		return w.runParallel(ctx, br, cfg.ParseWorkers, stop)
+	}
+	// Wrapped so that bufio never hands back raw itself (it does when raw
+	// is large enough), whose 64 KiB would be the line limit instead.
+	br := bufio.NewReaderSize(struct{ io.Reader }{r}, cfg.MaxLineBytes)
 	if head, _ := br.Peek(512); bytes.IndexByte(head, 0) >= 0 {
 		return w.deadAndFlush(ctx, -1, CauseBinary, "the object is binary (neither text nor gzip-compressed text): not an ELB access log")
 	}
@@ -371,17 +402,19 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// A line longer than the buffer: dead-letter it whole and
 			// skip to its end.
-			head := append([]byte(nil), line[:256]...)
+			head := append([]byte(nil), clipBytes(line, 256)...)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				var more []byte
 				more, err = br.ReadSlice('\n')
 				offset += int64(len(more))
 			}
-			w.res.Lines++
-			w.deadLine(start, CauseLineTooLong, fmt.Sprintf("the line is longer than %d bytes", cfg.MaxLineBytes), head)
-			if err == nil {
-				continue
+			// One before From was dead-lettered by the run that
+			// handed the rest of the object on.
+			if start >= w.o.From {
+				w.res.Lines++
+				w.dead = append(w.dead, w.longLetter(start, head))
 			}
+			line = nil // its bytes are gone; the bulk's size is looked at below
 		}
 		if err != nil && err != io.EOF {
 			if len(line) > 0 {
