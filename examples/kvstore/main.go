@@ -15,7 +15,9 @@
 // the index is rebuilt, from hint files where they are intact and by
 // replaying segments elsewhere, which happens before kvstore listens);
 // GET /stats ({keys, segments, bytes}, of this store's own data); POST
-// /admin/fence, /admin/unfence and /admin/retire. Writes are refused with
+// /admin/fence, /admin/unfence and /admin/retire; GET /admin/manifest (the
+// content manifest of the data directory, its segments and hints, without
+// fence.json, for env verify). Writes are refused with
 // 503 and Retry-After while fenced; reads go on. Once retired, kvstore
 // forwards every GET, PUT and DELETE of /kv/ to its successor and never
 // answers one from its own data again (503 if the successor does not

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/handover-dev/handover/examples/kvstore/store"
@@ -63,7 +64,17 @@ func newServer(st *store.Store, cfg Config, log *slog.Logger) (*server, error) {
 	s.mux.Handle(fence.PathFence, admin)
 	s.mux.Handle(fence.PathRetire, admin)
 	s.mux.Handle(fence.PathUnfence, s.persistAfter(admin))
+	s.mux.Handle(fence.PathManifest, fence.ManifestHandler(cfg.DataDir, notData))
 	return s, nil
+}
+
+// notData says which paths of the data directory GET /admin/manifest
+// leaves out: the fence state, which changes with every fence and differs
+// between a source and its clone by design, and the temporary files a
+// crash may leave, which Open removes. What is left, the segments and
+// their hints, is the data.
+func notData(rel string) bool {
+	return rel == fenceFile || strings.HasPrefix(rel, fenceFile+".tmp-") || strings.Contains(rel, ".hint.tmp-")
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

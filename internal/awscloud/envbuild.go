@@ -409,12 +409,13 @@ func (b *CloneBuilder) bucketEmpty(ctx context.Context, name string) (bool, erro
 }
 
 // CopyObjects implements env.CloneCloud (progress is called from one
-// goroutine at a time, objects in no set order). It compares SHA-256 checksums,
+// goroutine at a time, objects in no set order, each with the SHA-256 the
+// copy compared). It compares SHA-256 checksums,
 // never sizes or times (a same-size change is a change): S3's stored
 // additional checksum where the object has one, the SHA-256 of its bytes
 // read back otherwise. Copies ask S3 for a SHA-256 checksum, so a repeat
 // compares by HeadObject alone. Only current versions are copied.
-func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progress func(key string, copied bool)) (env.CopyResult, error) {
+func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progress func(key, sum string, copied bool)) (env.CopyResult, error) {
 	var objs []s3types.Object
 	p := s3.NewListObjectsV2Paginator(b.s3, &s3.ListObjectsV2Input{Bucket: aws.String(from)})
 	for p.HasMorePages() {
@@ -443,7 +444,7 @@ func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progres
 	for _, o := range objs {
 		g.Go(func() error {
 			key := aws.ToString(o.Key)
-			copied, err := b.copyObject(gctx, from, to, key)
+			sum, copied, err := b.copyObject(gctx, from, to, key)
 			if err != nil {
 				return err
 			}
@@ -456,7 +457,7 @@ func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progres
 				res.Same++
 			}
 			if progress != nil {
-				progress(key, copied)
+				progress(key, sum, copied)
 			}
 			return nil
 		})
@@ -468,21 +469,21 @@ func (b *CloneBuilder) CopyObjects(ctx context.Context, from, to string, progres
 }
 
 // copyObject copies from/key to to/key unless to has it with the same
-// SHA-256, and reports whether it copied.
-func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (bool, error) {
+// SHA-256, and returns that SHA-256 and whether it copied.
+func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (string, bool, error) {
 	src, etag, err := b.objectSHA256(ctx, from, key, true)
 	if errors.Is(err, handover.ErrNotFound) {
-		return false, fmt.Errorf("copying s3://%s/%s: it was deleted after the bucket was listed; copy again: %w", from, key, handover.ErrIncorrectState)
+		return "", false, fmt.Errorf("copying s3://%s/%s: it was deleted after the bucket was listed; copy again: %w", from, key, handover.ErrIncorrectState)
 	}
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
 	dst, _, err := b.objectSHA256(ctx, to, key, false)
 	if err != nil && !errors.Is(err, handover.ErrNotFound) {
-		return false, err
+		return "", false, err
 	}
 	if err == nil && dst == src {
-		return false, nil
+		return src, false, nil
 	}
 	in := &s3.CopyObjectInput{
 		Bucket: aws.String(to), Key: aws.String(key), CopySource: aws.String(copySource(from, key)),
@@ -495,10 +496,10 @@ func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (bo
 	}
 	out, err := b.s3.CopyObject(ctx, in)
 	if isCode(err, "PreconditionFailed") {
-		return false, fmt.Errorf("copying s3://%s/%s: it was written while being copied; copy again: %w", from, key, handover.ErrIncorrectState)
+		return "", false, fmt.Errorf("copying s3://%s/%s: it was written while being copied; copy again: %w", from, key, handover.ErrIncorrectState)
 	}
 	if err != nil {
-		return false, fmt.Errorf("copying s3://%s/%s to bucket %s: %w", from, key, to, translate(err))
+		return "", false, fmt.Errorf("copying s3://%s/%s to bucket %s: %w", from, key, to, translate(err))
 	}
 	got := ""
 	if out.CopyObjectResult != nil {
@@ -506,7 +507,7 @@ func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (bo
 	}
 	if got == "" {
 		if got, _, err = b.objectSHA256(ctx, to, key, false); err != nil {
-			return false, fmt.Errorf("reading back the copy of s3://%s/%s: %w", from, key, err)
+			return "", false, fmt.Errorf("reading back the copy of s3://%s/%s: %w", from, key, err)
 		}
 	}
 	if got != src {
@@ -514,10 +515,10 @@ func (b *CloneBuilder) copyObject(ctx context.Context, from, to, key string) (bo
 		// the source's means the copy is not what was compared (a
 		// source written between the checksum and the copy, where S3
 		// does not honour the ETag condition).
-		return false, fmt.Errorf("copying s3://%s/%s: the copy's SHA-256 %q is not the source's %s; copy again: %w",
+		return "", false, fmt.Errorf("copying s3://%s/%s: the copy's SHA-256 %q is not the source's %s; copy again: %w",
 			from, key, got, src, handover.ErrIncorrectState)
 	}
-	return true, nil
+	return src, true, nil
 }
 
 // copySource is CopyObject's x-amz-copy-source: bucket/key, the key

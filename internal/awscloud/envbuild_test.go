@@ -3,6 +3,7 @@ package awscloud_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -399,10 +400,12 @@ func TestCloneBuilderBuckets(t *testing.T) {
 	put(t, e.s3, "staging-assets", "css/site a+b.css", "body{}")
 	putWithSum(t, e.s3, "staging-assets", "data/blob", strings.Repeat("x", 100_000))
 	var heard []string
-	res, err := e.b.CopyObjects(ctx, "staging-assets", "prod-assets", func(key string, copied bool) {
+	sums := map[string]string{}
+	res, err := e.b.CopyObjects(ctx, "staging-assets", "prod-assets", func(key, sum string, copied bool) {
 		if copied {
 			heard = append(heard, key)
 		}
+		sums[key] = sum
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -411,8 +414,14 @@ func TestCloneBuilderBuckets(t *testing.T) {
 		t.Errorf("first copy %+v, heard %v", res, heard)
 	}
 	for _, k := range []string{"index.html", "css/site a+b.css", "data/blob"} {
-		if got, want := get(t, e.s3, "prod-assets", k), get(t, e.s3, "staging-assets", k); got != want {
+		got, want := get(t, e.s3, "prod-assets", k), get(t, e.s3, "staging-assets", k)
+		if got != want {
 			t.Errorf("copy of %s is %q, want %q", k, got, want)
+		}
+		// What progress heard is the content's SHA-256: what verify
+		// compares DST's bucket with.
+		if h := sha256.Sum256([]byte(want)); sums[k] != base64.StdEncoding.EncodeToString(h[:]) {
+			t.Errorf("progress heard SHA-256 %q for %s", sums[k], k)
 		}
 	}
 	res, err = e.b.CopyObjects(ctx, "staging-assets", "prod-assets", nil)

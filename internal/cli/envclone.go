@@ -26,6 +26,7 @@ func newEnvClone(stdout, stderr io.Writer) *cobra.Command {
 	var quiesce string
 	var sets []string
 	var servicePort int
+	var manifests bool
 	cmd := &cobra.Command{
 		Use:   "clone SRC DST",
 		Short: "Clone an environment, its data included: snapshots, bucket copies, DST built from them",
@@ -63,8 +64,13 @@ lease lapses, --lease-ttl). A clone that fails before SRC is un-quiesced
 un-quiesces it first. It returns once DST's groups are in service and its
 databases have booted from their snapshots, and reports SRC's write pause.
 
+While the databases are fenced, each one's content manifest (GET
+/admin/manifest on its service) is read in parallel with the snapshot
+starts and recorded for env verify; --manifests=false skips it.
+
 Buckets are copied after the un-quiesce: their copy is of the objects as
-they are then, not at the quiesce point. Abort (deleting DST) and verify are
+they are then, not at the quiesce point; each copied key's SHA-256 is
+recorded for env verify. Abort (deleting DST) and verify are
 not built yet.`,
 		Example: `  # the plan, on the local cloud
   handover env clone staging prod --dry-run --endpoint-url http://127.0.0.1:4566 --ledger sqlite:///tmp/lc/ledger.db
@@ -91,7 +97,7 @@ not built yet.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := env.CloneRequest{Source: f.selector(args[0]), Dest: args[1], Quiesce: quiesce}
+			req := env.CloneRequest{Source: f.selector(args[0]), Dest: args[1], Quiesce: quiesce, NoManifests: !manifests}
 			for _, s := range sets {
 				set, err := env.ParseSet(s)
 				if err != nil {
@@ -130,6 +136,7 @@ not built yet.`,
 	fl.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	fl.StringVar(&quiesce, "quiesce", env.QuiesceFence, "how SRC is quiesced: fence (writes pause, reads stay up) or standby (instances to Standby)")
 	fl.StringArrayVar(&sets, "set", nil, "FROM=TO: the text FROM in SRC's user data and tags becomes TO in DST's (repeatable)")
+	fl.BoolVar(&manifests, "manifests", true, "read each fenced database's content manifest (GET /admin/manifest) while the snapshots start, for env verify")
 	return cmd
 }
 
@@ -144,6 +151,7 @@ func runClone(cmd *cobra.Command, stdout, stderr io.Writer, f *envFlags, req env
 	c := t.aws
 	r.Clone = awscloud.NewCloneBuilder(ec2.NewFromConfig(c), autoscaling.NewFromConfig(c), elb.NewFromConfig(c), rds.NewFromConfig(c), t.s3, c.Region)
 	r.Fence = handover.HTTPService{Client: &fence.Client{Port: servicePort}}
+	r.Manifests = env.FenceManifests{Client: &fence.Client{Port: servicePort}}
 	op, plan, err := r.StartClone(cmd.Context(), t.clone, req)
 	if err != nil {
 		if plan != nil && f.out != "json" {

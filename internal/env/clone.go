@@ -71,6 +71,10 @@ type CloneRequest struct {
 	Dest    string
 	Quiesce string // QuiesceFence or QuiesceStandby; "" is fence
 	Sets    []Set
+	// NoManifests: do not read SRC's databases' content manifests at the
+	// quiesce point (env clone --manifests=false); verify then compares
+	// no volume.
+	NoManifests bool
 }
 
 // ClonePlan is what a clone will do: what --dry-run prints. Nothing in it
@@ -80,6 +84,9 @@ type ClonePlan struct {
 	Selector    Selector `json:"selector"`
 	Destination string   `json:"destination"`
 	Quiesce     string   `json:"quiesce"`
+	// Manifests: each fenced database's content manifest is read through
+	// its fence route while the snapshots start, for env verify.
+	Manifests bool `json:"manifests"`
 	// Fence lists the databases fenced under their current epochs (fence
 	// mode); Standby the groups' standbys (standby mode).
 	Fence   []FencePlan `json:"fence,omitempty"`
@@ -293,6 +300,10 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 		}
 		if len(p.Fence) > 0 {
 			p.Notes = append(p.Notes, "fence: writes to the databases pause until every EBS snapshot has started; reads stay up")
+			p.Manifests = !req.NoManifests
+			if p.Manifests {
+				p.Notes = append(p.Notes, "manifests: each database's content manifest is read while it is fenced, in parallel with the snapshot starts, for env verify (--manifests=false skips it)")
+			}
 		}
 	case QuiesceStandby:
 		for _, g := range inv.Groups {

@@ -87,8 +87,9 @@ type CloneCloud interface {
 	CreateBucket(ctx context.Context, name string, tags map[string]string) error
 	// CopyObjects copies every current object of from into to whose
 	// checksum differs there or that to lacks; safe to repeat. progress,
-	// when not nil, hears each object done.
-	CopyObjects(ctx context.Context, from, to string, progress func(key string, copied bool)) (CopyResult, error)
+	// when not nil, hears each object done, with the SHA-256 (base64)
+	// compared, which to's object now has.
+	CopyObjects(ctx context.Context, from, to string, progress func(key, sum string, copied bool)) (CopyResult, error)
 
 	// CreateTargetGroup creates DST's target group name with the settings
 	// of SRC's target group fromARN, and returns its ARN.

@@ -307,12 +307,14 @@ func (r *Runner) cloneSnapshot(ctx context.Context, op *ledger.EnvOp, rec *clone
 			todo = append(todo, s)
 		}
 	}
+	reads := r.manifestsToRead(op, rec)
 	if len(todo) > 0 {
 		if err := r.save(ctx, op); err != nil {
 			return false, err
 		}
 		ids := make([]string, len(todo))
 		start := r.clk.Now()
+		read := r.readManifests(ctx, reads)
 		err := parallel(len(todo), func(i int) error {
 			s := todo[i]
 			if s.Kind == "rds" {
@@ -342,10 +344,14 @@ func (r *Runner) cloneSnapshot(ctx context.Context, op *ledger.EnvOp, rec *clone
 			it := findItem(op, kind, s.Of)
 			it.ID, it.Started = ids[i], true
 		}
+		took := r.clk.Now().Sub(start)
+		r.recordManifests(op, read(), start)
 		if err != nil {
 			return false, errors.Join(err, r.save(ctx, op))
 		}
-		r.say("started %s in %s", plural(len(todo), "snapshot"), r.clk.Now().Sub(start).Round(time.Millisecond))
+		r.say("started %s in %s", plural(len(todo), "snapshot"), took.Round(time.Millisecond))
+	} else if len(reads) > 0 {
+		r.recordManifests(op, r.readManifests(ctx, reads)(), r.clk.Now())
 	}
 	r.phase(op, PhaseCloneUnquiesce, "every snapshot started")
 	return true, nil
@@ -422,12 +428,14 @@ func (r *Runner) cloneCopy(ctx context.Context, op *ledger.EnvOp, rec *cloneReco
 			return false, err
 		}
 		results := make([]*CopyResult, len(copies))
+		sums := make([]map[string]string, len(copies))
 		err := parallel(len(copies), func(i int) error {
 			c := copies[i]
 			if err := r.Clone.CreateBucket(ctx, c.To, tags); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", c.To, err)
 			}
-			res, err := r.Clone.CopyObjects(ctx, c.From, c.To, nil)
+			sums[i] = map[string]string{}
+			res, err := r.Clone.CopyObjects(ctx, c.From, c.To, func(key, sum string, _ bool) { sums[i][key] = sum })
 			if err != nil {
 				return fmt.Errorf("copying bucket %s into %s: %w", c.From, c.To, err)
 			}
@@ -436,6 +444,7 @@ func (r *Runner) cloneCopy(ctx context.Context, op *ledger.EnvOp, rec *cloneReco
 		})
 		for i, c := range copies {
 			if res := results[i]; res != nil {
+				recordObjects(op, c, sums[i])
 				findItem(op, KindBucket, c.To).Done = true
 				it := findItem(op, itemCopy, c.To)
 				it.Done, it.Detail = true, fmt.Sprintf("%d objects: %d copied (%d bytes), %d had the same checksum", res.Objects, res.Copied, res.Bytes, res.Same)

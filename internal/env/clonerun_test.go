@@ -2,6 +2,8 @@ package env
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
+	"github.com/handover-dev/handover/internal/manifest"
 )
 
 // fakeBuild is CloneCloud and Fencer over resources kept in memory, its
@@ -39,6 +42,7 @@ type fakeBuild struct {
 	userData     map[string]string            // DST template -> user data
 	groups       map[string]GroupSpec
 	objects      map[string]map[string]string // bucket -> key -> content
+	manifestErr  error                        // what Manifest answers, when set
 }
 
 func newFakeBuild(c *fakeCloud, led ledger.Ledger) *fakeBuild {
@@ -152,7 +156,7 @@ func (f *fakeBuild) CreateBucket(_ context.Context, name string, tags map[string
 	return f.create(KindBucket, name, tags)
 }
 
-func (f *fakeBuild) CopyObjects(_ context.Context, from, to string, _ func(string, bool)) (CopyResult, error) {
+func (f *fakeBuild) CopyObjects(_ context.Context, from, to string, progress func(key, sum string, copied bool)) (CopyResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var res CopyResult
@@ -162,7 +166,11 @@ func (f *fakeBuild) CopyObjects(_ context.Context, from, to string, _ func(strin
 		}
 		for k, v := range f.objects[from] {
 			res.Objects++
-			if f.objects[to][k] == v {
+			same := f.objects[to][k] == v
+			if progress != nil {
+				progress(k, fakeSum(v), !same)
+			}
+			if same {
 				res.Same++
 				continue
 			}
@@ -268,9 +276,29 @@ func (f *fakeBuild) CreateGroup(ctx context.Context, spec GroupSpec) error {
 	return nil
 }
 
+// fakeSum is an object's SHA-256 as S3 gives it.
+func fakeSum(v string) string {
+	h := sha256.Sum256([]byte(v))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// Manifest answers the manifest of the instance's database, one file
+// whose content is the instance's fence state: a manifest read while the
+// instance is not fenced is told apart from one read while it is.
+func (f *fakeBuild) Manifest(_ context.Context, t handover.Target) (manifest.Manifest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.manifestErr != nil {
+		return manifest.Manifest{}, f.manifestErr
+	}
+	_, fenced := f.fenced[t.Instance]
+	return manifest.Manifest{Entries: []manifest.Entry{{Path: "seg-000001.log", Type: "file", Mode: 0o644, Size: 1, Hash: fmt.Sprintf("%s fenced %v", t.Instance, fenced)}}}, nil
+}
+
 var (
-	_ CloneCloud = (*fakeBuild)(nil)
-	_ Fencer     = (*fakeBuild)(nil)
+	_ CloneCloud     = (*fakeBuild)(nil)
+	_ Fencer         = (*fakeBuild)(nil)
+	_ ManifestReader = (*fakeBuild)(nil)
 )
 
 // cloneRunRig is cloneRig with its databases on instances and a runner
@@ -284,7 +312,7 @@ func cloneRunRig(t *testing.T) (*rig, *fakeReader, *fakeBuild) {
 		must(t, x.led.SaveDatabase(t.Context(), d))
 	}
 	fb := newFakeBuild(x.cloud, x.led)
-	x.r.Clone, x.r.Fence = fb, fb
+	x.r.Clone, x.r.Fence, x.r.Manifests = fb, fb, fb
 	return x, fr, fb
 }
 
@@ -292,7 +320,7 @@ func (x *rig) clone(fr *fakeReader, fb *fakeBuild) *ledger.EnvOp {
 	x.t.Helper()
 	req := CloneRequest{Source: ByName("staging"), Dest: "prod", Sets: []Set{{From: "mail.example.com", To: "mail.prod.example.com"}}}
 	start := func() string {
-		x.r.Clone, x.r.Fence = fb, fb
+		x.r.Clone, x.r.Fence, x.r.Manifests = fb, fb, fb
 		op, _, err := x.r.StartClone(context.Background(), fr, req)
 		if err != nil {
 			x.t.Fatalf("StartClone: %v", err)
@@ -361,6 +389,24 @@ func checkClone(t *testing.T, x *rig, fb *fakeBuild, op *ledger.EnvOp) {
 	}
 	if got := fb.objects["prod-assets"]; !maps.Equal(got, fb.objects["staging-assets"]) {
 		t.Errorf("DST's bucket holds %v", got)
+	}
+	// Each database's manifest, read while it was fenced, once.
+	var mdbs []string
+	for _, m := range op.Cloning.Manifests {
+		mdbs = append(mdbs, m.Database)
+		if len(m.Entries) != 1 || !strings.HasSuffix(m.Entries[0].Hash, "fenced true") || m.Hash != (manifest.Manifest{Entries: m.Entries}).Hash() || m.Files != 1 {
+			t.Errorf("manifest of %s: %+v, want one read while fenced", m.Database, m)
+		}
+	}
+	if slices.Sort(mdbs); !slices.Equal(mdbs, []string{"kv-1", "kv-2"}) {
+		t.Errorf("manifests recorded of %v, want kv-1 and kv-2 once each", mdbs)
+	}
+	// The bucket copy's keys and checksums.
+	if len(op.Cloning.Objects) != 1 {
+		t.Fatalf("objects recorded %+v, want one bucket's", op.Cloning.Objects)
+	}
+	if o := op.Cloning.Objects[0]; o.Bucket != "prod-assets" || o.From != "staging-assets" || o.Count != 2 || o.Sums["a.txt"] != fakeSum("one") || o.Digest != ObjectsDigest(o.Sums) {
+		t.Errorf("objects recorded %+v", o)
 	}
 	if op.Cloning.QuiescedAt.IsZero() || op.Cloning.UnquiescedAt.Before(op.Cloning.QuiescedAt) {
 		t.Errorf("quiesce window %s .. %s", op.Cloning.QuiescedAt, op.Cloning.UnquiescedAt)
@@ -489,4 +535,36 @@ func TestRewriteText(t *testing.T) {
 	if got := rewriteText("a-b", map[string]string{"a-b": "a-b-c", "a-b-c": "x"}, nil); got != "a-b-c" {
 		t.Errorf("rewriteText replaced a replacement: %q", got)
 	}
+}
+
+// A manifest that cannot be read is recorded with why, and the clone goes
+// on; --manifests=false reads none.
+func TestCloneManifests(t *testing.T) {
+	t.Run("not served", func(t *testing.T) {
+		x, fr, fb := cloneRunRig(t)
+		fb.manifestErr = errors.New("fence request rejected: answered 404 Not Found")
+		op := x.clone(fr, fb)
+		if op.State != ledger.UpdateSucceeded || len(op.Cloning.Manifests) != 2 {
+			t.Fatalf("ended %s with manifests %+v", op.State, op.Cloning.Manifests)
+		}
+		for _, m := range op.Cloning.Manifests {
+			if !strings.Contains(m.Error, "404") || m.Hash != "" {
+				t.Errorf("manifest %+v: want the error recorded", m)
+			}
+		}
+	})
+	t.Run("--manifests=false", func(t *testing.T) {
+		x, fr, fb := cloneRunRig(t)
+		req := CloneRequest{Source: ByName("staging"), Dest: "prod", NoManifests: true, Sets: []Set{{From: "mail.example.com", To: "mail.prod.example.com"}}}
+		op, plan, err := x.r.StartClone(t.Context(), fr, req)
+		must(t, err)
+		if plan.Manifests {
+			t.Error("the plan reads manifests")
+		}
+		op = x.drive(op.ID, func() string { return op.ID }, func(o *ledger.EnvOp) bool { return o.State.Terminal() })
+		if op.State != ledger.UpdateSucceeded || len(op.Cloning.Manifests) != 0 {
+			t.Errorf("ended %s with manifests %+v", op.State, op.Cloning.Manifests)
+		}
+		_ = fb
+	})
 }

@@ -63,6 +63,9 @@ type Runner struct {
 	Fence Fencer
 	// Delete is what an abort (and a migration's drop) deletes with.
 	Delete DeleteCloud
+	// Manifests reads SRC's databases' content manifests at the quiesce
+	// point, and DST's in a verify.
+	Manifests ManifestReader
 }
 
 // New returns a Runner after validating cfg. A nil log discards.

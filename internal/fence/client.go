@@ -179,6 +179,11 @@ func checkAnswer(body []byte, epoch int64, wantFenced bool) error {
 // do makes one request bounded by c.Timeout and reads at most
 // maxResponseBody+1 bytes of the answer.
 func (c *Client) do(ctx context.Context, method, hostport, path string, body []byte) (int, http.Header, []byte, error) {
+	return c.doLimit(ctx, method, hostport, path, body, maxResponseBody)
+}
+
+// doLimit is do reading at most limit+1 bytes of the answer.
+func (c *Client) doLimit(ctx context.Context, method, hostport, path string, body []byte, limit int64) (int, http.Header, []byte, error) {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -211,7 +216,7 @@ func (c *Client) do(ctx context.Context, method, hostport, path string, body []b
 		return 0, nil, nil, noAnswer(ctx, cctx, timeout, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		// Half an answer is no answer: the service may or may not
 		// have acted.

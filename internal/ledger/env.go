@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"slices"
 	"time"
+
+	"github.com/handover-dev/handover/internal/manifest"
 )
 
 // EnvOp is one operation on a whole environment (S3 in docs/design.md):
@@ -84,7 +87,67 @@ type EnvClone struct {
 	// Rewrites are the references rewritten in DST's user data and tags,
 	// resolved once DST's names and endpoints are known.
 	Rewrites map[string]string `json:"rewrites,omitempty"`
+
+	// Manifests are the content manifests of SRC's databases' data
+	// directories, read through each one's fence route while it was
+	// fenced for its snapshot (env clone --manifests=false reads none):
+	// what env verify compares DST's volumes with.
+	Manifests []EnvManifest `json:"manifests,omitempty"`
+	// Objects are what each bucket copy left in DST's bucket: its keys
+	// and their SHA-256, as the copy compared them.
+	Objects []EnvObjects `json:"objects,omitempty"`
+	// Verify is the last env verify of this clone, its result and the
+	// scratch instances it made.
+	Verify *EnvVerify `json:"verify,omitempty"`
 }
+
+// EnvManifest is the content manifest of one SRC database's data
+// directory at the quiesce point, or why there is none.
+type EnvManifest struct {
+	Database string           `json:"database"` // SRC's
+	Hash     string           `json:"hash,omitempty"`
+	Files    int64            `json:"files,omitempty"`
+	Bytes    int64            `json:"bytes,omitempty"`
+	Entries  []manifest.Entry `json:"entries,omitempty"`
+	// Error says why no manifest was read (a service without the
+	// route, say); the clone goes on without it.
+	Error string `json:"error,omitempty"`
+}
+
+// EnvObjects is one bucket copy's result: DST's bucket's keys with the
+// SHA-256 (base64, as S3 gives it) of each, the copy's source, and a
+// digest over the sorted key and checksum lines. Sums is kept only up to
+// MaxRecordedObjects keys, so the record stays within every backend's
+// item size (DynamoDB's 400 KB); beyond that the count and digest remain.
+type EnvObjects struct {
+	Bucket  string            `json:"bucket"` // DST's
+	From    string            `json:"from"`   // SRC's
+	Count   int               `json:"count"`
+	Digest  string            `json:"digest"`
+	Sums    map[string]string `json:"sums,omitempty"`
+	Partial bool              `json:"partial,omitempty"` // Sums left out: more than MaxRecordedObjects keys
+}
+
+// MaxRecordedObjects bounds EnvObjects.Sums.
+const MaxRecordedObjects = 1000
+
+// EnvVerify is one env verify of a clone.
+type EnvVerify struct {
+	State     string    `json:"state"` // running, passed, failed
+	StartedAt time.Time `json:"started_at"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+	// Scratch are the RDS instances verify restores from the clone's
+	// snapshots to compare DST with: each recorded before its restore
+	// call and Done once deleted, so a killed verify's are found by the
+	// next (by name) and deleted.
+	Scratch    []EnvItem `json:"scratch,omitempty"`
+	Mismatches []string  `json:"mismatches,omitempty"`
+	// Report is the whole result (env.VerifyReport; opaque here).
+	Report json.RawMessage `json:"report,omitempty"`
+}
+
+// Passed reports whether the clone's last verify passed.
+func (c *EnvClone) Passed() bool { return c != nil && c.Verify != nil && c.Verify.State == "passed" }
 
 // EnvItem is one thing an environment operation did or made.
 type EnvItem struct {
@@ -111,6 +174,21 @@ func (o *EnvOp) Clone() *EnvOp {
 		cl.Plan = append(json.RawMessage(nil), o.Cloning.Plan...)
 		cl.Items = append([]EnvItem(nil), o.Cloning.Items...)
 		cl.Rewrites = maps.Clone(o.Cloning.Rewrites)
+		cl.Manifests = slices.Clone(o.Cloning.Manifests)
+		for i := range cl.Manifests {
+			cl.Manifests[i].Entries = slices.Clone(cl.Manifests[i].Entries)
+		}
+		cl.Objects = slices.Clone(o.Cloning.Objects)
+		for i := range cl.Objects {
+			cl.Objects[i].Sums = maps.Clone(cl.Objects[i].Sums)
+		}
+		if v := o.Cloning.Verify; v != nil {
+			vc := *v
+			vc.Scratch = slices.Clone(v.Scratch)
+			vc.Mismatches = slices.Clone(v.Mismatches)
+			vc.Report = slices.Clone(v.Report)
+			cl.Verify = &vc
+		}
 		c.Cloning = &cl
 	}
 	c.Groups = make([]EnvGroup, len(o.Groups))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/handover-dev/handover/internal/ledger"
+	"github.com/handover-dev/handover/internal/manifest"
 )
 
 // fullEnvOp returns an environment operation with every field set, so a
@@ -32,6 +33,13 @@ func fullEnvOp(id string) *ledger.EnvOp {
 			},
 			QuiescedAt: base.Add(10 * time.Second), UnquiescedAt: base.Add(11 * time.Second).In(plus2),
 			Rewrites: map[string]string{"staging-assets": "prod-assets"},
+			Manifests: []ledger.EnvManifest{{Database: "orders-1", Hash: "blake3:0a", Files: 1, Bytes: 3,
+				Entries: []manifest.Entry{{Path: "seg-000001.log", Type: "file", Mode: 0o644, Size: 3, Hash: "0b"}}, Error: "no route"}},
+			Objects: []ledger.EnvObjects{{Bucket: "prod-assets", From: "staging-assets", Count: 1, Digest: "sha256:0c",
+				Sums: map[string]string{"a/b": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}, Partial: true}},
+			Verify: &ledger.EnvVerify{State: "failed", StartedAt: base.Add(3 * time.Minute), EndedAt: base.Add(4 * time.Minute).In(plus2),
+				Scratch:    []ledger.EnvItem{{Kind: "rds-scratch", Name: "verify-e-staging-db", ID: "staging-db", Detail: "127.0.0.1:5432", Done: true, Started: true}},
+				Mismatches: []string{"table public.orders: 3 rows, the snapshot's 4"}, Report: []byte(`{"ok":false}`)},
 		},
 		CreatedAt: base,
 		UpdatedAt: base.Add(time.Minute).In(plus2),
@@ -58,6 +66,9 @@ func normEnvOp(o *ledger.EnvOp) *ledger.EnvOp {
 		}
 		if len(c.Cloning.Plan) == 0 {
 			c.Cloning.Plan = nil
+		}
+		if v := c.Cloning.Verify; v != nil {
+			v.StartedAt, v.EndedAt = normTime(v.StartedAt), normTime(v.EndedAt)
 		}
 	}
 	for i := range c.Timeline {
@@ -95,6 +106,9 @@ func testEnvOps(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		checkAllSet(t, &o.Groups[0])
 		checkAllSet(t, o.Cloning)
 		checkAllSet(t, &o.Cloning.Items[0])
+		checkAllSet(t, &o.Cloning.Manifests[0])
+		checkAllSet(t, &o.Cloning.Objects[0])
+		checkAllSet(t, o.Cloning.Verify)
 		checkAllSet(t, &o.Timeline[0])
 	})
 
