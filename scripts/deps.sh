@@ -23,6 +23,13 @@ fi
 # checks that every program bench/ runs is either listed here or essential.
 command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 
+# The dashboard's browser tests (internal/demo TestDashboard) drive
+# Debian's headless Chromium over the DevTools protocol (chromedp);
+# chromium-driver comes with it for WebDriver clients. The tests fail,
+# rather than skip, when no chromium is found.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "deps: need ${need_apt[*]} from Debian; run 'sudo make deps' (apt-get needs root)" >&2
@@ -66,5 +73,9 @@ if [ ! -x "$dynalite_dir/node_modules/.bin/dynalite" ]; then
   fi
   rm -rf "$dynalite_dir"
   mv "$tmp" "$dynalite_dir"
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "deps: chromium is still missing after apt-get; the dashboard's browser tests need it (apt-get install chromium)" >&2
+  exit 1
 fi
 echo "deps: ok" >&2

@@ -64,6 +64,12 @@ type MigrationSummary struct {
 	// DurationMS is from creation to the end (or to now, if unfinished).
 	DurationMS int64  `json:"duration_ms"`
 	LastError  string `json:"last_error,omitempty"`
+	// WritePauseMS is how long the database was fenced: from the start of
+	// Fencing to the commit (or the abort, or now while it runs); 0 when
+	// the migration never fenced (a first boot, a dead source).
+	WritePauseMS int64 `json:"write_pause_ms"`
+	// Attempts counts the consecutive failures of the current step.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // Migrations is GET /v1/migrations.
@@ -133,7 +139,27 @@ func Summarize(m *ledger.Migration, now time.Time) MigrationSummary {
 		ID: m.ID, Database: m.Database, Group: m.Group, Instance: m.Instance, Source: m.Source,
 		State: m.State.String(), Cause: m.Cause, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 		DurationMS: end.Sub(m.CreatedAt).Milliseconds(), LastError: m.LastError,
+		WritePauseMS: WritePause(m.Timeline, now).Milliseconds(), Attempts: m.Attempts,
 	}
+}
+
+// WritePause is how long a timeline kept its database fenced: from the
+// first Fencing step to the start of Committed or Aborted, or to now
+// while neither is reached. Zero without a Fencing step.
+func WritePause(steps []ledger.Step, now time.Time) time.Duration {
+	var from time.Time
+	for _, s := range steps {
+		switch {
+		case s.State == ledger.Fencing && from.IsZero():
+			from = s.Start
+		case s.State.Terminal() && !from.IsZero():
+			return s.Start.Sub(from)
+		}
+	}
+	if from.IsZero() {
+		return 0
+	}
+	return now.Sub(from)
 }
 
 // Detail turns a ledger migration into its full document as of now.

@@ -90,6 +90,9 @@ token from --api-token or HANDOVER_API_TOKEN):
   GET /v1/migrations/{id}    one migration with its per-step timeline
   GET /v1/databases          each database's authoritative volume and epoch
   GET /metrics               Prometheus metrics
+  GET /                      the dashboard (docs/dashboard.md): its page and
+                             assets load without the token, then ask for it
+                             and read only the /v1 API with it
 
 Every flag falls back to an environment variable (HANDOVER_<FLAG> in upper
 case with underscores, e.g. HANDOVER_QUEUE_URL); AWS credentials and region

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +29,11 @@ import (
 type demoFlags struct {
 	scenario, dataDir, kvstore, stateSize string
 	keep, noPreCopy                       bool
-	out                                   output
+	// dashboard keeps everything up afterwards, the controller's API and
+	// dashboard on dashboardListen.
+	dashboard       bool
+	dashboardListen string
+	out             output
 }
 
 func newDemo(stdout, stderr io.Writer) *cobra.Command {
@@ -66,6 +73,10 @@ scenario is ok when no read failed, no write was lost, nothing leaked, and the
 new instance is in service on the authoritative volume. demo exits 1 if any
 scenario is not ok.
 
+With --dashboard the local cloud and the controller stay up after the
+scenarios, until Ctrl-C, and demo prints the address of the controller's
+dashboard (docs/dashboard.md) with a one-time API token in its fragment.
+
 kvstore is looked for next to the handover program, then on PATH (make build
 puts both in bin/).`,
 		Example: `  # every scenario with 64 MiB of state
@@ -82,7 +93,12 @@ puts both in bin/).`,
   handover demo --scenario replace-all
 
   # keep the local cloud's data and the logs for a look afterwards
-  handover demo --data-dir /tmp/handover-demo --keep`,
+  handover demo --data-dir /tmp/handover-demo --keep
+
+  # then keep the local cloud and the controller up, and look at what
+  # happened in the dashboard (the URL it prints carries the token)
+  handover demo --dashboard
+  handover demo --scenario rolling --dashboard --dashboard-listen 127.0.0.1:8088`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), f, stdout, stderr)
@@ -95,6 +111,8 @@ puts both in bin/).`,
 	fl.BoolVar(&f.keep, "keep", false, "keep the data directory afterwards")
 	fl.StringVar(&f.kvstore, "kvstore", "", "path of the kvstore program (default: next to handover, then PATH)")
 	fl.BoolVar(&f.noPreCopy, "no-pre-copy", false, "hand over without the pre-copy snapshot, for comparison")
+	fl.BoolVar(&f.dashboard, "dashboard", false, "keep the local cloud and the controller up after the scenarios, until Ctrl-C, and print the dashboard's URL")
+	fl.StringVar(&f.dashboardListen, "dashboard-listen", "127.0.0.1:7070", "with --dashboard: the controller's API and dashboard address")
 	fl.Var(&f.out, "output", "text or json")
 	return cmd
 }
@@ -156,6 +174,9 @@ type DemoReport struct {
 	Logs *demo.LogsResult `json:"logs,omitempty"`
 	// Updates are the group update scenarios (rolling, replace-all).
 	Updates []demo.UpdateResult `json:"updates"`
+	// DashboardURL is the controller's dashboard, with its token in the
+	// fragment (--dashboard only).
+	DashboardURL string `json:"dashboard_url,omitempty"`
 }
 
 func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
@@ -207,8 +228,18 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	p := newProgress(stderr)
 	defer p.done()
 
+	opts := demo.Options{DataDir: dir, HandoverBin: self, KVStoreBin: kv, NoPreCopy: f.noPreCopy}
+	if f.dashboard {
+		if opts.APIToken, err = newToken(); err != nil {
+			return err
+		}
+		if err := checkFree(f.dashboardListen); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		opts.Listen = f.dashboardListen
+	}
 	p.say("starting the local cloud and the controller")
-	env, err := demo.Start(ctx, demo.Options{DataDir: dir, HandoverBin: self, KVStoreBin: kv, NoPreCopy: f.noPreCopy})
+	env, err := demo.Start(ctx, opts)
 	if errors.As(err, &exited) {
 		return &exitError{code: 1, err: err}
 	}
@@ -290,6 +321,9 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		}
 	}
 	p.done()
+	if f.dashboard {
+		rep.DashboardURL = "http://" + f.dashboardListen + "/#token=" + opts.APIToken
+	}
 	if f.out == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -298,6 +332,11 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		}
 	} else {
 		printDemo(stdout, rep)
+	}
+	if f.dashboard && exited == nil {
+		waitDashboard(ctx, stderr, f.dashboardListen, opts.APIToken)
+		// A controller that died while the user looked is reported below.
+		errors.As(context.Cause(ctx), &exited)
 	}
 	if exited != nil {
 		return &exitError{code: 1, err: fmt.Errorf("the controller exited in the middle of the demo: %w; the other logs are in %s", exited, dir)}
@@ -310,6 +349,34 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		return &exitError{code: 1, err: fmt.Errorf("a scenario is not ok; %s", hint)}
 	}
 	return nil
+}
+
+// newToken is a random API token for the demo's controller.
+func newToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("making an API token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// checkFree says, before minutes of scenarios, that the dashboard's
+// address is taken.
+func checkFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--dashboard-listen %s: %w (is another controller or demo running? give a free address, e.g. --dashboard-listen 127.0.0.1:8088)", addr, err)
+	}
+	return ln.Close()
+}
+
+// waitDashboard says where the dashboard is and waits for Ctrl-C (or
+// for the controller to exit).
+func waitDashboard(ctx context.Context, w io.Writer, addr, token string) {
+	fmt.Fprintf(w, "\ndashboard: http://%s/#token=%s\n", addr, token)
+	fmt.Fprintf(w, "  the local cloud and the controller stay up until Ctrl-C\n")
+	fmt.Fprintf(w, "  from another shell: HANDOVER_API_TOKEN=%s handover status --api http://%s\n", token, addr)
+	<-ctx.Done()
 }
 
 // exitOn makes err, if any, exit 1: the demo ran and something failed.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/handover-dev/handover/internal/api"
+	"github.com/handover-dev/handover/internal/dashboard"
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
@@ -37,7 +38,8 @@ func CheckListen(addr, token string) error {
 	return fmt.Errorf("refusing to serve the API on %s without a bearer token: set --api-token or HANDOVER_API_TOKEN, or listen on 127.0.0.1", addr)
 }
 
-// Handler serves the API. With a token, every path but /healthz requires
+// Handler serves the API and the dashboard. With a token, every path but
+// /healthz and the dashboard's static assets requires
 // "Authorization: Bearer <token>".
 func (d *Daemon) Handler(token string) http.Handler {
 	mux := http.NewServeMux()
@@ -48,12 +50,15 @@ func (d *Daemon) Handler(token string) http.Handler {
 	mux.HandleFunc("GET "+api.PathDatabases, d.serveDatabases)
 	d.routeUpdates(mux)
 	mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
+	dashboard.Register(mux)
 	if token == "" {
 		return mux
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != api.PathHealth && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		// The dashboard's page and assets hold no data; the page asks for
+		// the token and sends it with every API call.
+		if r.URL.Path != api.PathHealth && !dashboard.Public(r.URL.Path) && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="handover"`)
 			writeJSON(w, http.StatusUnauthorized, api.Error{Error: "missing or wrong bearer token"})
 			return

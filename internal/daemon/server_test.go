@@ -146,6 +146,15 @@ func TestAPIToken(t *testing.T) {
 		{"/v1/status", "Bearer s3cret", 200},
 		{"/metrics", "", 401},
 		{"/healthz", "", 200},
+		// The dashboard's page and assets hold no data: they load without
+		// the token, and the page asks for it.
+		{"/", "", 200},
+		{"/ui/app.js", "", 200},
+		{"/ui/no-such-file.js", "", 404},
+		// Only "/" is the page: other paths are not the dashboard, and
+		// keep needing the token.
+		{"/v1/nothing", "", 401},
+		{"/index.html", "", 401},
 	}
 	for _, tt := range tests {
 		if got := get(tt.path, tt.auth); got != tt.want {
@@ -155,5 +164,46 @@ func TestAPIToken(t *testing.T) {
 	c, _ := api.NewClient(srv.URL, "", nil)
 	if _, err := c.Status(t.Context()); err == nil || !strings.Contains(err.Error(), "HANDOVER_API_TOKEN") {
 		t.Errorf("client without a token: %v", err)
+	}
+}
+
+// TestDashboardHeaders: the page is served with a policy that keeps it
+// to its own origin, and its modules with a JavaScript type (browsers
+// refuse a module of another type under nosniff).
+func TestDashboardHeaders(t *testing.T) {
+	srv, _ := apiServer(t, "s3cret")
+	for path, want := range map[string]string{"/": "text/html", "/ui/app.js": "text/javascript", "/ui/style.css": "text/css"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, want) {
+			t.Errorf("GET %s: Content-Type %q, want %s", path, ct, want)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("GET %s: Content-Security-Policy %q", path, csp)
+		}
+	}
+}
+
+func TestWritePauseInSummary(t *testing.T) {
+	srv, _ := apiServer(t, "")
+	c, _ := api.NewClient(srv.URL, "", nil)
+	m, err := c.Migration(t.Context(), "tok-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fencing starts 2 s in, Committed 10 s in.
+	if m.WritePauseMS != 8000 {
+		t.Errorf("write pause %d ms, want 8000", m.WritePauseMS)
+	}
+	// Still running: the pause of a fenced migration grows with the clock.
+	run, err := c.Migration(t.Context(), "tok-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.WritePauseMS != 0 {
+		t.Errorf("a migration that never fenced reports a write pause of %d ms", run.WritePauseMS)
 	}
 }

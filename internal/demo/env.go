@@ -54,7 +54,13 @@ type Options struct {
 	HookTimeout time.Duration
 	// ControllerArgs are added to every controller's command line.
 	ControllerArgs []string
-	Logger         *slog.Logger
+	// APIToken, if set, is the bearer token every controller's API (and
+	// dashboard) requires; the Env's API clients send it.
+	APIToken string
+	// Listen is the first controller's API address (default: a free
+	// loopback port), so `handover demo --dashboard` can print a stable URL.
+	Listen string
+	Logger *slog.Logger
 }
 
 const (
@@ -240,11 +246,14 @@ func (e *ControllerExitedError) Error() string {
 // StartController starts controller number n (its holder is "controller-n")
 // and waits until its API answers.
 func (e *Env) StartController(ctx context.Context, n int) (*Controller, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	addr := e.opts.Listen
+	if addr == "" || n != 1 {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr = "127.0.0.1:" + strconv.Itoa(port)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	logPath := filepath.Join(e.opts.DataDir, fmt.Sprintf("controller-%d.log", n))
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -260,6 +269,10 @@ func (e *Env) StartController(ctx context.Context, n int) (*Controller, error) {
 	args = append(args, e.opts.ControllerArgs...)
 	cmd := exec.Command(e.opts.HandoverBin, args...)
 	cmd.Env = e.awsEnv()
+	if e.opts.APIToken != "" {
+		// In the environment, not on the command line where ps shows it.
+		cmd.Env = append(cmd.Env, "HANDOVER_API_TOKEN="+e.opts.APIToken)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Killed with the demo, even on SIGKILL of the demo itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -269,7 +282,7 @@ func (e *Env) StartController(ctx context.Context, n int) (*Controller, error) {
 	}
 	c := &Controller{N: n, APIAddr: addr, cmd: cmd, done: make(chan struct{}), LogPath: logPath}
 	go func() { c.waitErr = cmd.Wait(); logf.Close(); close(c.done) }()
-	c.API, _ = api.NewClient("http://"+addr, "", nil)
+	c.API, _ = api.NewClient("http://"+addr, e.opts.APIToken, nil)
 	e.mu.Lock()
 	e.controllers = append(e.controllers, c)
 	e.mu.Unlock()
@@ -329,7 +342,7 @@ func (e *Env) deadAPILocked() *api.Client {
 	if n := len(e.controllers); n > 0 {
 		addr = e.controllers[n-1].APIAddr
 	}
-	c, _ := api.NewClient("http://"+addr, "", &http.Client{Transport: failingTransport{e.goneLocked()}})
+	c, _ := api.NewClient("http://"+addr, e.opts.APIToken, &http.Client{Transport: failingTransport{e.goneLocked()}})
 	return c
 }
 

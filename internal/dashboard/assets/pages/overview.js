@@ -1,0 +1,85 @@
+// Overview: the controller, what is in flight, what failed, and where
+// every database's data is.
+import { get } from '../api.js';
+import { h, card, table, kv, tile, pill, dur, ago, num, migrationLink, updateLink, instanceLink, volumeLink, errorBox } from '../ui.js';
+import { bars } from '../charts.js';
+
+const DAY = 24 * 3600 * 1000;
+
+export async function render({ width, now }) {
+  const [st, mig, dbs, ups] = await Promise.all([
+    get('/v1/status'), get('/v1/migrations?limit=500'), get('/v1/databases'), get('/v1/updates').catch(() => ({ updates: [] })),
+  ]);
+  const ms = mig.migrations;
+  const inflight = ms.filter((m) => m.state !== 'Committed' && m.state !== 'Aborted');
+  const failed = ms.filter((m) => m.state === 'Aborted' && now - Date.parse(m.updated_at) < DAY);
+  const upFailed = ups.updates.filter((u) => (u.state === 'Failed' || u.state === 'Aborted') && now - Date.parse(u.ended_at || u.updated_at) < DAY);
+  const upRunning = ups.updates.filter((u) => u.state === 'Running' || u.state === 'RollingBack');
+
+  const tiles = h('div', { class: 'tiles' },
+    tile('Handovers in flight', num(st.unfinished), inflight.length ? inflight.map((m) => m.state).join(', ') : 'none', st.unfinished ? 'busy' : ''),
+    tile('Failures, last 24 h', num(failed.length + upFailed.length), `${failed.length} handovers, ${upFailed.length} updates`, failed.length + upFailed.length ? 'bad' : 'good'),
+    tile('Databases', num(st.databases), `${dbs.databases.filter((d) => d.claim).length} being moved`),
+    tile('Updates running', num(upRunning.length), upRunning.map((u) => u.group).join(', ') || 'none'),
+    tile('Events queue', `${num(st.messages_handled)} handled`, `${num(st.messages_poison)} poison · lag ${dur(st.queue_lag_seconds * 1000)}`, st.messages_poison ? 'warn' : ''),
+  );
+
+  const controller = card('Controller', kv([
+    ['Holder', h('code', {}, st.holder)],
+    ['Running since', `${ago(st.started_at, now)}`],
+    ['Ledger', h('code', {}, st.ledger)],
+    ['Events queue', h('code', { class: 'wrap' }, st.queue)],
+    ['Last message', st.last_message_at ? ago(st.last_message_at, now) : 'none yet'],
+    ['Reconcile', st.last_reconcile_at ? [ago(st.last_reconcile_at, now), st.last_reconcile_error ? errorBox(st.last_reconcile_error) : ''] : 'not yet'],
+    ['Sweeper', st.last_sweep_at ? [`${ago(st.last_sweep_at, now)} · swept ${st.swept_volumes} volumes, ${st.swept_snapshots} snapshots`, st.last_sweep_error ? errorBox(st.last_sweep_error) : ''] : 'not yet'],
+    ['Release controller', st.last_release_pass_at ? [ago(st.last_release_pass_at, now), st.last_release_pass_error ? errorBox(st.last_release_pass_error) : ''] : ''],
+  ]));
+
+  const byState = Object.entries(st.migrations || {}).filter(([s]) => s !== 'Committed' && s !== 'Aborted');
+  const flight = card('In flight, by state', byState.length
+    ? h('ul', { class: 'counts' }, byState.map(([s, n]) => h('li', {}, pill(s), h('b', {}, n))))
+    : h('p', { class: 'empty' }, 'Nothing in flight.'),
+  h('span', { class: 'muted' }, `${num((st.migrations || {}).Committed || 0)} committed, ${num((st.migrations || {}).Aborted || 0)} aborted in all`));
+
+  const fails = card('Failures in the last 24 h', table([
+    { label: 'What', cell: (f) => (f.kind === 'update' ? ['update ', updateLink(f.id)] : ['handover ', migrationLink(f.id)]) },
+    { label: 'Of', cell: (f) => f.of },
+    { label: 'When', cell: (f) => ago(f.at, now) },
+    { label: 'Why', cell: (f) => h('span', { class: 'why' }, f.why || '–') },
+  ], [...failed.map((m) => ({ kind: 'migration', id: m.id, of: m.database || m.group, at: m.updated_at, why: m.last_error })),
+    ...upFailed.map((u) => ({ kind: 'update', id: u.id, of: u.group, at: u.ended_at || u.updated_at, why: u.error }))]
+    .sort((a, b) => Date.parse(b.at) - Date.parse(a.at)), 'No failures in the last 24 hours.'));
+
+  const databases = card('Databases: where the data is', table([
+    { label: 'Database', cell: (d) => h('b', {}, d.id) },
+    { label: 'Authoritative volume', cell: (d) => volumeLink(d.volume) },
+    { label: 'Epoch', cell: (d) => num(d.epoch), cls: 'num' },
+    { label: 'Instance', cell: (d) => instanceLink(d.instance) },
+    { label: 'Zone', cell: (d) => d.zone || '–' },
+    { label: 'Group', cell: (d) => d.group || '–' },
+    { label: 'Moving', cell: (d) => (d.claim ? migrationLink(d.claim) : h('span', { class: 'muted' }, 'idle')) },
+  ], dbs.databases, 'No database has booted yet.', { id: 'databases' }));
+
+  const paused = ms.filter((m) => m.write_pause_ms > 0).slice(0, 40).reverse();
+  const chart = card('Write pause per handover', bars(paused.map((m) => ({
+    label: m.database, value: m.write_pause_ms, href: '#/handover/' + encodeURIComponent(m.id),
+    cls: m.state === 'Aborted' ? 'bad' : '', title: `${m.database} → ${m.instance}: ${dur(m.write_pause_ms)} (${m.state})`,
+  })), { width: Math.min(width, 1200) - 34, fmt: dur, empty: 'No handover has fenced a database yet.' }), h('span', { class: 'muted' }, 'fence to commit, oldest to newest'));
+
+  const recent = card('Recent handovers', table(recentCols(now), ms.slice(0, 12)), h('a', { href: '#/handovers' }, 'All handovers →'));
+
+  return h('div', { class: 'page' }, h('h1', {}, 'Overview'), tiles,
+    h('div', { class: 'grid2' }, controller, flight), fails, databases, chart, recent);
+}
+
+export function recentCols(now) {
+  return [
+    { label: 'Handover', cell: (m) => migrationLink(m.id) },
+    { label: 'Database', cell: (m) => m.database || '–' },
+    { label: 'To', cell: (m) => instanceLink(m.instance) },
+    { label: 'State', cell: (m) => pill(m.state) },
+    { label: 'Write pause', cell: (m) => (m.write_pause_ms ? dur(m.write_pause_ms) : '–'), cls: 'num' },
+    { label: 'Took', cell: (m) => dur(m.duration_ms), cls: 'num' },
+    { label: 'Started', cell: (m) => ago(m.created_at, now) },
+  ];
+}

@@ -1,0 +1,235 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/handover-dev/handover/internal/testenv/browsertest"
+)
+
+// TestDashboard runs a handover and a rolling group update on the local
+// cloud, then opens the controller's dashboard in headless Chromium: the
+// handover's timeline shows every step the API recorded, in order, with
+// the write pause; the update's page lists its handovers; a wrong token
+// gets the login prompt and no data. With HANDOVER_DASHBOARD_SHOTS=DIR it
+// writes screenshots at 1280 px and 390 px there (docs/dashboard/).
+func TestDashboard(t *testing.T) {
+	tok := randomToken(t)
+	e := newEnv(t, Options{APIToken: tok})
+	ctx := t.Context()
+	keys, err := e.Load(ctx, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Run(ctx, ScenarioUpdate, keys, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r)
+	u, err := e.RunUpdate(ctx, ScenarioRolling, 8, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkUpdate(t, u)
+
+	mig, err := e.API().Migration(ctx, r.MigrationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, s := range mig.Steps {
+		want = append(want, s.State)
+	}
+	upd, err := e.API().Update(ctx, u.UpdateID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantMigs []string
+	for _, m := range upd.Migrations {
+		wantMigs = append(wantMigs, m.ID)
+	}
+	slices.Sort(wantMigs)
+	if len(wantMigs) < 3 {
+		t.Fatalf("update %s has %d handovers, want at least 3 (one per instance)", u.UpdateID, len(wantMigs))
+	}
+
+	base := "http://" + e.Controllers()[0].APIAddr
+	tab := browsertest.New(t, 2*time.Minute)
+	shots := os.Getenv("HANDOVER_DASHBOARD_SHOTS")
+	root := "/"
+	page := func(hash, ready string) {
+		t.Helper()
+		if err := chromedp.Do(tab, chromedp.Navigate(base+root+hash), chromedp.WaitVisible(chromedp.CSS(ready))); err != nil {
+			t.Fatalf("opening %s (waiting for %s): %v", hash, ready, err)
+		}
+	}
+
+	// The link `handover demo --dashboard` prints carries the token.
+	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/#token="+tok),
+		chromedp.WaitVisible(chromedp.CSS("#databases"))); err != nil {
+		t.Fatalf("opening the overview with the token: %v", err)
+	}
+	if href := eval[string](t, tab, `location.hash`); href != "#/" {
+		t.Errorf("the token stayed in the address bar: hash %q", href)
+	}
+	if body := eval[string](t, tab, `document.querySelector('#databases').innerText`); !strings.Contains(body, database) || !strings.Contains(body, r.Volume) {
+		t.Errorf("the overview's databases do not show %s on %s:\n%s", database, r.Volume, body)
+	}
+
+	page("#/handover/"+r.MigrationID, ".gantt")
+	got := eval[[]string](t, tab, `Array.from(document.querySelectorAll('.gantt .gantt-row')).map(g => g.dataset.state)`)
+	if !slices.Equal(got, want) {
+		t.Errorf("timeline rows %v, want the recorded steps %v in order", got, want)
+	}
+	table := eval[[]string](t, tab, `Array.from(document.querySelectorAll('#steps tbody tr td:nth-child(2)')).map(td => td.innerText.trim())`)
+	if !slices.Equal(table, want) {
+		t.Errorf("steps table %v, want %v", table, want)
+	}
+	if mig.WritePauseMS <= 0 {
+		t.Fatalf("the API reports no write pause for %s: %+v", mig.ID, mig.Steps)
+	}
+	if n := eval[int](t, tab, `document.querySelectorAll('.gantt .pause-band').length`); n != 1 {
+		t.Errorf("%d write pause bands on the timeline, want 1", n)
+	}
+	if pause, label := eval[string](t, tab, `document.querySelector('#write-pause').innerText`), formatMS(mig.WritePauseMS); pause != label {
+		t.Errorf("write pause shows %q, want %q (%d ms)", pause, label, mig.WritePauseMS)
+	}
+	shoot(t, tab, shots, "handover-1280.png")
+
+	page("#/update/"+u.UpdateID, "#update-migrations")
+	links := eval[[]string](t, tab, `Array.from(document.querySelectorAll('#update-migrations tbody tr td:first-child a')).map(a => a.title)`)
+	slices.Sort(links)
+	if !slices.Equal(links, wantMigs) {
+		t.Errorf("update page lists handovers %v, want %v", links, wantMigs)
+	}
+	shoot(t, tab, shots, "update-1280.png")
+	page("#/", "#databases")
+	fenced := 0
+	for _, m := range must(e.API().Migrations(ctx, nil)) {
+		if m.WritePauseMS > 0 {
+			fenced++
+		}
+	}
+	checkBars := func(width string) {
+		t.Helper()
+		if n := eval[int](t, tab, `document.querySelectorAll('.bars rect.bar').length`); n != fenced {
+			t.Errorf("at %s px the write pause chart has %d bars, want one per fenced handover (%d)", width, n, fenced)
+		}
+	}
+	checkBars("1280")
+	shoot(t, tab, shots, "overview-1280.png")
+
+	// Phone width: the same pages, readable. A new document (the query),
+	// so the first drawing already has the phone's width.
+	if err := chromedp.Do(tab, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
+		t.Fatal(err)
+	}
+	root = "/?phone"
+	page("#/", "#databases")
+	fits := func(what string) {
+		t.Helper()
+		if bad := eval[[]string](t, tab, `Array.from(document.querySelectorAll('.chart')).filter(c => c.firstElementChild.getBoundingClientRect().width > c.clientWidth + 1).map(c => c.closest('section').querySelector('h2').innerText)`); len(bad) > 0 {
+			t.Errorf("%s at 390 px: the charts %v are wider than their cards (cut off)", what, bad)
+		}
+	}
+	fits("the overview")
+	if w := eval[int](t, tab, `document.documentElement.scrollWidth`); w > 400 {
+		t.Errorf("the overview is %d px wide at 390 px: it scrolls sideways", w)
+	}
+	checkBars("390")
+	shoot(t, tab, shots, "overview-390.png")
+	page("#/handover/"+r.MigrationID, ".gantt")
+	if w := eval[int](t, tab, `document.documentElement.scrollWidth`); w > 400 {
+		t.Errorf("the handover page is %d px wide at 390 px: it scrolls sideways", w)
+	}
+	fits("the handover page")
+	shoot(t, tab, shots, "handover-390.png")
+
+	// A wrong token, in a tab of its own (sessionStorage is per tab): the
+	// login prompt, and none of the data.
+	wrong, cancel := chromedp.NewContext(tab)
+	defer cancel()
+	if err := chromedp.Do(wrong, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/#token=not-the-token"),
+		chromedp.WaitVisible(chromedp.CSS("#login-error"))); err != nil {
+		t.Fatalf("a wrong token did not get the login prompt: %v", err)
+	}
+	text := eval[string](t, wrong, `document.body.innerText`)
+	for _, secret := range []string{r.Volume, r.NewInstance} {
+		if strings.Contains(text, secret) {
+			t.Errorf("with a wrong token the page shows %q:\n%s", secret, text)
+		}
+	}
+	if n := eval[int](t, wrong, `document.querySelector('#main').childElementCount`); n != 0 {
+		t.Errorf("with a wrong token #main has %d elements, want none", n)
+	}
+	shoot(t, wrong, shots, "login-1280.png")
+	// Typing the right one in signs in.
+	if err := chromedp.Do(wrong, chromedp.SendKeys(chromedp.CSS("#token"), tok), chromedp.Click(chromedp.CSS("#login-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#databases"))); err != nil {
+		t.Fatalf("signing in with the right token: %v", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func randomToken(t *testing.T) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// formatMS is the dashboard's dur() for the values a write pause takes.
+func formatMS(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case ms < 1000:
+		return strings.TrimSuffix(d.Round(time.Millisecond).String(), "ms") + " ms"
+	case d < 10*time.Second:
+		return strconvFixed(d.Seconds(), 2) + " s"
+	case d < time.Minute:
+		return strconvFixed(d.Seconds(), 1) + " s"
+	}
+	return d.String()
+}
+
+func strconvFixed(v float64, prec int) string { return strconv.FormatFloat(v, 'f', prec, 64) }
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", js, err)
+	}
+	return v
+}
+
+func shoot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
