@@ -68,8 +68,7 @@ func (w *work) putChunk(c *chunk) {
 
 // runParallel is run's loop for workers > 1 goroutines of parse + encode.
 func (w *work) runParallel(ctx context.Context, r io.Reader, workers int, stop func() bool) error {
-	cfg := &w.p.cfg
-	w.buf = make([]byte, 0, cfg.BulkBytes+cfg.MaxLineBytes*2)
+	w.buf = w.p.bulkBuf()
 	// At most inflight chunks exist at once: memory stays bounded
 	// whatever the object's size.
 	inflight := 2*workers + 2
