@@ -138,7 +138,7 @@ func envErr(err error) error {
 func newEnv(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "env",
-		Short: "Show an environment, put it in standby and back, clone it",
+		Short: "Show an environment, put it in standby and back, clone it, migrate it",
 		Long:  envLong,
 		Example: `  # what staging is made of, and which parts hold data
   handover env show staging
@@ -150,10 +150,14 @@ func newEnv(stdout, stderr io.Writer) *cobra.Command {
 
   # what cloning staging into prod will snapshot, copy, create and rewrite; then do it
   handover env clone staging prod --dry-run
-  handover env clone staging prod`,
+  handover env clone staging prod
+
+  # move staging onto a fresh copy of itself and cut its entry listener over
+  handover env migrate staging --dry-run
+  handover env migrate staging --bake 5m`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newEnvShow(stdout, stderr), newEnvStandby(stdout, stderr), newEnvResume(stdout, stderr), newEnvClone(stdout, stderr))
+	cmd.AddCommand(newEnvShow(stdout, stderr), newEnvStandby(stdout, stderr), newEnvResume(stdout, stderr), newEnvClone(stdout, stderr), newEnvMigrate(stdout, stderr))
 	return cmd
 }
 

@@ -75,6 +75,11 @@ type CloneRequest struct {
 	// quiesce point (env clone --manifests=false); verify then compares
 	// no volume.
 	NoManifests bool
+	// HoldQuiesce keeps SRC fenced when the clone ends (a migration's
+	// clone: its migration lifts the fence after the cutover); Parent is
+	// that migration, which is not an operation in SRC's way.
+	HoldQuiesce bool
+	Parent      string
 }
 
 // ClonePlan is what a clone will do: what --dry-run prints. Nothing in it
@@ -87,6 +92,9 @@ type ClonePlan struct {
 	// Manifests: each fenced database's content manifest is read through
 	// its fence route while the snapshots start, for env verify.
 	Manifests bool `json:"manifests"`
+	// HoldQuiesce: SRC stays fenced after the snapshots, until a
+	// migration's cutover (see CloneRequest).
+	HoldQuiesce bool `json:"hold_quiesce,omitempty"`
 	// Fence lists the databases fenced under their current epochs (fence
 	// mode); Standby the groups' standbys (standby mode).
 	Fence   []FencePlan `json:"fence,omitempty"`
@@ -270,6 +278,7 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing the operations of environment %s: %w", src, err)
 	}
+	ops = slices.DeleteFunc(ops, func(o *ledger.EnvOp) bool { return req.Parent != "" && o.ID == req.Parent })
 	if len(ops) > 0 {
 		return nil, nil, fmt.Errorf("%w: environment %s has %s operation %s under way (%s): resume or finish it first", ErrBusy, src, ops[0].Op, ops[0].ID, ops[0].Phase)
 	}
@@ -279,7 +288,10 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 		}
 	}
 
-	p := &ClonePlan{Source: src, Selector: req.Source, Destination: dst, Quiesce: req.Quiesce,
+	if req.HoldQuiesce && req.Quiesce != QuiesceFence {
+		return nil, nil, badRequestf("a clone that holds its quiesce fences SRC's databases (reads stay up); --quiesce %s cannot be held", req.Quiesce)
+	}
+	p := &ClonePlan{Source: src, Selector: req.Source, Destination: dst, Quiesce: req.Quiesce, HoldQuiesce: req.HoldQuiesce,
 		Snapshots: []SnapshotPlan{}, Copies: []CopyPlan{}, Creates: []CreatePlan{}, Rewrites: []RewritePlan{}}
 	name := func(kind, n string) string { return cloneName(kind, n, src, dst) }
 	var bad []string
@@ -298,7 +310,10 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 				p.Fence = append(p.Fence, FencePlan{Database: d.ID, Group: d.Group, Epoch: d.Epoch, Volume: d.Volume})
 			}
 		}
-		if len(p.Fence) > 0 {
+		switch {
+		case len(p.Fence) > 0 && req.HoldQuiesce:
+			p.Notes = append(p.Notes, "fence: writes to the databases pause (refused with 503 and Retry-After) until the migration's cutover; reads stay up")
+		case len(p.Fence) > 0:
 			p.Notes = append(p.Notes, "fence: writes to the databases pause until every EBS snapshot has started; reads stay up")
 			p.Manifests = !req.NoManifests
 			if p.Manifests {

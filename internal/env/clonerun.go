@@ -359,48 +359,27 @@ func (r *Runner) cloneSnapshot(ctx context.Context, op *ledger.EnvOp, rec *clone
 
 // cloneUnquiesce lifts every fence the clone recorded (or brings the
 // standby's instances back). A service fenced under a newer epoch since is
-// a handover's now, and left alone.
+// a handover's now, and left alone. A clone that holds its quiesce (a
+// migration's) lifts nothing here: it records the fence as held, and its
+// migration lifts it after the cutover.
 func (r *Runner) cloneUnquiesce(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
+	if rec.Plan.HoldQuiesce && !op.Abort {
+		op.Cloning.QuiesceHeld = true
+		r.say("holding %s's fences until the cutover: its writes stay paused, reads go on", op.Environment)
+		r.phase(op, PhaseCloneCopy, "quiesce held for the migration's cutover")
+		return true, nil
+	}
 	if rec.Plan.Quiesce == QuiesceStandby {
 		more, err := r.stepResume(ctx, op)
 		unrestored := slices.ContainsFunc(op.Groups, func(g ledger.EnvGroup) bool { return !g.Restored })
 		if err != nil || unrestored {
 			return more, err
 		}
-	} else {
-		var fences []ledger.EnvItem
-		for _, it := range op.Cloning.Items {
-			if it.Kind == itemFence {
-				fences = append(fences, it)
-			}
-		}
-		epochOf := map[string]int64{}
-		for _, f := range rec.Plan.Fence {
-			epochOf[f.Database] = f.Epoch
-		}
-		err := parallel(len(fences), func(i int) error {
-			f := fences[i]
-			addr, err := r.Clone.InstanceAddr(ctx, f.ID)
-			if errors.Is(err, handover.ErrNotFound) {
-				return nil // the instance is gone, and its fence with it
-			}
-			if err != nil {
-				return fmt.Errorf("finding the address of instance %s (database %s): %w", f.ID, f.Name, err)
-			}
-			err = r.Fence.Unfence(ctx, handover.Target{Instance: f.ID, Addr: addr}, epochOf[f.Name])
-			if err != nil && !errors.Is(err, fence.ErrStaleEpoch) {
-				return fmt.Errorf("lifting the fence of database %s on %s: %w", f.Name, f.ID, err)
-			}
-			return nil
-		})
-		if err != nil {
-			return false, err
-		}
-		if len(fences) > 0 {
-			r.say("lifted %s: %s writes again", plural(len(fences), "fence"), op.Environment)
-		}
+	} else if err := r.liftFences(ctx, op, rec); err != nil {
+		return false, err
 	}
 	op.Cloning.UnquiescedAt = r.clk.Now()
+	op.Cloning.QuiesceHeld = false
 	pause := op.Cloning.UnquiescedAt.Sub(op.Cloning.QuiescedAt)
 	if op.Abort {
 		r.endClone(op, ledger.UpdateFailed)
@@ -410,6 +389,45 @@ func (r *Runner) cloneUnquiesce(ctx context.Context, op *ledger.EnvOp, rec *clon
 	r.say("%s's write pause: %s (quiesce to the last snapshot's start)", op.Environment, pause.Round(time.Millisecond))
 	r.phase(op, PhaseCloneCopy, "write pause "+pause.Round(time.Millisecond).String())
 	return true, nil
+}
+
+// liftFences lifts every fence the clone op recorded, under the epoch its
+// plan fenced with. Safe to repeat: an unfenced service answers the lift
+// again, one fenced under a newer epoch since (a handover's) is left
+// alone, and an instance that is gone took its fence with it.
+func (r *Runner) liftFences(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) error {
+	var fences []ledger.EnvItem
+	for _, it := range op.Cloning.Items {
+		if it.Kind == itemFence {
+			fences = append(fences, it)
+		}
+	}
+	epochOf := map[string]int64{}
+	for _, f := range rec.Plan.Fence {
+		epochOf[f.Database] = f.Epoch
+	}
+	err := parallel(len(fences), func(i int) error {
+		f := fences[i]
+		addr, err := r.Clone.InstanceAddr(ctx, f.ID)
+		if errors.Is(err, handover.ErrNotFound) {
+			return nil // the instance is gone, and its fence with it
+		}
+		if err != nil {
+			return fmt.Errorf("finding the address of instance %s (database %s): %w", f.ID, f.Name, err)
+		}
+		err = r.Fence.Unfence(ctx, handover.Target{Instance: f.ID, Addr: addr}, epochOf[f.Name])
+		if err != nil && !errors.Is(err, fence.ErrStaleEpoch) {
+			return fmt.Errorf("lifting the fence of database %s on %s: %w", f.Name, f.ID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(fences) > 0 {
+		r.say("lifted %s: %s writes again", plural(len(fences), "fence"), op.Environment)
+	}
+	return nil
 }
 
 // cloneCopy makes DST's buckets and copies SRC's into them by checksum,

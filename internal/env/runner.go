@@ -66,6 +66,13 @@ type Runner struct {
 	// Manifests reads SRC's databases' content manifests at the quiesce
 	// point, and DST's in a verify.
 	Manifests ManifestReader
+	// Migrate, Reader and Verifier are what running a migration needs
+	// besides a clone's: the entry's switch, the clone's reads and the
+	// clone's verify (without it, or without Delete, the drop is refused
+	// and the old environment kept).
+	Migrate  MigrateCloud
+	Reader   CloneReader
+	Verifier cloneVerifier
 }
 
 // New returns a Runner after validating cfg. A nil log discards.
@@ -133,6 +140,13 @@ func (r *Runner) advanceOnce(ctx context.Context, id string) (lease.Next, error)
 			r.cloneFailure(op, failed)
 			more, err = true, nil
 		}
+	case PhaseMigrateClone, PhaseMigrateVerify, PhaseMigrateEntry, PhaseMigrateCutover, PhaseMigrateLift, PhaseMigrateBake,
+		PhaseMigrateDrop, PhaseMigrateRetag, PhaseMigrateUnwind:
+		more, err = r.stepMigrate(ctx, op)
+		if failed, ok := errors.AsType[migrateFailed](err); ok {
+			r.migrateFailure(op, failed)
+			more, err = true, nil
+		}
 	default:
 		return lease.Wait, fmt.Errorf("environment operation %s is %s in phase %q, which has no step (a ledger written by a newer handover?)", op.ID, op.State, op.Phase)
 	}
@@ -151,6 +165,11 @@ func (r *Runner) advanceOnce(ctx context.Context, id string) (lease.Next, error)
 		if op.Attempts >= r.cfg.MaxAttempts && op.Op == OpClone && (op.Phase == PhaseCloneQuiesce || op.Phase == PhaseCloneSnapshot) {
 			// SRC must not stay quiesced while a step keeps failing.
 			r.cloneFailure(op, fmt.Errorf("%s kept failing: %w", phase, err))
+		}
+		if op.Attempts >= r.cfg.MaxAttempts && op.Op == OpMigrate && migrateUnwinds(op.Phase) {
+			// SRC must not stay fenced (nor the entry half-switched)
+			// while a step keeps failing.
+			r.migrateFailure(op, fmt.Errorf("%s kept failing: %w", phase, err))
 		}
 		return lease.Wait, errors.Join(err, r.save(ctx, op))
 	}

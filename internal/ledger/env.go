@@ -41,6 +41,9 @@ type EnvOp struct {
 
 	// Clone is a clone's plan and what it made.
 	Cloning *EnvClone `json:"clone,omitempty"`
+	// Migration is a migration's progress: its clone, the entry
+	// listener's switch, the drop of the old environment.
+	Migration *EnvMigration `json:"migration,omitempty"`
 
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`
@@ -84,6 +87,11 @@ type EnvClone struct {
 	// writes paused.
 	QuiescedAt   time.Time `json:"quiesced_at,omitzero"`
 	UnquiescedAt time.Time `json:"unquiesced_at,omitzero"`
+	// QuiesceHeld records that the clone ended with SRC's databases still
+	// fenced: a migration's clone, whose migration lifts the fence after
+	// its cutover (or on abort), so no write SRC acknowledges after the
+	// snapshots is lost.
+	QuiesceHeld bool `json:"quiesce_held,omitempty"`
 	// Rewrites are the references rewritten in DST's user data and tags,
 	// resolved once DST's names and endpoints are known.
 	Rewrites map[string]string `json:"rewrites,omitempty"`
@@ -149,6 +157,43 @@ type EnvVerify struct {
 // Passed reports whether the clone's last verify passed.
 func (c *EnvClone) Passed() bool { return c != nil && c.Verify != nil && c.Verify.State == "passed" }
 
+// EnvMigration is a migration's progress. Its clone is an operation of
+// its own (CloneOp); what the migration itself does (the entry target
+// group, the temporary listener, the switch, the drop, the re-tags) is in
+// Items, each recorded before its call.
+type EnvMigration struct {
+	Dest    string `json:"dest"`
+	CloneOp string `json:"clone_op,omitempty"`
+	// Plan is the migration's plan (env.MigratePlan; opaque to the
+	// ledger), fixed when it is started.
+	Plan json.RawMessage `json:"plan"`
+	// Entry is the entry listener; SourceTG the target group it forwarded
+	// to before the cutover (SRC's), EntryTG the copy of DST's target
+	// group on the entry listener's load balancer that it forwards to
+	// after.
+	Entry    string `json:"entry"`
+	EntryLB  string `json:"entry_lb"`
+	SourceTG string `json:"source_tg"`
+	EntryTG  string `json:"entry_tg,omitempty"`
+	// Verified records that verify passed; VerifyNote what it said.
+	Verified   bool   `json:"verified,omitempty"`
+	VerifyNote string `json:"verify_note,omitempty"`
+	// Switching is set before the ModifyListener call, SwitchedAt after
+	// it returned; SwitchedBack after a fail-back's (or an abort's).
+	Switching    bool      `json:"switching,omitempty"`
+	SwitchedAt   time.Time `json:"switched_at,omitzero"`
+	SwitchedBack bool      `json:"switched_back,omitempty"`
+	// LiftedAt is when SRC's fences were lifted after the cutover.
+	LiftedAt   time.Time     `json:"lifted_at,omitzero"`
+	Bake       time.Duration `json:"bake,omitempty"`
+	DeleteData bool          `json:"delete_data,omitempty"`
+	// SourceKept says why SRC was not dropped, when it was not.
+	SourceKept string    `json:"source_kept,omitempty"`
+	Items      []EnvItem `json:"items,omitempty"`
+	// Unchanged are the physical names the re-tag could not change.
+	Unchanged []string `json:"unchanged,omitempty"`
+}
+
 // EnvItem is one thing an environment operation did or made.
 type EnvItem struct {
 	Kind string `json:"kind"` // fence, ebs-snapshot, rds-snapshot, bucket, bucket-copy, target-group, load-balancer, rds, launch-template, database, group
@@ -190,6 +235,13 @@ func (o *EnvOp) Clone() *EnvOp {
 			cl.Verify = &vc
 		}
 		c.Cloning = &cl
+	}
+	if o.Migration != nil {
+		m := *o.Migration
+		m.Plan = append(json.RawMessage(nil), o.Migration.Plan...)
+		m.Items = append([]EnvItem(nil), o.Migration.Items...)
+		m.Unchanged = append([]string(nil), o.Migration.Unchanged...)
+		c.Migration = &m
 	}
 	c.Groups = make([]EnvGroup, len(o.Groups))
 	for i, g := range o.Groups {

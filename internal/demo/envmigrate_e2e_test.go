@@ -1,0 +1,309 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+)
+
+// entryClient reads and writes through an environment's entry listener
+// all the way through a migration, as one sequential client would. Each
+// write is read back at once through the listener; the pool behind it
+// spreads keys over two databases (the load balancer picks either
+// instance), so a read-back that lands on the other database's instance
+// (404) is asked again, and round robin sends the next one to the other
+// target. A read that is not answered (an error, or a 5xx) is a failed
+// read; a write refused with 503 must carry Retry-After.
+type entryClient struct {
+	url    string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu            sync.Mutex
+	acked         []ack
+	reads         int
+	failedReads   []string
+	notReadBack   []string // acknowledged, then not found through the entry
+	refusedRetry  int      // 503 with Retry-After
+	refusedBare   []string // 503 without it, or another refusal
+	writeFailures []string // no answer at all
+}
+
+func startEntryClient(url string) *entryClient {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &entryClient{url: url, cancel: cancel}
+	hc := newClient()
+	c.wg.Go(func() {
+		for n := 0; ctx.Err() == nil; n++ {
+			k := fmt.Sprintf("m-%06d", n)
+			for ctx.Err() == nil {
+				code, retry, err := c.put(ctx, hc, k)
+				if ctx.Err() != nil {
+					return
+				}
+				c.mu.Lock()
+				switch {
+				case err != nil:
+					c.writeFailures = append(c.writeFailures, fmt.Sprintf("%s: %v", k, err))
+				case code == http.StatusNoContent:
+					c.acked = append(c.acked, ack{k, time.Now()})
+				case code == http.StatusServiceUnavailable && retry != "":
+					c.refusedRetry++
+				default:
+					c.refusedBare = append(c.refusedBare, fmt.Sprintf("%s: HTTP %d, Retry-After %q", k, code, retry))
+				}
+				c.mu.Unlock()
+				if code == http.StatusNoContent {
+					c.readBack(ctx, hc, k)
+					break
+				}
+				sleep(ctx, 50*time.Millisecond) // the fence says retry after 1s; a client in a hurry tries sooner
+			}
+			sleep(ctx, 10*time.Millisecond)
+		}
+	})
+	return c
+}
+
+func (c *entryClient) put(ctx context.Context, hc *http.Client, k string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url+"/kv/"+k, bytes.NewReader(value(k, 512)))
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), nil
+}
+
+// readBack reads an acknowledged write back through the entry: at most 8
+// reads, until one returns it.
+func (c *entryClient) readBack(ctx context.Context, hc *http.Client, k string) {
+	for range 8 {
+		code, body, err := get(ctx, hc, c.url, k)
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		c.reads++
+		switch {
+		case err != nil || code >= 500:
+			c.failedReads = append(c.failedReads, fmt.Sprintf("%s: HTTP %d %v", k, code, err))
+		case code == http.StatusOK && bytes.Equal(body, value(k, 512)):
+			c.mu.Unlock()
+			return
+		case code == http.StatusOK:
+			c.failedReads = append(c.failedReads, fmt.Sprintf("%s: a wrong value", k))
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	c.notReadBack = append(c.notReadBack, k)
+	c.mu.Unlock()
+}
+
+func (c *entryClient) stop() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+// pause is the longest gap between two acknowledged writes: the write
+// pause the client saw.
+func (c *entryClient) pause() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var p time.Duration
+	for i := 1; i < len(c.acked); i++ {
+		p = max(p, c.acked[i].at.Sub(c.acked[i-1].at))
+	}
+	return p
+}
+
+// migrateOp is what the tests read of handover env migrate --output json.
+type migrateOp struct {
+	ID        string
+	State     string
+	Phase     string
+	Error     string
+	Migration struct {
+		Dest       string
+		CloneOp    string    `json:"clone_op"`
+		EntryTG    string    `json:"entry_tg"`
+		SourceTG   string    `json:"source_tg"`
+		Verified   bool      `json:"verified"`
+		SwitchedAt time.Time `json:"switched_at"`
+		SourceKept string    `json:"source_kept"`
+		Items      []struct{ Kind, Name, ID, Detail string }
+		Unchanged  []string
+	}
+	CloneRecord struct {
+		State   string
+		Cloning struct {
+			QuiescedAt   time.Time `json:"quiesced_at"`
+			UnquiescedAt time.Time `json:"unquiesced_at"`
+			QuiesceHeld  bool      `json:"quiesce_held"`
+		} `json:"clone"`
+	} `json:"clone_op_record"`
+	WritePauseMS int64 `json:"write_pause_ms"`
+}
+
+// TestEnvMigrate: staging is a kvstore pool group of two databases behind
+// its entry listener, a PostgreSQL RDS instance and a bucket. A client
+// reads and writes through the entry listener all the way while handover
+// env migrate moves staging onto staging-next; the command is SIGKILLed
+// just after the entry is switched, and run again. Every read is
+// answered; every write acknowledged is in staging-next's databases, key
+// by key; writes refused while staging was fenced got 503 with
+// Retry-After; the entry forwards to staging-next's instances, and
+// nothing the migration made is left over (the temporary listener gone).
+func TestEnvMigrate(t *testing.T) {
+	e := newBareEnv(t, Options{})
+	bin, _ := binaries(t)
+	c := envCLI{t: t, e: e, bin: bin}
+	ctx := t.Context()
+	p, err := e.CreatePool(ctx, PoolOptions{Name: "orders", Instances: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagEnvironment(t, e, "orders", "staging")
+	pg := rdsConn(t, e, "staging-db") // waits for it to be available
+	if _, err := pg.Exec(ctx, "CREATE TABLE orders (id int PRIMARY KEY, body text NOT NULL); INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 1000) g"); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := c.run("env", "migrate", "staging", "--dry-run", "--bake", "3s")
+	t.Logf("$ handover env migrate staging --dry-run --bake 3s\n%s%s", out, errOut)
+	if code != 0 || !strings.Contains(out, "ModifyListener") || !strings.Contains(out, "orders-staging-next-entry") {
+		t.Fatalf("env migrate --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+
+	cl := startEntryClient(p.LBURL)
+	defer cl.stop()
+	time.Sleep(2 * time.Second) // writes acknowledged by staging before the migration
+
+	args := []string{"env", "migrate", "staging", "--bake", "3s", "--lease-ttl", "2s", "--poll", "300ms", "--service-port", fmt.Sprint(servicePort)}
+	if !c.killAt("switched the entry listener", args...) {
+		t.Fatalf("env migrate ended before the kill after the switch")
+	}
+	code, out, errOut = c.run(append(args, "--output", "json")...)
+	t.Logf("$ handover %s --output json   # run again after the kill\n%s", strings.Join(args, " "), errOut)
+	if code != 0 {
+		t.Fatalf("env migrate run again: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var op migrateOp
+	if err := json.Unmarshal([]byte(out), &op); err != nil || op.State != "Succeeded" {
+		t.Fatalf("env migrate --output json: %v\n%s", err, out)
+	}
+	time.Sleep(2 * time.Second) // writes acknowledged by staging-next after the cutover
+	cl.stop()
+
+	// The client's view.
+	pause := cl.pause()
+	t.Logf("entry client: %d writes acknowledged, %d refused with 503 and Retry-After, %d reads; write pause seen by the client %s (the migration reports %d ms)",
+		len(cl.acked), cl.refusedRetry, cl.reads, pause.Round(time.Millisecond), op.WritePauseMS)
+	if len(cl.failedReads) > 0 {
+		t.Errorf("%d reads through the entry failed: %v", len(cl.failedReads), cl.failedReads[:min(len(cl.failedReads), 10)])
+	}
+	if len(cl.notReadBack) > 0 {
+		t.Errorf("%d acknowledged writes were not read back through the entry: %v", len(cl.notReadBack), cl.notReadBack[:min(len(cl.notReadBack), 10)])
+	}
+	if cl.refusedRetry == 0 {
+		t.Errorf("no write was refused with 503 and Retry-After: was staging fenced?")
+	}
+	if len(cl.refusedBare) > 0 || len(cl.writeFailures) > 0 {
+		t.Errorf("writes refused without Retry-After %v, or unanswered %v", cl.refusedBare[:min(len(cl.refusedBare), 10)], cl.writeFailures[:min(len(cl.writeFailures), 10)])
+	}
+	// Writes acknowledged before the fence and after the cutover (the
+	// kill makes the recorded switch the second run's, a little after
+	// the first run's call: writes between went to DST already).
+	quiesced, switched := op.CloneRecord.Cloning.QuiescedAt, op.Migration.SwitchedAt
+	before, after := 0, 0
+	for _, a := range cl.acked {
+		switch {
+		case a.at.Before(quiesced):
+			before++
+		case a.at.After(switched):
+			after++
+		}
+	}
+	if before == 0 || after == 0 {
+		t.Errorf("%d writes acknowledged before the quiesce, %d after the cutover: want some of each", before, after)
+	}
+
+	// Every acknowledged write is in exactly one of staging-next's
+	// databases, read from the instance that holds it.
+	hc := newClient()
+	found := map[string]int{}
+	for _, db := range []string{"orders-1-staging-next", "orders-2-staging-next"} {
+		addr, err := p.route(ctx, db)
+		if err != nil || addr == "" {
+			t.Fatalf("finding the instance of %s: %v", db, err)
+		}
+		n := 0
+		for _, a := range cl.acked {
+			code, body, err := get(ctx, hc, addr, a.key)
+			if err != nil {
+				t.Fatalf("reading %s from %s: %v", a.key, db, err)
+			}
+			if code == http.StatusOK && bytes.Equal(body, value(a.key, 512)) {
+				found[a.key]++
+				n++
+			}
+		}
+		t.Logf("%s holds %d of the %d acknowledged writes", db, n, len(cl.acked))
+	}
+	for _, a := range cl.acked {
+		if found[a.key] != 1 {
+			t.Errorf("acknowledged write %s is in %d of staging-next's databases", a.key, found[a.key])
+		}
+	}
+	if dn, dsum := tableSum(t, rdsConn(t, e, "staging-next-db"), "orders"); dn != 1000 || dsum == "" {
+		t.Errorf("staging-next-db's orders has %d rows", dn)
+	}
+
+	// The entry forwards to staging-next's copy; the temporary listener
+	// is gone; the clone's quiesce is no longer held.
+	lbs, err := e.ELB.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{Names: []string{"orders"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := e.ELB.DescribeListeners(ctx, &elb.DescribeListenersInput{LoadBalancerArn: lbs.LoadBalancers[0].LoadBalancerArn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls.Listeners) != 1 || aws.ToString(ls.Listeners[0].DefaultActions[0].TargetGroupArn) != op.Migration.EntryTG {
+		t.Errorf("the entry load balancer's listeners: %d, forwarding to %s; want 1 forwarding to %s", len(ls.Listeners), aws.ToString(ls.Listeners[0].DefaultActions[0].TargetGroupArn), op.Migration.EntryTG)
+	}
+	if op.CloneRecord.Cloning.QuiesceHeld || op.CloneRecord.State != "Succeeded" {
+		t.Errorf("the clone is %s with its quiesce held %v", op.CloneRecord.State, op.CloneRecord.Cloning.QuiesceHeld)
+	}
+	tgs, err := e.ELB.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tg := range tgs.TargetGroups {
+		names = append(names, aws.ToString(tg.TargetGroupName))
+	}
+	slices.Sort(names)
+	t.Logf("target groups after the migration: %v", names)
+	if !slices.Contains(names, "orders-staging-next-entry") || slices.ContainsFunc(names, func(n string) bool { return strings.Count(n, "entry") > 1 }) {
+		t.Errorf("target groups %v", names)
+	}
+	code, out, errOut = c.run("env", "show", "staging")
+	t.Logf("$ handover env show staging\n%s%s", out, errOut)
+}
