@@ -463,23 +463,24 @@ func (r *Runner) migrateClone(ctx context.Context, op *ledger.EnvOp, p *MigrateP
 // verifier the migration goes on, but the drop is refused.
 func (r *Runner) migrateVerify(ctx context.Context, op *ledger.EnvOp) (bool, error) {
 	m := op.Migration
-	if r.Verifier == nil {
+	if r.VerifyClone == nil {
 		m.VerifyNote = "not run: this handover has no env verify"
 		r.say("verify not run (this handover has no env verify): %s will not be dropped", op.Environment)
 	} else {
-		rep, err := r.Verifier.Verify(ctx, VerifyRequest{CloneOpID: m.CloneOp})
+		rep, err := r.VerifyClone.Verify(ctx, VerifyRequest{CloneOpID: m.CloneOp})
 		if err != nil {
 			if errors.Is(err, ErrBadRequest) {
 				return false, mfailf("verifying clone %s: %w", m.CloneOp, err)
 			}
 			return false, fmt.Errorf("verifying clone %s: %w", m.CloneOp, err)
 		}
-		m.VerifyNote = rep.Summary
 		if !rep.OK {
-			return false, mfailf("verify of clone %s failed: %s (DST is left for handover env abort %s)", m.CloneOp, rep.Summary, op.Environment)
+			m.VerifyNote = strings.Join(rep.Mismatches, "; ")
+			return false, mfailf("verify of clone %s failed: %s (DST is left for handover env abort %s)", m.CloneOp, orDefault(m.VerifyNote, "no mismatch named"), op.Environment)
 		}
 		m.Verified = true
-		r.say("verified %s against %s's snapshots: %s", m.Dest, op.Environment, rep.Summary)
+		m.VerifyNote = "passed"
+		r.say("verified %s against %s's snapshots: every check agreed", m.Dest, op.Environment)
 	}
 	r.phase(op, PhaseMigrateEntry, m.VerifyNote)
 	return true, nil

@@ -163,9 +163,9 @@ func (f *fakeMigrate) Verify(_ context.Context, req VerifyRequest) (*VerifyRepor
 	defer f.lock()()
 	f.verifies++
 	if !f.verifyOK {
-		return &VerifyReport{OK: false, Summary: "database kv-1: 3 keys differ"}, nil
+		return &VerifyReport{OK: false, Mismatches: []string{"database kv-1: 3 keys differ"}}, nil
 	}
-	return &VerifyReport{OK: true, Summary: "2 volumes, 1 table, 2 objects equal"}, nil
+	return &VerifyReport{OK: true}, nil
 }
 
 var (
@@ -182,9 +182,9 @@ func migrateRig(t *testing.T) (*rig, *fakeReader, *fakeBuild, *fakeMigrate) {
 
 func (x *rig) wire(fr *fakeReader, fb *fakeBuild, fm *fakeMigrate, verify bool) {
 	x.r.Clone, x.r.Fence, x.r.Migrate, x.r.Reader, x.r.Delete = fb, fb, fm, fr, fm
-	x.r.Verifier = nil
+	x.r.VerifyClone = nil
 	if verify {
-		x.r.Verifier = fm
+		x.r.VerifyClone = fm
 	}
 }
 

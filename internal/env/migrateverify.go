@@ -4,7 +4,8 @@ import "context"
 
 // VerifyRequest and VerifyReport are the least of env verify a migration
 // needs, until Runner.Verify (env-verify) is on main: whoever lands second
-// keeps one definition.
+// keeps one definition (this file goes; the migration reads only
+// VerifyRequest.CloneOpID, VerifyReport.OK and VerifyReport.Mismatches).
 
 // VerifyRequest names the clone to verify.
 type VerifyRequest struct {
@@ -16,11 +17,12 @@ type VerifyRequest struct {
 // VerifyReport is what a verify found.
 type VerifyReport struct {
 	OK bool `json:"ok"`
-	// Summary says what was compared, or what differed.
-	Summary string `json:"summary,omitempty"`
+	// Mismatches say what differed.
+	Mismatches []string `json:"mismatches,omitempty"`
 }
 
-// cloneVerifier verifies a clone: Runner.Verify.
+// cloneVerifier verifies a clone: Runner.Verify (a Runner sets its
+// VerifyClone to itself).
 type cloneVerifier interface {
 	Verify(ctx context.Context, req VerifyRequest) (*VerifyReport, error)
 }

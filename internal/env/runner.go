@@ -66,13 +66,13 @@ type Runner struct {
 	// Manifests reads SRC's databases' content manifests at the quiesce
 	// point, and DST's in a verify.
 	Manifests ManifestReader
-	// Migrate, Reader and Verifier are what running a migration needs
+	// Migrate, Reader and VerifyClone are what running a migration needs
 	// besides a clone's: the entry's switch, the clone's reads and the
 	// clone's verify (without it, or without Delete, the drop is refused
 	// and the old environment kept).
-	Migrate  MigrateCloud
-	Reader   CloneReader
-	Verifier cloneVerifier
+	Migrate     MigrateCloud
+	Reader      CloneReader
+	VerifyClone cloneVerifier
 }
 
 // New returns a Runner after validating cfg. A nil log discards.

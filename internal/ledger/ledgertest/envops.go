@@ -31,7 +31,7 @@ func fullEnvOp(id string) *ledger.EnvOp {
 				{Kind: "ebs-snapshot", Name: "orders-1", ID: "snap-0a", Detail: "vol-0a", Done: true, Started: true},
 				{Kind: "fence", Name: "orders-2"},
 			},
-			QuiescedAt: base.Add(10 * time.Second), UnquiescedAt: base.Add(11 * time.Second).In(plus2),
+			QuiescedAt: base.Add(10 * time.Second), UnquiescedAt: base.Add(11 * time.Second).In(plus2), QuiesceHeld: true,
 			Rewrites: map[string]string{"staging-assets": "prod-assets"},
 			Manifests: []ledger.EnvManifest{{Database: "orders-1", Hash: "blake3:0a", Files: 1, Bytes: 3,
 				Entries: []manifest.Entry{{Path: "seg-000001.log", Type: "file", Mode: 0o644, Size: 3, Hash: "0b"}}, Error: "no route"}},
@@ -40,6 +40,14 @@ func fullEnvOp(id string) *ledger.EnvOp {
 			Verify: &ledger.EnvVerify{State: "failed", StartedAt: base.Add(3 * time.Minute), EndedAt: base.Add(4 * time.Minute).In(plus2),
 				Scratch:    []ledger.EnvItem{{Kind: "rds-scratch", Name: "verify-e-staging-db", ID: "staging-db", Detail: "127.0.0.1:5432", Done: true, Started: true}},
 				Mismatches: []string{"table public.orders: 3 rows, the snapshot's 4"}, Report: []byte(`{"ok":false}`)},
+		},
+		Migration: &ledger.EnvMigration{
+			Dest: "staging-next", CloneOp: "env-0c", Plan: []byte(`{"environment":"staging"}`),
+			Entry: "arn:listener/1", EntryLB: "arn:lb/1", SourceTG: "arn:tg/1", EntryTG: "arn:tg/2",
+			Verified: true, VerifyNote: "passed", Switching: true, SwitchedAt: base.Add(5 * time.Minute).In(plus2), SwitchedBack: true,
+			LiftedAt: base.Add(6 * time.Minute), Bake: 3 * time.Second, DeleteData: true, SourceKept: "verify did not pass",
+			Items:     []ledger.EnvItem{{Kind: "temporary-listener", Name: "orders", ID: "arn:listener/2", Detail: "deleted", Done: true, Started: true}},
+			Unchanged: []string{"bucket staging-next-assets (S3 names cannot change)"},
 		},
 		CreatedAt: base,
 		UpdatedAt: base.Add(time.Minute).In(plus2),
@@ -69,6 +77,18 @@ func normEnvOp(o *ledger.EnvOp) *ledger.EnvOp {
 		}
 		if v := c.Cloning.Verify; v != nil {
 			v.StartedAt, v.EndedAt = normTime(v.StartedAt), normTime(v.EndedAt)
+		}
+	}
+	if m := c.Migration; m != nil {
+		m.SwitchedAt, m.LiftedAt = normTime(m.SwitchedAt), normTime(m.LiftedAt)
+		if len(m.Items) == 0 {
+			m.Items = nil
+		}
+		if len(m.Unchanged) == 0 {
+			m.Unchanged = nil
+		}
+		if len(m.Plan) == 0 {
+			m.Plan = nil
 		}
 	}
 	for i := range c.Timeline {
@@ -109,6 +129,8 @@ func testEnvOps(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 		checkAllSet(t, &o.Cloning.Manifests[0])
 		checkAllSet(t, &o.Cloning.Objects[0])
 		checkAllSet(t, o.Cloning.Verify)
+		checkAllSet(t, o.Migration)
+		checkAllSet(t, &o.Migration.Items[0])
 		checkAllSet(t, &o.Timeline[0])
 	})
 
