@@ -48,6 +48,15 @@ type Status struct {
 	// here.
 	LastReleasePassAt    time.Time `json:"last_release_pass_at,omitzero"`
 	LastReleasePassError string    `json:"last_release_pass_error,omitempty"`
+
+	// Leases are the leases this controller holds now (migration/<id>,
+	// update/<id>): the records it is working. Controllers sharing the
+	// ledger each report their own.
+	Leases []ledger.Lease `json:"leases"`
+	// EventsQueue and DeadLetterQueue are the queues' depths, read at most
+	// every few seconds (absent when the controller has no such queue).
+	EventsQueue     *QueueDepth `json:"events_queue,omitempty"`
+	DeadLetterQueue *QueueDepth `json:"dead_letter_queue,omitempty"`
 }
 
 // MigrationSummary is one row of GET /v1/migrations.

@@ -142,6 +142,10 @@ type statusCounters struct {
 	sweptVolumes, sweptSnapshots int
 	lastReleasePass              time.Time
 	releaseErr                   string
+	// deadLetterURL is d.cfg.DeadLetterURL once Run knows it, for the
+	// API (which must not read d.cfg's while the intake may set it).
+	deadLetterURL string
+	queues        queueSample
 }
 
 // New returns a daemon; metrics may be nil.
@@ -201,6 +205,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.cfg.DeadLetterURL = d.discoverDeadLetter(ctx)
 	}
 	d.log.Info("controller running", "queue", d.cfg.QueueURL, "dead-letter-queue", d.cfg.DeadLetterURL, "holder", d.cfg.Holder)
+	d.showDeadLetter(d.cfg.DeadLetterURL)
 	var wg sync.WaitGroup
 	for range d.cfg.Workers {
 		wg.Go(func() { d.worker(ctx) })

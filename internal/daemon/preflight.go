@@ -247,6 +247,7 @@ func (d *Daemon) startChecks(ctx context.Context) error {
 		d.log.Warn("poison messages go to --dead-letter-queue-url, messages that keep failing to the redrive policy's queue",
 			"dead-letter-queue", found.ExplicitARN, "redrive-dead-letter-queue", found.DeadLetterARN)
 	}
+	d.showDeadLetter(d.cfg.DeadLetterURL)
 	return nil
 }
 

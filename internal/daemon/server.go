@@ -49,6 +49,7 @@ func (d *Daemon) Handler(token string) http.Handler {
 	mux.HandleFunc("GET "+api.PathMigrations+"/{id}", d.serveMigration)
 	mux.HandleFunc("GET "+api.PathDatabases, d.serveDatabases)
 	d.routeUpdates(mux)
+	d.routeDashboard(mux)
 	mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
 	dashboard.Register(mux)
 	if token == "" {
@@ -115,6 +116,8 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st.LastReconcileAt, st.LastReconcileError = c.lastReconcile, c.reconcileErr
 	st.LastSweepAt, st.LastSweepError, st.SweptVolumes, st.SweptSnapshots = c.lastSweep, c.sweepErr, c.sweptVolumes, c.sweptSnapshots
 	st.LastReleasePassAt, st.LastReleasePassError = c.lastReleasePass, c.releaseErr
+	st.Leases = d.leases()
+	st.EventsQueue, st.DeadLetterQueue = d.queueDepths(r.Context())
 	writeJSON(w, http.StatusOK, st)
 }
 

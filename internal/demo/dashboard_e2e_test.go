@@ -3,7 +3,9 @@ package demo
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/chromedp/chromedp"
 
 	"github.com/handover-dev/handover/internal/testenv/browsertest"
@@ -41,6 +46,27 @@ func TestDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkUpdate(t, u)
+
+	// An environment operation on the update's group: standby, then
+	// resume (the ASG's tag is all env needs to find the group).
+	bin, _ := binaries(t)
+	cli := envCLI{t: t, e: e, bin: bin}
+	if _, err := e.ASG.CreateOrUpdateTags(ctx, &autoscaling.CreateOrUpdateTagsInput{Tags: []astypes.Tag{{ResourceId: aws.String(u.Group),
+		ResourceType: aws.String("auto-scaling-group"), Key: aws.String("handover:environment"), Value: aws.String("tenants")}}}); err != nil {
+		t.Fatal(err)
+	}
+	var envOps []string
+	for _, verb := range []string{"standby", "resume"} {
+		code, out, errOut := cli.run("env", verb, "tenants", "--poll", "200ms", "--output", "json")
+		if code != 0 {
+			t.Fatalf("env %s: exit %d\n%s\n%s", verb, code, out, errOut)
+		}
+		var op struct{ ID string }
+		if err := json.Unmarshal([]byte(out), &op); err != nil || op.ID == "" {
+			t.Fatalf("env %s --output json: %v\n%s", verb, err, out)
+		}
+		envOps = append(envOps, op.ID)
+	}
 
 	mig, err := e.API().Migration(ctx, r.MigrationID)
 	if err != nil {
@@ -106,6 +132,21 @@ func TestDashboard(t *testing.T) {
 	}
 	shoot(t, tab, shots, "handover-1280.png")
 
+	page("#/env/"+envOps[0], "#env-steps")
+	envSteps := eval[[]string](t, tab, `Array.from(document.querySelectorAll('.gantt .gantt-row')).map(g => g.dataset.state)`)
+	var op struct {
+		Timeline []struct{ Phase string }
+	}
+	apiGet(t, base+"/v1/envs/"+envOps[0], tok, &op)
+	var wantPhases []string
+	for _, s := range op.Timeline {
+		wantPhases = append(wantPhases, s.Phase)
+	}
+	if len(wantPhases) < 2 || !slices.Equal(envSteps, wantPhases) {
+		t.Errorf("the standby's page shows the steps %v, want the recorded %v", envSteps, wantPhases)
+	}
+	shoot(t, tab, shots, "env-1280.png")
+
 	page("#/update/"+u.UpdateID, "#update-migrations")
 	links := eval[[]string](t, tab, `Array.from(document.querySelectorAll('#update-migrations tbody tr td:first-child a')).map(a => a.title)`)
 	slices.Sort(links)
@@ -127,6 +168,9 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 	checkBars("1280")
+	if q := eval[string](t, tab, `document.querySelector('#queue-depth').innerText + ' / ' + document.querySelector('#dlq-depth').innerText`); !strings.Contains(q, "waiting") || !strings.Contains(q, "DLQ 0") {
+		t.Errorf("the overview's queue tile says %q, want the events queue's depth and an empty DLQ", q)
+	}
 	shoot(t, tab, shots, "overview-1280.png")
 
 	// Phone width: the same pages, readable. A new document (the query),
@@ -177,6 +221,24 @@ func TestDashboard(t *testing.T) {
 	if err := chromedp.Do(wrong, chromedp.SendKeys(chromedp.CSS("#token"), tok), chromedp.Click(chromedp.CSS("#login-form button")),
 		chromedp.WaitVisible(chromedp.CSS("#databases"))); err != nil {
 		t.Fatalf("signing in with the right token: %v", err)
+	}
+}
+
+// apiGet reads a /v1 document as a script would.
+func apiGet(t *testing.T, url, token string, into any) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
 	}
 }
 

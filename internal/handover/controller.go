@@ -147,6 +147,9 @@ type PoisonError struct{ Reason error }
 func (e *PoisonError) Error() string { return "poison message: " + e.Reason.Error() }
 func (e *PoisonError) Unwrap() error { return e.Reason }
 
+// Leases lists the migration leases this controller holds now.
+func (c *Controller) Leases() []ledger.Lease { return c.leases.Held() }
+
 // HandleMessage processes one queue message body. A nil return means its
 // effect is committed to the ledger (or it was ignored or a duplicate) and
 // the message may be deleted; a *PoisonError means it never can be

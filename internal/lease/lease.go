@@ -69,6 +69,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -162,6 +164,23 @@ func (k *Keeper) Advance(ctx context.Context, name string, step func(context.Con
 		}
 	}
 	return nil
+}
+
+// Held lists the leases this Keeper holds and that have not expired on
+// its clock, by name: what the dashboard shows of a controller's work.
+// It reads memory only.
+func (k *Keeper) Held() []ledger.Lease {
+	now := k.clk.Now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]ledger.Lease, 0, len(k.held))
+	for _, l := range k.held {
+		if now.Before(l.Expires) {
+			out = append(out, l)
+		}
+	}
+	slices.SortFunc(out, func(a, b ledger.Lease) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 func (k *Keeper) enter(name string) bool {

@@ -308,3 +308,35 @@ func TestKeeperConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Held lists the leases a waiting record keeps, by name, and drops the
+// released and the expired.
+func TestKeeperHeld(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(t0)
+	f := newFakeLeases()
+	k := lease.New(f, "ctl-1", ttl, clk, nil)
+	for _, name := range []string{"update/b", "migration/a", "migration/done"} {
+		next := lease.Wait
+		if name == "migration/done" {
+			next = lease.Done
+		}
+		if err := k.Advance(ctx, name, func(context.Context) (lease.Next, error) { return next, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for _, l := range k.Held() {
+		names = append(names, l.Name)
+		if l.Holder != "ctl-1" || !l.Expires.Equal(t0.Add(ttl)) {
+			t.Errorf("held %+v", l)
+		}
+	}
+	if want := []string{"migration/a", "update/b"}; !slices.Equal(names, want) {
+		t.Errorf("Held() = %v, want %v", names, want)
+	}
+	clk.Advance(ttl)
+	if h := k.Held(); len(h) != 0 {
+		t.Errorf("Held() after the TTL = %v, want none", h)
+	}
+}

@@ -5,6 +5,8 @@ import { h, clock, errorBox } from './ui.js';
 import * as overview from './pages/overview.js';
 import * as handovers from './pages/handovers.js';
 import * as updates from './pages/updates.js';
+import * as envs from './pages/envs.js';
+import * as releases from './pages/releases.js';
 
 const routes = [
   [/^\/?$/, overview.render, 'overview'],
@@ -14,6 +16,9 @@ const routes = [
   [/^\/volume\/(.+)$/, handovers.resource('volume'), 'handovers'],
   [/^\/updates$/, updates.list, 'updates'],
   [/^\/update\/(.+)$/, updates.detail, 'updates'],
+  [/^\/envs$/, envs.list, 'envs'],
+  [/^\/env\/(.+)$/, envs.detail, 'envs'],
+  [/^\/releases$/, releases.render, 'releases'],
 ];
 
 const POLL_MS = 2000;

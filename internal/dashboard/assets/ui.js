@@ -71,8 +71,9 @@ export const num = (n) => (n === null || n === undefined ? '–' : Number(n).toL
 // stateClass colours a state the same way everywhere.
 export function stateClass(state) {
   switch (state) {
-    case 'Committed': case 'Succeeded': case 'published': case 'ok': case 'pass': return 'good';
+    case 'Committed': case 'Succeeded': case 'Published': case 'latest': case 'passed': case 'ok': case 'pass': return 'good';
     case 'Aborted': case 'Failed': case 'failed': case 'fail': case 'FAILURE': return 'bad';
+    case 'Deleted': case 'recorded': return 'idle';
     case 'RollingBack': case 'Unfencing': case 'Retiring': case 'Draining': case 'warn': return 'warn';
     case 'Fencing': case 'Snapshotting': case 'CreatingVolume': case 'Attaching': case 'StoppingSource': return 'paused';
     default: return 'busy';

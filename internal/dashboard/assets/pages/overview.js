@@ -21,7 +21,7 @@ export async function render({ width, now }) {
     tile('Failures, last 24 h', num(failed.length + upFailed.length), `${failed.length} handovers, ${upFailed.length} updates`, failed.length + upFailed.length ? 'bad' : 'good'),
     tile('Databases', num(st.databases), `${dbs.databases.filter((d) => d.claim).length} being moved`),
     tile('Updates running', num(upRunning.length), upRunning.map((u) => u.group).join(', ') || 'none'),
-    tile('Events queue', `${num(st.messages_handled)} handled`, `${num(st.messages_poison)} poison · lag ${dur(st.queue_lag_seconds * 1000)}`, st.messages_poison ? 'warn' : ''),
+    queueTile(st),
   );
 
   const controller = card('Controller', kv([
@@ -33,6 +33,8 @@ export async function render({ width, now }) {
     ['Reconcile', st.last_reconcile_at ? [ago(st.last_reconcile_at, now), st.last_reconcile_error ? errorBox(st.last_reconcile_error) : ''] : 'not yet'],
     ['Sweeper', st.last_sweep_at ? [`${ago(st.last_sweep_at, now)} · swept ${st.swept_volumes} volumes, ${st.swept_snapshots} snapshots`, st.last_sweep_error ? errorBox(st.last_sweep_error) : ''] : 'not yet'],
     ['Release controller', st.last_release_pass_at ? [ago(st.last_release_pass_at, now), st.last_release_pass_error ? errorBox(st.last_release_pass_error) : ''] : ''],
+    ['Messages', `${num(st.messages_handled)} handled, ${num(st.messages_poison)} poison; last one waited ${dur(st.queue_lag_seconds * 1000)} in the queue`],
+    ['Leases held', leaseList(st.leases || [], now)],
   ]));
 
   const byState = Object.entries(st.migrations || {}).filter(([s]) => s !== 'Committed' && s !== 'Aborted');
@@ -70,6 +72,27 @@ export async function render({ width, now }) {
 
   return h('div', { class: 'page' }, h('h1', {}, 'Overview'), tiles,
     h('div', { class: 'grid2' }, controller, flight), fails, databases, chart, recent);
+}
+
+// queueTile: the events queue's depth and its dead-letter queue's.
+function queueTile(st) {
+  const q = st.events_queue, d = st.dead_letter_queue;
+  if (!q) return tile('Events queue', `${num(st.messages_handled)} handled`, `${num(st.messages_poison)} poison`);
+  if (q.error) return tile('Events queue', 'unreadable', q.error, 'warn');
+  const dl = d ? (d.error ? 'DLQ unreadable' : `DLQ ${num(d.visible + d.in_flight)}`) : 'no DLQ';
+  return h('div', { class: 'tile ' + (d && d.visible + d.in_flight > 0 ? 'bad' : q.visible > 0 ? 'busy' : '') },
+    h('div', { class: 'tile-label' }, 'Events queue'),
+    h('div', { class: 'tile-value', id: 'queue-depth' }, `${num(q.visible)} waiting`),
+    h('div', { class: 'tile-sub' }, `${num(q.in_flight)} in flight · `, h('span', { id: 'dlq-depth' }, dl)));
+}
+
+function leaseList(leases, now) {
+  if (!leases.length) return h('span', { class: 'muted' }, 'none: nothing to work on');
+  return h('ul', { class: 'leases', id: 'leases' }, leases.map((l) => {
+    const [kind, id] = [l.name.slice(0, l.name.indexOf('/')), l.name.slice(l.name.indexOf('/') + 1)];
+    const target = kind === 'migration' ? migrationLink(id) : kind === 'update' ? updateLink(id) : h('code', {}, l.name);
+    return h('li', {}, h('span', {}, kind, ' ', target), h('span', { class: 'muted' }, `token ${l.token} · expires ${ago(l.expires, now).replace(/^in /, 'in ')}`));
+  }));
 }
 
 export function recentCols(now) {

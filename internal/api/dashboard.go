@@ -1,0 +1,94 @@
+package api
+
+import (
+	"time"
+
+	"github.com/handover-dev/handover/internal/ledger"
+)
+
+// Paths the dashboard reads beside the migrations and updates; like every
+// /v1 path they are the public API, for scripts as much as for the page.
+const (
+	// PathReleases: GET, the release channels and their releases.
+	PathReleases = "/v1/releases"
+	// PathEnvs: GET, the environment operations; GET /{id} for one.
+	PathEnvs = "/v1/envs"
+)
+
+// QueueDepth is one queue's approximate message counts (SQS's
+// ApproximateNumberOf… attributes), as of At.
+type QueueDepth struct {
+	URL      string    `json:"url"`
+	Visible  int64     `json:"visible"`
+	InFlight int64     `json:"in_flight"`
+	Delayed  int64     `json:"delayed"`
+	At       time.Time `json:"at"`
+	// Error says why the counts could not be read (they are then zero).
+	Error string `json:"error,omitempty"`
+}
+
+// Releases is GET /v1/releases: every channel, and every release of
+// them, oldest first.
+type Releases struct {
+	Channels []*ledger.Channel `json:"channels"`
+	Releases []*ledger.Release `json:"releases"`
+}
+
+// EnvOpSummary is one row of GET /v1/envs.
+type EnvOpSummary struct {
+	ID          string             `json:"id"`
+	Environment string             `json:"environment"`
+	Op          string             `json:"op"`
+	State       ledger.UpdateState `json:"state"`
+	Phase       string             `json:"phase"`
+	// Dest is a clone's destination environment.
+	Dest string `json:"dest,omitempty"`
+	// Verify is the state of a clone's last verify (running, passed,
+	// failed), if any.
+	Verify    string    `json:"verify,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+}
+
+// EnvOps is GET /v1/envs, newest first.
+type EnvOps struct {
+	Ops []EnvOpSummary `json:"ops"`
+}
+
+// EnvOp is GET /v1/envs/{id}: the ledger record, with the per-file
+// manifest entries and per-object checksums left out (their counts and
+// digests stay): they can run to megabytes, and `handover env verify`
+// is what compares them.
+type EnvOp struct {
+	*ledger.EnvOp
+}
+
+// SummarizeEnvOp is the row of o.
+func SummarizeEnvOp(o *ledger.EnvOp) EnvOpSummary {
+	s := EnvOpSummary{ID: o.ID, Environment: o.Environment, Op: o.Op, State: o.State, Phase: o.Phase, Error: o.Error,
+		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt, EndedAt: o.EndedAt}
+	if c := o.Cloning; c != nil {
+		s.Dest = c.Dest
+		if c.Verify != nil {
+			s.Verify = c.Verify.State
+		}
+	}
+	return s
+}
+
+// TrimEnvOp returns a copy of o without the bulky per-file and
+// per-object details.
+func TrimEnvOp(o *ledger.EnvOp) EnvOp {
+	c := o.Clone()
+	if c.Cloning != nil {
+		for i := range c.Cloning.Manifests {
+			c.Cloning.Manifests[i].Entries = nil
+		}
+		for i := range c.Cloning.Objects {
+			c.Cloning.Objects[i].Sums = nil
+		}
+	}
+	return EnvOp{c}
+}

@@ -1,0 +1,82 @@
+// Environments: every operation (standby, clone, …) with its steps, the
+// groups it touched, what a clone made, and its verify results.
+import { get } from '../api.js';
+import { h, card, table, kv, pill, dur, ago, stamp, num, instanceLink, errorBox, tile } from '../ui.js';
+import { gantt } from '../charts.js';
+
+const running = (o) => o.state === 'Running' || o.state === 'RollingBack';
+const took = (o, now) => (Date.parse(o.ended_at || '') || now) - Date.parse(o.created_at);
+const envLink = (id) => h('a', { href: '#/env/' + encodeURIComponent(id), title: id }, id);
+
+export async function list({ now }) {
+  const { ops } = await get('/v1/envs');
+  return h('div', { class: 'page' }, h('h1', {}, 'Environments'),
+    card(`${ops.length} operations, newest first`, table([
+      { label: 'Operation', cell: (o) => envLink(o.id) },
+      { label: 'Environment', cell: (o) => h('b', {}, o.environment) },
+      { label: 'Op', cell: (o) => o.op + (o.dest ? ' → ' + o.dest : '') },
+      { label: 'State', cell: (o) => pill(o.state) },
+      { label: 'Phase', cell: (o) => o.phase || '–' },
+      { label: 'Verify', cell: (o) => (o.verify ? pill(o.verify === 'passed' ? 'pass' : o.verify === 'failed' ? 'fail' : o.verify) : '–') },
+      { label: 'Took', cell: (o) => dur(took(o, now)), cls: 'num' },
+      { label: 'Started', cell: (o) => ago(o.created_at, now) },
+    ], ops, 'No environment operation yet (handover env standby, handover env clone).', { id: 'envs' })));
+}
+
+export async function detail({ params: [id], width, now }) {
+  const o = await get('/v1/envs/' + encodeURIComponent(id));
+  const steps = o.timeline || [];
+  const c = o.clone;
+  const head = h('div', { class: 'title' }, h('h1', {}, `${o.op} of `, h('b', {}, o.environment), c ? [' → ', h('b', {}, c.dest)] : ''),
+    pill(o.state), running(o) ? h('span', { class: 'live-dot', title: 'live' }) : null);
+  const quiesce = c && c.quiesced_at ? (Date.parse(c.unquiesced_at || '') || now) - Date.parse(c.quiesced_at) : null;
+  const tiles = h('div', { class: 'tiles' },
+    tile('Phase', o.phase || '–', o.resume_requested ? (o.abort ? 'abort requested' : 'resume requested') : ''),
+    tile('Took', dur(took(o, now)), running(o) ? 'running' : `ended ${ago(o.ended_at, now)}`),
+    quiesce !== null ? tile('Source writes paused', dur(quiesce), c.unquiesced_at ? 'quiesce to un-quiesce' : 'still quiesced', 'paused') : null,
+    c && c.verify ? tile('Verify', c.verify.state, c.verify.mismatches ? `${c.verify.mismatches.length} mismatches` : 'no mismatch', c.verify.state === 'passed' ? 'good' : c.verify.state === 'failed' ? 'bad' : 'busy') : null,
+    tile('Retries', num(o.attempts || 0), o.error ? 'last error below' : 'no error', o.error ? 'warn' : ''));
+
+  const timeline = card('Steps', gantt(steps.map((s, i) => ({
+    label: s.phase, start: Date.parse(s.start), note: s.note,
+    end: s.end ? Date.parse(s.end) : (s.phase === 'done' ? Date.parse(s.start) : (i < steps.length - 1 ? Date.parse(steps[i + 1].start) : null)),
+    cls: s.phase === 'done' ? 'end ' + o.state : '',
+  })), { width: width - 34, now, band: quiesce !== null ? { from: Date.parse(c.quiesced_at), to: Date.parse(c.quiesced_at) + quiesce, label: `source writes paused ${dur(quiesce)}` } : null }));
+  const notes = card('Step notes', table([
+    { label: 'Step', cell: (s) => s.phase },
+    { label: 'Start', cell: (s) => stamp(s.start) },
+    { label: 'Note', cell: (s) => s.note || '' },
+  ], steps, 'No steps yet.', { id: 'env-steps' }));
+
+  const groups = card('Groups', table([
+    { label: 'Group', cell: (g) => h('b', {}, g.name) },
+    { label: 'Capacity before', cell: (g) => `min ${g.min} · max ${g.max} · desired ${g.desired}` },
+    { label: 'Standby', cell: (g) => (g.standby || []).map((i) => h('span', { class: 'sig' }, instanceLink(i))) },
+    { label: 'Back', cell: (g) => (g.exited || []).map((i) => h('span', { class: 'sig' }, instanceLink(i))) },
+    { label: 'Restored', cell: (g) => (g.restored ? 'yes' : g.lowered_min ? `min lowered to ${g.lowered_to}` : 'no') },
+  ], o.groups || [], 'No group.'));
+
+  const items = c ? card('What the clone made', table([
+    { label: 'Kind', cell: (i) => i.kind },
+    { label: 'Name', cell: (i) => i.name },
+    { label: 'Id', cell: (i) => (i.id ? h('code', { class: 'wrap' }, i.id) : '–') },
+    { label: 'State', cell: (i) => pill(i.done ? 'ok' : i.started ? 'started' : 'recorded') },
+    { label: 'Detail', cell: (i) => i.detail || '' },
+  ], c.items || [], 'Nothing yet.')) : null;
+
+  const verify = c && c.verify ? card('Verify', [
+    kv([['State', pill(c.verify.state)], ['Started', stamp(c.verify.started_at)], ['Ended', c.verify.ended_at ? stamp(c.verify.ended_at) : '']]),
+    c.verify.mismatches && c.verify.mismatches.length ? h('ul', { class: 'mismatches' }, c.verify.mismatches.map((m) => h('li', {}, m))) : h('p', { class: 'muted' }, 'No mismatch.'),
+    c.verify.report ? h('details', {}, h('summary', {}, 'Full report'), h('pre', { class: 'json' }, JSON.stringify(c.verify.report, null, 2))) : null,
+  ]) : null;
+  const compared = c && (c.manifests || c.objects) ? card('What verify compares', table([
+    { label: 'What', cell: (x) => x.what },
+    { label: 'Of', cell: (x) => x.of },
+    { label: 'Count', cell: (x) => x.count, cls: 'num' },
+    { label: 'Digest', cell: (x) => (x.digest ? h('code', { class: 'wrap' }, x.digest.slice(0, 16) + '…') : x.error || '–') },
+  ], [...(c.manifests || []).map((m) => ({ what: 'volume manifest', of: m.database, count: `${num(m.files)} files, ${num(m.bytes)} B`, digest: m.hash, error: m.error })),
+    ...(c.objects || []).map((b) => ({ what: 'bucket objects', of: `${b.from} → ${b.bucket}`, count: num(b.count), digest: b.digest }))])) : null;
+
+  return h('div', { class: 'page' }, h('p', { class: 'crumbs' }, h('a', { href: '#/envs' }, 'Environments'), ' / ', o.id),
+    head, tiles, o.error ? card('Last error', errorBox(o.error), null, 'alert') : null, timeline, notes, groups, items, verify, compared);
+}
