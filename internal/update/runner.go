@@ -43,7 +43,6 @@ func New(cfg Config, led ledger.Ledger, cloud Cloud, clk clock.Clock, log *slog.
 	return &Runner{led: led, cloud: cloud, clk: clk, log: log, cfg: cfg, leases: lease.New(led, cfg.Holder, cfg.LeaseTTL, clk, log)}, nil
 }
 
-
 // Leases lists the update leases this runner holds now.
 func (r *Runner) Leases() []ledger.Lease { return r.leases.Held() }
 
