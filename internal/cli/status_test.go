@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/handover-dev/handover/internal/api"
 	"github.com/handover-dev/handover/internal/clock"
 	"github.com/handover-dev/handover/internal/daemon"
@@ -29,6 +31,12 @@ func (idleEngine) Sweep(context.Context) (handover.SweepResult, error) {
 }
 
 type idleQueue struct{ daemon.Queue }
+
+// GetQueueAttributes answers for an empty queue: /v1/status reads the
+// queues' depths.
+func (idleQueue) GetQueueAttributes(context.Context, *sqs.GetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
+	return &sqs.GetQueueAttributesOutput{Attributes: map[string]string{}}, nil
+}
 
 func apiFixture(t *testing.T, token string) string {
 	t.Helper()
