@@ -138,7 +138,7 @@ func envErr(err error) error {
 func newEnv(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "env",
-		Short: "Show an environment, put it in standby and back, clone it, migrate it",
+		Short: "Show an environment, put it in standby and back, clone it, verify a clone, migrate it",
 		Long:  envLong,
 		Example: `  # what staging is made of, and which parts hold data
   handover env show staging
@@ -152,12 +152,17 @@ func newEnv(stdout, stderr io.Writer) *cobra.Command {
   handover env clone staging prod --dry-run
   handover env clone staging prod
 
+  # check prod against staging at the clone's quiesce point
+  handover env verify staging prod --dry-run
+  handover env verify staging prod --rds-password-file ./pw
+
   # move staging onto a fresh copy of itself and cut its entry listener over
   handover env migrate staging --dry-run
   handover env migrate staging --bake 5m`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newEnvShow(stdout, stderr), newEnvStandby(stdout, stderr), newEnvResume(stdout, stderr), newEnvClone(stdout, stderr), newEnvMigrate(stdout, stderr))
+	cmd.AddCommand(newEnvVerify(stdout, stderr))
 	return cmd
 }
 

@@ -70,8 +70,8 @@ starts and recorded for env verify; --manifests=false skips it.
 
 Buckets are copied after the un-quiesce: their copy is of the objects as
 they are then, not at the quiesce point; each copied key's SHA-256 is
-recorded for env verify. Abort (deleting DST) and verify are
-not built yet.`,
+recorded for env verify. handover env verify SRC DST checks DST against SRC
+at the quiesce point.`,
 		Example: `  # the plan, on the local cloud
   handover env clone staging prod --dry-run --endpoint-url http://127.0.0.1:4566 --ledger sqlite:///tmp/lc/ledger.db
 

@@ -60,6 +60,70 @@ func BenchmarkEnvClone(b *testing.B) {
 	if _, err := exec.LookPath("aws"); err != nil {
 		b.Skip("the AWS CLI is not installed")
 	}
+	e, bin, volumes := cloneBenchEnv(b)
+	b.ResetTimer()
+	// handover env clone.
+	c := envCLI{e: e, bin: bin}
+	start := time.Now()
+	cmd := exec.Command(bin, c.args("env", "clone", "staging", "prod", "--poll", "1s", "--service-port", fmt.Sprint(servicePort), "--output", "json")...)
+	cmd.Env = e.awsEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("env clone: %v\n%s\n%s", err, out.String(), errb.String())
+	}
+	total := time.Since(start)
+	var op struct {
+		WritePauseMS int64 `json:"write_pause_ms"`
+		Timeline     []struct {
+			Phase      string
+			Start, End time.Time
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &op); err != nil {
+		b.Fatal(err)
+	}
+	var copied time.Duration
+	for _, s := range op.Timeline {
+		if s.Phase == "clone-copy" {
+			copied = s.End.Sub(op.Timeline[0].Start)
+		}
+	}
+	// Printed, not logged: the benchmark's log is cut short.
+	fmt.Printf("handover env clone: write pause %d ms (reads up); snapshots completed and bucket copied after %s; DST built and serving after %s\n%s",
+		op.WritePauseMS, copied.Round(10*time.Millisecond), total.Round(10*time.Millisecond), errb.String())
+
+	// The field report's sequence, on the same SRC.
+	script, err := filepath.Abs("../../bench/envclone/field-report.sh")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fr := exec.Command("sh", script)
+	fr.Env = append(e.awsEnv(), "AWS_DEFAULT_REGION="+region, "AWS_PAGER=", "GROUP=orders", "RDS=staging-db", "SRC_BUCKET=staging-assets", "DST_BUCKET=fieldreport-assets", "VOLUMES="+strings.Join(volumes, " "))
+	var frOut, frErr bytes.Buffer
+	fr.Stdout, fr.Stderr = &frOut, &frErr
+	frStart := time.Now()
+	if err := fr.Run(); err != nil {
+		b.Fatalf("field-report.sh: %v\n%s\n%s", err, frOut.String(), frErr.String())
+	}
+	fmt.Printf("field report (AWS CLI, sequential): %s after %s\n%s", strings.TrimSpace(frOut.String()), time.Since(frStart).Round(10*time.Millisecond), frErr.String())
+	var frPause, frTotal float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(frOut.String()), "field-report pause_s=%f total_s=%f", &frPause, &frTotal); err != nil {
+		b.Fatalf("field-report.sh said %q: %v", frOut.String(), err)
+	}
+	b.ReportMetric(float64(op.WritePauseMS), "handover-pause-ms")
+	b.ReportMetric(copied.Seconds(), "handover-copied-s")
+	b.ReportMetric(total.Seconds(), "handover-dst-serving-s")
+	b.ReportMetric(frPause*1000, "fieldreport-pause-ms")
+	b.ReportMetric(frTotal, "fieldreport-total-s")
+}
+
+// cloneBenchEnv builds BenchmarkEnvClone's staging: two databases whose
+// volumes hold HANDOVER_BENCH_ENV_VOLUME_MIB of incompressible data each,
+// an RDS table of HANDOVER_BENCH_ENV_DB_MIB and HANDOVER_BENCH_ENV_OBJECTS
+// objects. It returns the environment, the handover binary and the
+// databases' volumes.
+func cloneBenchEnv(b *testing.B) (*Env, string, []string) {
 	volMiB, dbMiB, objects := envInt("HANDOVER_BENCH_ENV_VOLUME_MIB", 1024), envInt("HANDOVER_BENCH_ENV_DB_MIB", 1024), envInt("HANDOVER_BENCH_ENV_OBJECTS", 10000)
 	e := newBareEnv(b, Options{})
 	bin, _ := binaries(b)
@@ -120,59 +184,5 @@ func BenchmarkEnvClone(b *testing.B) {
 	}
 	fmt.Printf("environment: 2 volumes of %d MiB, RDS table of %d rows (~%d MiB), %d objects; set up in %s\n", volMiB, rows, dbMiB, objects, time.Since(setup).Round(time.Second))
 
-	b.ResetTimer()
-	// handover env clone.
-	c := envCLI{e: e, bin: bin}
-	start := time.Now()
-	cmd := exec.Command(bin, c.args("env", "clone", "staging", "prod", "--poll", "1s", "--service-port", fmt.Sprint(servicePort), "--output", "json")...)
-	cmd.Env = e.awsEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		b.Fatalf("env clone: %v\n%s\n%s", err, out.String(), errb.String())
-	}
-	total := time.Since(start)
-	var op struct {
-		WritePauseMS int64 `json:"write_pause_ms"`
-		Timeline     []struct {
-			Phase      string
-			Start, End time.Time
-		}
-	}
-	if err := json.Unmarshal(out.Bytes(), &op); err != nil {
-		b.Fatal(err)
-	}
-	var copied time.Duration
-	for _, s := range op.Timeline {
-		if s.Phase == "clone-copy" {
-			copied = s.End.Sub(op.Timeline[0].Start)
-		}
-	}
-	// Printed, not logged: the benchmark's log is cut short.
-	fmt.Printf("handover env clone: write pause %d ms (reads up); snapshots completed and bucket copied after %s; DST built and serving after %s\n%s",
-		op.WritePauseMS, copied.Round(10*time.Millisecond), total.Round(10*time.Millisecond), errb.String())
-
-	// The field report's sequence, on the same SRC.
-	script, err := filepath.Abs("../../bench/envclone/field-report.sh")
-	if err != nil {
-		b.Fatal(err)
-	}
-	fr := exec.Command("sh", script)
-	fr.Env = append(e.awsEnv(), "AWS_DEFAULT_REGION="+region, "AWS_PAGER=", "GROUP=orders", "RDS=staging-db", "SRC_BUCKET=staging-assets", "DST_BUCKET=fieldreport-assets", "VOLUMES="+strings.Join(volumes, " "))
-	var frOut, frErr bytes.Buffer
-	fr.Stdout, fr.Stderr = &frOut, &frErr
-	frStart := time.Now()
-	if err := fr.Run(); err != nil {
-		b.Fatalf("field-report.sh: %v\n%s\n%s", err, frOut.String(), frErr.String())
-	}
-	fmt.Printf("field report (AWS CLI, sequential): %s after %s\n%s", strings.TrimSpace(frOut.String()), time.Since(frStart).Round(10*time.Millisecond), frErr.String())
-	var frPause, frTotal float64
-	if _, err := fmt.Sscanf(strings.TrimSpace(frOut.String()), "field-report pause_s=%f total_s=%f", &frPause, &frTotal); err != nil {
-		b.Fatalf("field-report.sh said %q: %v", frOut.String(), err)
-	}
-	b.ReportMetric(float64(op.WritePauseMS), "handover-pause-ms")
-	b.ReportMetric(copied.Seconds(), "handover-copied-s")
-	b.ReportMetric(total.Seconds(), "handover-dst-serving-s")
-	b.ReportMetric(frPause*1000, "fieldreport-pause-ms")
-	b.ReportMetric(frTotal, "fieldreport-total-s")
+	return e, bin, volumes
 }

@@ -222,4 +222,6 @@ func cloneUnderWrites(t *testing.T, e *Env, c envCLI, p *Pool, keep string) {
 	if code != 2 || !strings.Contains(errOut, "environment prod exists") {
 		t.Errorf("a second clone into prod: exit %d, %q", code, errOut)
 	}
+
+	verifyClone(t, e, c, p)
 }

@@ -43,12 +43,13 @@ type fakeBuild struct {
 	groups       map[string]GroupSpec
 	objects      map[string]map[string]string // bucket -> key -> content
 	manifestErr  error                        // what Manifest answers, when set
+	tamper       map[string]string            // instance -> what its manifest hashes to instead
 }
 
 func newFakeBuild(c *fakeCloud, led ledger.Ledger) *fakeBuild {
 	return &fakeBuild{c: c, led: led, fenced: map[string]int64{}, snaps: map[string]map[string]string{}, snapOf: map[string]string{},
 		fencedAtSnap: map[string]bool{}, rdsSnaps: map[string]string{}, made: map[string]map[string]string{}, creates: map[string]int{},
-		userData: map[string]string{}, groups: map[string]GroupSpec{},
+		userData: map[string]string{}, groups: map[string]GroupSpec{}, tamper: map[string]string{},
 		objects: map[string]map[string]string{"staging-assets": {"a.txt": "one", "b.txt": "two"}}}
 }
 
@@ -211,7 +212,8 @@ func (f *fakeBuild) CreateLoadBalancer(_ context.Context, fromARN, name string, 
 func (f *fakeBuild) RestoreDBInstance(_ context.Context, from, snapshot, name string, tags map[string]string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.rdsSnaps[snapshot] != from {
+	// A verify's scratch instance takes DST's instance's settings.
+	if f.rdsSnaps[snapshot] != from && !strings.HasPrefix(name, "verify-") {
 		return fmt.Errorf("snapshot %s is not of %s", snapshot, from)
 	}
 	return f.create(KindRDS, name, tags)
@@ -262,12 +264,12 @@ func (f *fakeBuild) CreateGroup(ctx context.Context, spec GroupSpec) error {
 		if err != nil {
 			return err
 		}
-		for _, id := range m.Pool() {
+		for k, id := range m.Pool() {
 			d, err := f.led.GetDatabase(ctx, id)
 			if err != nil {
 				return fmt.Errorf("booting %s: %w", id, err)
 			}
-			d.Volume, d.Instance, d.Epoch = "vol-from-"+d.SeedSnapshot, g.Instances[0].ID, 1
+			d.Volume, d.Instance, d.Epoch = "vol-from-"+d.SeedSnapshot, g.Instances[k%len(g.Instances)].ID, 1
 			if err := f.led.SaveDatabase(ctx, d); err != nil {
 				return err
 			}
@@ -291,8 +293,16 @@ func (f *fakeBuild) Manifest(_ context.Context, t handover.Target) (manifest.Man
 	if f.manifestErr != nil {
 		return manifest.Manifest{}, f.manifestErr
 	}
-	_, fenced := f.fenced[t.Instance]
-	return manifest.Manifest{Entries: []manifest.Entry{{Path: "seg-000001.log", Type: "file", Mode: 0o644, Size: 1, Hash: fmt.Sprintf("%s fenced %v", t.Instance, fenced)}}}, nil
+	// SRC's data as its snapshots hold it; a SRC instance not fenced may
+	// be taking writes, so it answers something else.
+	data := "data"
+	if _, fenced := f.fenced[t.Instance]; !fenced && !strings.HasPrefix(t.Instance, "i-prod-") {
+		data = "data, being written"
+	}
+	if d, ok := f.tamper[t.Instance]; ok {
+		data = d
+	}
+	return manifest.Manifest{Entries: []manifest.Entry{{Path: "seg-000001.log", Type: "file", Mode: 0o644, Size: 1, Hash: data}}}, nil
 }
 
 var (
@@ -394,7 +404,7 @@ func checkClone(t *testing.T, x *rig, fb *fakeBuild, op *ledger.EnvOp) {
 	var mdbs []string
 	for _, m := range op.Cloning.Manifests {
 		mdbs = append(mdbs, m.Database)
-		if len(m.Entries) != 1 || !strings.HasSuffix(m.Entries[0].Hash, "fenced true") || m.Hash != (manifest.Manifest{Entries: m.Entries}).Hash() || m.Files != 1 {
+		if len(m.Entries) != 1 || m.Entries[0].Hash != "data" || m.Hash != (manifest.Manifest{Entries: m.Entries}).Hash() || m.Files != 1 {
 			t.Errorf("manifest of %s: %+v, want one read while fenced", m.Database, m)
 		}
 	}

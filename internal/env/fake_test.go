@@ -35,6 +35,9 @@ type fakeCloud struct {
 	calls       int
 	crashAt     int
 	crashBefore bool
+	// onCrash, when set, is called at the crash too: a test's kill of
+	// the process's context.
+	onCrash func()
 	// log records every mutating call, in order.
 	log []string
 	// settle makes instances arrive only after this many Describes.
@@ -71,6 +74,9 @@ func (f *fakeCloud) addGroup(envName, name string, min, max int32, n, pending in
 func (f *fakeCloud) mutate(what string, effect func() error) error {
 	f.calls++
 	crash := f.crashAt > 0 && f.calls == f.crashAt
+	if crash && f.onCrash != nil {
+		defer f.onCrash()
+	}
 	if crash && f.crashBefore {
 		return errCrash
 	}

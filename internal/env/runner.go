@@ -73,6 +73,11 @@ type Runner struct {
 	Migrate     MigrateCloud
 	Reader      CloneReader
 	VerifyClone cloneVerifier
+	// Verifier and Tables are what a verify needs besides Clone and
+	// Manifests: scratch instances' deletes, bucket listings, and the
+	// tables' sums.
+	Verifier VerifyCloud
+	Tables   TableSummer
 }
 
 // New returns a Runner after validating cfg. A nil log discards.
