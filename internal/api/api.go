@@ -122,6 +122,8 @@ type Database struct {
 	Epoch        int64     `json:"epoch"`
 	BaseSnapshot string    `json:"base_snapshot,omitempty"`
 	Claim        string    `json:"claim,omitempty"`
+	DroppedAt    time.Time `json:"dropped_at,omitzero"`
+	DroppedBy    string    `json:"dropped_by,omitempty"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
@@ -192,5 +194,5 @@ func Detail(m *ledger.Migration, now time.Time) Migration {
 // FromDatabase turns a ledger database into its document.
 func FromDatabase(d *ledger.Database) Database {
 	return Database{ID: d.ID, Volume: d.Volume, Zone: d.Zone, Instance: d.Instance, Group: d.Group, Epoch: d.Epoch,
-		BaseSnapshot: d.BaseSnapshot, Claim: d.Claim, UpdatedAt: d.UpdatedAt}
+		BaseSnapshot: d.BaseSnapshot, Claim: d.Claim, DroppedAt: d.DroppedAt, DroppedBy: d.DroppedBy, UpdatedAt: d.UpdatedAt}
 }

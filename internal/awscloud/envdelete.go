@@ -184,25 +184,92 @@ func (d *EnvDeleter) OwnedResources(ctx context.Context, opID string) ([]env.Own
 		return nil, errors.New("listing an operation's resources: the operation id is empty (it would match every resource with an empty tag)")
 	}
 	sel := env.Selector{Key: env.TagEnvOp, Value: opID}
-	var out []env.Owned
-	for _, f := range []func(context.Context, env.Selector) ([]env.Owned, error){
-		d.ownedGroups, d.ownedTemplates, d.ownedELB, d.ownedRDS, d.ownedBuckets, d.ownedEBS,
-	} {
-		rs, err := f(ctx, sel)
-		if err != nil {
-			return nil, fmt.Errorf("listing the resources of operation %s: %w", opID, err)
-		}
-		out = append(out, rs...)
+	rs, err := d.tagged(ctx, tagMatch{
+		asg: []astypes.Filter{{Name: aws.String("tag:" + sel.Key), Values: []string{sel.Value}}},
+		ec2: []ec2types.Filter{{Name: aws.String("tag:" + sel.Key), Values: []string{sel.Value}}},
+		op: func(tags map[string]string) (string, bool) {
+			return opID, sel.Matches(tags)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the resources of operation %s: %w", opID, err)
+	}
+	out := make([]env.Owned, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.Owned)
 	}
 	env.SortForDelete(out)
 	return out, nil
 }
 
-func (d *EnvDeleter) ownedGroups(ctx context.Context, sel env.Selector) ([]env.Owned, error) {
-	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(d.asg, &autoscaling.DescribeAutoScalingGroupsInput{
-		Filters: []astypes.Filter{{Name: aws.String("tag:" + sel.Key), Values: []string{sel.Value}}},
+// EnvOpResources lists every resource tagged handover:env-op, whatever
+// the operation: what the sweeper judges. A service that answers it is
+// unavailable (a local cloud without RDS) is skipped, said in the
+// warnings: the sweeper then deletes none of its resources.
+func (d *EnvDeleter) EnvOpResources(ctx context.Context) ([]env.OpResource, []string, error) {
+	var warnings []string
+	rs, err := d.tagged(ctx, tagMatch{
+		skip: func(err error) bool {
+			if errors.Is(err, handover.ErrUnavailable) {
+				warnings = append(warnings, err.Error())
+				return true
+			}
+			return false
+		},
+		// Auto Scaling filters by tag value only with tag:KEY; tag-key is
+		// EC2's. Groups are few: all are read and matched here.
+		ec2: []ec2types.Filter{{Name: aws.String("tag-key"), Values: []string{env.TagEnvOp}}},
+		op: func(tags map[string]string) (string, bool) {
+			op, ok := tags[env.TagEnvOp]
+			return op, ok && op != ""
+		},
 	})
-	var out []env.Owned
+	if err != nil {
+		return nil, warnings, fmt.Errorf("listing the resources tagged %s: %w", env.TagEnvOp, err)
+	}
+	return rs, warnings, nil
+}
+
+// tagMatch says which resources a listing takes: the filters each service
+// narrows by (nil: none), and op, which says whose a resource is by its
+// tags.
+type tagMatch struct {
+	asg []astypes.Filter
+	ec2 []ec2types.Filter
+	op  func(tags map[string]string) (string, bool)
+	// skip, when set, says whether a service's listing error leaves that
+	// service out instead of failing the listing.
+	skip func(error) bool
+}
+
+func (d *EnvDeleter) tagged(ctx context.Context, m tagMatch) ([]env.OpResource, error) {
+	var out []env.OpResource
+	for _, f := range []func(context.Context, tagMatch) ([]env.OpResource, error){
+		d.ownedGroups, d.ownedTemplates, d.ownedELB, d.ownedRDS, d.ownedBuckets, d.ownedEBS,
+	} {
+		rs, err := f(ctx, m)
+		if err != nil && m.skip != nil && m.skip(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// take adds o to out when its tags are m's.
+func (m tagMatch) take(out []env.OpResource, tags map[string]string, o env.Owned) []env.OpResource {
+	if op, ok := m.op(tags); ok {
+		out = append(out, env.OpResource{Owned: o, Op: op})
+	}
+	return out
+}
+
+func (d *EnvDeleter) ownedGroups(ctx context.Context, m tagMatch) ([]env.OpResource, error) {
+	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(d.asg, &autoscaling.DescribeAutoScalingGroupsInput{Filters: m.asg})
+	var out []env.OpResource
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -213,68 +280,58 @@ func (d *EnvDeleter) ownedGroups(ctx context.Context, sel env.Selector) ([]env.O
 			for _, t := range g.Tags {
 				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
-			if sel.Matches(tags) {
-				n := aws.ToString(g.AutoScalingGroupName)
-				out = append(out, env.Owned{Kind: env.KindGroup, ID: n, Name: n})
-			}
+			n := aws.ToString(g.AutoScalingGroupName)
+			out = m.take(out, tags, env.Owned{Kind: env.KindGroup, ID: n, Name: n})
 		}
 	}
 	return out, nil
 }
 
-func ec2TagFilter(sel env.Selector) []ec2types.Filter {
-	return []ec2types.Filter{{Name: aws.String("tag:" + sel.Key), Values: []string{sel.Value}}}
-}
-
-func (d *EnvDeleter) ownedTemplates(ctx context.Context, sel env.Selector) ([]env.Owned, error) {
-	p := ec2.NewDescribeLaunchTemplatesPaginator(d.ec2, &ec2.DescribeLaunchTemplatesInput{Filters: ec2TagFilter(sel)})
-	var out []env.Owned
+func (d *EnvDeleter) ownedTemplates(ctx context.Context, m tagMatch) ([]env.OpResource, error) {
+	p := ec2.NewDescribeLaunchTemplatesPaginator(d.ec2, &ec2.DescribeLaunchTemplatesInput{Filters: m.ec2})
+	var out []env.OpResource
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("describing launch templates: %w", translate(err))
 		}
 		for _, lt := range page.LaunchTemplates {
-			if sel.Matches(fromTags(lt.Tags)) {
-				out = append(out, env.Owned{Kind: env.KindLaunchTemplate, ID: aws.ToString(lt.LaunchTemplateId), Name: aws.ToString(lt.LaunchTemplateName)})
-			}
+			out = m.take(out, fromTags(lt.Tags), env.Owned{Kind: env.KindLaunchTemplate, ID: aws.ToString(lt.LaunchTemplateId), Name: aws.ToString(lt.LaunchTemplateName)})
 		}
 	}
 	return out, nil
 }
 
-func (d *EnvDeleter) ownedEBS(ctx context.Context, sel env.Selector) ([]env.Owned, error) {
-	var out []env.Owned
-	sp := ec2.NewDescribeSnapshotsPaginator(d.ec2, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: ec2TagFilter(sel)})
+func (d *EnvDeleter) ownedEBS(ctx context.Context, m tagMatch) ([]env.OpResource, error) {
+	var out []env.OpResource
+	sp := ec2.NewDescribeSnapshotsPaginator(d.ec2, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: m.ec2})
 	for sp.HasMorePages() {
 		page, err := sp.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("describing snapshots: %w", translate(err))
 		}
 		for _, s := range page.Snapshots {
-			if sel.Matches(fromTags(s.Tags)) {
-				id := aws.ToString(s.SnapshotId)
-				out = append(out, env.Owned{Kind: env.KindEBSSnapshot, ID: id, Name: id})
-			}
+			id := aws.ToString(s.SnapshotId)
+			out = m.take(out, fromTags(s.Tags), env.Owned{Kind: env.KindEBSSnapshot, ID: id, Name: id})
 		}
 	}
-	vp := ec2.NewDescribeVolumesPaginator(d.ec2, &ec2.DescribeVolumesInput{Filters: ec2TagFilter(sel)})
+	vp := ec2.NewDescribeVolumesPaginator(d.ec2, &ec2.DescribeVolumesInput{Filters: m.ec2})
 	for vp.HasMorePages() {
 		page, err := vp.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("describing volumes: %w", translate(err))
 		}
 		for _, v := range page.Volumes {
-			if sel.Matches(fromTags(v.Tags)) && v.State != ec2types.VolumeStateDeleted {
+			if v.State != ec2types.VolumeStateDeleted {
 				id := aws.ToString(v.VolumeId)
-				out = append(out, env.Owned{Kind: env.KindVolume, ID: id, Name: id})
+				out = m.take(out, fromTags(v.Tags), env.Owned{Kind: env.KindVolume, ID: id, Name: id})
 			}
 		}
 	}
 	return out, nil
 }
 
-func (d *EnvDeleter) ownedELB(ctx context.Context, sel env.Selector) ([]env.Owned, error) {
+func (d *EnvDeleter) ownedELB(ctx context.Context, m tagMatch) ([]env.OpResource, error) {
 	var all []env.Owned
 	var arns []string
 	lp := elb.NewDescribeLoadBalancersPaginator(d.elb, &elb.DescribeLoadBalancersInput{})
@@ -305,7 +362,11 @@ func (d *EnvDeleter) ownedELB(ctx context.Context, sel env.Selector) ([]env.Owne
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(all, func(o env.Owned) bool { return !sel.Matches(tags[o.ID]) }), nil
+	var out []env.OpResource
+	for _, o := range all {
+		out = m.take(out, tags[o.ID], o)
+	}
+	return out, nil
 }
 
 // elbTagger is ELBv2's DescribeTags.
@@ -333,8 +394,8 @@ func describeELBTags(ctx context.Context, c elbTagger, arns []string) (map[strin
 	return out, nil
 }
 
-func (d *EnvDeleter) ownedRDS(ctx context.Context, sel env.Selector) ([]env.Owned, error) {
-	var out []env.Owned
+func (d *EnvDeleter) ownedRDS(ctx context.Context, m tagMatch) ([]env.OpResource, error) {
+	var out []env.OpResource
 	ip := rds.NewDescribeDBInstancesPaginator(d.rds, &rds.DescribeDBInstancesInput{})
 	for ip.HasMorePages() {
 		page, err := ip.NextPage(ctx)
@@ -346,10 +407,8 @@ func (d *EnvDeleter) ownedRDS(ctx context.Context, sel env.Selector) ([]env.Owne
 			for _, t := range i.TagList {
 				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
-			if sel.Matches(tags) {
-				id := aws.ToString(i.DBInstanceIdentifier)
-				out = append(out, env.Owned{Kind: env.KindRDS, ID: id, Name: id})
-			}
+			id := aws.ToString(i.DBInstanceIdentifier)
+			out = m.take(out, tags, env.Owned{Kind: env.KindRDS, ID: id, Name: id})
 		}
 	}
 	sp := rds.NewDescribeDBSnapshotsPaginator(d.rds, &rds.DescribeDBSnapshotsInput{SnapshotType: aws.String("manual")})
@@ -363,18 +422,16 @@ func (d *EnvDeleter) ownedRDS(ctx context.Context, sel env.Selector) ([]env.Owne
 			for _, t := range s.TagList {
 				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
-			if sel.Matches(tags) {
-				id := aws.ToString(s.DBSnapshotIdentifier)
-				out = append(out, env.Owned{Kind: env.KindRDSSnapshot, ID: id, Name: id})
-			}
+			id := aws.ToString(s.DBSnapshotIdentifier)
+			out = m.take(out, tags, env.Owned{Kind: env.KindRDSSnapshot, ID: id, Name: id})
 		}
 	}
 	return out, nil
 }
 
-func (d *EnvDeleter) ownedBuckets(ctx context.Context, sel env.Selector) ([]env.Owned, error) {
+func (d *EnvDeleter) ownedBuckets(ctx context.Context, m tagMatch) ([]env.OpResource, error) {
 	p := s3.NewListBucketsPaginator(d.s3, &s3.ListBucketsInput{})
-	var out []env.Owned
+	var out []env.OpResource
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -396,9 +453,7 @@ func (d *EnvDeleter) ownedBuckets(ctx context.Context, sel env.Selector) ([]env.
 			for _, t := range res.TagSet {
 				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
-			if sel.Matches(tags) {
-				out = append(out, env.Owned{Kind: env.KindBucket, ID: name, Name: name})
-			}
+			out = m.take(out, tags, env.Owned{Kind: env.KindBucket, ID: name, Name: name})
 		}
 	}
 	return out, nil

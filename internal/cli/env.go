@@ -158,11 +158,15 @@ func newEnv(stdout, stderr io.Writer) *cobra.Command {
 
   # move staging onto a fresh copy of itself and cut its entry listener over
   handover env migrate staging --dry-run
-  handover env migrate staging --bake 5m`,
+  handover env migrate staging --bake 5m
+
+  # undo a clone (or a migration before its drop): staging un-quiesced, DST deleted, staging checked unchanged
+  handover env abort staging`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newEnvShow(stdout, stderr), newEnvStandby(stdout, stderr), newEnvResume(stdout, stderr), newEnvClone(stdout, stderr), newEnvMigrate(stdout, stderr))
 	cmd.AddCommand(newEnvVerify(stdout, stderr))
+	cmd.AddCommand(newEnvAbort(stdout, stderr))
 	return cmd
 }
 

@@ -7,16 +7,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/spf13/cobra"
 
-	"github.com/handover-dev/handover/internal/awscloud"
 	"github.com/handover-dev/handover/internal/env"
 	"github.com/handover-dev/handover/internal/fence"
-	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
 )
 
@@ -71,7 +65,8 @@ starts and recorded for env verify; --manifests=false skips it.
 Buckets are copied after the un-quiesce: their copy is of the objects as
 they are then, not at the quiesce point; each copied key's SHA-256 is
 recorded for env verify. handover env verify SRC DST checks DST against SRC
-at the quiesce point.`,
+at the quiesce point; handover env abort SRC undoes a clone at any step
+(SRC un-quiesced, DST deleted, SRC checked unchanged).`,
 		Example: `  # the plan, on the local cloud
   handover env clone staging prod --dry-run --endpoint-url http://127.0.0.1:4566 --ledger sqlite:///tmp/lc/ledger.db
 
@@ -148,9 +143,7 @@ func runClone(cmd *cobra.Command, stdout, stderr io.Writer, f *envFlags, req env
 		return err
 	}
 	defer t.led.Close()
-	c := t.aws
-	r.Clone = awscloud.NewCloneBuilder(ec2.NewFromConfig(c), autoscaling.NewFromConfig(c), elb.NewFromConfig(c), rds.NewFromConfig(c), t.s3, c.Region)
-	r.Fence = handover.HTTPService{Client: &fence.Client{Port: servicePort}}
+	runTools(r, t, servicePort) // a clone aborted meanwhile is carried out by this run too
 	r.Manifests = env.FenceManifests{Client: &fence.Client{Port: servicePort}}
 	op, plan, err := r.StartClone(cmd.Context(), t.clone, req)
 	if err != nil {

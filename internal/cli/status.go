@@ -105,9 +105,13 @@ func runStatus(ctx context.Context, c *api.Client, out output, w io.Writer) erro
 	fmt.Fprintf(w, "reconcile:  %s%s\n", ago(st.LastReconcileAt), errSuffix(st.LastReconcileError))
 	fmt.Fprintf(w, "sweep:      %s, %d volumes and %d snapshots deleted%s\n", ago(st.LastSweepAt), st.SweptVolumes, st.SweptSnapshots, errSuffix(st.LastSweepError))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nDATABASE\tINSTANCE\tVOLUME\tZONE\tEPOCH\tMOVING")
+	fmt.Fprintln(tw, "\nDATABASE\tINSTANCE\tVOLUME\tZONE\tEPOCH\tMOVING\tDROPPED")
 	for _, d := range dbs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, dash(d.Instance), dash(d.Volume), dash(d.Zone), d.Epoch, dash(d.Claim))
+		dropped := "-"
+		if !d.DroppedAt.IsZero() {
+			dropped = "dropped by " + d.DroppedBy + " at " + d.DroppedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, dash(d.Instance), dash(d.Volume), dash(d.Zone), d.Epoch, dash(d.Claim), dropped)
 	}
 	return tw.Flush()
 }

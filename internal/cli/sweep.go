@@ -12,8 +12,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
+	"github.com/handover-dev/handover/internal/awscloud"
+	"github.com/handover-dev/handover/internal/clock"
+	"github.com/handover-dev/handover/internal/env"
 	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger/dial"
 )
@@ -44,7 +53,13 @@ kept ones too, with who owns them.
 Point it at the controller's cloud and ledger with the controller's flags. A
 ledger that does not exist, or that knows no database, is refused: against
 the wrong ledger every resource would look unowned. While a controller's
-own sweeper holds the sweeper lease, a pass does nothing and exits 1.`,
+own sweeper holds the sweeper lease, a pass does nothing and exits 1.
+
+It also judges every resource tagged handover:env-op (what an environment
+operation, a clone, made): those of an operation that was aborted, or that
+the ledger has no record of, leaked and are deleted, dependents first; those
+of an operation under way, or of a clone that ended (its DST is an
+environment now: handover env abort deletes it), are kept.`,
 		Example: `  # what the sweeper would delete on the local cloud, and why
   handover sweep --dry-run --endpoint-url http://127.0.0.1:4566 --ledger sqlite:///tmp/lc/ledger.db
 
@@ -89,7 +104,19 @@ type SweepReport struct {
 	Kept    int `json:"kept"`
 	// Resources lists those given up, and with --all the kept ones too.
 	Resources []SweepResource `json:"resources"`
-	Warning   string          `json:"warning,omitempty"`
+	// EnvOp are the resources tagged handover:env-op (what environment
+	// operations made), each judged by its operation's record: those of
+	// an aborted operation, or of one the ledger does not know, leaked.
+	EnvOp   []EnvOpSweep `json:"env_op_resources"`
+	Warning string       `json:"warning,omitempty"`
+}
+
+// EnvOpSweep is one resource an environment operation made, and the
+// verdict on it.
+type EnvOpSweep struct {
+	env.OpVerdict
+	Deleted bool   `json:"deleted,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // SweepResource is one managed resource and the verdict on it.
@@ -142,7 +169,7 @@ func runSweep(ctx context.Context, f sweepFlags, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("reading the databases of the ledger %s: %w", target, err)
 	}
-	rep := SweepReport{DryRun: f.dryRun, Resources: []SweepResource{}}
+	rep := SweepReport{DryRun: f.dryRun, Resources: []SweepResource{}, EnvOp: []EnvOpSweep{}}
 	if len(dbs) == 0 {
 		rep.Warning = fmt.Sprintf("the ledger %s knows no database, so nothing in it owns a resource: is it the controller's ledger?", target)
 		if !f.dryRun {
@@ -183,6 +210,21 @@ func runSweep(ctx context.Context, f sweepFlags, stdout, stderr io.Writer) error
 			rep.Resources = append(rep.Resources, sweepResource(it))
 		}
 	}
+	envOps, warnings, err := sweepEnvOps(ctx, eng, f.dryRun)
+	for _, w := range warnings {
+		rep.Warning = strings.TrimPrefix(rep.Warning+"; ", "; ") + "resources tagged " + env.TagEnvOp + " not judged: " + w
+	}
+	if err != nil {
+		return fmt.Errorf("sweeping the resources tagged %s: %w", env.TagEnvOp, err)
+	}
+	for _, v := range envOps {
+		if v.Error != "" {
+			failed = append(failed, v.Kind+" "+v.ID)
+		}
+		if v.Leaked || f.all {
+			rep.EnvOp = append(rep.EnvOp, v)
+		}
+	}
 	if f.out == "json" {
 		if err := printJSON(stdout, rep); err != nil {
 			return err
@@ -194,6 +236,41 @@ func runSweep(ctx context.Context, f sweepFlags, stdout, stderr io.Writer) error
 		return &exitError{code: 1, err: fmt.Errorf("%d deletion(s) failed (%s): a later pass, or the controller's sweeper, retries them", len(failed), strings.Join(failed, ", "))}
 	}
 	return nil
+}
+
+// sweepEnvOps judges every resource tagged handover:env-op and, unless
+// dryRun, deletes the leaked ones, dependents first.
+func sweepEnvOps(ctx context.Context, eng *engine, dryRun bool) ([]EnvOpSweep, []string, error) {
+	c := eng.aws
+	s3c := s3.NewFromConfig(c, func(o *s3.Options) { o.UsePathStyle = aws.ToString(c.BaseEndpoint) != "" })
+	d := awscloud.NewEnvDeleter(ec2.NewFromConfig(c), autoscaling.NewFromConfig(c), elasticloadbalancingv2.NewFromConfig(c), rds.NewFromConfig(c), s3c, c.Region, clock.Real{})
+	rs, warnings, err := d.EnvOpResources(ctx)
+	if err != nil {
+		return nil, warnings, err
+	}
+	verdicts, err := env.JudgeOpResources(ctx, eng.led, rs)
+	if err != nil {
+		return nil, warnings, err
+	}
+	owned := make([]env.Owned, 0, len(verdicts))
+	for _, v := range verdicts {
+		owned = append(owned, v.Owned)
+	}
+	env.SortForDelete(owned)
+	out := make([]EnvOpSweep, 0, len(verdicts))
+	for _, o := range owned {
+		i := slices.IndexFunc(verdicts, func(v env.OpVerdict) bool { return v.Owned == o })
+		item := EnvOpSweep{OpVerdict: verdicts[i]}
+		if item.Leaked && !dryRun {
+			if err := env.DeleteResource(ctx, d, o); err != nil {
+				item.Error = err.Error()
+			} else {
+				item.Deleted = true
+			}
+		}
+		out = append(out, item)
+	}
+	return out, warnings, nil
 }
 
 func sweepResource(it handover.SweepItem) SweepResource {
@@ -218,6 +295,7 @@ func printSweep(w io.Writer, rep SweepReport) {
 	} else {
 		fmt.Fprintf(w, "deleted %d of the %d resources tagged %s=true, kept %d\n", rep.Deleted, rep.Managed, handover.TagManaged, rep.Kept)
 	}
+	defer printEnvOpSweep(w, rep)
 	if len(rep.Resources) == 0 {
 		return
 	}
@@ -242,6 +320,45 @@ func printSweep(w io.Writer, rep SweepReport) {
 			created = r.Created.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", verdict, r.Kind, r.ID, r.State, dash(r.Database), dash(r.Migration), created, otherTags(r.Tags), why)
+	}
+	tw.Flush()
+}
+
+func printEnvOpSweep(w io.Writer, rep SweepReport) {
+	leaked, deleted := 0, 0
+	for _, v := range rep.EnvOp {
+		if v.Leaked {
+			leaked++
+		}
+		if v.Deleted {
+			deleted++
+		}
+	}
+	if rep.DryRun {
+		fmt.Fprintf(w, "\nresources tagged %s: a pass would delete %d leaked\n", env.TagEnvOp, leaked)
+	} else {
+		fmt.Fprintf(w, "\nresources tagged %s: deleted %d of %d leaked\n", env.TagEnvOp, deleted, leaked)
+	}
+	if len(rep.EnvOp) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nVERDICT\tKIND\tNAME\tID\tENV-OP\tSTATE\tWHY")
+	for _, v := range rep.EnvOp {
+		verdict := "keep"
+		switch {
+		case v.Deleted:
+			verdict = "deleted"
+		case v.Error != "":
+			verdict = "FAILED"
+		case v.Leaked:
+			verdict = "delete"
+		}
+		why := v.Reason
+		if v.Error != "" {
+			why += " (" + v.Error + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", verdict, v.Kind, v.Name, v.ID, v.Op, dash(v.State), why)
 	}
 	tw.Flush()
 }

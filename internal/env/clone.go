@@ -537,7 +537,7 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 		return nil, nil, fmt.Errorf("listing the ledger's databases: %w", err)
 	}
 	for _, c := range p.Creates {
-		if c.Kind == KindDatabase && slices.ContainsFunc(all, func(d *ledger.Database) bool { return d.ID == c.Name }) {
+		if c.Kind == KindDatabase && slices.ContainsFunc(all, func(d *ledger.Database) bool { return d.ID == c.Name && !d.Dropped() }) {
 			taken = append(taken, Resource{Kind: KindDatabase, Name: c.Name})
 		}
 	}

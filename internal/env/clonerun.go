@@ -357,11 +357,29 @@ func (r *Runner) cloneSnapshot(ctx context.Context, op *ledger.EnvOp, rec *clone
 	return true, nil
 }
 
-// cloneUnquiesce lifts every fence the clone recorded (or brings the
-// standby's instances back). A service fenced under a newer epoch since is
-// a handover's now, and left alone. A clone that holds its quiesce (a
-// migration's) lifts nothing here: it records the fence as held, and its
-// migration lifts it after the cutover.
+// liftQuiesce lifts every fence the clone recorded (or brings the
+// standby's instances back), and reports done once nothing is left to
+// lift. A service fenced under a newer epoch since is a handover's now,
+// and left alone. Safe to repeat.
+func (r *Runner) liftQuiesce(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (more, done bool, err error) {
+	if rec.Plan.Quiesce == QuiesceStandby {
+		more, err := r.stepResume(ctx, op)
+		unrestored := slices.ContainsFunc(op.Groups, func(g ledger.EnvGroup) bool { return !g.Restored })
+		if err != nil || unrestored {
+			return more, false, err
+		}
+		return true, true, nil
+	}
+	if err := r.liftFences(ctx, op, rec); err != nil {
+		return false, false, err
+	}
+	return true, true, nil
+}
+
+// cloneUnquiesce lifts SRC's quiesce (liftQuiesce) and records the write
+// pause. A clone that holds its quiesce (a migration's) lifts nothing
+// here: it records the fence as held, and its migration lifts it after
+// the cutover.
 func (r *Runner) cloneUnquiesce(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
 	if rec.Plan.HoldQuiesce && !op.Abort {
 		op.Cloning.QuiesceHeld = true
@@ -369,14 +387,8 @@ func (r *Runner) cloneUnquiesce(ctx context.Context, op *ledger.EnvOp, rec *clon
 		r.phase(op, PhaseCloneCopy, "quiesce held for the migration's cutover")
 		return true, nil
 	}
-	if rec.Plan.Quiesce == QuiesceStandby {
-		more, err := r.stepResume(ctx, op)
-		unrestored := slices.ContainsFunc(op.Groups, func(g ledger.EnvGroup) bool { return !g.Restored })
-		if err != nil || unrestored {
-			return more, err
-		}
-	} else if err := r.liftFences(ctx, op, rec); err != nil {
-		return false, err
+	if more, done, err := r.liftQuiesce(ctx, op, rec); err != nil || !done {
+		return more, err
 	}
 	op.Cloning.UnquiescedAt = r.clk.Now()
 	op.Cloning.QuiesceHeld = false
@@ -694,7 +706,16 @@ func (r *Runner) seedDatabase(ctx context.Context, id, group, seed string) error
 		if gerr != nil {
 			return fmt.Errorf("reading database %s: %w", id, gerr)
 		}
-		if cur.SeedSnapshot == seed && cur.Group == group {
+		if cur.SeedSnapshot == seed && cur.Group == group && !cur.Dropped() {
+			return nil
+		}
+		if cur.Dropped() {
+			// An aborted operation's database of that name: the name is
+			// free again, and this clone's database starts afresh.
+			d.Version = cur.Version
+			if err := r.led.SaveDatabase(ctx, d); err != nil {
+				return fmt.Errorf("recording database %s over the dropped one of operation %s: %w", id, cur.DroppedBy, err)
+			}
 			return nil
 		}
 		return fmt.Errorf("%w: the ledger has a database %s (group %s, seed %q)", ErrNameTaken, id, cur.Group, cur.SeedSnapshot)

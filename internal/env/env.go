@@ -245,8 +245,8 @@ func databasesOf(ctx context.Context, dbs Databases, groups []Group) ([]Database
 	var out []Database
 	seen := map[string]bool{}
 	add := func(id, group string) {
-		if seen[id] {
-			return
+		if seen[id] || known[id] != nil && known[id].Dropped() {
+			return // a dropped database is no longer the environment's
 		}
 		seen[id] = true
 		d := Database{ID: id, Group: group}

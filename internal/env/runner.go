@@ -152,6 +152,10 @@ func (r *Runner) advanceOnce(ctx context.Context, id string) (lease.Next, error)
 			r.migrateFailure(op, failed)
 			more, err = true, nil
 		}
+	case PhaseAbortUnquiesce, PhaseAbortDelete, PhaseAbortCheck:
+		// An abort never gives up: it retries until SRC is as it was and
+		// nothing the operation made is left.
+		more, err = r.stepAbort(ctx, op)
 	default:
 		return lease.Wait, fmt.Errorf("environment operation %s is %s in phase %q, which has no step (a ledger written by a newer handover?)", op.ID, op.State, op.Phase)
 	}

@@ -376,8 +376,8 @@ func (c *Controller) holdOnDatabase(ctx context.Context, ref ledger.HookRef) (bo
 		return false, fmt.Errorf("listing databases: %w", err)
 	}
 	for _, db := range dbs {
-		if db.Instance != ref.Instance || db.Claim != "" {
-			continue
+		if db.Instance != ref.Instance || db.Claim != "" || db.Dropped() {
+			continue // a dropped database waits for no replacement
 		}
 		if hasHold(db.TerminateHolds, ref) {
 			return true, nil

@@ -33,6 +33,9 @@ func (c *Controller) pick(ctx context.Context, m *ledger.Migration) (id, why str
 			fresh = append(fresh, id)
 			continue
 		}
+		if db.Dropped() {
+			continue // its environment is deleted: nothing boots it again
+		}
 		if db.Claim != "" && db.Claim != m.ID {
 			other, err := c.led.GetMigration(ctx, db.Claim)
 			if err != nil && !errors.Is(err, ledger.ErrNotFound) {

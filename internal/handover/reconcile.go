@@ -48,13 +48,15 @@ func (c *Controller) tendHolds(ctx context.Context) error {
 		return fmt.Errorf("listing databases: %w", err)
 	}
 	for _, db := range dbs {
-		if len(db.TerminateHolds) == 0 || db.Claim != "" {
+		if len(db.TerminateHolds) == 0 || db.Claim != "" && !db.Dropped() {
 			continue // a claimant takes the holds over
 		}
 		holds, changed := c.beatHolds(ctx, "database/"+db.ID, db.TerminateHolds)
 		kept := holds[:0:0]
 		for _, h := range holds {
-			if c.clk.Now().Sub(h.Since) < c.cfg.TerminateHoldMax {
+			// No replacement ever takes a dropped database: its
+			// instances terminate at once.
+			if c.clk.Now().Sub(h.Since) < c.cfg.TerminateHoldMax && !db.Dropped() {
 				kept = append(kept, h)
 				continue
 			}
@@ -90,7 +92,7 @@ func (c *Controller) heal(ctx context.Context, busy map[string]bool) error {
 		return fmt.Errorf("listing databases: %w", err)
 	}
 	for _, db := range dbs {
-		if busy[db.ID] || db.Claim != "" || db.Instance == "" || db.Group == "" {
+		if busy[db.ID] || db.Claim != "" || db.Instance == "" || db.Group == "" || db.Dropped() {
 			continue
 		}
 		holder, err := c.describeInstance(ctx, db.Instance)

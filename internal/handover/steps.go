@@ -203,6 +203,14 @@ func (c *Controller) claim(ctx context.Context, m *ledger.Migration) (*ledger.Da
 		} else if err != nil {
 			return nil, fmt.Errorf("reading database %s: %w", m.Database, err)
 		}
+		if db.Dropped() {
+			if len(m.Pool) > 0 {
+				m.Database, m.Update, m.Gated = "", "", false
+				continue // pick another of the pool
+			}
+			m.LastError = fmt.Sprintf("database %s was dropped by environment operation %s: no instance takes it again", db.ID, db.DroppedBy)
+			return nil, nil
+		}
 		if db.Claim == m.ID && len(db.TerminateHolds) == 0 {
 			return db, nil
 		}

@@ -111,6 +111,9 @@ func (c *Controller) sweep(ctx context.Context, act bool) ([]SweepItem, error) {
 	// owner says who needs a resource by id, whatever its tags say.
 	owner := map[string]string{}
 	for _, db := range dbs {
+		if db.Dropped() {
+			continue // its environment's operation deleted it, or will: nothing needs its volume
+		}
 		owner[db.BaseSnapshot] = "the base snapshot of database " + db.ID
 		owner[db.Volume] = "the authoritative volume of database " + db.ID
 	}

@@ -44,6 +44,8 @@ type EnvOp struct {
 	// Migration is a migration's progress: its clone, the entry
 	// listener's switch, the drop of the old environment.
 	Migration *EnvMigration `json:"migration,omitempty"`
+	// Aborting is an abort's progress (handover env abort), once asked.
+	Aborting *EnvAbort `json:"aborting,omitempty"`
 
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`
@@ -194,6 +196,21 @@ type EnvMigration struct {
 	Unchanged []string `json:"unchanged,omitempty"`
 }
 
+// EnvAbort is an abort of an environment operation: where the operation
+// stood when it was asked, what the abort deleted, and how SRC compared
+// with the inventory recorded at the operation's start.
+type EnvAbort struct {
+	From        string    `json:"from"` // the operation's phase and state when the abort was asked
+	RequestedAt time.Time `json:"requested_at"`
+	// Deleted are the resources the abort deleted (or may have: each is
+	// recorded before its delete, Done after).
+	Deleted []EnvItem `json:"deleted,omitempty"`
+	// Checks counts the inventory comparisons that found SRC different;
+	// Differences are the last one's.
+	Checks      int      `json:"checks,omitempty"`
+	Differences []string `json:"differences,omitempty"`
+}
+
 // EnvItem is one thing an environment operation did or made.
 type EnvItem struct {
 	Kind string `json:"kind"` // fence, ebs-snapshot, rds-snapshot, bucket, bucket-copy, target-group, load-balancer, rds, launch-template, database, group
@@ -251,6 +268,12 @@ func (o *EnvOp) Clone() *EnvOp {
 	}
 	if o.Groups == nil {
 		c.Groups = nil
+	}
+	if o.Aborting != nil {
+		a := *o.Aborting
+		a.Deleted = append([]EnvItem(nil), o.Aborting.Deleted...)
+		a.Differences = append([]string(nil), o.Aborting.Differences...)
+		c.Aborting = &a
 	}
 	c.Timeline = append([]UpdateStep(nil), o.Timeline...)
 	return &c

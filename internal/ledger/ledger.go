@@ -345,11 +345,22 @@ type Database struct {
 	// instance: the next pool migration may take it although its instance
 	// is healthy. Gated: that migration must wait for the update's gates.
 	// Both are cleared when a migration commits the database elsewhere.
-	ReplaceBy string    `json:"replace_by,omitempty"`
-	Gated     bool      `json:"gated,omitempty"`
+	ReplaceBy string `json:"replace_by,omitempty"`
+	Gated     bool   `json:"gated,omitempty"`
+	// DroppedAt and DroppedBy record that an environment operation (its
+	// id) dropped the database: its environment is deleted, or being
+	// deleted. The core never claims, heals, pools or holds terminations
+	// for a dropped database, the sweeper no longer counts its volume and
+	// base snapshot as needed, and environment discovery skips it. The
+	// record is kept: it says what became of the database.
+	DroppedAt time.Time `json:"dropped_at,omitzero"`
+	DroppedBy string    `json:"dropped_by,omitempty"`
 	Version   int64     `json:"version"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// Dropped reports whether an environment operation dropped the database.
+func (d *Database) Dropped() bool { return !d.DroppedAt.IsZero() }
 
 // Clone returns a deep copy.
 func (d *Database) Clone() *Database {

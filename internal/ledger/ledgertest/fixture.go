@@ -86,7 +86,8 @@ func CheckFixture(t *testing.T, l ledger.Ledger) {
 	must(t, "reading the database", err)
 	wd := fullDatabase("orders")
 	wd.Version = 1
-	wd.SeedSnapshot = "" // the fixture's handover had no per-database seed
+	wd.SeedSnapshot = ""                         // the fixture's handover had no per-database seed
+	wd.DroppedAt, wd.DroppedBy = time.Time{}, "" // nor dropped databases
 	sameDatabase(t, "database", d, wd)
 
 	u, err := l.GetUpdate(ctx, "upd-fixture")

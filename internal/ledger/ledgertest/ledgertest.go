@@ -135,6 +135,8 @@ func fullDatabase(id string) *ledger.Database {
 		Claim:        "tok-claim",
 		ReplaceBy:    "upd-1",
 		Gated:        true,
+		DroppedAt:    base.Add(3 * time.Minute),
+		DroppedBy:    "env-0abort",
 		TerminateHolds: []ledger.HookRef{
 			{Group: "asg-orders", Hook: "handover-terminate", Token: "tok-held", Instance: "i-0holder",
 				Timeout: 10 * time.Minute, Since: base.Add(5 * time.Second), LastBeat: base.Add(65 * time.Second)},
