@@ -93,6 +93,12 @@ type Step struct {
 	End        time.Time `json:"end,omitzero"`
 	DurationMS int64     `json:"duration_ms"`
 	Note       string    `json:"note,omitempty"`
+	// Calls, Throttled, Errors and Paced are the step's cloud calls, as
+	// ledger.Step counts them.
+	Calls     int `json:"calls,omitempty"`
+	Throttled int `json:"throttled,omitempty"`
+	Errors    int `json:"errors,omitempty"`
+	Paced     int `json:"paced,omitempty"`
 }
 
 // Migration is GET /v1/migrations/{id}.
@@ -186,7 +192,8 @@ func Detail(m *ledger.Migration, now time.Time) Migration {
 		if end.IsZero() {
 			end = now
 		}
-		out.Steps = append(out.Steps, Step{State: s.State.String(), Start: s.Start, End: s.End, DurationMS: end.Sub(s.Start).Milliseconds(), Note: s.Note})
+		out.Steps = append(out.Steps, Step{State: s.State.String(), Start: s.Start, End: s.End, DurationMS: end.Sub(s.Start).Milliseconds(), Note: s.Note,
+			Calls: s.Calls, Throttled: s.Throttled, Errors: s.Errors, Paced: s.Paced})
 	}
 	return out
 }

@@ -92,3 +92,57 @@ func TrimEnvOp(o *ledger.EnvOp) EnvOp {
 	}
 	return EnvOp{c}
 }
+
+// PathLogs: GET, the access-log pipeline as the controller watches it
+// (--logs-metrics-url, --logs-dead-letter-queue-url).
+const PathLogs = "/v1/logs"
+
+// LogSample is one reading of the log pipeline's counters (totals since
+// the pipeline started; a restart starts them again from 0).
+type LogSample struct {
+	At          time.Time `json:"at"`
+	Lines       float64   `json:"lines"`
+	Bytes       float64   `json:"bytes"`
+	Indexed     float64   `json:"indexed"`
+	Duplicates  float64   `json:"duplicates"`
+	Retries     float64   `json:"retries"`
+	Objects     float64   `json:"objects"`
+	DeadLetters float64   `json:"dead_letters"`
+	// LagSum and LagCount are handover_logs_lag_seconds' sum and count
+	// over every format: from S3's event time of an object to its last
+	// line indexed.
+	LagSum   float64 `json:"lag_sum_seconds"`
+	LagCount float64 `json:"lag_count"`
+	// DeadLettersByCause counts the dead letters of each cause.
+	DeadLettersByCause map[string]float64 `json:"dead_letters_by_cause,omitempty"`
+}
+
+// LogDeadLetter is one message of the log pipeline's dead-letter queue.
+type LogDeadLetter struct {
+	SentAt time.Time `json:"sent_at"`
+	Cause  string    `json:"cause,omitempty"`
+	Reason string    `json:"reason"`
+	Bucket string    `json:"bucket,omitempty"`
+	Key    string    `json:"key,omitempty"`
+	Offset int64     `json:"offset"`
+}
+
+// Logs is GET /v1/logs.
+type Logs struct {
+	// Configured is false when the controller was given neither
+	// --logs-metrics-url nor --logs-dead-letter-queue-url.
+	Configured bool   `json:"configured"`
+	MetricsURL string `json:"metrics_url,omitempty"`
+	// Samples are the readings of the last half hour, oldest first, one
+	// every few seconds; Error is why the last reading failed.
+	Samples []LogSample `json:"samples"`
+	Error   string      `json:"error,omitempty"`
+	// DeadLetterQueue is the pipeline's dead-letter queue's depth, and
+	// RecentDeadLetters the newest (at most five) of the messages SQS
+	// showed when the controller looked without taking them (a receive
+	// with a visibility timeout of 0 sees at most ten, not necessarily
+	// the newest of a long queue).
+	DeadLetterQueue   *QueueDepth     `json:"dead_letter_queue,omitempty"`
+	RecentDeadLetters []LogDeadLetter `json:"recent_dead_letters"`
+	DeadLetterError   string          `json:"dead_letter_error,omitempty"`
+}

@@ -47,6 +47,9 @@ type controllerFlags struct {
 	releasePort                    int
 	releaseDevice                  string
 	releaseStepTimeout, releaseTTL time.Duration
+	// The access-log pipeline the dashboard shows (/v1/logs).
+	logsMetricsURL, logsDLQURL string
+	logsEvery                  time.Duration
 }
 
 func newController(stdout, stderr io.Writer) *cobra.Command {
@@ -90,6 +93,8 @@ token from --api-token or HANDOVER_API_TOKEN):
   GET /v1/migrations/{id}    one migration with its per-step timeline
   GET /v1/databases          each database's authoritative volume and epoch
   GET /metrics               Prometheus metrics
+  GET /v1/logs               the access-log pipeline of --logs-metrics-url and
+                             --logs-dead-letter-queue-url
   GET /                      the dashboard (docs/dashboard.md): its page and
                              assets load without the token, then ask for it
                              and read only the /v1 API with it
@@ -133,6 +138,9 @@ come from the standard AWS environment, files or instance role.`,
 	fl.StringVar(&f.releaseDevice, "release-device", release.DefaultDevice, "with --releases: the device release volumes are attached under (the agent's --release-device)")
 	fl.DurationVar(&f.releaseStepTimeout, "release-step-timeout", 5*time.Minute, "with --releases: how long one instance may take to serve a release healthily when finishing a rollout whose publish died")
 	fl.DurationVar(&f.releaseTTL, "release-lease-ttl", 30*time.Second, "with --releases: the channel lease's term (as publish's --lease-ttl)")
+	fl.StringVar(&f.logsMetricsURL, "logs-metrics-url", envOr("HANDOVER_LOGS_METRICS_URL", ""), "the access-log pipeline's metrics (handover logs run --metrics-addr), e.g. http://127.0.0.1:9108/metrics: read every --logs-metrics-interval for GET /v1/logs and the dashboard")
+	fl.DurationVar(&f.logsEvery, "logs-metrics-interval", 5*time.Second, "how often to read --logs-metrics-url (the dashboard keeps the last 360 readings)")
+	fl.StringVar(&f.logsDLQURL, "logs-dead-letter-queue-url", envOr("HANDOVER_LOGS_DEAD_LETTER_QUEUE_URL", ""), "the access-log pipeline's dead-letter queue (its --dlq-url): its depth and newest reasons in GET /v1/logs and the dashboard")
 	return cmd
 }
 
@@ -301,6 +309,12 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return err
 	}
 	d.WithUpdates(runner)
+	if f.logsEvery <= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--logs-metrics-interval %s: give a positive duration", f.logsEvery)}
+	}
+	if err := d.WithLogs(daemon.LogsConfig{MetricsURL: f.logsMetricsURL, DeadLetterURL: f.logsDLQURL, Every: f.logsEvery}); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--logs-metrics-url: %w", err)}
+	}
 	if f.releases {
 		cloud := awscloud.New(ec2.NewFromConfig(eng.aws), autoscaling.NewFromConfig(eng.aws), f.groups)
 		r := &release.Rollout{Cloud: cloud, Ledger: eng.led, Prober: release.HTTPProber{Port: f.releasePort}, Log: log,

@@ -117,6 +117,8 @@ type Daemon struct {
 	// (nil: not in this process).
 	releases     Releaser
 	releaseEvery time.Duration
+	// logs watches an access-log pipeline for /v1/logs (nil: none).
+	logs *logWatch
 
 	// checkStart makes Run check credentials and queues first (see
 	// CheckAtStart); creds are what it resolves.
@@ -227,6 +229,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.releases != nil {
 		wg.Go(func() { d.every(ctx, d.releaseEvery, d.passReleases) })
 	}
+	wg.Go(func() { d.watchLogs(ctx) })
 	wg.Wait()
 	if err := context.Cause(ctx); IsMisconfigured(err) {
 		return err

@@ -99,6 +99,7 @@ func (d *Daemon) routeDashboard(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+api.PathReleases, d.serveReleases)
 	mux.HandleFunc("GET "+api.PathEnvs, d.serveEnvs)
 	mux.HandleFunc("GET "+api.PathEnvs+"/{id}", d.serveEnv)
+	mux.HandleFunc("GET "+api.PathLogs, d.serveLogs)
 }
 
 func (d *Daemon) serveReleases(w http.ResponseWriter, r *http.Request) {

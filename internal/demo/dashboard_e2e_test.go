@@ -130,6 +130,20 @@ func TestDashboard(t *testing.T) {
 	if pause, label := eval[string](t, tab, `document.querySelector('#write-pause').innerText`), formatMS(mig.WritePauseMS); pause != label {
 		t.Errorf("write pause shows %q, want %q (%d ms)", pause, label, mig.WritePauseMS)
 	}
+	// Each step's cloud calls, as the ledger counted them.
+	var calls int
+	for _, s := range mig.Steps {
+		calls += s.Calls
+	}
+	if calls == 0 {
+		t.Errorf("no cloud call recorded in any step of %s: %+v", mig.ID, mig.Steps)
+	}
+	cells := eval[[]string](t, tab, `Array.from(document.querySelectorAll('#steps tbody td.calls')).map(td => td.innerText.trim())`)
+	for i, s := range mig.Steps {
+		if i < len(cells) && s.Calls > 0 && !strings.HasPrefix(cells[i], strconv.Itoa(s.Calls)) {
+			t.Errorf("step %s shows cloud calls %q, want %d", s.State, cells[i], s.Calls)
+		}
+	}
 	shoot(t, tab, shots, "handover-1280.png")
 
 	page("#/env/"+envOps[0], "#env-steps")

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -100,6 +101,11 @@ type Env struct {
 	// most once per poll), so benchmarks can act at a step.
 	OnStep func(state string)
 
+	// logsMetricsAddr is where the logs scenario's pipeline serves its
+	// metrics, which the controllers watch (--logs-metrics-url) for the
+	// dashboard.
+	logsMetricsAddr string
+
 	mu          sync.Mutex
 	controllers []*Controller
 }
@@ -165,6 +171,11 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	if err := e.createQueue(ctx); err != nil {
 		return nil, err
 	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	e.logsMetricsAddr = "127.0.0.1:" + strconv.Itoa(port)
 	for i := range o.Controllers {
 		if _, err := e.StartController(ctx, i+1); err != nil {
 			return nil, err
@@ -262,7 +273,10 @@ func (e *Env) StartController(ctx context.Context, n int) (*Controller, error) {
 	args := []string{"controller", "--endpoint-url", e.Endpoint, "--queue-url", e.QueueURL, "--ledger", e.opts.Ledger,
 		"--listen", addr, "--holder", fmt.Sprintf("controller-%d", n),
 		"--poll-interval", "100ms", "--advance-interval", "100ms", "--reconcile-interval", "2s",
-		"--sweep-interval", "2s", "--lease-ttl", "3s", "--sweep-grace", "1m", "--queue-wait", "1s", "--log-level", "debug"}
+		"--sweep-interval", "2s", "--lease-ttl", "3s", "--sweep-grace", "1m", "--queue-wait", "1s", "--log-level", "debug",
+		// The logs scenario's pipeline, for the dashboard.
+		"--logs-metrics-url", "http://" + e.logsMetricsAddr + "/metrics", "--logs-metrics-interval", "1s",
+		"--logs-dead-letter-queue-url", strings.TrimSuffix(e.QueueURL, "handover-events") + logDLQ}
 	if e.opts.NoPreCopy {
 		args = append(args, "--no-pre-copy")
 	}

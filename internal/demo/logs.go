@@ -436,11 +436,8 @@ type pipeline struct {
 // startPipeline starts `handover logs run` number n against the local
 // cloud's queue and OpenSearch endpoint, and waits for its metrics.
 func (e *Env) startPipeline(ctx context.Context, n int, queueURL, dlqURL string) (*pipeline, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	// On the address the controller watches (one pipeline runs at a time).
+	addr := e.logsMetricsAddr
 	logPath := filepath.Join(e.opts.DataDir, fmt.Sprintf("logs-run-%d.log", n))
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -72,7 +72,7 @@ func (c *Controller) Advance(ctx context.Context, id string) error {
 // advanceOnce runs at most one step of m and stores its outcome. It reports
 // whether another step may follow at once.
 func (c *Controller) advanceOnce(ctx context.Context, m *ledger.Migration) (bool, error) {
-	ctx = context.WithValue(ctx, passKey{}, &pass{})
+	ctx = context.WithValue(ctx, passKey{}, &pass{m: m})
 	if err := c.heartbeat(ctx, m); err != nil {
 		return false, err
 	}
@@ -216,10 +216,20 @@ func (c *Controller) call(ctx context.Context, family pacing.Family, what string
 		defer func() { p.admitted = true }()
 	}
 	if ok, wait := take(family); !ok {
+		countCall(ctx, func(s *ledger.Step) { s.Paced++ })
 		return &pacedError{wait: wait}
 	}
 	err := fn()
 	c.obs.CloudCall(family, err)
+	countCall(ctx, func(s *ledger.Step) {
+		s.Calls++
+		switch {
+		case errors.Is(err, ErrThrottled):
+			s.Throttled++
+		case err != nil:
+			s.Errors++
+		}
+	})
 	switch {
 	case err == nil:
 		c.pacer.Succeeded(family)
@@ -242,6 +252,19 @@ func (c *Controller) call(ctx context.Context, family pacing.Family, what string
 type pass struct {
 	admitted bool
 	borrowed int
+	// m is the migration the pass advances: its current step counts the
+	// pass's cloud calls (the dashboard shows them per step).
+	m *ledger.Migration
+}
+
+// countCall adds a call to the current step of the pass's migration, if
+// the call is made in a pass (reconcile's are not).
+func countCall(ctx context.Context, add func(*ledger.Step)) {
+	p, ok := ctx.Value(passKey{}).(*pass)
+	if !ok || p.m == nil || len(p.m.Timeline) == 0 {
+		return
+	}
+	add(&p.m.Timeline[len(p.m.Timeline)-1])
 }
 
 type passKey struct{}

@@ -189,6 +189,15 @@ type Step struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end,omitzero"`
 	Note  string    `json:"note,omitempty"`
+	// Calls counts the cloud calls made while the migration was in this
+	// step; Throttled and Errors those of them answered with throttling or
+	// another error, Paced the calls the controller's own pacer held back.
+	// Counted in memory and stored with the step's next save, so a pass
+	// that lost a compare-and-set race is not counted.
+	Calls     int `json:"calls,omitempty"`
+	Throttled int `json:"throttled,omitempty"`
+	Errors    int `json:"errors,omitempty"`
+	Paced     int `json:"paced,omitempty"`
 }
 
 // Migration is one handover, keyed by the lifecycle action token. Backends

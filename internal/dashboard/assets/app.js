@@ -7,6 +7,7 @@ import * as handovers from './pages/handovers.js';
 import * as updates from './pages/updates.js';
 import * as envs from './pages/envs.js';
 import * as releases from './pages/releases.js';
+import * as logs from './pages/logs.js';
 
 const routes = [
   [/^\/?$/, overview.render, 'overview'],
@@ -19,6 +20,7 @@ const routes = [
   [/^\/envs$/, envs.list, 'envs'],
   [/^\/env\/(.+)$/, envs.detail, 'envs'],
   [/^\/releases$/, releases.render, 'releases'],
+  [/^\/logs$/, logs.render, 'logs'],
 ];
 
 const POLL_MS = 2000;

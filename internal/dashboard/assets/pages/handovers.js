@@ -6,6 +6,7 @@ import { gantt } from '../charts.js';
 import { recentCols } from './overview.js';
 
 const terminal = (s) => s === 'Committed' || s === 'Aborted';
+const sum = (xs, k) => xs.reduce((a, x) => a + (x[k] || 0), 0);
 
 export async function list({ now }) {
   const { migrations } = await get('/v1/migrations?limit=500');
@@ -21,8 +22,16 @@ function ganttRows(m, now) {
     let end = s.end ? Date.parse(s.end) : null;
     if (terminal(s.state)) end = start;
     else if (!end && i < m.steps.length - 1) end = Date.parse(m.steps[i + 1].start);
-    return { label: s.state, start, end, note: s.note, cls: terminal(s.state) ? 'end ' + s.state : s.state };
+    const note = [s.note, s.calls ? `${s.calls} cloud calls${s.throttled ? `, ${s.throttled} throttled` : ''}` : ''].filter(Boolean).join(' · ');
+    return { label: s.state, start, end, note, cls: terminal(s.state) ? 'end ' + s.state : s.state };
   });
+}
+
+// calls says what a step asked of the cloud: "4", "5 · 1 throttled".
+function calls(s) {
+  if (!s.calls && !s.paced) return '–';
+  const extra = [s.throttled ? `${s.throttled} throttled` : '', s.errors ? `${s.errors} failed` : '', s.paced ? `${s.paced} held back` : ''].filter(Boolean);
+  return h('span', { class: s.throttled || s.errors ? 'warn-text' : '' }, [String(s.calls || 0), ...extra].join(' · '));
 }
 
 function fenceStart(m) {
@@ -45,7 +54,8 @@ export async function detail({ params: [id], width, now }) {
     tile('Write pause', h('span', { id: 'write-pause' }, from ? dur(m.write_pause_ms) : '–'), from ? 'fence to commit' : 'nothing was fenced', from ? 'paused' : ''),
     tile('Took', dur(m.duration_ms), running ? 'running' : `ended ${ago(m.updated_at, now)}`),
     tile('Epoch', `${m.from_epoch} → ${m.fence_epoch || m.from_epoch + (m.state === 'Committed' ? 1 : 0)}`, m.state === 'Committed' ? 'new volume authoritative' : ''),
-    tile('Retries', num(m.attempts || 0), m.last_error ? 'of the current step' : 'no error', m.last_error ? 'warn' : ''));
+    tile('Retries', num(m.attempts || 0), m.last_error ? 'of the current step' : 'no error', m.last_error ? 'warn' : ''),
+    tile('Cloud calls', num(sum(m.steps, 'calls')), `${sum(m.steps, 'throttled')} throttled · ${sum(m.steps, 'errors')} failed · ${sum(m.steps, 'paced')} held back`, sum(m.steps, 'throttled') ? 'warn' : ''));
 
   const problems = m.last_error ? card('Last error', errorBox(m.last_error), null, 'alert') : null;
 
@@ -59,6 +69,7 @@ export async function detail({ params: [id], width, now }) {
     { label: 'Step', cell: (s) => pill(s.state) },
     { label: 'Start', cell: (s) => '+' + dur(Date.parse(s.start) - t0), cls: 'num' },
     { label: 'Duration', cell: (s) => (terminal(s.state) ? '–' : dur(s.duration_ms) + (s.end ? '' : ' …')), cls: 'num' },
+    { label: 'Cloud calls', cell: (s) => calls(s), cls: 'num calls' },
     { label: 'Note', cell: (s) => s.note || '' },
   ], m.steps.map((s, i) => ({ ...s, n: i + 1 })), 'No steps yet.', { id: 'steps' }));
 
