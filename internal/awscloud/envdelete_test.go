@@ -127,6 +127,21 @@ func TestEnvDeleterLocalCloud(t *testing.T) {
 	if _, err := d.OwnedResources(ctx, ""); err == nil {
 		t.Error("OwnedResources of an empty id: no error")
 	}
+	// Every operation's, for the sweeper: op-1's and op-2's bucket, not SRC's.
+	all, warnings, err := d.EnvOpResources(ctx)
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("EnvOpResources: %v %v", err, warnings)
+	}
+	byOp := map[string]int{}
+	for _, r := range all {
+		byOp[r.Op]++
+		if r.Name == "web" {
+			t.Errorf("EnvOpResources lists SRC's %s", r.Owned)
+		}
+	}
+	if byOp["op-1"] != len(want) || byOp["op-2"] != 1 || len(byOp) != 2 {
+		t.Errorf("EnvOpResources by operation %v, want op-1: %d, op-2: 1", byOp, len(want))
+	}
 
 	// The target group first, while the listener still forwards to it:
 	// refused, retried, and failing once the wait runs out, naming why.

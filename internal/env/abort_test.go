@@ -425,3 +425,36 @@ func TestAbortMigration(t *testing.T) {
 		})
 	}
 }
+
+// A clone quiesced by standby, aborted with SRC's instances in Standby:
+// they come back, MinSize and DesiredCapacity as before, SRC as it was.
+func TestAbortStandbyClone(t *testing.T) {
+	x, fr, fb := cloneRunRig(t)
+	fd := &fakeDelete{fakeBuild: fb}
+	req := CloneRequest{Source: ByName("staging"), Dest: "prod", Quiesce: QuiesceStandby, Sets: []Set{{From: "mail.example.com", To: "mail.prod.example.com"}}}
+	op, _, err := x.r.StartClone(context.Background(), fr, req)
+	must(t, err)
+	for i := 0; ; i++ {
+		g := x.cloud.groups["staging-kv"]
+		standby := 0
+		for _, in := range g.Instances {
+			if in.Lifecycle == lcStandby {
+				standby++
+			}
+		}
+		if standby == 2 {
+			break
+		}
+		if i > 50 {
+			t.Fatalf("SRC's instances never reached Standby: %+v", g.Instances)
+		}
+		_, err := x.r.advanceOnce(context.Background(), op.ID)
+		must(t, err)
+	}
+	done := x.abort(fb, fd, op.ID)
+	checkAborted(t, x, fb, fd, done)
+	g := x.cloud.groups["staging-kv"]
+	if g.Min != 2 || g.Desired != 2 {
+		t.Errorf("SRC's group min %d desired %d after the abort, want 2 and 2", g.Min, g.Desired)
+	}
+}

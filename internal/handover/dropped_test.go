@@ -83,3 +83,32 @@ func TestDroppedDatabaseHoldsNoTermination(t *testing.T) {
 		t.Errorf("holds %+v on a dropped database", db.TerminateHolds)
 	}
 }
+
+// The sweeper no longer counts a dropped database's volume and base
+// snapshot as needed: they are judged by their tags like any other.
+func TestDroppedDatabaseNotProtectedFromSweep(t *testing.T) {
+	for _, dropped := range []bool{false, true} {
+		e := newEnv(t)
+		e.addSourceAs("") // vol-old detached, tagged with a migration the ledger does not know, two days old
+		if dropped {
+			e.drop(database)
+		}
+		items, err := e.ctl.PlanSweep(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, it := range items {
+			if it.ID != oldVol && it.ID != oldBase {
+				continue
+			}
+			seen++
+			if it.Delete != dropped {
+				t.Errorf("dropped %v: %s %s judged delete=%v (%s)", dropped, it.Kind, it.ID, it.Delete, it.Reason)
+			}
+		}
+		if seen != 2 {
+			t.Errorf("dropped %v: the sweep judged %d of the volume and base snapshot", dropped, seen)
+		}
+	}
+}
