@@ -1,9 +1,9 @@
 #!/bin/sh
 # Environments (S3, issue 15): what env verify costs. On the environment
 # bench/envclone builds (two database volumes, an RDS table, a bucket of
-# objects), three clones in a row -- --manifests=false, with manifests,
-# --manifests=false -- each after every volume's data is rewritten, then
-# env verify of the one with manifests. Writes the raw output to raw.txt;
+# objects), five clones in a row, alternately --manifests=false and with
+# manifests (without first and last), each after every volume's data is
+# rewritten, then env verify of the first with manifests. Writes the raw output to raw.txt;
 # RESULTS.md quotes it.
 #   bench/envverify/run.sh [VOLUME_MIB [DB_MIB [OBJECTS]]]   (default 1024 1024 10000)
 set -eu
