@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
@@ -23,6 +25,7 @@ import (
 	"github.com/handover-dev/handover/internal/awscloud"
 	"github.com/handover-dev/handover/internal/clock"
 	"github.com/handover-dev/handover/internal/daemon"
+	"github.com/handover-dev/handover/internal/env"
 	"github.com/handover-dev/handover/internal/fence"
 	"github.com/handover-dev/handover/internal/fence/ssmfence"
 	"github.com/handover-dev/handover/internal/handover"
@@ -93,6 +96,9 @@ token from --api-token or HANDOVER_API_TOKEN):
   GET /v1/migrations/{id}    one migration with its per-step timeline
   GET /v1/databases          each database's authoritative volume and epoch
   GET /metrics               Prometheus metrics
+  GET /v1/envs, /v1/envs/{id} environment operations (handover env)
+  POST /v1/envs/{id}/abort   abort one, as handover env abort does; the
+                             controller carries every abort to its end
   GET /v1/logs               the access-log pipeline of --logs-metrics-url and
                              --logs-dead-letter-queue-url
   GET /                      the dashboard (docs/dashboard.md): its page and
@@ -142,6 +148,27 @@ come from the standard AWS environment, files or instance role.`,
 	fl.DurationVar(&f.logsEvery, "logs-metrics-interval", 5*time.Second, "how often to read --logs-metrics-url (the dashboard keeps the last 360 readings)")
 	fl.StringVar(&f.logsDLQURL, "logs-dead-letter-queue-url", envOr("HANDOVER_LOGS_DEAD_LETTER_QUEUE_URL", ""), "the access-log pipeline's dead-letter queue (its --dlq-url): its depth and newest reasons in GET /v1/logs and the dashboard")
 	return cmd
+}
+
+// controllerEnvRunner is the environment runner the controller carries
+// aborts with (POST /v1/envs/{id}/abort, the dashboard's button): the same
+// tools `handover env abort` uses.
+func controllerEnvRunner(eng *engine, f controllerFlags, log *slog.Logger) (*env.Runner, error) {
+	cfg := env.DefaultConfig()
+	cfg.Holder, cfg.LeaseTTL = f.holder, f.leaseTTL
+	pathStyle := f.endpoint != ""
+	s3c := s3.NewFromConfig(eng.aws, func(o *s3.Options) {
+		o.UsePathStyle = pathStyle
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	c := eng.aws
+	cloud := awscloud.NewEnvironments(autoscaling.NewFromConfig(c), elasticloadbalancingv2.NewFromConfig(c), rds.NewFromConfig(c), s3c, c.Region)
+	r, err := env.New(cfg, eng.led, cloud, cloud, clock.Real{}, log)
+	if err != nil {
+		return nil, fmt.Errorf("setting up environment aborts: %w", err)
+	}
+	runTools(r, &envTools{led: eng.led, cloud: cloud, aws: c, s3: s3c}, f.servicePort)
+	return r, nil
 }
 
 // releaseFlagsValid checks the --release-* flags.
@@ -309,6 +336,11 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return err
 	}
 	d.WithUpdates(runner)
+	envRunner, err := controllerEnvRunner(eng, f, log)
+	if err != nil {
+		return err
+	}
+	d.WithEnvs(envRunner)
 	if f.logsEvery <= 0 {
 		return &exitError{code: 2, err: fmt.Errorf("--logs-metrics-interval %s: give a positive duration", f.logsEvery)}
 	}

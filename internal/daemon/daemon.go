@@ -119,6 +119,8 @@ type Daemon struct {
 	releaseEvery time.Duration
 	// logs watches an access-log pipeline for /v1/logs (nil: none).
 	logs *logWatch
+	// envs carries environment aborts (nil: not in this process).
+	envs EnvRunner
 
 	// checkStart makes Run check credentials and queues first (see
 	// CheckAtStart); creds are what it resolves.
@@ -230,6 +232,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Go(func() { d.every(ctx, d.releaseEvery, d.passReleases) })
 	}
 	wg.Go(func() { d.watchLogs(ctx) })
+	if d.envs != nil {
+		wg.Go(func() { d.every(ctx, d.cfg.AdvanceEvery, d.advanceEnvAborts) })
+	}
 	wg.Wait()
 	if err := context.Cause(ctx); IsMisconfigured(err) {
 		return err

@@ -55,18 +55,17 @@ func TestDashboard(t *testing.T) {
 		ResourceType: aws.String("auto-scaling-group"), Key: aws.String("handover:environment"), Value: aws.String("tenants")}}}); err != nil {
 		t.Fatal(err)
 	}
-	var envOps []string
-	for _, verb := range []string{"standby", "resume"} {
-		code, out, errOut := cli.run("env", verb, "tenants", "--poll", "200ms", "--output", "json")
-		if code != 0 {
-			t.Fatalf("env %s: exit %d\n%s\n%s", verb, code, out, errOut)
-		}
-		var op struct{ ID string }
-		if err := json.Unmarshal([]byte(out), &op); err != nil || op.ID == "" {
-			t.Fatalf("env %s --output json: %v\n%s", verb, err, out)
-		}
-		envOps = append(envOps, op.ID)
+	// A short lease: the controller carries the abort once the
+	// command's lease (kept while the standby lasts) lapses.
+	code, out, errOut := cli.run("env", "standby", "tenants", "--poll", "200ms", "--lease-ttl", "2s", "--output", "json")
+	if code != 0 {
+		t.Fatalf("env standby: exit %d\n%s\n%s", code, out, errOut)
 	}
+	var standby struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &standby); err != nil || standby.ID == "" {
+		t.Fatalf("env standby --output json: %v\n%s", err, out)
+	}
+	envOps := []string{standby.ID}
 
 	mig, err := e.API().Migration(ctx, r.MigrationID)
 	if err != nil {
@@ -159,7 +158,35 @@ func TestDashboard(t *testing.T) {
 	if len(wantPhases) < 2 || !slices.Equal(envSteps, wantPhases) {
 		t.Errorf("the standby's page shows the steps %v, want the recorded %v", envSteps, wantPhases)
 	}
+	// The standby is aborted from its page: the button asks first, then
+	// makes the call handover env abort makes, and the controller carries
+	// it out (the instances come back, the standby ends Aborted).
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS("#abort")), chromedp.WaitVisible(chromedp.CSS("#modal-confirm"))); err != nil {
+		t.Fatalf("the standby's abort button: %v", err)
+	}
+	shoot(t, tab, shots, "env-abort-1280.png")
+	if err := chromedp.Do(tab, chromedp.SendKeys(chromedp.CSS("#modal-reason"), "TestDashboard"), chromedp.Click(chromedp.CSS("#modal-confirm"))); err != nil {
+		t.Fatalf("confirming the abort: %v", err)
+	}
+	var state string
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		var op struct{ State string }
+		apiGet(t, base+"/v1/envs/"+standby.ID, tok, &op)
+		if state = op.State; state == "Aborted" {
+			break
+		}
+	}
+	if state != "Aborted" {
+		t.Fatalf("the standby aborted from the dashboard is %s, want Aborted", state)
+	}
+	if err := chromedp.Do(tab, chromedp.Navigate(base+root+"#/envs"), chromedp.Navigate(base+root+"#/env/"+standby.ID),
+		chromedp.WaitVisible(chromedp.CSS("#env-steps"))); err != nil {
+		t.Fatal(err)
+	}
 	shoot(t, tab, shots, "env-1280.png")
+	if n := eval[int](t, tab, `document.querySelectorAll('#abort').length`); n != 0 {
+		t.Errorf("the aborted standby still offers its abort button")
+	}
 
 	page("#/update/"+u.UpdateID, "#update-migrations")
 	links := eval[[]string](t, tab, `Array.from(document.querySelectorAll('#update-migrations tbody tr td:first-child a')).map(a => a.title)`)

@@ -1,5 +1,5 @@
 // Inline SVG charts, sized to the width the page has (redrawn on resize).
-import { s, h, dur } from './ui.js';
+import { s, h, dur, clock } from './ui.js';
 
 // niceStep picks a tick step of 1, 2 or 5 times a power of ten so that
 // span holds about n ticks.
@@ -99,9 +99,8 @@ export function line(series, { width, height = 160, fmt = String, empty = 'Colle
     const d = x.points.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join('');
     svg.append(s('path', { class: 'series s' + (i % 4) + ' ' + (x.cls || ''), d }, s('title', {}, x.name)));
   });
-  const span = tmax - tmin;
-  svg.append(s('text', { class: 'axis', x: left, y: height - 3 }, '−' + dur(span)),
-    s('text', { class: 'axis', x: width - 2, y: height - 3, 'text-anchor': 'end' }, 'now'));
+  svg.append(s('text', { class: 'axis', x: left, y: height - 3 }, clock(tmin)),
+    s('text', { class: 'axis', x: width - 2, y: height - 3, 'text-anchor': 'end' }, clock(tmax)));
   const legend = series.length > 1 ? h('div', { class: 'legend' }, series.map((x, i) => h('span', { class: 'key s' + (i % 4) }, x.name))) : null;
   return h('div', { class: 'chart' }, svg, legend);
 }

@@ -1,6 +1,7 @@
 // Environments: every operation (standby, clone, …) with its steps, the
 // groups it touched, what a clone made, and its verify results.
-import { get } from '../api.js';
+import { get, post } from '../api.js';
+import { confirmAction } from '../modal.js';
 import { h, card, table, kv, pill, dur, ago, stamp, num, instanceLink, errorBox, tile } from '../ui.js';
 import { gantt } from '../charts.js';
 
@@ -23,12 +24,42 @@ export async function list({ now }) {
     ], ops, 'No environment operation yet (handover env standby, handover env clone).', { id: 'envs' })));
 }
 
-export async function detail({ params: [id], width, now }) {
+// abortable: what `handover env abort` accepts (the server has the last
+// word): a standby under way, a clone or migration not aborted yet and not
+// already aborting.
+const abortable = (o) => o.state !== 'Aborted' && !o.aborting && (o.op === 'standby' ? running(o) && !(o.resume_requested && o.abort) : true);
+
+function abortButton(o, refresh) {
+  if (!abortable(o)) return null;
+  const what = o.op === 'standby'
+    ? 'Every instance comes back out of Standby and the groups\' capacities are restored exactly; the standby ends Aborted.'
+    : `The source is un-quiesced, everything the ${o.op} made${o.clone ? ' in ' + o.clone.dest : ''} is deleted, and the source's inventory is checked unchanged.`;
+  return h('button', {
+    type: 'button', class: 'danger', id: 'abort',
+    onclick: async (e) => {
+      const reason = await confirmAction({ title: `Abort the ${o.op} of ${o.environment}?`, body: what + ' This is what handover env abort does.', confirm: 'Abort', reasonLabel: 'Reason (logged by the controller)' });
+      if (reason === null) return;
+      e.target.disabled = true;
+      try { await post('/v1/envs/' + encodeURIComponent(o.id) + '/abort', { reason: reason || 'aborted from the dashboard' }); } catch (err) { toast(err.message); }
+      refresh();
+    },
+  }, 'Abort…');
+}
+
+function toast(msg) {
+  const el = errorBox(msg);
+  el.classList.add('toast');
+  document.body.append(el);
+  setTimeout(() => el.remove(), 8000);
+}
+
+export async function detail({ params: [id], width, now, refresh }) {
   const o = await get('/v1/envs/' + encodeURIComponent(id));
   const steps = o.timeline || [];
   const c = o.clone;
   const head = h('div', { class: 'title' }, h('h1', {}, `${o.op} of `, h('b', {}, o.environment), c ? [' → ', h('b', {}, c.dest)] : ''),
-    pill(o.state), running(o) ? h('span', { class: 'live-dot', title: 'live' }) : null);
+    pill(o.state), running(o) ? h('span', { class: 'live-dot', title: 'live' }) : null, h('span', { class: 'spacer' }),
+    o.aborting || (o.abort && running(o)) ? h('span', { class: 'pill warn' }, 'aborting') : null, abortButton(o, refresh));
   const quiesce = c && c.quiesced_at ? (Date.parse(c.unquiesced_at || '') || now) - Date.parse(c.quiesced_at) : null;
   const tiles = h('div', { class: 'tiles' },
     tile('Phase', o.phase || '–', o.resume_requested ? (o.abort ? 'abort requested' : 'resume requested') : ''),

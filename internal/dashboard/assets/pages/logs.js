@@ -21,7 +21,7 @@ function rates(samples) {
   return out;
 }
 
-const perSec = (v) => (v >= 100 ? num(Math.round(v)) : v.toFixed(v >= 10 ? 1 : 2)) + '/s';
+const perSec = (v) => (v === 0 ? '0' : v >= 100 ? num(Math.round(v)) : v.toFixed(v >= 10 ? 1 : 2)) + '/s';
 
 export async function render({ width, now }) {
   const lg = await get('/v1/logs');
@@ -42,7 +42,7 @@ export async function render({ width, now }) {
   const dq = lg.dead_letter_queue;
 
   const tiles = h('div', { class: 'tiles' },
-    tile('Lines per second', h('span', { id: 'lines-rate' }, perSec(avg(recent, (x) => x.lines))), last ? `${num(last.lines)} lines in all` : 'no reading yet', 'busy'),
+    tile('Lines per second', h('span', { id: 'lines-rate' }, perSec(avg(recent, (x) => x.lines))), last ? `${num(last.lines)} lines in all${lg.error ? ', at the last reading' : ''}` : 'no reading yet', 'busy'),
     tile('Lag', lastLag === null ? '–' : dur(lastLag * 1000), 'S3 event to last line indexed', lastLag > 300 ? 'warn' : ''),
     tile('Retries', last ? num(last.retries) : '–', `${perSec(avg(recent, (x) => x.retries))} now · bulk items sent again`, last && last.retries ? 'warn' : ''),
     tile('Dead letters', last ? num(last.dead_letters) : '–', dq ? (dq.error ? 'DLQ unreadable' : `${num(dq.visible + dq.in_flight)} in the queue`) : 'no DLQ given', (last && last.dead_letters) || (dq && dq.visible) ? 'bad' : 'good'),
