@@ -54,6 +54,11 @@ func apiFixture(t *testing.T, token string) string {
 	if err := led.SaveDatabase(t.Context(), &ledger.Database{ID: "orders", Volume: "vol-9", Instance: "i-new", Zone: "us-east-1b", Epoch: 4}); err != nil {
 		t.Fatal(err)
 	}
+	// A database an environment abort dropped.
+	if err := led.SaveDatabase(t.Context(), &ledger.Database{ID: "orders-prod", Volume: "vol-p", Zone: "us-east-1a", Epoch: 1,
+		DroppedAt: now.Add(-time.Hour), DroppedBy: "env-0abort"}); err != nil {
+		t.Fatal(err)
+	}
 	cfg := daemon.DefaultConfig()
 	cfg.QueueURL, cfg.Holder = "q", "controller-1"
 	d, err := daemon.New(cfg, idleEngine{}, idleQueue{}, led, clock.NewFake(now), nil, nil)
@@ -68,8 +73,14 @@ func apiFixture(t *testing.T, token string) string {
 func TestStatusAndMigrationsCommands(t *testing.T) {
 	url := apiFixture(t, "")
 	out, errs, code := run(t, "status", "--api", url)
-	if code != 0 || !strings.Contains(out, "controller controller-1") || !strings.Contains(out, "orders    i-new     vol-9   us-east-1b  4") {
+	if code != 0 || !strings.Contains(out, "controller controller-1") || !strings.Contains(out, "orders       i-new     vol-9   us-east-1b  4      -       -") ||
+		!strings.Contains(out, "dropped by env-0abort at 2026-11-26T08:00:00Z") {
 		t.Errorf("status = %d\n%s%s", code, out, errs)
+	}
+	out, errs, code = run(t, "status", "--api", url, "--output", "json")
+	var rep StatusReport
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Databases) != 2 || rep.Databases[1].DroppedBy != "env-0abort" || rep.Databases[0].DroppedBy != "" {
+		t.Errorf("status --output json = %d\n%s%s", code, out, errs)
 	}
 	out, errs, code = run(t, "migrations", "list", "--api", url, "--output", "json")
 	var ms api.Migrations
