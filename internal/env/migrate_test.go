@@ -378,3 +378,62 @@ func TestPlanMigrateRefuses(t *testing.T) {
 		})
 	}
 }
+
+// A fail-back killed at any of its calls, run again, still ends with the
+// entry on SRC's target group and SRC unfenced.
+func TestMigrateFailBackKilledAtEveryCall(t *testing.T) {
+	failBack := func(t *testing.T, crashAt int, before bool) (*rig, *fakeBuild, *fakeMigrate, *ledger.EnvOp, int) {
+		x, fr, fb, fm := migrateRig(t)
+		start := func() string {
+			x.wire(fr, fb, fm, true)
+			op, _, err := x.r.StartMigrate(context.Background(), fr, migrateReq)
+			must(t, err)
+			return op.ID
+		}
+		id := start()
+		x.drive(id, start, func(o *ledger.EnvOp) bool { return o.Phase == PhaseMigrateBake })
+		fm.unhealthy["i-prod-kv-00"] = true
+		calls := x.cloud.calls
+		if crashAt > 0 {
+			x.cloud.crashAt, x.cloud.crashBefore = calls+crashAt, before
+		}
+		op := x.drive(id, start, func(o *ledger.EnvOp) bool { return o.State.Terminal() })
+		return x, fb, fm, op, x.cloud.calls - calls
+	}
+	_, _, _, _, total := failBack(t, 0, false)
+	if total == 0 {
+		t.Fatal("the fail-back made no call")
+	}
+	for at := 1; at <= total; at++ {
+		for _, before := range []bool{true, false} {
+			t.Run(fmt.Sprintf("call %d before %v", at, before), func(t *testing.T) {
+				_, fb, fm, op, _ := failBack(t, at, before)
+				if op.State != ledger.UpdateFailed || !op.Migration.SwitchedBack {
+					t.Fatalf("migration %s, switched back %v: %s", op.State, op.Migration.SwitchedBack, op.Error)
+				}
+				if got := fm.listeners["arn:l/1"]; got != "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/staging-kv-tg/abc" {
+					t.Errorf("the entry forwards to %s", got)
+				}
+				if len(fb.fenced) != 0 || len(fm.dropped) != 0 {
+					t.Errorf("fenced %v, dropped %v", fb.fenced, fm.dropped)
+				}
+			})
+		}
+	}
+}
+
+// DST's targets not healthy within the health timeout: the migration
+// gives up before the switch, and SRC's writes come back.
+func TestMigrateHealthTimeout(t *testing.T) {
+	x, fr, fb, fm := migrateRig(t)
+	fm.unhealthy["i-prod-kv-01"] = true
+	req := migrateReq
+	req.HealthTimeout = 10 * time.Second
+	x.wire(fr, fb, fm, true)
+	op, _, err := x.r.StartMigrate(t.Context(), fr, req)
+	must(t, err)
+	op = x.drive(op.ID, func() string { return op.ID }, func(o *ledger.EnvOp) bool { return o.State.Terminal() })
+	if op.State != ledger.UpdateFailed || !strings.Contains(op.Error, "1 of 2 healthy") || op.Migration.Switching || len(fb.fenced) != 0 {
+		t.Errorf("migration %s (switching %v, fenced %v): %s", op.State, op.Migration.Switching, fb.fenced, op.Error)
+	}
+}
