@@ -95,6 +95,8 @@ type ClonePlan struct {
 	// HoldQuiesce: SRC stays fenced after the snapshots, until a
 	// migration's cutover (see CloneRequest).
 	HoldQuiesce bool `json:"hold_quiesce,omitempty"`
+	// Parent is the migration whose clone this is (see CloneRequest).
+	Parent string `json:"parent,omitempty"`
 	// Fence lists the databases fenced under their current epochs (fence
 	// mode); Standby the groups' standbys (standby mode).
 	Fence   []FencePlan `json:"fence,omitempty"`
@@ -291,7 +293,7 @@ func (r *Runner) PlanClone(ctx context.Context, cr CloneReader, req CloneRequest
 	if req.HoldQuiesce && req.Quiesce != QuiesceFence {
 		return nil, nil, badRequestf("a clone that holds its quiesce fences SRC's databases (reads stay up); --quiesce %s cannot be held", req.Quiesce)
 	}
-	p := &ClonePlan{Source: src, Selector: req.Source, Destination: dst, Quiesce: req.Quiesce, HoldQuiesce: req.HoldQuiesce,
+	p := &ClonePlan{Source: src, Selector: req.Source, Destination: dst, Quiesce: req.Quiesce, HoldQuiesce: req.HoldQuiesce, Parent: req.Parent,
 		Snapshots: []SnapshotPlan{}, Copies: []CopyPlan{}, Creates: []CreatePlan{}, Rewrites: []RewritePlan{}}
 	name := func(kind, n string) string { return cloneName(kind, n, src, dst) }
 	var bad []string
