@@ -24,7 +24,7 @@ import (
 func newEnvMigrate(stdout, stderr io.Writer) *cobra.Command {
 	var f envFlags
 	var dryRun, deleteData bool
-	var to, entry string
+	var to, entry, verifyCmd, passwordFile, sslMode string
 	var bake, healthTimeout time.Duration
 	var sets []string
 	var servicePort int
@@ -37,7 +37,10 @@ func newEnvMigrate(stdout, stderr io.Writer) *cobra.Command {
      with 503 and Retry-After, reads stay up), snapshots, buckets copied, DST
      built, as handover env clone does, except that the fence is HELD: no
      write is acknowledged by NAME after its snapshots;
-  2. verify DST against the snapshots (handover env verify);
+  2. verify DST against the snapshots, as handover env verify does (it reads
+     the RDS tables as the master user: $HANDOVER_RDS_PASSWORD or
+     --rds-password-file; --verify-cmd runs a check of your own), NAME still
+     fenced; a mismatch ends the migration before the cutover;
   3. cut over: a copy of DST's target group is made on the entry listener's
      load balancer (a target group belongs to one load balancer), DST's
      instances registered in it and health-checked behind a temporary
@@ -81,7 +84,7 @@ fence; DST is left for handover env abort.`,
 			if f.stack {
 				return &exitError{code: 2, err: fmt.Errorf("--stack: a migration re-tags DST with handover:environment=%s, so it selects by handover:environment, not a CloudFormation stack", args[0])}
 			}
-			req := env.MigrateRequest{Name: args[0], Dest: to, Entry: entry, Bake: bake, HealthTimeout: healthTimeout, DeleteData: deleteData}
+			req := env.MigrateRequest{Name: args[0], Dest: to, Entry: entry, Bake: bake, HealthTimeout: healthTimeout, DeleteData: deleteData, VerifyCmd: verifyCmd}
 			if to != "" {
 				if err := env.CheckName(to); err != nil {
 					return &exitError{code: 2, err: fmt.Errorf("--to: %w", err)}
@@ -114,7 +117,11 @@ fence; DST is left for handover env abort.`,
 				}
 				return envErr(err)
 			}
-			return runMigrate(cmd, stdout, stderr, &f, req, servicePort)
+			password, err := rdsPassword(passwordFile)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			return runMigrate(cmd, stdout, stderr, &f, req, servicePort, env.PGTables{Password: password, SSLMode: sslMode})
 		},
 	}
 	f.register(cmd, true)
@@ -127,19 +134,27 @@ fence; DST is left for handover env abort.`,
 	fl.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	fl.StringArrayVar(&sets, "set", nil, "FROM=TO: the text FROM in NAME's user data and tags becomes TO in DST's (repeatable), as for clone")
 	fl.IntVar(&servicePort, "service-port", fence.DefaultPort, "port of the service's fence endpoints on each instance (the controller's --service-port)")
+	fl.StringVar(&verifyCmd, "verify-cmd", "", "a command (sh -c) run against DST with its endpoints in the environment before the cutover, as env verify's; must exit 0")
+	fl.StringVar(&passwordFile, "rds-password-file", "", "file holding the RDS master password, for the verify of the tables (default: $HANDOVER_RDS_PASSWORD)")
+	fl.StringVar(&sslMode, "rds-sslmode", envOr("PGSSLMODE", ""), "libpq sslmode for the verify's RDS connections (default: $PGSSLMODE, else prefer)")
 	return cmd
 }
 
-// migrateRunner is f.runner with what running a migration needs.
-func migrateRunner(cmd *cobra.Command, stderr io.Writer, f *envFlags, servicePort int) (*envTools, *env.Runner, error) {
+// migrateRunner is f.runner with what running a migration needs, its
+// verify included.
+func migrateRunner(cmd *cobra.Command, stderr io.Writer, f *envFlags, servicePort int, tables env.PGTables) (*envTools, *env.Runner, error) {
 	t, r, err := f.runner(cmd.Context(), stderr)
 	if err != nil {
 		return nil, nil, err
 	}
 	c := t.aws
 	e, a, l, d := ec2.NewFromConfig(c), autoscaling.NewFromConfig(c), elb.NewFromConfig(c), rds.NewFromConfig(c)
-	r.Clone = awscloud.NewCloneBuilder(e, a, l, d, t.s3, c.Region)
+	b := awscloud.NewCloneBuilder(e, a, l, d, t.s3, c.Region)
+	r.Clone = b
 	r.Fence = handover.HTTPService{Client: &fence.Client{Port: servicePort}}
+	r.Verifier = awscloud.NewVerifier(b, d)
+	r.Tables = tables
+	r.VerifyClone = r
 	r.Manifests = env.FenceManifests{Client: &fence.Client{Port: servicePort}}
 	r.Migrate = awscloud.NewMigrator(l, a, e, d, t.s3)
 	r.Reader = t.clone
@@ -148,13 +163,24 @@ func migrateRunner(cmd *cobra.Command, stderr io.Writer, f *envFlags, servicePor
 }
 
 // runMigrate starts (or goes on with) a migration and follows it to its end.
-func runMigrate(cmd *cobra.Command, stdout, stderr io.Writer, f *envFlags, req env.MigrateRequest, servicePort int) error {
+func runMigrate(cmd *cobra.Command, stdout, stderr io.Writer, f *envFlags, req env.MigrateRequest, servicePort int, tables env.PGTables) error {
 	started := time.Now()
-	t, r, err := migrateRunner(cmd, stderr, f, servicePort)
+	t, r, err := migrateRunner(cmd, stderr, f, servicePort, tables)
 	if err != nil {
 		return err
 	}
 	defer t.led.Close()
+	if tables.Password == "" {
+		// The verify reads the tables of DST's RDS instances as their
+		// master user: refused now, not after the clone.
+		dbs, err := t.cloud.TaggedDBInstances(cmd.Context(), env.ByName(req.Name))
+		if err != nil {
+			return envErr(fmt.Errorf("finding the RDS instances of %s: %w", req.Name, err))
+		}
+		if len(dbs) > 0 {
+			return &exitError{code: 2, err: fmt.Errorf("%s has RDS instances (%s), whose tables the migration's verify reads as their master user: set $HANDOVER_RDS_PASSWORD or --rds-password-file to its password", req.Name, dbs[0].ID)}
+		}
+	}
 	op, plan, err := r.StartMigrate(cmd.Context(), t.clone, req)
 	if err != nil {
 		if plan != nil && plan.Clone != nil && f.out != "json" {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,7 +16,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // entryClient reads and writes through an environment's entry listener
@@ -195,7 +201,11 @@ func TestEnvMigrate(t *testing.T) {
 	defer cl.stop()
 	time.Sleep(2 * time.Second) // writes acknowledged by staging before the migration
 
-	args := []string{"env", "migrate", "staging", "--bake", "3s", "--lease-ttl", "2s", "--poll", "300ms", "--service-port", fmt.Sprint(servicePort)}
+	pw := filepath.Join(t.TempDir(), "rds-password")
+	if err := os.WriteFile(pw, []byte("app-password-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"env", "migrate", "staging", "--bake", "3s", "--rds-password-file", pw, "--lease-ttl", "2s", "--poll", "300ms", "--service-port", fmt.Sprint(servicePort)}
 	if !c.killAt("switched the entry listener", args...) {
 		t.Fatalf("env migrate ended before the kill after the switch")
 	}
@@ -276,7 +286,10 @@ func TestEnvMigrate(t *testing.T) {
 	}
 
 	// The entry forwards to staging-next's copy; the temporary listener
-	// is gone; the clone's quiesce is no longer held.
+	// is gone; the clone's quiesce is no longer held; verify passed.
+	if !op.Migration.Verified || op.Migration.SourceKept != "" {
+		t.Errorf("verified %v, staging kept: %q", op.Migration.Verified, op.Migration.SourceKept)
+	}
 	lbs, err := e.ELB.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{Names: []string{"orders"}})
 	if err != nil {
 		t.Fatal(err)
@@ -291,6 +304,10 @@ func TestEnvMigrate(t *testing.T) {
 	if op.CloneRecord.Cloning.QuiesceHeld || op.CloneRecord.State != "Succeeded" {
 		t.Errorf("the clone is %s with its quiesce held %v", op.CloneRecord.State, op.CloneRecord.Cloning.QuiesceHeld)
 	}
+
+	// staging was dropped (the entry's load balancer and the bucket kept,
+	// a final snapshot of its RDS instance kept), and staging-next carries
+	// its name: nothing is tagged staging-next any more.
 	tgs, err := e.ELB.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{})
 	if err != nil {
 		t.Fatal(err)
@@ -300,10 +317,61 @@ func TestEnvMigrate(t *testing.T) {
 		names = append(names, aws.ToString(tg.TargetGroupName))
 	}
 	slices.Sort(names)
-	t.Logf("target groups after the migration: %v", names)
-	if !slices.Contains(names, "orders-staging-next-entry") || slices.ContainsFunc(names, func(n string) bool { return strings.Count(n, "entry") > 1 }) {
-		t.Errorf("target groups %v", names)
+	if !slices.Equal(names, []string{"orders-staging-next", "orders-staging-next-entry"}) {
+		t.Errorf("target groups after the migration: %v, want staging-next's and the entry's copy", names)
+	}
+	all, err := e.ELB.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.LoadBalancers) != 2 {
+		t.Errorf("%d load balancers after the migration, want the entry's and staging-next's", len(all.LoadBalancers))
+	}
+	if g := shapeOfAll(t, e); !slices.Equal(g, []string{"orders-staging-next"}) {
+		t.Errorf("groups after the migration: %v", g)
+	}
+	cfg := aws.Config{Region: region, BaseEndpoint: aws.String(e.Endpoint), Credentials: credentials.NewStaticCredentialsProvider("AKIDDEMO", "demo", "")}
+	rc := rds.NewFromConfig(cfg)
+	if _, err := rc.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("staging-db")}); err == nil {
+		t.Errorf("staging-db is still there after the drop")
+	}
+	final := "handover-" + op.ID + "-final-staging-db"
+	if _, err := rc.DescribeDBSnapshots(ctx, &rds.DescribeDBSnapshotsInput{DBSnapshotIdentifier: aws.String(final)}); err != nil {
+		t.Errorf("the final snapshot %s of staging-db: %v", final, err)
+	}
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	bt, err := s3c.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String("staging-assets")})
+	if err != nil {
+		t.Fatalf("the kept bucket staging-assets: %v", err)
+	}
+	for _, tg := range bt.TagSet {
+		if aws.ToString(tg.Key) == "handover:environment" {
+			t.Errorf("the kept bucket staging-assets is still tagged handover:environment=%s", aws.ToString(tg.Value))
+		}
+	}
+	if code, _, errOut := c.run("env", "show", "staging-next"); code != 2 || !strings.Contains(errOut, "unknown environment") {
+		t.Errorf("env show staging-next after the re-tag: exit %d, %s", code, errOut)
 	}
 	code, out, errOut = c.run("env", "show", "staging")
 	t.Logf("$ handover env show staging\n%s%s", out, errOut)
+	if code != 0 || !strings.Contains(out, "orders-staging-next") || !strings.Contains(out, "staging-next-db") {
+		t.Errorf("env show staging after the migration: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = c.run("env", "migrate", "staging", "--dry-run")
+	t.Logf("$ handover env migrate staging --dry-run   # after the migration\n%s", out)
+}
+
+// shapeOfAll lists the groups that exist.
+func shapeOfAll(t *testing.T, e *Env) []string {
+	t.Helper()
+	out, err := e.ASG.DescribeAutoScalingGroups(t.Context(), &autoscaling.DescribeAutoScalingGroupsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, g := range out.AutoScalingGroups {
+		names = append(names, aws.ToString(g.AutoScalingGroupName))
+	}
+	slices.Sort(names)
+	return names
 }

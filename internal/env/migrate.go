@@ -88,6 +88,9 @@ type MigrateRequest struct {
 	HealthTimeout time.Duration
 	DeleteData    bool
 	Sets          []Set
+	// VerifyCmd is env verify's --verify-cmd, run against DST before the
+	// cutover.
+	VerifyCmd string
 }
 
 // DefaultHealthTimeout is MigrateRequest.HealthTimeout's default.
@@ -133,6 +136,7 @@ type MigratePlan struct {
 	Unchanged []string   `json:"unchanged"`
 	Notes     []string   `json:"notes,omitempty"`
 	Sets      []Set      `json:"sets,omitempty"`
+	VerifyCmd string     `json:"verify_cmd,omitempty"`
 }
 
 // PlanMigrate reads NAME and returns what migrating it will do. It
@@ -163,7 +167,7 @@ func (r *Runner) PlanMigrate(ctx context.Context, cr CloneReader, req MigrateReq
 		return nil, err
 	}
 	p := &MigratePlan{Environment: req.Name, Destination: req.Dest, Clone: cp, Bake: req.Bake.String(), HealthTimeout: req.HealthTimeout.String(),
-		DeleteData: req.DeleteData, Sets: req.Sets, Drop: []Resource{}, Keep: []string{}, Retag: []Resource{}, Unchanged: []string{}}
+		DeleteData: req.DeleteData, Sets: req.Sets, VerifyCmd: req.VerifyCmd, Drop: []Resource{}, Keep: []string{}, Retag: []Resource{}, Unchanged: []string{}}
 
 	// The entry listener.
 	var entries []string
@@ -357,7 +361,7 @@ func (r *Runner) stepMigrate(ctx context.Context, op *ledger.EnvOp) (bool, error
 	case PhaseMigrateClone:
 		return r.migrateClone(ctx, op, p)
 	case PhaseMigrateVerify:
-		return r.migrateVerify(ctx, op)
+		return r.migrateVerify(ctx, op, p)
 	case PhaseMigrateEntry:
 		return r.migrateEntry(ctx, op, p)
 	case PhaseMigrateCutover:
@@ -461,13 +465,13 @@ func (r *Runner) migrateClone(ctx context.Context, op *ledger.EnvOp, p *MigrateP
 
 // migrateVerify verifies the clone while SRC is still fenced. Without a
 // verifier the migration goes on, but the drop is refused.
-func (r *Runner) migrateVerify(ctx context.Context, op *ledger.EnvOp) (bool, error) {
+func (r *Runner) migrateVerify(ctx context.Context, op *ledger.EnvOp, p *MigratePlan) (bool, error) {
 	m := op.Migration
 	if r.VerifyClone == nil {
 		m.VerifyNote = "not run: this handover has no env verify"
 		r.say("verify not run (this handover has no env verify): %s will not be dropped", op.Environment)
 	} else {
-		rep, err := r.VerifyClone.Verify(ctx, VerifyRequest{CloneOpID: m.CloneOp})
+		rep, err := r.VerifyClone.Verify(ctx, VerifyRequest{CloneOpID: m.CloneOp, VerifyCmd: p.VerifyCmd})
 		if err != nil {
 			if errors.Is(err, ErrBadRequest) {
 				return false, mfailf("verifying clone %s: %w", m.CloneOp, err)
