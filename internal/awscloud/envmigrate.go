@@ -27,15 +27,15 @@ type MigrateELBAPI interface {
 	CreateListener(ctx context.Context, in *elb.CreateListenerInput, opts ...func(*elb.Options)) (*elb.CreateListenerOutput, error)
 	DeleteListener(ctx context.Context, in *elb.DeleteListenerInput, opts ...func(*elb.Options)) (*elb.DeleteListenerOutput, error)
 	ModifyListener(ctx context.Context, in *elb.ModifyListenerInput, opts ...func(*elb.Options)) (*elb.ModifyListenerOutput, error)
-	RegisterTargets(ctx context.Context, in *elb.RegisterTargetsInput, opts ...func(*elb.Options)) (*elb.RegisterTargetsOutput, error)
 	DescribeTargetHealth(ctx context.Context, in *elb.DescribeTargetHealthInput, opts ...func(*elb.Options)) (*elb.DescribeTargetHealthOutput, error)
 	AddTags(ctx context.Context, in *elb.AddTagsInput, opts ...func(*elb.Options)) (*elb.AddTagsOutput, error)
 	RemoveTags(ctx context.Context, in *elb.RemoveTagsInput, opts ...func(*elb.Options)) (*elb.RemoveTagsOutput, error)
 }
 
 // MigrateASGAPI is the subset of *autoscaling.Client a migration's
-// re-tag calls.
+// attach and re-tag call.
 type MigrateASGAPI interface {
+	AttachLoadBalancerTargetGroups(ctx context.Context, in *autoscaling.AttachLoadBalancerTargetGroupsInput, opts ...func(*autoscaling.Options)) (*autoscaling.AttachLoadBalancerTargetGroupsOutput, error)
 	CreateOrUpdateTags(ctx context.Context, in *autoscaling.CreateOrUpdateTagsInput, opts ...func(*autoscaling.Options)) (*autoscaling.CreateOrUpdateTagsOutput, error)
 	DeleteTags(ctx context.Context, in *autoscaling.DeleteTagsInput, opts ...func(*autoscaling.Options)) (*autoscaling.DeleteTagsOutput, error)
 }
@@ -84,15 +84,13 @@ func NewMigrator(elbAPI MigrateELBAPI, asg MigrateASGAPI, ec2API MigrateEC2API, 
 	return &Migrator{elb: elbAPI, asg: asg, ec2: ec2API, rds: rdsAPI, s3: s3API}
 }
 
-// RegisterTargets implements env.MigrateCloud. Registering a registered
-// target is a no-op on ELBv2.
-func (m *Migrator) RegisterTargets(ctx context.Context, tgARN string, instances []string) error {
-	in := &elb.RegisterTargetsInput{TargetGroupArn: aws.String(tgARN)}
-	for _, id := range instances {
-		in.Targets = append(in.Targets, elbtypes.TargetDescription{Id: aws.String(id)})
-	}
-	if _, err := m.elb.RegisterTargets(ctx, in); err != nil {
-		return fmt.Errorf("registering %v in %s: %w", instances, tgARN, translate(err))
+// AttachTargetGroup implements env.MigrateCloud: one
+// AttachLoadBalancerTargetGroups call, which Auto Scaling makes a no-op for
+// an attached target group.
+func (m *Migrator) AttachTargetGroup(ctx context.Context, group, tgARN string) error {
+	if _, err := m.asg.AttachLoadBalancerTargetGroups(ctx, &autoscaling.AttachLoadBalancerTargetGroupsInput{
+		AutoScalingGroupName: aws.String(group), TargetGroupARNs: []string{tgARN}}); err != nil {
+		return fmt.Errorf("attaching %s to group %s: %w", tgARN, group, translate(err))
 	}
 	return nil
 }

@@ -42,9 +42,9 @@ func newEnvMigrate(stdout, stderr io.Writer) *cobra.Command {
      --rds-password-file; --verify-cmd runs a check of your own), NAME still
      fenced; a mismatch ends the migration before the cutover;
   3. cut over: a copy of DST's target group is made on the entry listener's
-     load balancer (a target group belongs to one load balancer), DST's
-     instances registered in it and health-checked behind a temporary
-     listener, then the entry listener (--entry, or the one tagged
+     load balancer (a target group belongs to one load balancer), attached
+     to DST's groups (AttachLoadBalancerTargetGroups) and health-checked
+     behind a temporary listener, then the entry listener (--entry, or the one tagged
      handover:entry=true) is switched to it by one ModifyListener call;
   4. lift NAME's fence (no traffic reaches it now; a fail-back needs it);
   5. --bake D: DST's targets are watched; one unhealthy switches the entry
@@ -299,7 +299,7 @@ func printMigratePlan(w io.Writer, p *env.MigratePlan) {
 	}
 	fmt.Fprintf(w, "\n2. verify %s against %s's snapshots\n", p.Destination, p.Environment)
 	fmt.Fprintf(w, "\n3. cut over the entry listener %s:%d of load balancer %s (now forwarding to %s)\n", e.Protocol, e.Port, e.LoadBalancer, e.SourceTGName)
-	fmt.Fprintf(w, "   create target group %s like %s on %s, register the instances of %s, health-check them behind a temporary listener\n", e.EntryTG, e.DestTG, e.LoadBalancer, strings.Join(e.Groups, ", "))
+	fmt.Fprintf(w, "   create target group %s like %s on %s, attach it to %s, health-check its targets behind a temporary listener\n", e.EntryTG, e.DestTG, e.LoadBalancer, strings.Join(e.Groups, ", "))
 	fmt.Fprintf(w, "   ModifyListener %s -> %s (wait at most %s for its targets to be healthy)\n", e.Listener, e.EntryTG, p.HealthTimeout)
 	fmt.Fprintf(w, "\n4. lift %s's fences\n", p.Environment)
 	fmt.Fprintf(w, "\n5. bake %s: an unhealthy target of %s switches the entry back to %s\n", p.Bake, p.Destination, e.SourceTGName)

@@ -201,11 +201,7 @@ func TestEnvMigrate(t *testing.T) {
 	defer cl.stop()
 	time.Sleep(2 * time.Second) // writes acknowledged by staging before the migration
 
-	pw := filepath.Join(t.TempDir(), "rds-password")
-	if err := os.WriteFile(pw, []byte("app-password-1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"env", "migrate", "staging", "--bake", "3s", "--rds-password-file", pw, "--lease-ttl", "2s", "--poll", "300ms", "--service-port", fmt.Sprint(servicePort)}
+	args := []string{"env", "migrate", "staging", "--bake", "3s", "--rds-password-file", rdsPasswordFile(t), "--lease-ttl", "2s", "--poll", "300ms", "--service-port", fmt.Sprint(servicePort)}
 	if !c.killAt("switched the entry listener", args...) {
 		t.Fatalf("env migrate ended before the kill after the switch")
 	}
@@ -349,6 +345,15 @@ func TestEnvMigrate(t *testing.T) {
 			t.Errorf("the kept bucket staging-assets is still tagged handover:environment=%s", aws.ToString(tg.Value))
 		}
 	}
+	dbs, err := e.API().Databases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dbs {
+		if (d.ID == "orders-1" || d.ID == "orders-2") && d.DroppedBy != op.ID {
+			t.Errorf("staging's database %s dropped by %q, want the migration %s", d.ID, d.DroppedBy, op.ID)
+		}
+	}
 	if code, _, errOut := c.run("env", "show", "staging-next"); code != 2 || !strings.Contains(errOut, "unknown environment") {
 		t.Errorf("env show staging-next after the re-tag: exit %d, %s", code, errOut)
 	}
@@ -357,8 +362,33 @@ func TestEnvMigrate(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "orders-staging-next") || !strings.Contains(out, "staging-next-db") {
 		t.Errorf("env show staging after the migration: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, _ = c.run("env", "migrate", "staging", "--dry-run")
-	t.Logf("$ handover env migrate staging --dry-run   # after the migration\n%s", out)
+	// Migrated again: the default NAME-next would take names the first
+	// migration's DST has; --to plans, the group found behind the entry
+	// (the entry's target group is attached to it; its copy's name has
+	// staging replaced by prod).
+	code, _, errOut = c.run("env", "migrate", "staging", "--dry-run")
+	t.Logf("$ handover env migrate staging --dry-run   # after the migration\n%s(exit %d)", errOut, code)
+	if code != 2 || !strings.Contains(errOut, "the name is taken") {
+		t.Errorf("a second migration into staging-next: exit %d, %s", code, errOut)
+	}
+	code, out, errOut = c.run("env", "migrate", "staging", "--to", "prod", "--dry-run", "--output", "json")
+	var again struct {
+		Entry struct{ Groups []string } `json:"entry"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &again) != nil || !slices.Equal(again.Entry.Groups, []string{"orders-prod-next"}) {
+		t.Errorf("a second migration --to prod: exit %d, %s%s", code, errOut, out)
+	}
+}
+
+// rdsPasswordFile writes the master password tagEnvironment gives its RDS
+// instance to a file, for --rds-password-file.
+func rdsPasswordFile(t *testing.T) string {
+	t.Helper()
+	pw := filepath.Join(t.TempDir(), "rds-password")
+	if err := os.WriteFile(pw, []byte("app-password-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pw
 }
 
 // shapeOfAll lists the groups that exist.

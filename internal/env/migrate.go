@@ -33,7 +33,8 @@ const (
 // Kinds of a migration's items.
 const (
 	itemTempListener = "temporary-listener"
-	itemDrop         = "drop" // Name is "KIND NAME" of SRC's resource
+	itemAttach       = "attach" // Name is DST's group, ID the entry's target group
+	itemDrop         = "drop"   // Name is "KIND NAME" of SRC's resource
 	itemRetag        = "retag"
 	// itemListener is a listener, as SetTags takes it.
 	KindListener = "listener"
@@ -48,9 +49,11 @@ const TagDroppedFrom = "handover:dropped-from"
 // calls. It is implemented over aws-sdk-go-v2 by awscloud.Migrator. Every
 // call is safe to repeat.
 type MigrateCloud interface {
-	// RegisterTargets registers instances in a target group on its port
-	// (registered ones stay as they are).
-	RegisterTargets(ctx context.Context, tgARN string, instances []string) error
+	// AttachTargetGroup attaches a target group to a group
+	// (AttachLoadBalancerTargetGroups): its InService instances are
+	// registered in it, and its later launches and terminations registered
+	// and deregistered as for its own. An attached one stays as it is.
+	AttachTargetGroup(ctx context.Context, group, tgARN string) error
 	// TargetHealth returns each registered target's state (healthy,
 	// unhealthy, initial, draining, unused), by instance id.
 	TargetHealth(ctx context.Context, tgARN string) (map[string]string, error)
@@ -544,14 +547,21 @@ func (r *Runner) migrateEntry(ctx context.Context, op *ledger.EnvOp, p *MigrateP
 		r.say("created target group %s (DST's %s, on the entry's load balancer %s)", p.Entry.EntryTG, p.Entry.DestTG, p.Entry.LoadBalancer)
 		return true, nil
 	}
+	for _, g := range p.Entry.Groups {
+		// Attached, not registered: DST's group keeps the entry's target
+		// group in step with its instances after the migration too.
+		if it := mitem(op, itemAttach, g); !it.Done {
+			if err := r.Migrate.AttachTargetGroup(ctx, g, m.EntryTG); err != nil {
+				return false, fmt.Errorf("attaching %s to DST's group %s: %w", p.Entry.EntryTG, g, err)
+			}
+			it = mitem(op, itemAttach, g)
+			it.ID, it.Done = m.EntryTG, true
+			r.say("attached %s to DST's group %s: its instances are registered in it", p.Entry.EntryTG, g)
+		}
+	}
 	ids, err := r.dstTargets(ctx, p)
 	if err != nil {
 		return false, err
-	}
-	if len(ids) > 0 {
-		if err := r.Migrate.RegisterTargets(ctx, m.EntryTG, ids); err != nil {
-			return false, fmt.Errorf("registering DST's instances in %s: %w", p.Entry.EntryTG, err)
-		}
 	}
 	if lt := mitem(op, itemTempListener, p.Entry.LoadBalancer); !lt.Done {
 		if err := r.save(ctx, op); err != nil {
@@ -662,38 +672,23 @@ func (r *Runner) migrateLift(ctx context.Context, op *ledger.EnvOp) (bool, error
 }
 
 // migrateBake watches DST's targets behind the entry for the bake: one
-// unhealthy fails the migration back. Instances DST's groups launch
-// meanwhile are registered too.
+// unhealthy fails the migration back.
 func (r *Runner) migrateBake(ctx context.Context, op *ledger.EnvOp, p *MigratePlan) (bool, error) {
 	m := op.Migration
 	if m.Bake > 0 {
-		ids, err := r.dstTargets(ctx, p)
-		if err != nil {
-			return false, err
-		}
 		health, err := r.Migrate.TargetHealth(ctx, m.EntryTG)
 		if err != nil {
 			return false, fmt.Errorf("reading the health of %s: %w", p.Entry.EntryTG, err)
 		}
-		var bad, fresh []string
+		var bad []string
 		for id, st := range health {
 			if st == "unhealthy" {
 				bad = append(bad, id)
 			}
 		}
-		for _, id := range ids {
-			if _, ok := health[id]; !ok {
-				fresh = append(fresh, id)
-			}
-		}
 		if len(bad) > 0 {
 			slices.Sort(bad)
 			return false, mfailf("DST's target %s turned unhealthy %s into the bake: failing back", strings.Join(bad, ", "), r.clk.Now().Sub(m.SwitchedAt).Round(time.Second))
-		}
-		if len(fresh) > 0 {
-			if err := r.Migrate.RegisterTargets(ctx, m.EntryTG, fresh); err != nil {
-				return false, fmt.Errorf("registering DST's new instances %v in %s: %w", fresh, p.Entry.EntryTG, err)
-			}
 		}
 		if m.SwitchedAt.Add(m.Bake).After(r.clk.Now()) {
 			return false, nil
@@ -731,6 +726,26 @@ func (r *Runner) migrateDrop(ctx context.Context, op *ledger.EnvOp, p *MigratePl
 	_, rec, err := r.cloneOf(ctx, op)
 	if err != nil {
 		return false, err
+	}
+	// SRC's databases dropped in the ledger first, so the core neither
+	// heals nor boots them while their group goes (their volumes and
+	// snapshots are kept).
+	for _, sd := range rec.Source.Databases {
+		d, err := r.led.GetDatabase(ctx, sd.ID)
+		if errors.Is(err, ledger.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("reading %s's database %s: %w", op.Environment, sd.ID, err)
+		}
+		if d.Dropped() {
+			continue
+		}
+		d.DroppedAt, d.DroppedBy, d.UpdatedAt = r.clk.Now(), op.ID, r.clk.Now()
+		if err := r.led.SaveDatabase(ctx, d); err != nil {
+			return false, fmt.Errorf("marking %s's database %s dropped: %w", op.Environment, sd.ID, err)
+		}
+		r.say("database %s of %s dropped in the ledger (its volume %s is kept)", sd.ID, op.Environment, d.Volume)
 	}
 	arnOf := map[string]string{}
 	for _, lb := range rec.Source.LoadBalancers {

@@ -23,6 +23,7 @@ type fakeMigrate struct {
 	listeners  map[string]string
 	temp       map[string]bool
 	registered map[string][]string // target group -> instances
+	attached   map[string][]string // group -> target groups attached
 	unhealthy  map[string]bool     // instance -> unhealthy
 	tags       map[string]map[string]string
 	dropped    []string
@@ -35,18 +36,25 @@ type fakeMigrate struct {
 
 func newFakeMigrate(fb *fakeBuild) *fakeMigrate {
 	return &fakeMigrate{fb: fb, listeners: map[string]string{"arn:l/1": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/staging-kv-tg/abc"},
-		temp: map[string]bool{}, registered: map[string][]string{}, unhealthy: map[string]bool{}, tags: map[string]map[string]string{}, verifyOK: true}
+		temp: map[string]bool{}, registered: map[string][]string{}, attached: map[string][]string{}, unhealthy: map[string]bool{}, tags: map[string]map[string]string{}, verifyOK: true}
 }
 
 func (f *fakeMigrate) lock() func() { f.fb.mu.Lock(); return f.fb.mu.Unlock }
 
-func (f *fakeMigrate) RegisterTargets(_ context.Context, tg string, ids []string) error {
+func (f *fakeMigrate) AttachTargetGroup(_ context.Context, group, tg string) error {
 	defer f.lock()()
-	return f.fb.c.mutate("RegisterTargets "+tg, func() error {
-		for _, id := range ids {
-			if !slices.Contains(f.registered[tg], id) {
-				f.registered[tg] = append(f.registered[tg], id)
+	return f.fb.c.mutate("AttachLoadBalancerTargetGroups "+group+" "+tg, func() error {
+		g := f.fb.c.groups[group]
+		if g == nil {
+			return fmt.Errorf("no group %s", group)
+		}
+		for _, i := range g.Instances {
+			if i.Lifecycle == lcInService && !slices.Contains(f.registered[tg], i.ID) {
+				f.registered[tg] = append(f.registered[tg], i.ID)
 			}
+		}
+		if !slices.Contains(f.attached[group], tg) {
+			f.attached[group] = append(f.attached[group], tg)
 		}
 		return nil
 	})
@@ -226,6 +234,9 @@ func checkMigrated(t *testing.T, x *rig, fb *fakeBuild, fm *fakeMigrate, op *led
 	if got := fm.registered["arn:tg/prod-kv-tg-entry"]; !slices.Equal(got, []string{"i-prod-kv-00", "i-prod-kv-01"}) {
 		t.Errorf("the entry's target group holds %v", got)
 	}
+	if got := fm.attached["prod-kv"]; !slices.Equal(got, []string{"arn:tg/prod-kv-tg-entry"}) {
+		t.Errorf("DST's group has %v attached, want the entry's target group", got)
+	}
 	wantDropped := []string{"group staging-kv", "target-group arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/staging-kv-tg/abc", "rds staging-pg final staging-pg"}
 	if !slices.Equal(fm.dropped, wantDropped) {
 		t.Errorf("dropped %v, want %v (the entry's load balancer and the bucket kept)", fm.dropped, wantDropped)
@@ -245,6 +256,13 @@ func checkMigrated(t *testing.T, x *rig, fb *fakeBuild, fm *fakeMigrate, op *led
 	}
 	if len(op.Migration.Unchanged) == 0 {
 		t.Errorf("no physical name reported unchanged")
+	}
+	for _, id := range []string{"kv-1", "kv-2"} {
+		d, err := x.led.GetDatabase(t.Context(), id)
+		must(t, err)
+		if d.DroppedBy != op.ID {
+			t.Errorf("SRC's database %s dropped by %q, want the migration", id, d.DroppedBy)
+		}
 	}
 }
 

@@ -160,6 +160,7 @@ var handlers = map[string]handler{
 	"DeleteLaunchConfiguration":           (*Service).deleteLaunchConfiguration,
 	"CreateOrUpdateTags":                  (*Service).createOrUpdateTags,
 	"DeleteTags":                          (*Service).deleteTags,
+	"AttachLoadBalancerTargetGroups":      (*Service).attachTargetGroups,
 }
 
 // ServeHTTP answers one awsquery request through the shared Query
