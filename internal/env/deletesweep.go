@@ -71,6 +71,10 @@ func JudgeOpResources(ctx context.Context, led EnvOps, rs []OpResource) ([]OpVer
 			v.Leaked, v.Reason = true, fmt.Sprintf("operation %s has no record in the ledger: nothing will ever delete it", r.Op)
 		default:
 			v.State = string(op.State)
+			if leaked, reason, ok := scratchVerdict(op, r); ok {
+				v.Leaked, v.Reason = leaked, reason
+				break
+			}
 			switch {
 			case op.State == ledger.UpdateAborted:
 				v.Leaked, v.Reason = true, fmt.Sprintf("%s %s was aborted: the abort should have deleted it", op.Op, op.ID)

@@ -702,19 +702,33 @@ func (r *Runner) verifyBuckets(ctx context.Context, op *ledger.EnvOp) []BucketCh
 		}
 		c.Objects, c.Digest = len(sums), ObjectsDigest(sums)
 		c.OK = c.Digest == o.Digest
-		if o.Partial || c.OK {
+		if c.OK {
 			return nil
 		}
-		for _, k := range slicesSorted(o.Sums) {
+		want := o.Sums
+		if o.Partial {
+			// The copy's keys were too many to record one by one: SRC as
+			// it is now names the candidates, which is all it can do (SRC
+			// may have moved on since the copy, so a key named here may be
+			// SRC's change, not DST's).
+			src, err := r.Verifier.ObjectSums(ctx, o.From)
+			if err != nil {
+				c.Error = fmt.Sprintf("bucket %s differs from what the copy wrote (%d objects, digest %.20s; it wrote %d, %.20s), and reading %s to name the keys failed: %v", o.Bucket, c.Objects, c.Digest, o.Count, o.Digest, o.From, err)
+				return nil
+			}
+			want = src
+			c.Differences = append(c.Differences, fmt.Sprintf("(the copy's %d keys were not recorded one by one: compared with %s now)", o.Count, o.From))
+		}
+		for _, k := range slicesSorted(want) {
 			switch got, ok := sums[k]; {
 			case !ok:
 				c.Differences = append(c.Differences, "missing "+k)
-			case got != o.Sums[k]:
-				c.Differences = append(c.Differences, fmt.Sprintf("%s differs: SHA-256 %s, found %s", k, o.Sums[k], got))
+			case got != want[k]:
+				c.Differences = append(c.Differences, fmt.Sprintf("%s differs: SHA-256 %s, found %s", k, want[k], got))
 			}
 		}
 		for _, k := range slicesSorted(sums) {
-			if _, ok := o.Sums[k]; !ok {
+			if _, ok := want[k]; !ok {
 				c.Differences = append(c.Differences, "extra "+k)
 			}
 		}
@@ -842,3 +856,24 @@ type cloneVerifier interface {
 }
 
 var _ cloneVerifier = (*Runner)(nil)
+
+// scratchVerdict judges r, a resource of op, for the sweeper when it is
+// one of op's verify scratch instances (ok): kept while a verify of the
+// clone is recorded running (it, or the next run taking it up, deletes
+// it), leaked once the clone's verify has ended without deleting it.
+func scratchVerdict(op *ledger.EnvOp, r OpResource) (leaked bool, reason string, ok bool) {
+	if r.Kind != KindRDS || op.Op != OpClone || op.Cloning == nil || !strings.HasPrefix(r.ID, "verify-") {
+		return false, "", false
+	}
+	rec := &cloneRecord{Plan: &ClonePlan{}}
+	if err := json.Unmarshal(op.Cloning.Plan, rec); err != nil || rec.Plan == nil {
+		return false, "", false
+	}
+	if !slices.ContainsFunc(scratchOf(op, rec), func(s ledger.EnvItem) bool { return s.Name == r.ID }) {
+		return false, "", false
+	}
+	if v := op.Cloning.Verify; v != nil && v.State == VerifyRunning {
+		return false, fmt.Sprintf("scratch instance of the verify of clone %s started at %s, recorded running: it deletes it when done (a killed one's is deleted by the next handover env verify)", op.ID, v.StartedAt.UTC().Format(time.RFC3339)), true
+	}
+	return true, fmt.Sprintf("scratch instance of a verify of clone %s that has ended: nothing else deletes it", op.ID), true
+}

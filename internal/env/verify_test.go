@@ -247,3 +247,50 @@ func TestVerifyRefuses(t *testing.T) {
 		t.Errorf("a refusal changed something: %v", fb.made)
 	}
 }
+
+// The sweeper keeps a scratch instance while a verify of its clone is
+// recorded running, and judges it leaked once the verify has ended; the
+// clone's own resources stay kept.
+func TestSweepJudgesScratch(t *testing.T) {
+	x, fb, fv, op := verifyRig(t)
+	if _, err := x.verify(op, VerifyRequest{}, fb, fv); err != nil {
+		t.Fatal(err)
+	}
+	scratch := OpResource{Owned: Owned{Kind: KindRDS, ID: ScratchName(op.ID, "staging-pg"), Name: ScratchName(op.ID, "staging-pg")}, Op: op.ID}
+	dst := OpResource{Owned: Owned{Kind: KindRDS, ID: "prod-pg", Name: "prod-pg"}, Op: op.ID}
+	vs, err := JudgeOpResources(t.Context(), x.led, []OpResource{scratch, dst})
+	must(t, err)
+	if !vs[0].Leaked || !strings.Contains(vs[0].Reason, "has ended") || vs[1].Leaked {
+		t.Errorf("after the verify ended: %+v", vs)
+	}
+	_, err = x.r.updateClone(t.Context(), op.ID, func(o *ledger.EnvOp) error { o.Cloning.Verify.State = VerifyRunning; return nil })
+	must(t, err)
+	vs, err = JudgeOpResources(t.Context(), x.led, []OpResource{scratch})
+	must(t, err)
+	if vs[0].Leaked || !strings.Contains(vs[0].Reason, "recorded running") {
+		t.Errorf("while a verify runs: %+v", vs)
+	}
+}
+
+// A bucket of more keys than the clone records one by one is compared by
+// count and digest, and a difference is named against SRC as it is now.
+func TestVerifyLargeBucket(t *testing.T) {
+	x, fr, fb := cloneRunRig(t)
+	for i := range ledger.MaxRecordedObjects + 1 {
+		fb.objects["staging-assets"][fmt.Sprintf("k/%05d", i)] = fmt.Sprint(i)
+	}
+	op := x.clone(fr, fb)
+	if o := op.Cloning.Objects[0]; !o.Partial || o.Sums != nil || o.Count != ledger.MaxRecordedObjects+3 {
+		t.Fatalf("recorded %d objects, partial %v, %d sums", o.Count, o.Partial, len(o.Sums))
+	}
+	fv := &fakeVerify{fb: fb, dstRows: map[string]TableSum{}}
+	rep, err := x.verify(op, VerifyRequest{}, fb, fv)
+	if err != nil || !rep.OK {
+		t.Fatalf("verify of the untouched clone: %v, %v", err, rep.Mismatches)
+	}
+	fb.objects["prod-assets"]["k/00007"] = "changed"
+	rep, err = x.verify(op, VerifyRequest{}, fb, fv)
+	if err != nil || rep.OK || len(rep.Mismatches) != 1 || !strings.Contains(rep.Mismatches[0], "k/00007 differs") || !strings.Contains(rep.Mismatches[0], "compared with staging-assets now") {
+		t.Errorf("verify of a changed object: %v, %q", err, rep.Mismatches)
+	}
+}
