@@ -199,7 +199,7 @@ type Pipeline struct {
 	// chunks pools the parallel path's chunks (split.go) across objects,
 	// bufs the bulk bodies: allocating and zeroing 5 MiB for each object
 	// was a measurable share of a small object's time.
-	chunks, bufs sync.Pool
+	chunks, bufs, spans sync.Pool
 }
 
 // bulkBuf is a bulk body's buffer, from the pool when one is there.
@@ -285,6 +285,9 @@ func (p *Pipeline) ProcessObject(ctx context.Context, o Object, stop func() bool
 	defer body.Close()
 	p.Stats.Objects.Add(1)
 	w := &work{p: p, o: o, res: &res, format: kind.Format, base: DocID(o.Bucket, o.Key), object: "s3://" + o.Bucket + "/" + o.Key}
+	if items, ok := p.spans.Get().(*[]span); ok {
+		w.items = *items
+	}
 	w.objField = objectField(w.object)
 	w.prefix = p.cfg.IndexPrefix
 	if kind.Format == FormatConnection {
@@ -293,6 +296,10 @@ func (p *Pipeline) ProcessObject(ctx context.Context, o Object, stop func() bool
 	err = w.run(ctx, body, stop)
 	p.putBulkBuf(w.buf)
 	p.putBulkBuf(w.spare)
+	if cap(w.items) > 0 {
+		items := w.items[:0]
+		p.spans.Put(&items)
+	}
 	if err == nil && res.Done {
 		lag := time.Duration(-1)
 		if !o.EventTime.IsZero() {
