@@ -21,6 +21,20 @@ type runOutcome struct {
 	Err    string
 }
 
+// normalize drops the one difference the two paths may have, which the
+// serial loop itself has depending on how its reads fall: a line too long
+// that runs into a read error is either part of the corrupt tail (the
+// error came with the bytes that filled bufio's buffer) or a line too
+// long and then the corrupt tail at the same offset (it came after).
+// Either way nothing is lost and the object is dead-lettered there.
+func (o *runOutcome) normalize() {
+	n := len(o.Dead)
+	if n >= 2 && o.Dead[n-1].Cause == CauseCorrupt && o.Dead[n-2].Cause == CauseLineTooLong && o.Dead[n-2].Offset == o.Dead[n-1].Offset {
+		o.Dead = append(o.Dead[:n-2], o.Dead[n-1])
+		o.Res.DeadLettered--
+	}
+}
+
 // stopAfter says stop at its nth call (never when n is 0).
 func stopAfter(n int) func() bool {
 	calls := 0
@@ -48,9 +62,11 @@ func compareSerialParallel(t *testing.T, obj []byte, key string, maxLine, bulk i
 	cfg := Config{MaxLineBytes: maxLine, BulkBytes: bulk}
 	cfg.ParseWorkers = 1
 	want := runWith(t, obj, key, cfg, from, stopAt)
+	want.normalize()
 	for _, workers := range []int{2, 3} {
 		cfg.ParseWorkers = workers
 		got := runWith(t, obj, key, cfg, from, stopAt)
+		got.normalize()
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%d workers (max line %d, bulk %d, from %d, stop at %d, chunk %d) differ from one:\n got %+v (%s)\nwant %+v (%s)\nbodies %d vs %d, dead letters %d vs %d\n%s",
 				workers, maxLine, bulk, from, stopAt, chunkTarget, got.Res, got.Err, want.Res, want.Err, len(got.Bodies), len(want.Bodies), len(got.Dead), len(want.Dead), firstDiff(got, want))
