@@ -146,3 +146,29 @@ type Logs struct {
 	RecentDeadLetters []LogDeadLetter `json:"recent_dead_letters"`
 	DeadLetterError   string          `json:"dead_letter_error,omitempty"`
 }
+
+// PathReplicas: GET, the read replicas the controller watches
+// (--replica), with their lag over the last hour.
+const PathReplicas = "/v1/replicas"
+
+// ReplicaSample is one reading of a replica's lag.
+type ReplicaSample struct {
+	At         time.Time `json:"at"`
+	LagBytes   int64     `json:"lag_bytes"`
+	LagSeconds float64   `json:"lag_seconds"`
+}
+
+// ReplicaWatch is one watched replica: its last status (replica.Status,
+// as `handover replica status --output json` prints it), why the last
+// reading failed, and its readings, oldest first.
+type ReplicaWatch struct {
+	ID      string          `json:"id"`
+	Status  any             `json:"status,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Samples []ReplicaSample `json:"samples"`
+}
+
+// Replicas is GET /v1/replicas.
+type Replicas struct {
+	Replicas []ReplicaWatch `json:"replicas"`
+}

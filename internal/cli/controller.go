@@ -33,6 +33,7 @@ import (
 	"github.com/handover-dev/handover/internal/ledger/dial"
 	"github.com/handover-dev/handover/internal/pacing"
 	"github.com/handover-dev/handover/internal/release"
+	"github.com/handover-dev/handover/internal/replica"
 	"github.com/handover-dev/handover/internal/update"
 )
 
@@ -53,6 +54,10 @@ type controllerFlags struct {
 	// The access-log pipeline the dashboard shows (/v1/logs).
 	logsMetricsURL, logsDLQURL string
 	logsEvery                  time.Duration
+	// The read replicas the dashboard charts (/v1/replicas).
+	replicas                                         []string
+	replicaUser, replicaPasswordFile, replicaSSLMode string
+	replicaEvery                                     time.Duration
 }
 
 func newController(stdout, stderr io.Writer) *cobra.Command {
@@ -99,6 +104,7 @@ token from --api-token or HANDOVER_API_TOKEN):
   GET /v1/envs, /v1/envs/{id} environment operations (handover env)
   POST /v1/envs/{id}/abort   abort one, as handover env abort does; the
                              controller carries every abort to its end
+  GET /v1/replicas           the lag of the --replica read replicas
   GET /v1/logs               the access-log pipeline of --logs-metrics-url and
                              --logs-dead-letter-queue-url
   GET /                      the dashboard (docs/dashboard.md): its page and
@@ -145,6 +151,11 @@ come from the standard AWS environment, files or instance role.`,
 	fl.DurationVar(&f.releaseStepTimeout, "release-step-timeout", 5*time.Minute, "with --releases: how long one instance may take to serve a release healthily when finishing a rollout whose publish died")
 	fl.DurationVar(&f.releaseTTL, "release-lease-ttl", 30*time.Second, "with --releases: the channel lease's term (as publish's --lease-ttl)")
 	fl.StringVar(&f.logsMetricsURL, "logs-metrics-url", envOr("HANDOVER_LOGS_METRICS_URL", ""), "the access-log pipeline's metrics (handover logs run --metrics-addr), e.g. http://127.0.0.1:9108/metrics: read every --logs-metrics-interval for GET /v1/logs and the dashboard")
+	fl.StringSliceVar(&f.replicas, "replica", nil, "a read replica (DB instance identifier) whose lag GET /v1/replicas and the dashboard chart (repeatable; needs the primary's master password)")
+	fl.StringVar(&f.replicaUser, "replica-master-user", "", "with --replica: the primary's master user (default: its MasterUsername)")
+	fl.StringVar(&f.replicaPasswordFile, "replica-master-password-file", "", "with --replica: file holding the primary's master password (or HANDOVER_MASTER_PASSWORD), as handover replica status takes it")
+	fl.StringVar(&f.replicaSSLMode, "replica-sslmode", "prefer", "with --replica: libpq sslmode for the connections to the servers")
+	fl.DurationVar(&f.replicaEvery, "replica-interval", 10*time.Second, "with --replica: how often to read each replica's lag (the last 360 readings are kept)")
 	fl.DurationVar(&f.logsEvery, "logs-metrics-interval", 5*time.Second, "how often to read --logs-metrics-url (the dashboard keeps the last 360 readings)")
 	fl.StringVar(&f.logsDLQURL, "logs-dead-letter-queue-url", envOr("HANDOVER_LOGS_DEAD_LETTER_QUEUE_URL", ""), "the access-log pipeline's dead-letter queue (its --dlq-url): its depth and newest reasons in GET /v1/logs and the dashboard")
 	return cmd
@@ -169,6 +180,35 @@ func controllerEnvRunner(eng *engine, f controllerFlags, log *slog.Logger) (*env
 	}
 	runTools(r, &envTools{led: eng.led, cloud: cloud, aws: c, s3: s3c}, f.servicePort)
 	return r, nil
+}
+
+// replicaStatus reads a replica's lag with the primary's master login.
+type replicaStatus struct {
+	tool   *replica.Tool
+	master replica.Login
+}
+
+func (r replicaStatus) Status(ctx context.Context, id string) (*replica.Status, error) {
+	return r.tool.Status(ctx, id, r.master, "")
+}
+
+// controllerReplicas is what reads the --replica replicas' lag.
+func controllerReplicas(eng *engine, f controllerFlags, log *slog.Logger) (replicaStatus, error) {
+	if f.replicaEvery <= 0 {
+		return replicaStatus{}, &exitError{code: 2, err: fmt.Errorf("--replica-interval %s: give a positive duration", f.replicaEvery)}
+	}
+	master := replica.Login{User: f.replicaUser, Password: os.Getenv("HANDOVER_MASTER_PASSWORD")}
+	if f.replicaPasswordFile != "" {
+		pw, err := readSecret(f.replicaPasswordFile)
+		if err != nil {
+			return replicaStatus{}, &exitError{code: 2, err: fmt.Errorf("--replica-master-password-file: %w", err)}
+		}
+		master.Password = pw
+	}
+	if master.Password == "" {
+		return replicaStatus{}, &exitError{code: 2, err: errors.New("--replica needs the primary's master password to read the lag: pass --replica-master-password-file FILE or set HANDOVER_MASTER_PASSWORD")}
+	}
+	return replicaStatus{tool: &replica.Tool{RDS: rds.NewFromConfig(eng.aws), Log: log, SSLMode: f.replicaSSLMode}, master: master}, nil
 }
 
 // releaseFlagsValid checks the --release-* flags.
@@ -341,6 +381,13 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return err
 	}
 	d.WithEnvs(envRunner)
+	if len(f.replicas) > 0 {
+		rs, err := controllerReplicas(eng, f, log)
+		if err != nil {
+			return err
+		}
+		d.WithReplicas(f.replicas, rs, f.replicaEvery)
+	}
 	if f.logsEvery <= 0 {
 		return &exitError{code: 2, err: fmt.Errorf("--logs-metrics-interval %s: give a positive duration", f.logsEvery)}
 	}

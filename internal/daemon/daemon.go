@@ -121,6 +121,8 @@ type Daemon struct {
 	logs *logWatch
 	// envs carries environment aborts (nil: not in this process).
 	envs EnvRunner
+	// replicas watches read replicas' lag for /v1/replicas (nil: none).
+	replicas *replicaWatch
 
 	// checkStart makes Run check credentials and queues first (see
 	// CheckAtStart); creds are what it resolves.
@@ -232,6 +234,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Go(func() { d.every(ctx, d.releaseEvery, d.passReleases) })
 	}
 	wg.Go(func() { d.watchLogs(ctx) })
+	wg.Go(func() { d.watchReplicas(ctx) })
 	if d.envs != nil {
 		wg.Go(func() { d.every(ctx, d.cfg.AdvanceEvery, d.advanceEnvAborts) })
 	}

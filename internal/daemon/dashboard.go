@@ -100,6 +100,7 @@ func (d *Daemon) routeDashboard(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+api.PathEnvs, d.serveEnvs)
 	mux.HandleFunc("GET "+api.PathEnvs+"/{id}", d.serveEnv)
 	mux.HandleFunc("GET "+api.PathLogs, d.serveLogs)
+	mux.HandleFunc("GET "+api.PathReplicas, d.serveReplicas)
 	mux.HandleFunc("POST "+api.PathEnvs+"/{id}/abort", d.serveAbortEnv)
 }
 

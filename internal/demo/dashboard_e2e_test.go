@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,10 +16,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/handover-dev/handover/internal/api"
 	"github.com/handover-dev/handover/internal/testenv/browsertest"
 )
 
@@ -30,8 +35,15 @@ import (
 // writes screenshots at 1280 px and 390 px there (docs/dashboard/).
 func TestDashboard(t *testing.T) {
 	tok := randomToken(t)
-	e := newEnv(t, Options{APIToken: tok})
+	// The controller charts a read replica's lag, made below.
+	pwFile := filepath.Join(t.TempDir(), "master.pw")
+	if err := os.WriteFile(pwFile, []byte(replicaMasterPW+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Options{APIToken: tok, ControllerArgs: []string{"--replica", "tenants-rr", "--replica-master-password-file", pwFile,
+		"--replica-sslmode", "disable", "--replica-interval", "1s"}})
 	ctx := t.Context()
+	primary := startReplica(t, e)
 	keys, err := e.Load(ctx, 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +99,8 @@ func TestDashboard(t *testing.T) {
 	if len(wantMigs) < 3 {
 		t.Fatalf("update %s has %d handovers, want at least 3 (one per instance)", u.UpdateID, len(wantMigs))
 	}
+
+	writeToPrimary(t, primary)
 
 	base := "http://" + e.Controllers()[0].APIAddr
 	tab := browsertest.New(t, 2*time.Minute)
@@ -188,6 +202,20 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the aborted standby still offers its abort button")
 	}
 
+	// The replica's lag, as the controller read it every second.
+	var reps api.Replicas
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		apiGet(t, base+"/v1/replicas", tok, &reps)
+		if len(reps.Replicas) == 1 && len(reps.Replicas[0].Samples) >= 3 {
+			break
+		}
+	}
+	if len(reps.Replicas) != 1 || len(reps.Replicas[0].Samples) < 3 {
+		t.Fatalf("the controller's readings of tenants-rr: %+v", reps)
+	}
+	page("#/replicas", ".replica svg.line")
+	shoot(t, tab, shots, "replicas-1280.png")
+
 	page("#/update/"+u.UpdateID, "#update-migrations")
 	links := eval[[]string](t, tab, `Array.from(document.querySelectorAll('#update-migrations tbody tr td:first-child a')).map(a => a.title)`)
 	slices.Sort(links)
@@ -280,6 +308,66 @@ func apiGet(t *testing.T, url, token string, into any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+const replicaMasterPW = "master-Secret1"
+
+// startReplica creates a PostgreSQL RDS instance and a read replica of it
+// (real streaming replication in the local cloud) and returns the
+// primary's address.
+func startReplica(t *testing.T, e *Env) string {
+	t.Helper()
+	ctx := t.Context()
+	cfg := aws.Config{Region: region, BaseEndpoint: aws.String(e.Endpoint), Credentials: credentials.NewStaticCredentialsProvider("AKIDDEMO", "demo", "")}
+	rc := rds.NewFromConfig(cfg)
+	if _, err := rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{
+		DBInstanceIdentifier: aws.String("tenants-db"), DBInstanceClass: aws.String("db.t3.micro"), Engine: aws.String("postgres"),
+		MasterUsername: aws.String("app"), MasterUserPassword: aws.String(replicaMasterPW), DBName: aws.String("app"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	addr := waitDB(t, rc, "tenants-db")
+	if _, err := rc.CreateDBInstanceReadReplica(ctx, &rds.CreateDBInstanceReadReplicaInput{
+		DBInstanceIdentifier: aws.String("tenants-rr"), SourceDBInstanceIdentifier: aws.String("tenants-db")}); err != nil {
+		t.Fatal(err)
+	}
+	waitDB(t, rc, "tenants-rr")
+	return addr
+}
+
+// waitDB waits for a DB instance to be available and returns host:port.
+func waitDB(t *testing.T, rc *rds.Client, id string) string {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, err := rc.DescribeDBInstances(t.Context(), &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db := out.DBInstances[0]; aws.ToString(db.DBInstanceStatus) == "available" && db.Endpoint != nil {
+			return fmt.Sprintf("%s:%d", aws.ToString(db.Endpoint.Address), aws.ToInt32(db.Endpoint.Port))
+		}
+	}
+	t.Fatalf("DB instance %s not available after 2 minutes", id)
+	return ""
+}
+
+// writeToPrimary writes a few hundred rows, for the replica to replay.
+func writeToPrimary(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), "postgres://app:"+replicaMasterPW+"@"+addr+"/app?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), "CREATE TABLE IF NOT EXISTS orders (id serial PRIMARY KEY, body text)"); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if _, err := conn.Exec(t.Context(), "INSERT INTO orders (body) SELECT repeat('x', 1000) FROM generate_series(1, 50)"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

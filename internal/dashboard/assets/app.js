@@ -8,6 +8,7 @@ import * as updates from './pages/updates.js';
 import * as envs from './pages/envs.js';
 import * as releases from './pages/releases.js';
 import * as logs from './pages/logs.js';
+import * as replicas from './pages/replicas.js';
 
 const routes = [
   [/^\/?$/, overview.render, 'overview'],
@@ -21,6 +22,7 @@ const routes = [
   [/^\/env\/(.+)$/, envs.detail, 'envs'],
   [/^\/releases$/, releases.render, 'releases'],
   [/^\/logs$/, logs.render, 'logs'],
+  [/^\/replicas$/, replicas.render, 'replicas'],
 ];
 
 const POLL_MS = 2000;

@@ -84,7 +84,8 @@ export function line(series, { width, height = 160, fmt = String, empty = 'Colle
   const left = 56, bottom = 18, top = 10;
   const plotW = width - left - 6, plotH = height - bottom - top;
   const tmin = Math.min(...pts.map((p) => p[0])), tmax = Math.max(...pts.map((p) => p[0]), tmin + 1);
-  const max = Math.max(...pts.map((p) => p[1]), 1e-9);
+  let max = Math.max(...pts.map((p) => p[1]));
+  if (!(max > 0)) max = 1; // a flat zero still gets an axis
   const step = niceStep(max, 3);
   const ymax = Math.ceil(max / step) * step || 1;
   const X = (v) => left + ((v - tmin) / (tmax - tmin)) * plotW;
