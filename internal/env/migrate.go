@@ -622,14 +622,37 @@ func (r *Runner) migrateCutover(ctx context.Context, op *ledger.EnvOp, p *Migrat
 		r.say("switched the entry listener %s:%d of %s to %s (DST) in one ModifyListener call", p.Entry.Protocol, p.Entry.Port, p.Entry.LoadBalancer, p.Entry.EntryTG)
 		return true, nil
 	}
-	if lt := mitem(op, itemTempListener, p.Entry.LoadBalancer); lt.ID != "" && lt.Detail != "deleted" {
-		if err := r.Migrate.DeleteListener(ctx, lt.ID); err != nil {
-			return false, fmt.Errorf("deleting the temporary listener %s: %w", lt.ID, err)
+	if lt := mitem(op, itemTempListener, p.Entry.LoadBalancer); lt.ID != "" && lt.Detail == "" {
+		// A load balancer health-checks only the target groups a listener
+		// forwards to: SRC's, now forwarded to by none, would go unused,
+		// and a fail-back (or an abort) would switch the entry to targets
+		// it does not know are healthy (503s). The temporary listener
+		// keeps it checked until the drop.
+		if err := r.Migrate.SwitchListener(ctx, lt.ID, m.SourceTG); err != nil {
+			return false, fmt.Errorf("pointing the temporary listener %s at %s's target group: %w", lt.ID, op.Environment, err)
 		}
-		lt.Detail = "deleted"
+		lt.Detail = tempOnSource
+		r.say("the temporary listener on %s forwards to %s's target group now, so its targets stay health-checked for a fail-back", p.Entry.LoadBalancer, op.Environment)
 	}
 	r.phase(op, PhaseMigrateLift, "entry switched to "+p.Entry.EntryTG)
 	return true, nil
+}
+
+// tempOnSource is the temporary listener's Detail once it forwards to
+// SRC's target group (after the cutover); "deleted" once it is gone.
+const tempOnSource = "forwards to SRC's target group"
+
+// deleteTemp deletes the migration's temporary listener, if it has one.
+func (r *Runner) deleteTemp(ctx context.Context, op *ledger.EnvOp, p *MigratePlan) error {
+	lt := mitem(op, itemTempListener, p.Entry.LoadBalancer)
+	if lt.ID == "" || lt.Detail == "deleted" {
+		return nil
+	}
+	if err := r.Migrate.DeleteListener(ctx, lt.ID); err != nil {
+		return fmt.Errorf("deleting the temporary listener %s: %w", lt.ID, err)
+	}
+	lt.Detail = "deleted"
+	return nil
 }
 
 // liftHeld lifts the fences the migration's clone holds, and records them
@@ -725,6 +748,10 @@ func (r *Runner) migrateDrop(ctx context.Context, op *ledger.EnvOp, p *MigratePl
 	}
 	_, rec, err := r.cloneOf(ctx, op)
 	if err != nil {
+		return false, err
+	}
+	// No fail-back from here: SRC's target group need not be checked.
+	if err := r.deleteTemp(ctx, op, p); err != nil {
 		return false, err
 	}
 	// SRC's databases dropped in the ledger first, so the core neither
@@ -866,6 +893,11 @@ func (r *Runner) migrateUnwind(ctx context.Context, op *ledger.EnvOp) (bool, err
 		r.say("switched the entry listener back to %s's target group", op.Environment)
 		if !m.SwitchedAt.IsZero() {
 			op.Error += fmt.Sprintf("; writes DST acknowledged between the cutover (%s) and the fail-back are in DST's databases only", m.SwitchedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	if p, err := decodeMigrate(op); err == nil {
+		if err := r.deleteTemp(ctx, op, p); err != nil {
+			return false, err
 		}
 	}
 	if err := r.liftHeld(ctx, op); err != nil {

@@ -100,7 +100,7 @@ func (f *fakeMigrate) SwitchListener(_ context.Context, arn, tg string) error {
 		return errors.New("ListenerNotFound")
 	}
 	return f.fb.c.mutate("ModifyListener "+arn+" "+tg, func() error {
-		if f.listeners[arn] != tg {
+		if arn == "arn:l/1" && f.listeners[arn] != tg && tg == "arn:tg/prod-kv-tg-entry" {
 			f.fencedAtSwitch = append(f.fencedAtSwitch, len(f.fb.fenced))
 		}
 		f.listeners[arn] = tg
@@ -319,8 +319,16 @@ func TestMigrateFailsBack(t *testing.T) {
 	}
 	id := start()
 	x.drive(id, start, func(o *ledger.EnvOp) bool { return o.Phase == PhaseMigrateBake })
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(fm.temp)), func(arn string) bool {
+		return fm.listeners[arn] == "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/staging-kv-tg/abc"
+	}) {
+		t.Errorf("in the bake no listener forwards to SRC's target group (listeners %v): a fail-back would meet unchecked targets", fm.listeners)
+	}
 	fm.unhealthy["i-prod-kv-01"] = true
 	op := x.drive(id, start, func(o *ledger.EnvOp) bool { return o.State.Terminal() })
+	if len(fm.listeners) != 1 {
+		t.Errorf("listeners after the fail-back %v: want the entry only", fm.listeners)
+	}
 	if op.State != ledger.UpdateFailed || !strings.Contains(op.Error, "i-prod-kv-01 turned unhealthy") || !strings.Contains(op.Error, "in DST's databases only") {
 		t.Fatalf("migration %s: %s", op.State, op.Error)
 	}
