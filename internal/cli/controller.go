@@ -301,7 +301,7 @@ func configFromFlags(f controllerFlags) (handover.Config, dial.Target, error) {
 // buildEngine connects to the cloud and opens the ledger. Close the
 // ledger when done.
 func buildEngine(ctx context.Context, f controllerFlags, cfg handover.Config, target dial.Target, log *slog.Logger) (*engine, error) {
-	awsCfg, err := awsConfig(ctx, f.endpoint, f.region)
+	awsCfg, err := awsConfig(ctx, f.endpoint, f.region, log)
 	if err != nil {
 		return nil, err
 	}

@@ -122,7 +122,7 @@ func runDoctor(ctx context.Context, f doctorFlags, stdout, stderr io.Writer) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	awsCfg, err := awsConfig(ctx, f.endpoint, f.region)
+	awsCfg, err := awsConfig(ctx, f.endpoint, f.region, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}

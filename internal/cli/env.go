@@ -101,7 +101,7 @@ func (f *envFlags) open(ctx context.Context, stderr io.Writer) (*envTools, error
 	if target.Backend == dial.Memory {
 		return nil, &exitError{code: 2, err: errors.New("--ledger memory:// is empty in a new process and forgets the operation when it exits: pass the controller's --ledger")}
 	}
-	cfg, err := awsConfig(ctx, f.endpoint, f.region)
+	cfg, err := awsConfig(ctx, f.endpoint, f.region, log)
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}

@@ -77,7 +77,7 @@ func (f *logsFlags) pipeline(ctx context.Context, stderr io.Writer) (*logs.Pipel
 	if err != nil {
 		return fail(err)
 	}
-	cfg, err := awsConfig(ctx, f.endpointURL, f.region)
+	cfg, err := awsConfig(ctx, f.endpointURL, f.region, log)
 	if err != nil {
 		return fail(err)
 	}

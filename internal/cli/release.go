@@ -155,7 +155,7 @@ func (f *releaseFlags) openCloud(ctx context.Context, stderr io.Writer, needClou
 		}
 		return &releaseTool{led: led}, nil
 	}
-	cfg, err := awsConfig(ctx, f.endpoint, f.region)
+	cfg, err := awsConfig(ctx, f.endpoint, f.region, logger)
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}

@@ -76,7 +76,7 @@ func (f *replicaFlags) tool(ctx context.Context, stderr io.Writer) (*replica.Too
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}
-	cfg, err := awsConfig(ctx, f.endpoint, f.region)
+	cfg, err := awsConfig(ctx, f.endpoint, f.region, logger)
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}

@@ -373,7 +373,7 @@ func runSignal(ctx context.Context, f signalFlags, stdout io.Writer) error {
 	if f.endpoint == "" {
 		f.endpoint = os.Getenv("AWS_ENDPOINT_URL")
 	}
-	cfg, err := awsConfig(ctx, f.endpoint, f.region)
+	cfg, err := awsConfig(ctx, f.endpoint, f.region, nil)
 	if err != nil {
 		return err
 	}
