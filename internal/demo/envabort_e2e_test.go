@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os/exec"
@@ -20,6 +21,39 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
+
+// killAbortAt is envCLI.killAt that, when the command ends before the
+// kill, fails saying how it ended and everything it printed.
+func killAbortAt(t *testing.T, c envCLI, at string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(c.bin, c.args(args...)...)
+	cmd.Env = c.e.awsEnv()
+	var out strings.Builder
+	cmd.Stdout = &out
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	sc.Buffer(nil, 1<<20)
+	killed := false
+	var said strings.Builder
+	for sc.Scan() {
+		said.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), at) && !killed {
+			_ = cmd.Process.Kill()
+			killed = true
+		}
+	}
+	werr := cmd.Wait()
+	t.Logf("$ handover %s   # SIGKILLed at %q\n%s", strings.Join(args, " "), at, said.String())
+	if !killed {
+		t.Fatalf("handover %s ended before the kill (%v, scan %v):\n%s%s", strings.Join(args, " "), werr, sc.Err(), said.String(), out.String())
+	}
+}
 
 // leftTagged lists, with the SDK's own calls (not handover's), everything
 // tagged handover:env-op=op on the local cloud.
@@ -157,8 +191,10 @@ func leftTaggedCLI(t *testing.T, e *Env, op string) string {
 // entry load balancer and target group, a PostgreSQL RDS instance and a
 // bucket) is cloned into prod and the clone aborted three ways: the clone
 // SIGKILLed with staging fenced; SIGKILLed while prod is being built, and
-// the abort itself SIGKILLed once and run again; and after the clone
-// succeeded. Each time staging's inventory (env show --output json) is
+// the abort itself SIGKILLed once it recorded the abort, and run again (the
+// controller, which carries every abort, may finish it first); and after the clone
+// succeeded; and a migration SIGKILLed just after it switched the entry
+// listener to staging-next. Each time staging's inventory (env show --output json) is
 // identical before and after, staging takes writes again, and nothing
 // tagged with the clone's id is left, as the SDK and, once, the AWS CLI
 // see it. A dry run lists the plan; the sweeper then finds nothing of the
@@ -264,9 +300,9 @@ func TestEnvAbort(t *testing.T) {
 	if !c.killAt("created target-group", clone...) {
 		t.Fatal("env clone ended before the kill")
 	}
-	if !c.killAt("deleted ", abort...) {
-		t.Fatal("env abort ended before the kill")
-	}
+	// Killed as soon as it has recorded the abort: the controller, which
+	// carries every abort, or the run again goes on with it.
+	killAbortAt(t, c, "aborting clone", abort...)
 	code, out, errOut = c.run(abort...)
 	t.Logf("$ handover env abort staging   # run again after its kill\n%s%s", errOut, out)
 	if code != 0 {
@@ -291,6 +327,40 @@ func TestEnvAbort(t *testing.T) {
 	}
 	_, out, _ = c.run(append(abort, "--output", "json")...)
 	check("after the clone succeeded", out, true)
+
+	// 4. A migration killed just after it switched the entry listener to
+	// staging-next: the abort switches it back, lifts nothing more (the
+	// migration had lifted staging's fence), and deletes what the
+	// migration and its clone made.
+	migrate := []string{"env", "migrate", "staging", "--bake", "30s", "--lease-ttl", "2s", "--poll", "300ms", "--service-port", fmt.Sprint(servicePort)}
+	if !c.killAt("switched the entry listener", migrate...) {
+		t.Fatal("env migrate ended before the kill after the switch")
+	}
+	code, out, errOut = c.run(append(abort, "--dry-run")...)
+	t.Logf("$ handover env abort staging --dry-run   # the migration killed after its switch\n%s%s", out, errOut)
+	code, out, errOut = c.run(abort...)
+	t.Logf("$ handover env abort staging   # the migration killed after its switch\n%s%s", errOut, out)
+	if code != 0 {
+		t.Fatalf("env abort of the migration: exit %d: %s%s", code, out, errOut)
+	}
+	_, out, _ = c.run(append(abort, "--output", "json")...)
+	var mig struct {
+		Op        string
+		Migration struct {
+			CloneOp string `json:"clone_op"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &mig); err != nil || mig.Op != "migrate" || mig.Migration.CloneOp == "" {
+		t.Fatalf("env abort --output json of the migration: %v\n%s", err, out)
+	}
+	check("migration killed after its switch", out, false)
+	if left := leftTagged(t, e, mig.Migration.CloneOp); len(left) != 0 {
+		t.Errorf("the migration's clone %s left %v", mig.Migration.CloneOp, left)
+	}
+	if code, _, _ := c.run("env", "show", "staging-next"); code != 2 {
+		t.Errorf("env show staging-next exits %d: it still exists", code)
+	}
+	aborted = append(aborted, mig.Migration.CloneOp)
 
 	// The sweeper knows the aborted clones' resources: none is left.
 	sweep := []string{"sweep", "--dry-run", "--all", "--output", "json", "--endpoint-url", e.Endpoint, "--ledger", e.opts.Ledger}

@@ -454,25 +454,27 @@ func (r *Runner) abortDelete(ctx context.Context, op *ledger.EnvOp) (bool, error
 	if err != nil {
 		return false, err
 	}
+	// One delete a step: the lease is renewed between steps (a delete
+	// waits until its resource is gone, an RDS instance minutes on AWS).
 	for _, o := range todo {
 		i := slices.IndexFunc(op.Aborting.Deleted, func(it ledger.EnvItem) bool { return it.Kind == o.Kind && it.ID == o.ID })
+		if i >= 0 && op.Aborting.Deleted[i].Done {
+			continue // deleted (a volume the ledger still names)
+		}
 		if i < 0 {
 			op.Aborting.Deleted = append(op.Aborting.Deleted, ledger.EnvItem{Kind: o.Kind, Name: o.Name, ID: o.ID})
 			i = len(op.Aborting.Deleted) - 1
-		}
-		op.Aborting.Deleted[i].Done = false
-		if err := r.save(ctx, op); err != nil {
-			return false, err
+			if err := r.save(ctx, op); err != nil {
+				return false, err
+			}
 		}
 		start := r.clk.Now()
 		if err := DeleteResource(ctx, r.Delete, o); err != nil {
 			return false, err
 		}
 		op.Aborting.Deleted[i].Done = true
-		if err := r.save(ctx, op); err != nil {
-			return false, err
-		}
 		r.say("deleted %s in %s", o, r.clk.Now().Sub(start).Round(time.Millisecond))
+		return true, nil
 	}
 	r.phase(op, PhaseAbortCheck, plural(len(op.Aborting.Deleted), "resource")+" deleted")
 	return true, nil
@@ -495,10 +497,27 @@ func (r *Runner) abortCheck(ctx context.Context, op *ledger.EnvOp) (bool, error)
 		var ls []string
 		for _, o := range left {
 			ls = append(ls, o.String())
+			for i := range op.Aborting.Deleted {
+				if it := &op.Aborting.Deleted[i]; it.Kind == o.Kind && it.ID == o.ID {
+					it.Done = false // deleted again
+				}
+			}
 		}
 		r.say("still tagged %s=%s: %s; deleting again", TagEnvOp, strings.Join(ids, " or "), strings.Join(ls, ", "))
 		r.phase(op, PhaseAbortDelete, "found again: "+strings.Join(ls, ", "))
 		return true, nil
+	}
+	// A delete another run made (its lease lapsed during a long delete,
+	// and this one took over) may be unrecorded: each is repeated, which
+	// returns at once for what is gone.
+	for i := range op.Aborting.Deleted {
+		it := &op.Aborting.Deleted[i]
+		if !it.Done {
+			if err := DeleteResource(ctx, r.Delete, Owned{Kind: it.Kind, ID: it.ID, Name: it.Name}); err != nil {
+				return false, err
+			}
+			it.Done = true
+		}
 	}
 	if c == nil {
 		op.State, op.Error = ledger.UpdateAborted, ""
