@@ -332,7 +332,7 @@ func TestEnvAbort(t *testing.T) {
 	// staging-next: the abort switches it back, lifts nothing more (the
 	// migration had lifted staging's fence), and deletes what the
 	// migration and its clone made.
-	migrate := []string{"env", "migrate", "staging", "--bake", "30s", "--lease-ttl", "2s", "--poll", "300ms", "--service-port", fmt.Sprint(servicePort)}
+	migrate := []string{"env", "migrate", "staging", "--bake", "30s", "--rds-password-file", rdsPasswordFile(t), "--lease-ttl", "2s", "--poll", "300ms", "--service-port", fmt.Sprint(servicePort)}
 	if !c.killAt("switched the entry listener", migrate...) {
 		t.Fatal("env migrate ended before the kill after the switch")
 	}
