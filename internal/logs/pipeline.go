@@ -442,7 +442,7 @@ func (w *work) run(ctx context.Context, body io.Reader, stop func() bool) error 
 			line = nil // its bytes are gone; the bulk's size is looked at below
 		}
 		if err != nil && err != io.EOF {
-			if len(line) > 0 {
+			if len(line) > 0 && start >= w.o.From { // a line, counted as the others are
 				w.res.Lines++
 			}
 			return w.deadAndFlush(ctx, start, CauseCorrupt, fmt.Sprintf("reading stopped at byte %d of the content: %v (a truncated or corrupt object; the lines before it are indexed)", start, err))

@@ -118,7 +118,7 @@ func (w *work) runParallel(ctx context.Context, r io.Reader, workers int, stop f
 				w.res.Done, w.res.Next = true, c.offset
 				return nil
 			}
-			if c.partial {
+			if c.partial && c.offset >= w.o.From {
 				w.res.Lines++
 			}
 			return w.deadAndFlush(ctx, c.offset, CauseCorrupt, fmt.Sprintf("reading stopped at byte %d of the content: %v (a truncated or corrupt object; the lines before it are indexed)", c.offset, c.err))
