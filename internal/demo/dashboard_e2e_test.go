@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/handover-dev/handover/internal/api"
+	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/testenv/browsertest"
 )
 
@@ -223,6 +224,27 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("update page lists handovers %v, want %v", links, wantMigs)
 	}
 	shoot(t, tab, shots, "update-1280.png")
+
+	// An update aborted from its page while it bakes its first batch: the
+	// button asks first, then makes the call handover update --abort
+	// makes, and the update rolls back.
+	poolSetup(t, e, PoolOptions{Name: "aborted", Instances: 2}, false)
+	ab, err := e.StartUpdate(ctx, api.UpdateRequest{Group: "aborted", Strategy: "rolling", BatchSize: 1, MinHealthyPercent: 50, Bake: "5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitPhase(t, ab.ID, func(u api.Update) bool { return u.Phase == "bake" })
+	page("#/update/"+ab.ID, "#abort")
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS("#abort")), chromedp.WaitVisible(chromedp.CSS("#modal-confirm"))); err != nil {
+		t.Fatalf("the update's abort button: %v", err)
+	}
+	shoot(t, tab, shots, "update-abort-1280.png")
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS("#modal-confirm"))); err != nil {
+		t.Fatalf("confirming the update's abort: %v", err)
+	}
+	if ab = finished(t, e, ab.ID); ab.State != ledger.UpdateAborted || !strings.Contains(ab.Error, "aborted from the dashboard") {
+		t.Errorf("the update aborted from the dashboard ended %s (%q), want Aborted by the dashboard", ab.State, ab.Error)
+	}
 	page("#/", "#databases")
 	fenced := 0
 	for _, m := range must(e.API().Migrations(ctx, nil)) {

@@ -52,7 +52,7 @@ export async function detail({ params: [id], width, now, refresh }) {
   const tiles = h('div', { class: 'tiles' },
     tile('Strategy', u.spec.strategy, u.spec.strategy === 'rolling' ? `batches of ${u.spec.batch_size || 1}` : `new group ${u.new_group || '…'}`),
     tile('Phase', u.phase || '–', u.batches ? `batch ${Math.min(u.batch + 1, u.batches.length)} of ${u.batches.length}` : ''),
-    tile('Replaced', `${fwd.filter((r) => r.done).length} of ${fwd.length || u.old_desired}`, 'instances'),
+    tile('Replaced', `${fwd.filter((r) => r.done).length} of ${u.batches ? u.batches.flat().length : Math.max(fwd.length, u.old_desired)}`, 'instances'),
     tile('Took', dur(took(u, now)), running(u) ? 'running' : `ended ${ago(u.ended_at, now)}`),
     tile('Longest write pause', dur(Math.max(0, ...u.migrations.map((m) => m.write_pause_ms))), 'of its handovers', 'paused'));
 
