@@ -13,7 +13,17 @@ const (
 	PathReleases = "/v1/releases"
 	// PathEnvs: GET, the environment operations; GET /{id} for one.
 	PathEnvs = "/v1/envs"
+	// PathLeases: GET, every lease held in the ledger, by any holder.
+	PathLeases = "/v1/leases"
 )
+
+// Leases is GET /v1/leases: every lease held in the ledger at At (by this
+// controller, the others sharing its ledger, a publish, an env command),
+// ordered by name. Released and expired leases are left out.
+type Leases struct {
+	At     time.Time      `json:"at"`
+	Leases []ledger.Lease `json:"leases"`
+}
 
 // QueueDepth is one queue's approximate message counts (SQS's
 // ApproximateNumberOf… attributes), as of At.

@@ -97,6 +97,7 @@ func (d *Daemon) depth(ctx context.Context, url string) *api.QueueDepth {
 
 func (d *Daemon) routeDashboard(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+api.PathReleases, d.serveReleases)
+	mux.HandleFunc("GET "+api.PathLeases, d.serveLeases)
 	mux.HandleFunc("GET "+api.PathEnvs, d.serveEnvs)
 	mux.HandleFunc("GET "+api.PathEnvs+"/{id}", d.serveEnv)
 	mux.HandleFunc("GET "+api.PathLogs, d.serveLogs)
@@ -123,6 +124,22 @@ func (d *Daemon) serveReleases(w http.ResponseWriter, r *http.Request) {
 		out.Releases = []*ledger.Release{}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// serveLeases lists the ledger's held leases: unlike /v1/status's, which
+// are this process's, these are every holder's, so one page shows all the
+// controllers sharing a ledger.
+func (d *Daemon) serveLeases(w http.ResponseWriter, r *http.Request) {
+	now := d.clk.Now()
+	ls, err := d.led.ListLeases(r.Context(), now)
+	if err != nil {
+		d.fail(w, "listing leases", err)
+		return
+	}
+	if ls == nil {
+		ls = []ledger.Lease{}
+	}
+	writeJSON(w, http.StatusOK, api.Leases{At: now, Leases: ls})
 }
 
 func (d *Daemon) serveEnvs(w http.ResponseWriter, r *http.Request) {

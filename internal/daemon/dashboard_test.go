@@ -67,6 +67,37 @@ func TestDashboardEndpoints(t *testing.T) {
 		t.Errorf("status queues: %+v, %+v", st.EventsQueue, st.DeadLetterQueue)
 	}
 
+	// Every holder's leases, not only this process's; the expired one and
+	// the released one are nobody's.
+	var ls api.Leases
+	getJSON(t, h, api.PathLeases, 200, &ls)
+	if ls.Leases == nil || len(ls.Leases) != 0 {
+		t.Errorf("leases with none taken: %+v (want [])", ls)
+	}
+	for _, a := range []struct {
+		name, holder string
+		ttl          time.Duration
+	}{{"update/u1", "controller-2", time.Minute}, {"migration/m1", "controller-1", time.Minute}, {"old", "controller-3", -time.Second}, {"gone", "controller-3", time.Minute}} {
+		at := now
+		if a.ttl < 0 {
+			at, a.ttl = now.Add(-time.Minute), 30*time.Second
+		}
+		l, err := led.AcquireLease(ctx, a.name, a.holder, at, a.ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.name == "gone" {
+			if err := led.ReleaseLease(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	getJSON(t, h, api.PathLeases, 200, &ls)
+	if len(ls.Leases) != 2 || ls.Leases[0].Name != "migration/m1" || ls.Leases[0].Holder != "controller-1" ||
+		ls.Leases[1].Name != "update/u1" || ls.Leases[1].Holder != "controller-2" || !ls.Leases[1].Expires.Equal(now.Add(time.Minute)) || !ls.At.Equal(now) {
+		t.Errorf("leases: %+v", ls)
+	}
+
 	var rel api.Releases
 	getJSON(t, h, api.PathReleases, 200, &rel)
 	if len(rel.Channels) != 1 || rel.Channels[0].Latest != "v2" || len(rel.Releases) != 2 {

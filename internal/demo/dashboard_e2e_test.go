@@ -234,6 +234,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitPhase(t, ab.ID, func(u api.Update) bool { return u.Phase == "bake" })
+	checkHolders(t, e, tab, base, tok, "update/"+ab.ID, shots)
 	page("#/update/"+ab.ID, "#abort")
 	if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS("#abort")), chromedp.WaitVisible(chromedp.CSS("#modal-confirm"))); err != nil {
 		t.Fatalf("the update's abort button: %v", err)
@@ -313,6 +314,45 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#databases"))); err != nil {
 		t.Fatalf("signing in with the right token: %v", err)
 	}
+}
+
+// checkHolders: the overview's "Controllers and their leases" shows every
+// holder in the ledger with what it holds: the controller with the lease
+// of the update it is baking (held), and a second holder, the test itself
+// through the ledger, as a second controller sharing it would be.
+func checkHolders(t *testing.T, e *Env, tab context.Context, base, tok, held, shots string) {
+	t.Helper()
+	led := e.openLedger(t)
+	const other, otherLease = "TestDashboard-second-holder", "TestDashboard/lease"
+	l, err := led.AcquireLease(t.Context(), otherLease, other, time.Now(), 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.ReleaseLease(t.Context(), l)
+	var st api.Status
+	apiGet(t, base+"/v1/status", tok, &st)
+	var ls api.Leases
+	apiGet(t, base+api.PathLeases, tok, &ls)
+	want := map[string][]string{st.Holder: nil}
+	for _, l := range ls.Leases {
+		want[l.Holder] = append(want[l.Holder], l.Name)
+	}
+	if !slices.Contains(want[st.Holder], held) || !slices.Equal(want[other], []string{otherLease}) {
+		t.Fatalf("GET %s: %+v, want %s held by %s and %s by %s", api.PathLeases, ls.Leases, held, st.Holder, otherLease, other)
+	}
+	if err := chromedp.Do(tab, chromedp.Navigate(base+"/#/"), chromedp.WaitVisible(chromedp.CSS(`#controllers [data-holder="`+other+`"]`))); err != nil {
+		t.Fatalf("the overview does not show the second holder: %v", err)
+	}
+	// The controller's own leases may come and go between the two reads
+	// (a reconcile's); the update's and the second holder's stay.
+	shown := eval[map[string][]string](t, tab, `Object.fromEntries(Array.from(document.querySelectorAll('#controllers .holder')).map(d => [d.dataset.holder, Array.from(d.querySelectorAll('li')).map(li => li.dataset.lease)]))`)
+	if !slices.Contains(shown[st.Holder], held) || !slices.Equal(shown[other], []string{otherLease}) {
+		t.Errorf("the overview shows the holders and leases %v, want %s holding %s and %s holding only %s (GET %s: %v)", shown, st.Holder, held, other, otherLease, api.PathLeases, want)
+	}
+	if text := eval[string](t, tab, `document.querySelector('#controllers [data-holder="`+st.Holder+`"]').innerText`); !strings.Contains(text, "this controller") || !strings.Contains(text, "expires in") {
+		t.Errorf("the controller's leases on the overview:\n%s", text)
+	}
+	shoot(t, tab, shots, "controllers-1280.png")
 }
 
 // apiGet reads a /v1 document as a script would.

@@ -349,6 +349,11 @@ func (r *Records) ReleaseLease(ctx context.Context, l Lease) error {
 	return r.store.ReleaseLease(ctx, l)
 }
 
+// ListLeases implements Ledger.
+func (r *Records) ListLeases(ctx context.Context, now time.Time) ([]Lease, error) {
+	return r.store.ListLeases(ctx, now)
+}
+
 // Close implements Ledger.
 func (r *Records) Close() error { return r.store.Close() }
 

@@ -454,6 +454,10 @@ type Ledger interface {
 	// ReleaseLease frees l if it is still held by l.Holder with l.Token. A
 	// lease already taken over by another holder is left alone (nil error).
 	ReleaseLease(ctx context.Context, l Lease) error
+	// ListLeases returns the leases held at now (a holder, and now before
+	// their expiry) ordered by name. Released and expired ones are left
+	// out: they are nobody's.
+	ListLeases(ctx context.Context, now time.Time) ([]Lease, error)
 
 	// CreateUpdate stores u with Version 1 (and sets u.Version). It returns
 	// ErrExists if an update with that id is stored.

@@ -33,9 +33,10 @@ type Store interface {
 	MarkEvent(ctx context.Context, id string, now, expires time.Time) (bool, error)
 	PruneEvents(ctx context.Context, now time.Time) (int, error)
 
-	// AcquireLease and ReleaseLease: as Ledger's.
+	// AcquireLease, ReleaseLease and ListLeases: as Ledger's.
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (Lease, error)
 	ReleaseLease(ctx context.Context, l Lease) error
+	ListLeases(ctx context.Context, now time.Time) ([]Lease, error)
 
 	// SchemaVersion reports the version of the layout the store keeps its
 	// data in, as recorded in the store itself.

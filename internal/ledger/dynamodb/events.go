@@ -215,6 +215,34 @@ func (s *Store) ReleaseLease(ctx context.Context, lease ledger.Lease) error {
 	return nil
 }
 
+// ListLeases implements ledger.Store: one query of the lease partition,
+// filtered to the held ones. Sort keys are lease names, so the answer is
+// in name order.
+func (s *Store) ListLeases(ctx context.Context, now time.Time) ([]ledger.Lease, error) {
+	nowN, err := timeNum(now)
+	if err != nil {
+		return nil, fmt.Errorf("listing leases: %w", err)
+	}
+	items, err := s.query(ctx, kindLease, "#holder <> :free AND #expires_ns > :now",
+		names(attrHolder, attrExpiresNS), map[string]types.AttributeValue{":free": str(""), ":now": nowN}, "")
+	if err != nil {
+		return nil, fmt.Errorf("listing leases: %w", err)
+	}
+	out := make([]ledger.Lease, 0, len(items))
+	for _, item := range items {
+		name, err := getS(item, attrSK)
+		if err != nil {
+			return nil, fmt.Errorf("listing leases: %w", err)
+		}
+		l, err := decodeLease(name, item)
+		if err != nil {
+			return nil, fmt.Errorf("listing leases: lease %s: %w", name, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 func decodeLease(name string, item map[string]types.AttributeValue) (ledger.Lease, error) {
 	holder, err := getS(item, attrHolder)
 	if err != nil {

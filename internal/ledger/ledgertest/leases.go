@@ -78,6 +78,62 @@ func testLeases(t *testing.T, open func(t *testing.T) ledger.Ledger) {
 			t.Errorf("invalid attempts changed the lease: %+v", got)
 		}
 	})
+
+	t.Run("List", func(t *testing.T) {
+		l, ctx := open(t), t.Context()
+		at := func(d time.Duration) time.Time { return base.Add(d) }
+		got, err := l.ListLeases(ctx, base)
+		must(t, "list with no leases", err)
+		if len(got) != 0 {
+			t.Fatalf("no leases taken, listed %+v", got)
+		}
+		// Names out of order, so the order is the backend's sorting; a
+		// released lease, an expired one and one held by two holders in
+		// turn.
+		for _, a := range []struct {
+			name, holder string
+			now, ttl     time.Duration
+		}{
+			{"update/u1", "B", 0, time.Minute},
+			{"migration/m1", "A", 0, 2 * time.Minute},
+			{"release-channel/web", "A", 0, 30 * time.Second},
+			{"released", "C", 0, time.Hour},
+			{"taken-over", "A", 0, 10 * time.Second},
+			{"taken-over", "C", 20 * time.Second, time.Hour},
+		} {
+			_, err := l.AcquireLease(ctx, a.name, a.holder, at(a.now), a.ttl)
+			must(t, "acquire "+a.name+" for "+a.holder, err)
+		}
+		must(t, "release", l.ReleaseLease(ctx, ledger.Lease{Name: "released", Holder: "C", Token: 1}))
+		for _, c := range []struct {
+			now  time.Duration
+			want []ledger.Lease
+		}{
+			{now: 25 * time.Second, want: []ledger.Lease{
+				{Name: "migration/m1", Holder: "A", Token: 1, Expires: at(2 * time.Minute)},
+				{Name: "release-channel/web", Holder: "A", Token: 1, Expires: at(30 * time.Second)},
+				{Name: "taken-over", Holder: "C", Token: 2, Expires: at(20*time.Second + time.Hour)},
+				{Name: "update/u1", Holder: "B", Token: 1, Expires: at(time.Minute)},
+			}},
+			// Expired once now reaches the expiry.
+			{now: 30 * time.Second, want: []ledger.Lease{
+				{Name: "migration/m1", Holder: "A", Token: 1, Expires: at(2 * time.Minute)},
+				{Name: "taken-over", Holder: "C", Token: 2, Expires: at(20*time.Second + time.Hour)},
+				{Name: "update/u1", Holder: "B", Token: 1, Expires: at(time.Minute)},
+			}},
+			{now: 2 * time.Hour},
+		} {
+			what := "list at +" + c.now.String()
+			got, err := l.ListLeases(ctx, at(c.now))
+			must(t, what, err)
+			if len(got) != len(c.want) {
+				t.Fatalf("%s: listed %+v, want %+v", what, got, c.want)
+			}
+			for i := range got {
+				sameLease(t, what, got[i], c.want[i])
+			}
+		}
+	})
 }
 
 func sameLease(t *testing.T, what string, got, want ledger.Lease) {

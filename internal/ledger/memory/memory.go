@@ -229,5 +229,22 @@ func (s *Store) ReleaseLease(ctx context.Context, lease ledger.Lease) error {
 	return nil
 }
 
+// ListLeases implements ledger.Store.
+func (s *Store) ListLeases(ctx context.Context, now time.Time) ([]ledger.Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("listing leases: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ledger.Lease
+	for _, l := range s.leases {
+		if l.Holder != "" && now.Before(l.Expires) {
+			out = append(out, l)
+		}
+	}
+	slices.SortFunc(out, func(a, b ledger.Lease) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
 // Close implements ledger.Store; there is nothing to release.
 func (s *Store) Close() error { return nil }

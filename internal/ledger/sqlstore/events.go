@@ -130,6 +130,39 @@ func (s *Store) ReleaseLease(ctx context.Context, lease ledger.Lease) error {
 	return nil
 }
 
+// ListLeases implements ledger.Store.
+func (s *Store) ListLeases(ctx context.Context, now time.Time) ([]ledger.Lease, error) {
+	nowKey, err := timeKey(now)
+	if err != nil {
+		return nil, fmt.Errorf("listing leases: %w", err)
+	}
+	st, err := s.prepared(ctx, s.q.leases)
+	if err != nil {
+		return nil, fmt.Errorf("listing leases: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, nowKey)
+	if err != nil {
+		return nil, fmt.Errorf("listing leases: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Lease
+	for rows.Next() {
+		var l ledger.Lease
+		var expires string
+		if err := rows.Scan(&l.Name, &l.Holder, &l.Token, &expires); err != nil {
+			return nil, fmt.Errorf("listing leases: %w", err)
+		}
+		if l.Expires, err = parseTimeKey(expires); err != nil {
+			return nil, fmt.Errorf("listing leases: decoding the expiry %q of %s: %w", expires, l.Name, err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing leases: %w", err)
+	}
+	return out, nil
+}
+
 func scanLease(name string, row *sql.Row) (ledger.Lease, error) {
 	lease := ledger.Lease{Name: name}
 	var expires string

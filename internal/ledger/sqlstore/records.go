@@ -15,7 +15,7 @@ type queries struct {
 	create, get, swap, swapBody, version, listAll string
 	listKey                                       [ledger.MaxKeys]string
 	seen, mark, prune                             string
-	acquire, holder, release                      string
+	acquire, holder, release, leases              string
 }
 
 func newQueries(rebind func(string) string) queries {
@@ -57,11 +57,13 @@ func newQueries(rebind func(string) string) queries {
 		// is still larger.
 		release: `UPDATE handover_leases SET holder = '', expires = ?
 			WHERE name = ? AND holder = ? AND token = ? AND holder <> ''`,
+		leases: `SELECT name, holder, token, expires FROM handover_leases
+			WHERE holder <> '' AND expires > ? ORDER BY name`,
 	}
 	for i := range q.listKey {
 		q.listKey[i] = q.listAll + " AND key" + strconv.Itoa(i+1) + " = ?"
 	}
-	for _, p := range []*string{&q.create, &q.get, &q.swap, &q.swapBody, &q.version, &q.listAll, &q.seen, &q.mark, &q.prune, &q.acquire, &q.holder, &q.release} {
+	for _, p := range []*string{&q.create, &q.get, &q.swap, &q.swapBody, &q.version, &q.listAll, &q.seen, &q.mark, &q.prune, &q.acquire, &q.holder, &q.release, &q.leases} {
 		*p = rebind(*p)
 	}
 	for i := range q.listKey {

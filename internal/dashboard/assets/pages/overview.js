@@ -1,14 +1,15 @@
 // Overview: the controller, what is in flight, what failed, and where
 // every database's data is.
 import { get } from '../api.js';
-import { h, card, table, kv, tile, pill, dur, ago, num, migrationLink, updateLink, instanceLink, volumeLink, errorBox } from '../ui.js';
+import { h, card, table, kv, tile, pill, dur, ago, num, migrationLink, updateLink, instanceLink, volumeLink, errorBox, clock } from '../ui.js';
 import { bars } from '../charts.js';
 
 const DAY = 24 * 3600 * 1000;
 
 export async function render({ width, now }) {
-  const [st, mig, dbs, ups] = await Promise.all([
+  const [st, mig, dbs, ups, lss] = await Promise.all([
     get('/v1/status'), get('/v1/migrations?limit=500'), get('/v1/databases'), get('/v1/updates').catch(() => ({ updates: [] })),
+    get('/v1/leases').catch((e) => ({ error: String(e.message || e) })),
   ]);
   const ms = mig.migrations;
   const inflight = ms.filter((m) => m.state !== 'Committed' && m.state !== 'Aborted');
@@ -34,8 +35,11 @@ export async function render({ width, now }) {
     ['Sweeper', st.last_sweep_at ? [`${ago(st.last_sweep_at, now)} · swept ${st.swept_volumes} volumes, ${st.swept_snapshots} snapshots`, st.last_sweep_error ? errorBox(st.last_sweep_error) : ''] : 'not yet'],
     ['Release controller', st.last_release_pass_at ? [ago(st.last_release_pass_at, now), st.last_release_pass_error ? errorBox(st.last_release_pass_error) : ''] : ''],
     ['Messages', `${num(st.messages_handled)} handled, ${num(st.messages_poison)} poison; last one waited ${dur(st.queue_lag_seconds * 1000)} in the queue`],
-    ['Leases held', leaseList(st.leases || [], now)],
+    ['Leases held', leaseList(st.leases || [], now, 'leases')],
   ]));
+
+  const controllers = card('Controllers and their leases', holders(st, lss, now),
+    h('span', { class: 'muted' }, 'every holder in the ledger: controllers, publishes, env commands'));
 
   const byState = Object.entries(st.migrations || {}).filter(([s]) => s !== 'Committed' && s !== 'Aborted');
   const flight = card('In flight, by state', byState.length
@@ -71,7 +75,7 @@ export async function render({ width, now }) {
   const recent = card('Recent handovers', table(recentCols(now), ms.slice(0, 12)), h('a', { href: '#/handovers' }, 'All handovers →'));
 
   return h('div', { class: 'page' }, h('h1', {}, 'Overview'), tiles,
-    h('div', { class: 'grid2' }, controller, flight), fails, databases, chart, recent);
+    h('div', { class: 'grid2' }, controller, flight), controllers, fails, databases, chart, recent);
 }
 
 // queueTile: the events queue's depth and its dead-letter queue's.
@@ -86,12 +90,29 @@ function queueTile(st) {
     h('div', { class: 'tile-sub' }, `${num(q.in_flight)} in flight · `, h('span', { id: 'dlq-depth' }, dl)));
 }
 
-function leaseList(leases, now) {
+// holders groups the ledger's leases (GET /v1/leases) by holder, this
+// controller first and shown even when it holds nothing, so controllers
+// sharing a ledger are all on one page.
+function holders(st, lss, now) {
+  if (lss.error) return errorBox(`reading the ledger's leases: ${lss.error}`);
+  const by = new Map([[st.holder, []]]);
+  for (const l of lss.leases) {
+    if (!by.has(l.holder)) by.set(l.holder, []);
+    by.get(l.holder).push(l);
+  }
+  return h('div', { class: 'holders', id: 'controllers' }, [...by.entries()].map(([holder, ls]) => h('div', { class: 'holder', 'data-holder': holder },
+    h('div', { class: 'holder-name' }, h('code', {}, holder), holder === st.holder ? pill('this controller') : null,
+      h('span', { class: 'muted' }, ls.length === 1 ? '1 lease' : `${ls.length} leases`)),
+    leaseList(ls, now))));
+}
+
+function leaseList(leases, now, id) {
   if (!leases.length) return h('span', { class: 'muted' }, 'none: nothing to work on');
-  return h('ul', { class: 'leases', id: 'leases' }, leases.map((l) => {
-    const [kind, id] = [l.name.slice(0, l.name.indexOf('/')), l.name.slice(l.name.indexOf('/') + 1)];
-    const target = kind === 'migration' ? migrationLink(id) : kind === 'update' ? updateLink(id) : h('code', {}, l.name);
-    return h('li', {}, h('span', {}, kind, ' ', target), h('span', { class: 'muted' }, `token ${l.token} · expires ${ago(l.expires, now).replace(/^in /, 'in ')}`));
+  return h('ul', { class: 'leases', id }, leases.map((l) => {
+    const i = l.name.indexOf('/');
+    const [kind, id] = i < 0 ? ['', l.name] : [l.name.slice(0, i), l.name.slice(i + 1)];
+    const target = kind === 'migration' ? [kind, ' ', migrationLink(id)] : kind === 'update' ? [kind, ' ', updateLink(id)] : h('code', {}, l.name);
+    return h('li', { 'data-lease': l.name }, h('span', {}, target), h('span', { class: 'muted' }, `token ${l.token} · expires ${ago(l.expires, now)} (${clock(l.expires)})`));
   }));
 }
 
