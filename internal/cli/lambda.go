@@ -70,7 +70,8 @@ invocation ends with one CloudWatch Embedded Metric Format line on stdout
 (on stderr with --invoke): objects, lines, indexed, duplicates, retries,
 dead letters and lag, namespace handover/logs, dimension FunctionName.
 Configuration: HANDOVER_LOGS_ENDPOINT, HANDOVER_LOGS_DLQ_URL,
-HANDOVER_QUEUE_URL, HANDOVER_LOGS_INDEX_PREFIX, HANDOVER_LOGS_SIGV4;
+HANDOVER_QUEUE_URL, HANDOVER_LOGS_INDEX_PREFIX, HANDOVER_LOGS_SIGV4,
+HANDOVER_LOGS_PARSE_WORKERS;
 'handover deploy template --logs' writes them. See docs/logs.md.`,
 		Example: `  # in the function (provided.al2023): bootstrap is the handover binary
   ./bootstrap lambda

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/opensearch-project/opensearch-go/v4/signer/awsv2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/handover-dev/handover/internal/logs"
 )
@@ -31,7 +33,11 @@ type logsFlags struct {
 	dlqURL, dlqFile               string
 	indexPrefix                   string
 	bulkBytes                     int
+	parseWorkers                  int
 	connectionLogs, sigv4         bool
+	// flags tells whether --parse-workers was given, so that its
+	// environment variable applies only when it was not.
+	flags *pflag.FlagSet
 	logLevel                      string
 	// metrics, when set, observes the pipeline; else observer does.
 	metrics  *logs.Metrics
@@ -55,6 +61,8 @@ func (f *logsFlags) registerPipeline(cmd *cobra.Command) {
 	fl.StringVar(&f.dlqFile, "dlq-file", "", "or a file to append them to, one JSON line each")
 	fl.StringVar(&f.indexPrefix, "index-prefix", envOr("HANDOVER_LOGS_INDEX_PREFIX", "elb-logs"), "daily indices are PREFIX-YYYY.MM.DD (env HANDOVER_LOGS_INDEX_PREFIX)")
 	fl.IntVar(&f.bulkBytes, "bulk-bytes", 5<<20, "largest bulk request body")
+	fl.IntVar(&f.parseWorkers, "parse-workers", 0, "goroutines parsing and encoding the lines of one object; 1 parses on the object's own goroutine, 0 means GOMAXPROCS, at most 4 (env HANDOVER_LOGS_PARSE_WORKERS)")
+	f.flags = fl
 	fl.BoolVar(&f.connectionLogs, "connection-logs", os.Getenv("HANDOVER_LOGS_CONNECTION_LOGS") == "true", "index ALB connection logs (conn_log.) into PREFIX-connections-YYYY.MM.DD instead of skipping them (env HANDOVER_LOGS_CONNECTION_LOGS=true)")
 	fl.BoolVar(&f.sigv4, "sigv4", os.Getenv("HANDOVER_LOGS_SIGV4") == "true", "sign requests to the endpoint with SigV4 (service es), as Amazon OpenSearch Service domains with IAM access need (env HANDOVER_LOGS_SIGV4=true)")
 }
@@ -72,6 +80,16 @@ func (f *logsFlags) pipeline(ctx context.Context, stderr io.Writer) (*logs.Pipel
 	}
 	if (f.dlqURL == "") == (f.dlqFile == "") {
 		return fail(errors.New("give one of --dlq-url (an SQS queue) or --dlq-file: lines that cannot be indexed must go somewhere"))
+	}
+	if v := os.Getenv("HANDOVER_LOGS_PARSE_WORKERS"); v != "" && (f.flags == nil || !f.flags.Changed("parse-workers")) {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fail(fmt.Errorf("HANDOVER_LOGS_PARSE_WORKERS=%q is not a number: give 1 or more, or 0 for the default", v))
+		}
+		f.parseWorkers = n
+	}
+	if f.parseWorkers < 0 {
+		return fail(fmt.Errorf("--parse-workers %d: give 1 or more goroutines, or 0 for the default (GOMAXPROCS, at most 4)", f.parseWorkers))
 	}
 	log, err := newLogger(stderr, f.logLevel)
 	if err != nil {
@@ -100,7 +118,7 @@ func (f *logsFlags) pipeline(ctx context.Context, stderr io.Writer) (*logs.Pipel
 		dead = logs.SQSDeadLetters{Client: sqs.NewFromConfig(cfg), QueueURL: f.dlqURL}
 	}
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = f.endpointURL != "" })
-	pcfg := logs.Config{IndexPrefix: f.indexPrefix, BulkBytes: f.bulkBytes, ConnectionLogs: f.connectionLogs, Logger: log}
+	pcfg := logs.Config{IndexPrefix: f.indexPrefix, BulkBytes: f.bulkBytes, ParseWorkers: f.parseWorkers, ConnectionLogs: f.connectionLogs, Logger: log}
 	if f.metrics != nil {
 		pcfg.Observer = f.metrics
 	} else if f.observer != nil {
@@ -152,7 +170,10 @@ func newLogsRun(stdout, stderr io.Writer) *cobra.Command {
     --endpoint https://search-logs-abc.us-east-1.es.amazonaws.com --sigv4
 
   # with Prometheus metrics on http://127.0.0.1:9108/metrics
-  handover logs run --queue-url … --dlq-url … --endpoint … --metrics-addr 127.0.0.1:9108`,
+  handover logs run --queue-url … --dlq-url … --endpoint … --metrics-addr 127.0.0.1:9108
+
+  # two messages at once, each object parsed by one goroutine (a small instance)
+  handover logs run --queue-url … --dlq-url … --endpoint … --workers 2 --parse-workers 1`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.QueueURL == "" {
 				return &exitError{code: 2, err: errors.New("--queue-url is required: the SQS queue the log bucket's notifications go to")}
@@ -211,7 +232,9 @@ func newLogsReplay(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Index every log object under a prefix (a backfill; safe to repeat)",
 		Example: `  handover logs replay s3://my-logs/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2025/08/14/ \
     --endpoint http://127.0.0.1:4566/_opensearch --endpoint-url http://127.0.0.1:4566 --dlq-file dead.jsonl
-  handover logs replay s3://my-logs/ --endpoint … --dlq-file dead.jsonl --output json`,
+  handover logs replay s3://my-logs/ --endpoint … --dlq-file dead.jsonl --output json
+  # a backfill that leaves the other cores alone
+  handover logs replay s3://my-logs/ --endpoint … --dlq-file dead.jsonl --parse-workers 1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, prefix, ok := strings.Cut(strings.TrimPrefix(args[0], "s3://"), "/")
