@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -30,6 +32,35 @@ func runTools(r *env.Runner, t *envTools, servicePort int) {
 	r.Fence = handover.HTTPService{Client: &fence.Client{Port: servicePort}}
 	r.Delete = awscloud.NewEnvDeleter(e, a, l, d, t.s3, c.Region, clock.Real{})
 	r.Migrate = awscloud.NewMigrator(l, a, e, d, t.s3)
+	if pw := os.Getenv("HANDOVER_RDS_PASSWORD"); pw != "" {
+		// What lifts a migration's RDS fence (an abort, the controller
+		// carrying one); without it such a lift fails, saying so.
+		r.RDSFence = rdsFence(t, pw, os.Getenv("PGSSLMODE"))
+	}
+}
+
+// rdsFence is env.PGFence over t's RDS client, logging in as each
+// instance's master user with password.
+func rdsFence(t *envTools, password, sslMode string) env.PGFence {
+	c := t.aws
+	d := rds.NewFromConfig(c)
+	b := awscloud.NewCloneBuilder(ec2.NewFromConfig(c), autoscaling.NewFromConfig(c), elb.NewFromConfig(c), d, t.s3, c.Region)
+	return env.PGFence{Locate: rdsLocator{b, awscloud.NewVerifier(b, d)}, Password: password, SSLMode: sslMode}
+}
+
+// rdsLocator is env.RDSLocator: the endpoint from the builder, the master
+// user from the verifier.
+type rdsLocator struct {
+	b *awscloud.CloneBuilder
+	v *awscloud.Verifier
+}
+
+func (l rdsLocator) DBInstanceState(ctx context.Context, name string) (string, string, error) {
+	return l.b.DBInstanceState(ctx, name)
+}
+
+func (l rdsLocator) DBLogin(ctx context.Context, instance string) (string, string, error) {
+	return l.v.DBLogin(ctx, instance)
 }
 
 func newEnvAbort(stdout, stderr io.Writer) *cobra.Command {

@@ -154,6 +154,11 @@ func migrateRunner(cmd *cobra.Command, stderr io.Writer, f *envFlags, servicePor
 	r.Fence = handover.HTTPService{Client: &fence.Client{Port: servicePort}}
 	r.Verifier = awscloud.NewVerifier(b, d)
 	r.Tables = tables
+	if tables.Password != "" {
+		// SRC's RDS instances are fenced (read-only) from their
+		// snapshots to the cutover, as their master user.
+		r.RDSFence = rdsFence(t, tables.Password, tables.SSLMode)
+	}
 	r.VerifyClone = r
 	r.Manifests = env.FenceManifests{Client: &fence.Client{Port: servicePort}}
 	r.Migrate = awscloud.NewMigrator(l, a, e, d, t.s3)

@@ -153,8 +153,11 @@ func (r *Runner) PlanAbort(ctx context.Context, op *ledger.EnvOp) (*AbortPlan, e
 				}
 			} else {
 				for _, it := range c.Cloning.Items {
-					if it.Kind == itemFence {
+					switch {
+					case it.Kind == itemFence:
 						p.Unquiesce = append(p.Unquiesce, fmt.Sprintf("database %s: fence lifted on %s (%s)", it.Name, it.ID, it.Detail))
+					case it.Kind == itemRDSFence && it.Started:
+						p.Unquiesce = append(p.Unquiesce, fmt.Sprintf("RDS instance %s: default_transaction_read_only reset on %s", it.Name, it.Detail))
 					}
 				}
 			}

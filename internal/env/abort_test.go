@@ -405,8 +405,8 @@ func TestAbortMigration(t *testing.T) {
 			if got := fm.listeners["arn:l/1"]; got != "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/staging-kv-tg/abc" || len(fm.listeners) != 1 {
 				t.Errorf("listeners %v: want only the entry, back on SRC's target group", fm.listeners)
 			}
-			if len(fb.fenced) != 0 || len(fb.made) != 0 || len(fb.snaps) != 0 || len(fm.dropped) != 0 {
-				t.Errorf("fenced %v, left %v, snapshots %v, SRC dropped %v", fb.fenced, slices.Sorted(maps.Keys(fb.made)), fb.snaps, fm.dropped)
+			if len(fb.fenced) != 0 || len(fb.rdsFenced) != 0 || len(fb.made) != 0 || len(fb.snaps) != 0 || len(fm.dropped) != 0 {
+				t.Errorf("fenced %v (RDS %v), left %v, snapshots %v, SRC dropped %v", fb.fenced, fb.rdsFenced, slices.Sorted(maps.Keys(fb.made)), fb.snaps, fm.dropped)
 			}
 			if op.Migration.CloneOp != "" {
 				c, err := x.r.Get(t.Context(), op.Migration.CloneOp)

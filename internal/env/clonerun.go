@@ -32,6 +32,7 @@ const (
 // Kinds of a clone's items besides the Kind* resources.
 const (
 	itemFence       = "fence"
+	itemRDSFence    = "rds-fence" // Name: SRC's instance; Detail: the databases made read-only, as JSON
 	itemEBSSnapshot = "ebs-snapshot"
 	itemRDSSnapshot = "rds-snapshot"
 	itemCopy        = "bucket-copy"
@@ -282,6 +283,11 @@ func (r *Runner) cloneQuiesce(ctx context.Context, op *ledger.EnvOp, rec *cloneR
 		}
 		r.say("fenced %s under their epochs in %s: writes pause, reads go on", plural(len(calls), "database"), r.clk.Now().Sub(start).Round(time.Millisecond))
 	}
+	if rec.Plan.HoldQuiesce {
+		if err := r.fenceRDS(ctx, op, rec); err != nil {
+			return false, err
+		}
+	}
 	r.phase(op, PhaseCloneSnapshot, plural(len(rec.Plan.Snapshots), "snapshot"))
 	return true, nil
 }
@@ -438,6 +444,102 @@ func (r *Runner) liftFences(ctx context.Context, op *ledger.EnvOp, rec *cloneRec
 	}
 	if len(fences) > 0 {
 		r.say("lifted %s: %s writes again", plural(len(fences), "fence"), op.Environment)
+	}
+	return r.liftRDSFences(ctx, op)
+}
+
+// fenceRDS makes SRC's RDS instances refuse writes until the migration's
+// cutover, before their snapshots start: a write SRC's RDS acknowledged
+// after the snapshot's point in time would be lost when traffic moves to
+// DST, restored from it. A plain clone leaves SRC's RDS writable (RDS
+// snapshots are taken online): its SRC goes on serving, and DST is a copy
+// as of the snapshot, not SRC's successor. The databases to fence are
+// recorded before any is touched, so a run killed mid-fence leaves the
+// fence recorded and every lift lifts it; fencing again converges.
+func (r *Runner) fenceRDS(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) error {
+	var todo []*ledger.EnvItem
+	for _, s := range rec.Plan.Snapshots {
+		if s.Kind != "rds" {
+			continue
+		}
+		if r.RDSFence == nil {
+			return failf("this runner cannot fence RDS instance %s (no RDS master password): a migration needs SRC's RDS refusing writes from its snapshot to the cutover", s.Of)
+		}
+		it, _ := item(op, itemRDSFence, s.Of)
+		if it.Done {
+			continue
+		}
+		if !it.Started {
+			dbs, err := r.RDSFence.RDSFenceTargets(ctx, s.Of)
+			if err != nil {
+				return fmt.Errorf("listing the databases of RDS instance %s to fence: %w", s.Of, err)
+			}
+			raw, _ := json.Marshal(dbs)
+			it.Detail, it.Started = string(raw), true
+			if err := r.save(ctx, op); err != nil {
+				return err
+			}
+		}
+		todo = append(todo, it)
+	}
+	start := r.clk.Now()
+	ended := 0
+	for _, it := range todo {
+		dbs, err := rdsFenceDBs(it)
+		if err != nil {
+			return err
+		}
+		n, err := r.RDSFence.FenceRDS(ctx, it.Name, dbs)
+		if err != nil {
+			return fmt.Errorf("fencing RDS instance %s: %w", it.Name, err)
+		}
+		it.Done = true
+		ended += n
+		r.say("fenced RDS instance %s: %s (%s) read-only by default_transaction_read_only, %s ended: its writes pause until the cutover", it.Name, plural(len(dbs), "database"), strings.Join(dbs, ", "), plural(n, "other session"))
+	}
+	if len(todo) > 0 {
+		r.log.Info("rds fenced", "env-op-id", op.ID, "instances", len(todo), "sessions_ended", ended, "took", r.clk.Now().Sub(start))
+	}
+	return nil
+}
+
+// rdsFenceDBs reads the databases an RDS fence item recorded.
+func rdsFenceDBs(it *ledger.EnvItem) ([]string, error) {
+	var dbs []string
+	if err := json.Unmarshal([]byte(it.Detail), &dbs); err != nil {
+		return nil, fmt.Errorf("the RDS fence of %s records its databases as %q, which does not read: %w", it.Name, it.Detail, err)
+	}
+	return dbs, nil
+}
+
+// liftRDSFences lifts every RDS fence the clone op recorded (put on, or
+// maybe put on by a killed run). Safe to repeat; an instance that is gone
+// took its fence with it.
+func (r *Runner) liftRDSFences(ctx context.Context, op *ledger.EnvOp) error {
+	var lifted []string
+	for i := range op.Cloning.Items {
+		it := &op.Cloning.Items[i]
+		if it.Kind != itemRDSFence || !it.Started {
+			continue
+		}
+		if r.RDSFence == nil {
+			return fmt.Errorf("RDS instance %s of %s is fenced (read-only) and this run cannot lift it: give it the RDS master password ($HANDOVER_RDS_PASSWORD; env migrate takes --rds-password-file too) and run it again", it.Name, op.Environment)
+		}
+		dbs, err := rdsFenceDBs(it)
+		if err != nil {
+			return err
+		}
+		err = r.RDSFence.UnfenceRDS(ctx, it.Name, dbs)
+		if errors.Is(err, handover.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("lifting the fence of RDS instance %s: %w", it.Name, err)
+		}
+		lifted = append(lifted, it.Name)
+	}
+	if len(lifted) > 0 {
+		r.say("lifted the RDS fence of %s: its databases take writes again", strings.Join(lifted, ", "))
 	}
 	return nil
 }

@@ -44,12 +44,17 @@ type fakeBuild struct {
 	objects      map[string]map[string]string // bucket -> key -> content
 	manifestErr  error                        // what Manifest answers, when set
 	tamper       map[string]string            // instance -> what its manifest hashes to instead
+	rdsFenced    map[string][]string          // RDS instance -> databases made read-only
+	// rdsFencedAtSnap records, per RDS snapshot, whether its instance
+	// was fenced when it was started.
+	rdsFencedAtSnap map[string]bool
 }
 
 func newFakeBuild(c *fakeCloud, led ledger.Ledger) *fakeBuild {
 	return &fakeBuild{c: c, led: led, fenced: map[string]int64{}, snaps: map[string]map[string]string{}, snapOf: map[string]string{},
 		fencedAtSnap: map[string]bool{}, rdsSnaps: map[string]string{}, made: map[string]map[string]string{}, creates: map[string]int{},
 		userData: map[string]string{}, groups: map[string]GroupSpec{}, tamper: map[string]string{},
+		rdsFenced: map[string][]string{}, rdsFencedAtSnap: map[string]bool{},
 		objects: map[string]map[string]string{"staging-assets": {"a.txt": "one", "b.txt": "two"}}}
 }
 
@@ -138,9 +143,35 @@ func (f *fakeBuild) SnapshotDBInstance(_ context.Context, instance, snapshot str
 			return ErrNameTaken
 		}
 		f.rdsSnaps[snapshot] = instance
+		_, fenced := f.rdsFenced[instance]
+		f.rdsFencedAtSnap[snapshot] = fenced
 		return nil
 	})
 }
+
+func (f *fakeBuild) RDSFenceTargets(_ context.Context, instance string) ([]string, error) {
+	return []string{"app", "postgres"}, nil
+}
+
+func (f *fakeBuild) FenceRDS(_ context.Context, instance string, dbs []string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return 1, f.c.mutate("FenceRDS "+instance, func() error {
+		f.rdsFenced[instance] = dbs
+		return nil
+	})
+}
+
+func (f *fakeBuild) UnfenceRDS(_ context.Context, instance string, dbs []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.c.mutate("UnfenceRDS "+instance, func() error {
+		delete(f.rdsFenced, instance)
+		return nil
+	})
+}
+
+var _ RDSFencer = (*fakeBuild)(nil)
 
 func (f *fakeBuild) DBSnapshotState(_ context.Context, snapshot string) (string, error) {
 	f.mu.Lock()

@@ -30,6 +30,9 @@ type fakeMigrate struct {
 	// fencedAtSwitch records how many of SRC's databases were fenced
 	// when the entry was switched to DST.
 	fencedAtSwitch []int
+	// rdsFencedAtSwitch records whether SRC's RDS instance was fenced
+	// when the entry was switched to DST.
+	rdsFencedAtSwitch []bool
 	verifyOK       bool
 	verifies       int
 }
@@ -102,6 +105,8 @@ func (f *fakeMigrate) SwitchListener(_ context.Context, arn, tg string) error {
 	return f.fb.c.mutate("ModifyListener "+arn+" "+tg, func() error {
 		if arn == "arn:l/1" && f.listeners[arn] != tg && tg == "arn:tg/prod-kv-tg-entry" {
 			f.fencedAtSwitch = append(f.fencedAtSwitch, len(f.fb.fenced))
+			_, rdsFenced := f.fb.rdsFenced["staging-pg"]
+			f.rdsFencedAtSwitch = append(f.rdsFencedAtSwitch, rdsFenced)
 		}
 		f.listeners[arn] = tg
 		return nil
@@ -189,7 +194,7 @@ func migrateRig(t *testing.T) (*rig, *fakeReader, *fakeBuild, *fakeMigrate) {
 }
 
 func (x *rig) wire(fr *fakeReader, fb *fakeBuild, fm *fakeMigrate, verify bool) {
-	x.r.Clone, x.r.Fence, x.r.Migrate, x.r.Reader, x.r.Delete = fb, fb, fm, fr, fm
+	x.r.Clone, x.r.Fence, x.r.Migrate, x.r.Reader, x.r.Delete, x.r.RDSFence = fb, fb, fm, fr, fm, fb
 	x.r.VerifyClone = nil
 	if verify {
 		x.r.VerifyClone = fm
@@ -217,8 +222,18 @@ func checkMigrated(t *testing.T, x *rig, fb *fakeBuild, fm *fakeMigrate, op *led
 	if op.State != ledger.UpdateSucceeded || op.Migration.SourceKept != "" {
 		t.Fatalf("migration ended %s in %s (kept: %q): %s", op.State, op.Phase, op.Migration.SourceKept, op.Error)
 	}
-	if len(fb.fenced) != 0 {
-		t.Errorf("SRC left fenced: %v", fb.fenced)
+	if len(fb.fenced) != 0 || len(fb.rdsFenced) != 0 {
+		t.Errorf("SRC left fenced: %v, RDS %v", fb.fenced, fb.rdsFenced)
+	}
+	for _, fenced := range fm.rdsFencedAtSwitch {
+		if !fenced {
+			t.Errorf("the entry was switched with SRC's RDS instance writable: rows it acknowledged after its snapshot would be lost")
+		}
+	}
+	for snap, fenced := range fb.rdsFencedAtSnap {
+		if !fenced {
+			t.Errorf("RDS snapshot %s was started with its instance writable", snap)
+		}
 	}
 	for _, n := range fm.fencedAtSwitch {
 		if n != 2 {
@@ -335,8 +350,8 @@ func TestMigrateFailsBack(t *testing.T) {
 	if fm.listeners["arn:l/1"] != "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/staging-kv-tg/abc" || !op.Migration.SwitchedBack {
 		t.Errorf("the entry forwards to %s after the fail-back", fm.listeners["arn:l/1"])
 	}
-	if len(fb.fenced) != 0 || len(fm.dropped) != 0 {
-		t.Errorf("fenced %v, dropped %v", fb.fenced, fm.dropped)
+	if len(fb.fenced) != 0 || len(fb.rdsFenced) != 0 || len(fm.dropped) != 0 {
+		t.Errorf("fenced %v (RDS %v), dropped %v", fb.fenced, fb.rdsFenced, fm.dropped)
 	}
 	if _, ok := fb.made["group/prod-kv"]; !ok {
 		t.Errorf("DST was not left for the abort")

@@ -61,6 +61,10 @@ type Runner struct {
 	// not): the cloud calls that make DST, and SRC's databases' fences.
 	Clone CloneCloud
 	Fence Fencer
+	// RDSFence fences SRC's RDS instances for a migration's clone (one
+	// that holds its quiesce), and lifts them wherever its fences are
+	// lifted.
+	RDSFence RDSFencer
 	// Delete is what an abort (and a migration's drop) deletes with.
 	Delete DeleteCloud
 	// Manifests reads SRC's databases' content manifests at the quiesce

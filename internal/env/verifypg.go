@@ -5,9 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
-	"net/url"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -41,31 +38,11 @@ ORDER BY 1, 2`
 
 // TableSums implements TableSummer.
 func (p PGTables) TableSums(ctx context.Context, endpoint, user, database string) ([]TableSum, error) {
-	if database == "" {
-		database = "postgres"
-	}
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, p.Password), Host: endpoint, Path: "/" + database}
-	q := url.Values{"connect_timeout": {"10"}}
-	if p.SSLMode != "" {
-		q.Set("sslmode", p.SSLMode)
-	}
-	u.RawQuery = q.Encode()
-	cfg, err := pgx.ParseConfig(u.String())
+	conn, err := pgConnect(ctx, endpoint, user, p.Password, p.SSLMode, database)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", endpoint, err)
+		return nil, err
 	}
-	if _, _, err := net.SplitHostPort(endpoint); err != nil {
-		return nil, fmt.Errorf("connecting to %q: want host:port: %w", endpoint, err)
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to %s as %s (database %s): %w", endpoint, user, database, err)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
+	defer closeConn(conn)
 	// One snapshot for every table: DST may be taking writes.
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
