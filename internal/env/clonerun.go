@@ -716,6 +716,20 @@ func (r *Runner) cloneBuild(ctx context.Context, op *ledger.EnvOp, rec *cloneRec
 				waiting = true
 				continue
 			}
+			if f := findItem(op, itemRDSFence, d.ID); f != nil && f.Started {
+				// The snapshot carries SRC's fence (the databases'
+				// defaults): DST takes writes once traffic moves to it.
+				dbs, err := rdsFenceDBs(f)
+				if err != nil {
+					return false, err
+				}
+				if r.RDSFence == nil {
+					return false, fmt.Errorf("RDS instance %s carries %s's fence from its snapshot and this run cannot lift it: give it the RDS master password ($HANDOVER_RDS_PASSWORD; env migrate takes --rds-password-file too)", n, d.ID)
+				}
+				if err := r.RDSFence.UnfenceRDS(ctx, n, dbs); err != nil {
+					return false, fmt.Errorf("lifting the RDS fence %s's snapshot carried onto %s: %w", d.ID, n, err)
+				}
+			}
 			it.ID = endpoint
 			r.say("RDS instance %s available at %s", n, endpoint)
 		}

@@ -247,7 +247,13 @@ func (f *fakeBuild) RestoreDBInstance(_ context.Context, from, snapshot, name st
 	if f.rdsSnaps[snapshot] != from && !strings.HasPrefix(name, "verify-") {
 		return fmt.Errorf("snapshot %s is not of %s", snapshot, from)
 	}
-	return f.create(KindRDS, name, tags)
+	if err := f.create(KindRDS, name, tags); err != nil {
+		return err
+	}
+	if f.rdsFencedAtSnap[snapshot] {
+		f.rdsFenced[name] = []string{"app", "postgres"} // the snapshot's databases' defaults
+	}
+	return nil
 }
 
 func (f *fakeBuild) DBInstanceState(_ context.Context, name string) (string, string, error) {
