@@ -58,6 +58,10 @@ type Options struct {
 	// APIToken, if set, is the bearer token every controller's API (and
 	// dashboard) requires; the Env's API clients send it.
 	APIToken string
+	// RDSPassword, if set, is $HANDOVER_RDS_PASSWORD for every handover
+	// process the Env runs (controllers included): what lifts a
+	// migration's RDS fence when a controller carries its abort.
+	RDSPassword string
 	// Listen is the first controller's API address (default: a free
 	// loopback port), so `handover demo --dashboard` can print a stable URL.
 	Listen string
@@ -209,6 +213,9 @@ func (e *Env) awsEnv() []string {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
+	}
+	if e.opts.RDSPassword != "" {
+		env = append(env, "HANDOVER_RDS_PASSWORD="+e.opts.RDSPassword)
 	}
 	return env
 }

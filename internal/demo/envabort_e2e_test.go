@@ -200,7 +200,7 @@ func leftTaggedCLI(t *testing.T, e *Env, op string) string {
 // see it. A dry run lists the plan; the sweeper then finds nothing of the
 // aborted clones left.
 func TestEnvAbort(t *testing.T) {
-	e := newBareEnv(t, Options{})
+	e := newBareEnv(t, Options{RDSPassword: "app-password-1"}) // the controller lifts RDS fences in aborts
 	bin, _ := binaries(t)
 	c := envCLI{t: t, e: e, bin: bin}
 	ctx := t.Context()

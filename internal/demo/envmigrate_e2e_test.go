@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,8 @@ import (
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // entryClient reads and writes through an environment's entry listener
@@ -139,6 +142,104 @@ func (c *entryClient) pause() time.Duration {
 	return p
 }
 
+// rdsWriter inserts rows one at a time into the table rdswrites of the
+// RDS instance at url, as the environment's application would: each row
+// a new id, a session reopened after any error. An insert that returned
+// no error is acknowledged; one refused by SRC's RDS fence must say
+// read_only_sql_transaction (25006); a session the fence ended (57P01)
+// or a connection refused is reopened. switchTo moves it to another
+// instance, as traffic moves with the cutover.
+type rdsWriter struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	url      string
+	acked    map[string][]int // url -> ids acknowledged there
+	readOnly int              // refused with 25006
+	reopened int              // sessions reopened after a lost connection
+	other    []string         // any other refusal
+}
+
+func startRDSWriter(url string) *rdsWriter {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &rdsWriter{cancel: cancel, url: url, acked: map[string][]int{}}
+	w.wg.Go(func() {
+		var conn *pgx.Conn
+		var at string
+		defer func() {
+			if conn != nil {
+				_ = conn.Close(context.Background())
+			}
+		}()
+		for id := 1; ctx.Err() == nil; id++ {
+			w.mu.Lock()
+			url := w.url
+			w.mu.Unlock()
+			if conn == nil || at != url {
+				if conn != nil {
+					_ = conn.Close(ctx)
+				}
+				c, err := pgx.Connect(ctx, url)
+				if err != nil {
+					conn = nil
+					sleep(ctx, 50*time.Millisecond)
+					continue
+				}
+				conn, at = c, url
+			}
+			_, err := conn.Exec(ctx, "INSERT INTO rdswrites (id) VALUES ($1)", id)
+			if ctx.Err() != nil {
+				return
+			}
+			var pe *pgconn.PgError
+			w.mu.Lock()
+			switch {
+			case err == nil:
+				w.acked[url] = append(w.acked[url], id)
+			case errors.As(err, &pe) && pe.Code == "25006":
+				w.readOnly++
+			case errors.As(err, &pe) && pe.Code != "57P01":
+				w.other = append(w.other, fmt.Sprintf("row %d: %v", id, err))
+			default:
+				w.reopened++
+				_ = conn.Close(ctx)
+				conn = nil
+			}
+			w.mu.Unlock()
+			if err != nil {
+				sleep(ctx, 50*time.Millisecond)
+			} else {
+				sleep(ctx, 10*time.Millisecond)
+			}
+		}
+	})
+	return w
+}
+
+func (w *rdsWriter) switchTo(url string) {
+	w.mu.Lock()
+	w.url = url
+	w.mu.Unlock()
+}
+
+func (w *rdsWriter) stop() {
+	w.cancel()
+	w.wg.Wait()
+}
+
+// rdsURL is the app's connection URL of RDS instance id.
+func rdsURL(t *testing.T, e *Env, id string) string {
+	t.Helper()
+	cfg := aws.Config{Region: region, BaseEndpoint: aws.String(e.Endpoint), Credentials: credentials.NewStaticCredentialsProvider("AKIDDEMO", "demo", "")}
+	out, err := rds.NewFromConfig(cfg).DescribeDBInstances(t.Context(), &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)})
+	if err != nil || len(out.DBInstances) != 1 || out.DBInstances[0].Endpoint == nil {
+		t.Fatalf("describing RDS instance %s: %v", id, err)
+	}
+	ep := out.DBInstances[0].Endpoint
+	return fmt.Sprintf("postgres://app:app-password-1@%s:%d/app?sslmode=disable", aws.ToString(ep.Address), aws.ToInt32(ep.Port))
+}
+
 // migrateOp is what the tests read of handover env migrate --output json.
 type migrateOp struct {
 	ID        string
@@ -177,7 +278,7 @@ type migrateOp struct {
 // Retry-After; the entry forwards to staging-next's instances, and
 // nothing the migration made is left over (the temporary listener gone).
 func TestEnvMigrate(t *testing.T) {
-	e := newBareEnv(t, Options{})
+	e := newBareEnv(t, Options{RDSPassword: "app-password-1"}) // the controller lifts RDS fences in aborts
 	bin, _ := binaries(t)
 	c := envCLI{t: t, e: e, bin: bin}
 	ctx := t.Context()
@@ -187,7 +288,7 @@ func TestEnvMigrate(t *testing.T) {
 	}
 	tagEnvironment(t, e, "orders", "staging")
 	pg := rdsConn(t, e, "staging-db") // waits for it to be available
-	if _, err := pg.Exec(ctx, "CREATE TABLE orders (id int PRIMARY KEY, body text NOT NULL); INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 1000) g"); err != nil {
+	if _, err := pg.Exec(ctx, "CREATE TABLE orders (id int PRIMARY KEY, body text NOT NULL); INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 1000) g; CREATE TABLE rdswrites (id int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -199,12 +300,19 @@ func TestEnvMigrate(t *testing.T) {
 
 	cl := startEntryClient(p.LBURL)
 	defer cl.stop()
+	srcURL := rdsURL(t, e, "staging-db")
+	rw := startRDSWriter(srcURL)
+	defer rw.stop()
 	time.Sleep(2 * time.Second) // writes acknowledged by staging before the migration
 
 	args := []string{"env", "migrate", "staging", "--bake", "3s", "--rds-password-file", rdsPasswordFile(t), "--lease-ttl", "2s", "--poll", "300ms", "--service-port", fmt.Sprint(servicePort)}
 	if !c.killAt("switched the entry listener", args...) {
 		t.Fatalf("env migrate ended before the kill after the switch")
 	}
+	// Traffic is on staging-next now (the killed run lifts nothing after
+	// its switch): the application writes to staging-next's RDS instance.
+	dstURL := rdsURL(t, e, "staging-next-db")
+	rw.switchTo(dstURL)
 	code, out, errOut = c.run(append(args, "--output", "json")...)
 	t.Logf("$ handover %s --output json   # run again after the kill\n%s", strings.Join(args, " "), errOut)
 	if code != 0 {
@@ -216,6 +324,34 @@ func TestEnvMigrate(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // writes acknowledged by staging-next after the cutover
 	cl.stop()
+	rw.stop()
+
+	// The RDS writer's view: every row an RDS instance acknowledged is in
+	// staging-next-db; staging's fence refused with 25006.
+	t.Logf("RDS writer: %d rows acknowledged by staging-db, %d by staging-next-db, %d refused read-only (25006), %d sessions reopened",
+		len(rw.acked[srcURL]), len(rw.acked[dstURL]), rw.readOnly, rw.reopened)
+	if len(rw.acked[srcURL]) == 0 || len(rw.acked[dstURL]) == 0 {
+		t.Errorf("rows acknowledged by staging-db %d, by staging-next-db %d: want some of each", len(rw.acked[srcURL]), len(rw.acked[dstURL]))
+	}
+	if rw.readOnly == 0 {
+		t.Errorf("no insert into staging-db was refused read-only: was its RDS fenced?")
+	}
+	if len(rw.other) > 0 {
+		t.Errorf("%d inserts refused otherwise: %v", len(rw.other), rw.other[:min(len(rw.other), 10)])
+	}
+	var inDST []int32
+	rows, err := rdsConn(t, e, "staging-next-db").Query(ctx, "SELECT id FROM rdswrites ORDER BY id")
+	if err == nil {
+		inDST, err = pgx.CollectRows(rows, pgx.RowTo[int32])
+	}
+	if err != nil {
+		t.Fatalf("reading staging-next-db's rdswrites: %v", err)
+	}
+	for _, id := range slices.Concat(rw.acked[srcURL], rw.acked[dstURL]) {
+		if _, ok := slices.BinarySearch(inDST, int32(id)); !ok {
+			t.Errorf("row %d was acknowledged and is not in staging-next-db", id)
+		}
+	}
 
 	// The client's view.
 	pause := cl.pause()

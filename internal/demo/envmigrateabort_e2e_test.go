@@ -25,7 +25,7 @@ import (
 // cutover and the abort are not: the abort deletes them with it, which the
 // test counts and docs/environments.md says.
 func TestEnvMigrateAbortAfterCutover(t *testing.T) {
-	e := newBareEnv(t, Options{})
+	e := newBareEnv(t, Options{RDSPassword: "app-password-1"}) // the controller lifts RDS fences in aborts
 	bin, _ := binaries(t)
 	c := envCLI{t: t, e: e, bin: bin}
 	ctx := t.Context()

@@ -470,9 +470,12 @@ func (r *Runner) fenceRDS(ctx context.Context, op *ledger.EnvOp, rec *cloneRecor
 			continue
 		}
 		if !it.Started {
-			dbs, err := r.RDSFence.RDSFenceTargets(ctx, s.Of)
+			dbs, unfenceable, err := r.RDSFence.RDSFenceTargets(ctx, s.Of)
 			if err != nil {
 				return fmt.Errorf("listing the databases of RDS instance %s to fence: %w", s.Of, err)
+			}
+			if len(unfenceable) > 0 {
+				r.say("RDS instance %s: %s not fenced, owned by a role its master user is not a member of: writes to them after the snapshot would be lost", s.Of, strings.Join(unfenceable, ", "))
 			}
 			raw, _ := json.Marshal(dbs)
 			it.Detail, it.Started = string(raw), true

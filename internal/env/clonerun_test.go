@@ -149,8 +149,8 @@ func (f *fakeBuild) SnapshotDBInstance(_ context.Context, instance, snapshot str
 	})
 }
 
-func (f *fakeBuild) RDSFenceTargets(_ context.Context, instance string) ([]string, error) {
-	return []string{"app", "postgres"}, nil
+func (f *fakeBuild) RDSFenceTargets(_ context.Context, instance string) ([]string, []string, error) {
+	return []string{"app", "postgres"}, nil, nil
 }
 
 func (f *fakeBuild) FenceRDS(_ context.Context, instance string, dbs []string) (int, error) {

@@ -33,8 +33,8 @@ type fakeMigrate struct {
 	// rdsFencedAtSwitch records whether SRC's RDS instance was fenced
 	// when the entry was switched to DST.
 	rdsFencedAtSwitch []bool
-	verifyOK       bool
-	verifies       int
+	verifyOK          bool
+	verifies          int
 }
 
 func newFakeMigrate(fb *fakeBuild) *fakeMigrate {

@@ -19,7 +19,9 @@ type RDSFencer interface {
 	// read-only: every database that takes connections and is not a
 	// template, rdsadmin, or read-only by its own setting already (a lift
 	// must leave that one as it was). It changes nothing.
-	RDSFenceTargets(ctx context.Context, instance string) ([]string, error)
+	// The databases the login may not alter (another role owns them, as
+	// the hidden admin owns postgres on RDS) come back in unfenceable.
+	RDSFenceTargets(ctx context.Context, instance string) (dbs, unfenceable []string, err error)
 	// FenceRDS sets default_transaction_read_only on each of dbs, then
 	// ends every other session in them, and returns how many it ended.
 	// Safe to repeat.
@@ -57,7 +59,7 @@ var _ RDSFencer = PGFence{}
 
 // fenceTargetsQuery lists the databases a fence makes read-only.
 const fenceTargetsQuery = `
-SELECT d.datname FROM pg_database d
+SELECT d.datname, pg_has_role(d.datdba, 'MEMBER') FROM pg_database d
 WHERE d.datallowconn AND NOT d.datistemplate AND d.datname <> 'rdsadmin'
   AND NOT EXISTS (SELECT 1 FROM pg_db_role_setting s
                   WHERE s.setdatabase = d.oid AND s.setrole = 0
@@ -133,21 +135,33 @@ func closeConn(conn *pgx.Conn) {
 }
 
 // RDSFenceTargets implements RDSFencer.
-func (p PGFence) RDSFenceTargets(ctx context.Context, instance string) ([]string, error) {
+func (p PGFence) RDSFenceTargets(ctx context.Context, instance string) (dbs, unfenceable []string, err error) {
 	conn, endpoint, err := p.connect(ctx, instance)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer closeConn(conn)
 	rows, err := conn.Query(ctx, fenceTargetsQuery)
 	if err != nil {
-		return nil, fmt.Errorf("listing the databases of %s (%s): %w", instance, endpoint, err)
+		return nil, nil, fmt.Errorf("listing the databases of %s (%s): %w", instance, endpoint, err)
 	}
-	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("listing the databases of %s (%s): %w", instance, endpoint, err)
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var owns bool
+		if err := rows.Scan(&name, &owns); err != nil {
+			return nil, nil, fmt.Errorf("listing the databases of %s (%s): %w", instance, endpoint, err)
+		}
+		if owns {
+			dbs = append(dbs, name)
+		} else {
+			unfenceable = append(unfenceable, name)
+		}
 	}
-	return dbs, nil
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("listing the databases of %s (%s): %w", instance, endpoint, err)
+	}
+	return dbs, unfenceable, nil
 }
 
 // FenceRDS implements RDSFencer. The defaults come first: a session that
