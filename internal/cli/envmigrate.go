@@ -135,7 +135,7 @@ fence; DST is left for handover env abort.`,
 	fl.StringArrayVar(&sets, "set", nil, "FROM=TO: the text FROM in NAME's user data and tags becomes TO in DST's (repeatable), as for clone")
 	fl.IntVar(&servicePort, "service-port", fence.DefaultPort, "port of the service's fence endpoints on each instance (the controller's --service-port)")
 	fl.StringVar(&verifyCmd, "verify-cmd", "", "a command (sh -c) run against DST with its endpoints in the environment before the cutover, as env verify's; must exit 0")
-	fl.StringVar(&passwordFile, "rds-password-file", "", "file holding the RDS master password, for the verify of the tables (default: $HANDOVER_RDS_PASSWORD)")
+	fl.StringVar(&passwordFile, "rds-password-file", "", "file holding the RDS master password, for SRC's RDS write fence and the verify of the tables (default: $HANDOVER_RDS_PASSWORD)")
 	fl.StringVar(&sslMode, "rds-sslmode", envOr("PGSSLMODE", ""), "libpq sslmode for the verify's RDS connections (default: $PGSSLMODE, else prefer)")
 	return cmd
 }
