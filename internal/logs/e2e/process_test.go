@@ -173,6 +173,7 @@ func TestDaemonSIGKILLedMidFile(t *testing.T) {
 
 	first := startDaemon(t, env, env.Endpoint, "--bulk-bytes", "32768")
 	waitFor(t, "a quarter of the lines indexed", 2*time.Minute, func() bool { return env.Count(t) >= (albN+classicN)/4 })
+	firstPeak := first.peakRSS(t) // before the kill: /proc/PID goes with the process
 	if err := first.stop(t, syscall.SIGKILL); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("the daemon was not killed: %v", err)
 	}
@@ -199,6 +200,11 @@ func TestDaemonSIGKILLedMidFile(t *testing.T) {
 	}
 	if lines := second.metric(t, "handover_logs_lines_total"); lines < float64(albN+classicN) {
 		t.Errorf("the second run's lines_total is %v, want at least %d", lines, albN+classicN)
+	}
+	secondPeak := second.peakRSS(t)
+	t.Logf("killed run: %d of %d lines indexed, peak RSS (VmHWM) %.1f MiB; second run: peak RSS %.1f MiB", partial, albN+classicN, firstPeak, secondPeak)
+	if max(firstPeak, secondPeak) > peakBound {
+		t.Errorf("daemon peak RSS %.1f / %.1f MiB, over the bound of %.0f MiB", firstPeak, secondPeak, peakBound)
 	}
 	if err := second.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("the daemon did not stop cleanly on SIGTERM: %v", err)
