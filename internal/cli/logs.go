@@ -37,8 +37,8 @@ type logsFlags struct {
 	connectionLogs, sigv4         bool
 	// flags tells whether --parse-workers was given, so that its
 	// environment variable applies only when it was not.
-	flags *pflag.FlagSet
-	logLevel                      string
+	flags    *pflag.FlagSet
+	logLevel string
 	// metrics, when set, observes the pipeline; else observer does.
 	metrics  *logs.Metrics
 	observer logs.Observer

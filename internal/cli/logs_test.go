@@ -24,6 +24,7 @@ func TestLogsBadFlags(t *testing.T) {
 		{[]string{"logs", "run", "--queue-url", "q", "--endpoint", "http://127.0.0.1:1/_opensearch", "--dlq-file", "d", "--parse-workers", "-1"}, nil, "--parse-workers -1: give 1 or more goroutines, or 0 for the default"},
 		{[]string{"logs", "replay", "s3://my-logs/x", "--endpoint", "http://127.0.0.1:1/_opensearch", "--dlq-file", "d", "--parse-workers", "-2"}, nil, "--parse-workers -2: give 1 or more"},
 		{[]string{"logs", "replay", "s3://my-logs/x", "--endpoint", "http://127.0.0.1:1/_opensearch", "--dlq-file", "d"}, map[string]string{"HANDOVER_LOGS_PARSE_WORKERS": "many"}, `HANDOVER_LOGS_PARSE_WORKERS="many" is not a number`},
+		{[]string{"lambda", "--mode", "logs", "--invoke", "/dev/null", "--endpoint", "http://127.0.0.1:1/_opensearch", "--dlq-file", "d"}, map[string]string{"HANDOVER_LOGS_PARSE_WORKERS": "-3"}, "--parse-workers -3: give 1 or more"},
 		{[]string{"lambda", "--mode", "logs", "--invoke", "x.json", "--deadline-margin", "0s"}, nil, "--deadline-margin 0s must be positive"},
 		{[]string{"lambda", "--mode", "logs", "--invoke", "x.json"}, map[string]string{"HANDOVER_LOGS_DEADLINE_MARGIN": "soon"}, `HANDOVER_LOGS_DEADLINE_MARGIN="soon" is not a duration`},
 		{[]string{"lambda", "--mode", "logs"}, nil, "not running inside AWS Lambda"},
