@@ -289,7 +289,7 @@ func printMigrateOp(w io.Writer, out output, op, clone *ledger.EnvOp) error {
 func printMigratePlan(w io.Writer, p *env.MigratePlan) {
 	e := p.Entry
 	fmt.Fprintf(w, "migration of environment %s into %s, nothing changed:\n", p.Environment, p.Destination)
-	fmt.Fprintf(w, "\n1. clone %s into %s, %s's fences held until the cutover\n", p.Environment, p.Destination, p.Environment)
+	fmt.Fprintf(w, "\n1. clone %s into %s, %s's fences held until its drop\n", p.Environment, p.Destination, p.Environment)
 	for _, d := range p.Clone.Fence {
 		fmt.Fprintf(w, "   fence database %s (group %s) under epoch %d\n", d.Database, d.Group, d.Epoch)
 	}
@@ -306,7 +306,7 @@ func printMigratePlan(w io.Writer, p *env.MigratePlan) {
 	fmt.Fprintf(w, "\n3. cut over the entry listener %s:%d of load balancer %s (now forwarding to %s)\n", e.Protocol, e.Port, e.LoadBalancer, e.SourceTGName)
 	fmt.Fprintf(w, "   create target group %s like %s on %s, attach it to %s, health-check its targets behind a temporary listener\n", e.EntryTG, e.DestTG, e.LoadBalancer, strings.Join(e.Groups, ", "))
 	fmt.Fprintf(w, "   ModifyListener %s -> %s (wait at most %s for its targets to be healthy)\n", e.Listener, e.EntryTG, p.HealthTimeout)
-	fmt.Fprintf(w, "\n4. lift %s's fences\n", p.Environment)
+	fmt.Fprintf(w, "\n4. keep %s fenced until its drop: a write that still reaches it is refused, not acknowledged and lost\n", p.Environment)
 	fmt.Fprintf(w, "\n5. bake %s: an unhealthy target of %s switches the entry back to %s\n", p.Bake, p.Destination, e.SourceTGName)
 	fmt.Fprintf(w, "\n6. drop %s (only if verify passed)\n", p.Environment)
 	for _, d := range p.Drop {

@@ -389,7 +389,7 @@ func (r *Runner) liftQuiesce(ctx context.Context, op *ledger.EnvOp, rec *cloneRe
 func (r *Runner) cloneUnquiesce(ctx context.Context, op *ledger.EnvOp, rec *cloneRecord) (bool, error) {
 	if rec.Plan.HoldQuiesce && !op.Abort {
 		op.Cloning.QuiesceHeld = true
-		r.say("holding %s's fences until the cutover: its writes stay paused, reads go on", op.Environment)
+		r.say("holding %s's fences through the cutover to its drop: its writes stay paused, reads go on", op.Environment)
 		r.phase(op, PhaseCloneCopy, "quiesce held for the migration's cutover")
 		return true, nil
 	}

@@ -19,15 +19,15 @@ const OpMigrate = "migrate"
 
 // Phases of a migration. Stored by name: never rename one.
 const (
-	PhaseMigrateClone   = "migrate-clone"   // the clone runs; SRC stays fenced after its snapshots
-	PhaseMigrateVerify  = "migrate-verify"  // the clone verified, SRC still fenced
-	PhaseMigrateEntry   = "migrate-entry"   // a copy of DST's target group on the entry load balancer, its targets healthy
-	PhaseMigrateCutover = "migrate-cutover" // one ModifyListener: the entry forwards to DST
-	PhaseMigrateLift    = "migrate-lift"    // SRC's fences lifted (no traffic reaches SRC now)
-	PhaseMigrateBake    = "migrate-bake"    // DST's targets watched; an unhealthy one fails back
-	PhaseMigrateDrop    = "migrate-drop"    // SRC's groups, load balancer parts, RDS deleted
-	PhaseMigrateRetag   = "migrate-retag"   // DST tagged with the old name
-	PhaseMigrateUnwind  = "migrate-unwind"  // failed: the listener back to SRC, SRC's fences lifted
+	PhaseMigrateClone    = "migrate-clone"    // the clone runs; SRC stays fenced after its snapshots
+	PhaseMigrateVerify   = "migrate-verify"   // the clone verified, SRC still fenced
+	PhaseMigrateEntry    = "migrate-entry"    // a copy of DST's target group on the entry load balancer, its targets healthy
+	PhaseMigrateCutover  = "migrate-cutover"  // one ModifyListener: the entry forwards to DST
+	PhaseMigrateSwitched = "migrate-switched" // the write pause reported; SRC stays fenced until its drop
+	PhaseMigrateBake     = "migrate-bake"     // DST's targets watched; an unhealthy one fails back
+	PhaseMigrateDrop     = "migrate-drop"     // SRC's groups, load balancer parts, RDS deleted
+	PhaseMigrateRetag    = "migrate-retag"    // DST tagged with the old name
+	PhaseMigrateUnwind   = "migrate-unwind"   // failed: the listener back to SRC, SRC's fences lifted
 )
 
 // Kinds of a migration's items.
@@ -369,8 +369,8 @@ func (r *Runner) stepMigrate(ctx context.Context, op *ledger.EnvOp) (bool, error
 		return r.migrateEntry(ctx, op, p)
 	case PhaseMigrateCutover:
 		return r.migrateCutover(ctx, op, p)
-	case PhaseMigrateLift:
-		return r.migrateLift(ctx, op)
+	case PhaseMigrateSwitched:
+		return r.migrateSwitched(ctx, op)
 	case PhaseMigrateBake:
 		return r.migrateBake(ctx, op, p)
 	case PhaseMigrateDrop:
@@ -445,7 +445,7 @@ func (r *Runner) migrateClone(ctx context.Context, op *ledger.EnvOp, p *MigrateP
 			return false, fmt.Errorf("starting the clone of %s into %s: %w", op.Environment, m.Dest, err)
 		}
 		m.CloneOp = c.ID
-		r.say("clone %s of %s into %s started; %s's fences are held until the cutover", c.ID, op.Environment, m.Dest, op.Environment)
+		r.say("clone %s of %s into %s started; %s's fences are held until its drop", c.ID, op.Environment, m.Dest, op.Environment)
 		return true, nil
 	}
 	// The clone's failed steps are recorded on it and retried there.
@@ -634,7 +634,7 @@ func (r *Runner) migrateCutover(ctx context.Context, op *ledger.EnvOp, p *Migrat
 		lt.Detail = tempOnSource
 		r.say("the temporary listener on %s forwards to %s's target group now, so its targets stay health-checked for a fail-back", p.Entry.LoadBalancer, op.Environment)
 	}
-	r.phase(op, PhaseMigrateLift, "entry switched to "+p.Entry.EntryTG)
+	r.phase(op, PhaseMigrateSwitched, "entry switched to "+p.Entry.EntryTG)
 	return true, nil
 }
 
@@ -676,16 +676,17 @@ func (r *Runner) liftHeld(ctx context.Context, op *ledger.EnvOp) error {
 	return r.save(ctx, c)
 }
 
-// migrateLift lifts SRC's fences: no traffic reaches SRC through the
-// entry now, and a fail-back needs SRC writable.
-func (r *Runner) migrateLift(ctx context.Context, op *ledger.EnvOp) (bool, error) {
+// migrateSwitched reports the write pause and starts the bake. SRC's
+// fences stay on until its drop (or a fail-back or an abort lifts them):
+// a write that still reaches SRC after the switch (a request in flight
+// through the entry, a client holding a connection to SRC's own load
+// balancer, the application writing to SRC's RDS) is refused, 503 with
+// Retry-After or a read-only transaction, instead of acknowledged by an
+// environment about to be dropped and lost with it.
+func (r *Runner) migrateSwitched(ctx context.Context, op *ledger.EnvOp) (bool, error) {
 	m := op.Migration
-	if err := r.liftHeld(ctx, op); err != nil {
-		return false, err
-	}
-	m.LiftedAt = r.clk.Now()
 	if c, _, err := r.cloneOf(ctx, op); err == nil && !c.Cloning.QuiescedAt.IsZero() {
-		r.say("%s's writes paused %s (its snapshots to the cutover); DST takes them since", op.Environment, m.SwitchedAt.Sub(c.Cloning.QuiescedAt).Round(time.Millisecond))
+		r.say("%s's writes paused %s (its snapshots to the cutover); DST takes them since, and %s stays fenced until its drop", op.Environment, m.SwitchedAt.Sub(c.Cloning.QuiescedAt).Round(time.Millisecond), op.Environment)
 	}
 	if m.Bake > 0 {
 		r.say("baking %s: DST's targets behind the entry are watched; one unhealthy fails back to %s", m.Bake, op.Environment)
@@ -739,6 +740,11 @@ func (r *Runner) migrateDrop(ctx context.Context, op *ledger.EnvOp, p *MigratePl
 		if m.Verified {
 			why = "this handover cannot delete an environment's resources"
 		}
+		// SRC stays an environment of its own: writable again.
+		if err := r.liftHeld(ctx, op); err != nil {
+			return false, err
+		}
+		m.LiftedAt = r.clk.Now()
 		m.SourceKept = why
 		op.State = ledger.UpdateSucceeded
 		r.phase(op, PhaseDone, "")
@@ -798,7 +804,17 @@ func (r *Runner) migrateDrop(ctx context.Context, op *ledger.EnvOp, p *MigratePl
 		case KindTargetGroup:
 			err = r.Delete.DeleteTargetGroup(ctx, arnOf[res.String()])
 		case KindRDS:
-			err = r.Delete.DeleteDBInstance(ctx, res.Name, finalSnapshot(op, res.Name))
+			// SRC's groups are gone by now (DeleteOrder): its RDS fence
+			// is lifted so that the final snapshot, restored one day,
+			// is not a read-only database.
+			var c *ledger.EnvOp
+			if c, _, err = r.cloneOf(ctx, op); err == nil {
+				err = r.liftRDSFences(ctx, c)
+			}
+			if err == nil {
+				m.LiftedAt = r.clk.Now()
+				err = r.Delete.DeleteDBInstance(ctx, res.Name, finalSnapshot(op, res.Name))
+			}
 		case KindBucket:
 			err = r.Delete.DeleteBucket(ctx, res.Name)
 		}
@@ -814,6 +830,18 @@ func (r *Runner) migrateDrop(ctx context.Context, op *ledger.EnvOp, p *MigratePl
 		if err := r.save(ctx, op); err != nil {
 			return false, err
 		}
+	}
+	// The held quiesce ends with SRC: its databases' fences went with
+	// their instances (no fence call: the instances are terminated), its
+	// RDS fence was lifted before the final snapshot.
+	if c, _, err := r.cloneOf(ctx, op); err == nil && c.Cloning.QuiesceHeld {
+		c.Cloning.QuiesceHeld = false
+		c.Cloning.UnquiescedAt = r.clk.Now()
+		if err := r.save(ctx, c); err != nil {
+			return false, err
+		}
+	} else if err != nil {
+		return false, err
 	}
 	r.phase(op, PhaseMigrateRetag, fmt.Sprintf("%d resources of %s dropped", len(p.Drop), op.Environment))
 	return true, nil

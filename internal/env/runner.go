@@ -149,7 +149,7 @@ func (r *Runner) advanceOnce(ctx context.Context, id string) (lease.Next, error)
 			r.cloneFailure(op, failed)
 			more, err = true, nil
 		}
-	case PhaseMigrateClone, PhaseMigrateVerify, PhaseMigrateEntry, PhaseMigrateCutover, PhaseMigrateLift, PhaseMigrateBake,
+	case PhaseMigrateClone, PhaseMigrateVerify, PhaseMigrateEntry, PhaseMigrateCutover, PhaseMigrateSwitched, PhaseMigrateBake,
 		PhaseMigrateDrop, PhaseMigrateRetag, PhaseMigrateUnwind:
 		more, err = r.stepMigrate(ctx, op)
 		if failed, ok := errors.AsType[migrateFailed](err); ok {

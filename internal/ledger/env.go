@@ -185,7 +185,9 @@ type EnvMigration struct {
 	Switching    bool      `json:"switching,omitempty"`
 	SwitchedAt   time.Time `json:"switched_at,omitzero"`
 	SwitchedBack bool      `json:"switched_back,omitempty"`
-	// LiftedAt is when SRC's fences were lifted after the cutover.
+	// LiftedAt is when SRC's fences were lifted after the cutover: at
+	// its drop (its RDS fence, before the final snapshot), or when the
+	// drop is refused and SRC kept.
 	LiftedAt   time.Time     `json:"lifted_at,omitzero"`
 	Bake       time.Duration `json:"bake,omitempty"`
 	DeleteData bool          `json:"delete_data,omitempty"`
