@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/handover-dev/handover/internal/ledger"
+	"github.com/handover-dev/handover/internal/release"
 )
 
 // Paths the dashboard reads beside the migrations and updates; like every
@@ -42,6 +43,21 @@ type QueueDepth struct {
 type Releases struct {
 	Channels []*ledger.Channel `json:"channels"`
 	Releases []*ledger.Release `json:"releases"`
+	// Instances are, by channel, the instances of the channel's groups
+	// and the releases of the release volumes attached to them, as the
+	// cloud says (the volumes' handover:release tags), read at most every
+	// few seconds; absent when the controller cannot read the cloud's
+	// release volumes.
+	Instances []ChannelInstances `json:"instances,omitempty"`
+}
+
+// ChannelInstances is what the instances of one channel run.
+type ChannelInstances struct {
+	Channel   string                    `json:"channel"`
+	Instances []release.InstanceRelease `json:"instances"`
+	At        time.Time                 `json:"at"`
+	// Error says why they could not be read.
+	Error string `json:"error,omitempty"`
 }
 
 // EnvOpSummary is one row of GET /v1/envs.

@@ -394,6 +394,9 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 	if err := d.WithLogs(daemon.LogsConfig{MetricsURL: f.logsMetricsURL, DeadLetterURL: f.logsDLQURL, Every: f.logsEvery}); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--logs-metrics-url: %w", err)}
 	}
+	// /v1/releases says which release each instance runs, from the
+	// release volumes attached to it, with or without --releases.
+	d.WithReleaseInstances(releaseInstances{awscloud.New(ec2.NewFromConfig(eng.aws), autoscaling.NewFromConfig(eng.aws), f.groups)})
 	if f.releases {
 		cloud := awscloud.New(ec2.NewFromConfig(eng.aws), autoscaling.NewFromConfig(eng.aws), f.groups)
 		r := &release.Rollout{Cloud: cloud, Ledger: eng.led, Prober: release.HTTPProber{Port: f.releasePort}, Log: log,
@@ -424,4 +427,12 @@ func runController(ctx context.Context, f controllerFlags, stderr io.Writer) err
 		return &exitError{code: 2, err: err}
 	}
 	return err
+}
+
+// releaseInstances lists a channel's instances and their release volumes
+// for the API, without asking each service what it serves (a page polls).
+type releaseInstances struct{ cloud release.RolloutCloud }
+
+func (r releaseInstances) Instances(ctx context.Context, channel string) ([]release.InstanceRelease, error) {
+	return release.Instances(ctx, r.cloud, nil, channel, false)
 }

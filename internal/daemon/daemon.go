@@ -115,7 +115,10 @@ type Daemon struct {
 	updates Updater // nil: no group updates
 	// releases runs the release controller's pass every releaseEvery
 	// (nil: not in this process).
-	releases     Releaser
+	releases Releaser
+	// relInstances, when set, reads which release each instance runs
+	// for GET /v1/releases.
+	relInstances *releaseInstances
 	releaseEvery time.Duration
 	// logs watches an access-log pipeline for /v1/logs (nil: none).
 	logs *logWatch

@@ -117,6 +117,9 @@ func (d *Daemon) serveReleases(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := api.Releases{Channels: chs, Releases: rels}
+	if d.relInstances != nil {
+		out.Instances = d.relInstances.read(r.Context(), d.clk.Now(), chs)
+	}
 	if out.Channels == nil {
 		out.Channels = []*ledger.Channel{}
 	}

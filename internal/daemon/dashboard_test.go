@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"github.com/handover-dev/handover/internal/ledger"
 	"github.com/handover-dev/handover/internal/ledger/memory"
 	"github.com/handover-dev/handover/internal/manifest"
+	"github.com/handover-dev/handover/internal/release"
 )
 
 func getJSON(t *testing.T, h http.Handler, path string, want int, into any) {
@@ -26,6 +31,20 @@ func getJSON(t *testing.T, h http.Handler, path string, want int, into any) {
 			t.Fatalf("GET %s: %v", path, err)
 		}
 	}
+}
+
+type fakeInstancer struct {
+	insts []release.InstanceRelease
+	err   error
+	calls int
+}
+
+func (f *fakeInstancer) Instances(_ context.Context, channel string) ([]release.InstanceRelease, error) {
+	f.calls++
+	if f.err != nil {
+		return nil, f.err
+	}
+	return slices.Clone(f.insts), nil
 }
 
 // TestDashboardEndpoints: the /v1 documents the dashboard added.
@@ -102,6 +121,32 @@ func TestDashboardEndpoints(t *testing.T) {
 	getJSON(t, h, api.PathReleases, 200, &rel)
 	if len(rel.Channels) != 1 || rel.Channels[0].Latest != "v2" || len(rel.Releases) != 2 {
 		t.Errorf("releases: %+v", rel)
+	}
+
+	if rel.Instances != nil {
+		t.Errorf("releases without a cloud to read: instances %+v, want none", rel.Instances)
+	}
+	// With the cloud's view: each channel's instances, sorted, read again
+	// only once the last reading is old.
+	fi := &fakeInstancer{insts: []release.InstanceRelease{
+		{Group: "web", Instance: "i-2", Lifecycle: "InService", Releases: []string{"v2"}, Volumes: []string{"vol-2"}},
+		{Group: "web", Instance: "i-1", Lifecycle: "InService", Releases: []string{"v1", "v2"}, Volumes: []string{"vol-1", "vol-3"}},
+	}}
+	d.WithReleaseInstances(fi)
+	getJSON(t, h, api.PathReleases, 200, &rel)
+	getJSON(t, h, api.PathReleases, 200, &rel)
+	if len(rel.Instances) != 1 || rel.Instances[0].Channel != "web" || len(rel.Instances[0].Instances) != 2 ||
+		rel.Instances[0].Instances[0].Instance != "i-1" || !slices.Equal(rel.Instances[0].Instances[0].Releases, []string{"v1", "v2"}) || rel.Instances[0].Error != "" {
+		t.Errorf("release instances: %+v", rel.Instances)
+	}
+	if fi.calls != 1 {
+		t.Errorf("two reads within %s listed the cloud %d times, want once", releaseInstancesAge, fi.calls)
+	}
+	fi.err = errors.New("DescribeVolumes: throttled")
+	d.clk.(*clock.Fake).Advance(releaseInstancesAge)
+	getJSON(t, h, api.PathReleases, 200, &rel)
+	if len(rel.Instances) != 1 || !strings.Contains(rel.Instances[0].Error, "throttled") || rel.Instances[0].Instances == nil {
+		t.Errorf("release instances after a failed read: %+v", rel.Instances)
 	}
 
 	var ops api.EnvOps

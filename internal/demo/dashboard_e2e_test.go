@@ -19,12 +19,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/handover-dev/handover/internal/api"
+	"github.com/handover-dev/handover/internal/handover"
 	"github.com/handover-dev/handover/internal/ledger"
+	"github.com/handover-dev/handover/internal/release"
 	"github.com/handover-dev/handover/internal/testenv/browsertest"
 )
 
@@ -246,6 +250,7 @@ func TestDashboard(t *testing.T) {
 	if ab = finished(t, e, ab.ID); ab.State != ledger.UpdateAborted || !strings.Contains(ab.Error, "aborted from the dashboard") {
 		t.Errorf("the update aborted from the dashboard ended %s (%q), want Aborted by the dashboard", ab.State, ab.Error)
 	}
+	checkReleases(t, e, tab, base, tok, u.Group, shots)
 	page("#/", "#databases")
 	fenced := 0
 	for _, m := range must(e.API().Migrations(ctx, nil)) {
@@ -353,6 +358,103 @@ func checkHolders(t *testing.T, e *Env, tab context.Context, base, tok, held, sh
 		t.Errorf("the controller's leases on the overview:\n%s", text)
 	}
 	shoot(t, tab, shots, "controllers-1280.png")
+}
+
+// checkReleases: the releases page shows which release each instance of a
+// channel runs and how far its rollout is. The group joins channel web by
+// its tag, and two of its instances get the release volumes a publish's
+// rollout would have attached (tagged as release.Instances reads them: a
+// real publish needs a release server and the agent's --release-mount,
+// which internal/release's tests run); the controller reads them from the
+// local cloud.
+func checkReleases(t *testing.T, e *Env, tab context.Context, base, tok, group, shots string) {
+	t.Helper()
+	ctx := t.Context()
+	led := e.openLedger(t)
+	if err := led.SaveChannel(ctx, &ledger.Channel{ID: "web", Latest: "v2", Previous: "v1", UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"v1", "v2"} {
+		if err := led.CreateRelease(ctx, &ledger.Release{ID: ledger.ReleaseID("web", name), Channel: "web", Name: name, State: ledger.ReleasePublished,
+			Publisher: "TestDashboard", CreatedAt: time.Now(), PublishedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.ASG.CreateOrUpdateTags(ctx, &autoscaling.CreateOrUpdateTagsInput{Tags: []astypes.Tag{{ResourceId: aws.String(group),
+		ResourceType: aws.String("auto-scaling-group"), Key: aws.String(release.TagChannel), Value: aws.String("web")}}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.ASG.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
+	if err != nil || len(out.AutoScalingGroups) != 1 {
+		t.Fatalf("describing group %s: %v", group, err)
+	}
+	var inService []astypes.Instance
+	for _, i := range out.AutoScalingGroups[0].Instances {
+		if i.LifecycleState == astypes.LifecycleStateInService {
+			inService = append(inService, i)
+		}
+	}
+	slices.SortFunc(inService, func(a, b astypes.Instance) int { return strings.Compare(*a.InstanceId, *b.InstanceId) })
+	if len(inService) < 3 {
+		t.Fatalf("group %s has %d instances in service, want 3", group, len(inService))
+	}
+	want := map[string]string{*inService[0].InstanceId: "v2", *inService[1].InstanceId: "v1"}
+	for inst, rel := range want {
+		zone := *inService[slices.IndexFunc(inService, func(i astypes.Instance) bool { return *i.InstanceId == inst })].AvailabilityZone
+		v, err := e.EC2.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(zone), Size: aws.Int32(1),
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeVolume, Tags: []ec2types.Tag{
+				{Key: aws.String(release.TagManaged), Value: aws.String("true")}, {Key: aws.String(handover.TagPurpose), Value: aws.String(release.PurposeInstance)},
+				{Key: aws.String(release.TagChannel), Value: aws.String("web")}, {Key: aws.String(release.TagRelease), Value: aws.String(rel)}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: v.VolumeId, InstanceId: aws.String(inst), Device: aws.String("/dev/sdg")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var doc api.Releases
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		apiGet(t, base+api.PathReleases, tok, &doc)
+		if len(doc.Instances) == 1 && len(doc.Instances[0].Instances) >= 3 && doc.Instances[0].Error == "" {
+			n := 0
+			for _, i := range doc.Instances[0].Instances {
+				if len(i.Releases) == 1 && i.Releases[0] == want[i.Instance] {
+					n++
+				}
+			}
+			if n == 2 {
+				break
+			}
+		}
+	}
+	if len(doc.Instances) != 1 || doc.Instances[0].Error != "" || len(doc.Instances[0].Instances) < 3 {
+		t.Fatalf("GET %s: instances %+v, want channel web's with %v", api.PathReleases, doc.Instances, want)
+	}
+	if err := chromedp.Do(tab, chromedp.Navigate(base+"/#/releases"), chromedp.WaitVisible(chromedp.CSS("#instances-web"))); err != nil {
+		t.Fatalf("the releases page has no instances of channel web: %v", err)
+	}
+	rows := eval[map[string]string](t, tab, `Object.fromEntries(Array.from(document.querySelectorAll('#instances-web tbody tr')).map(tr => [tr.querySelector('td').innerText.trim(), tr.querySelector('td:nth-child(4)').innerText.trim()]))`)
+	for _, i := range doc.Instances[0].Instances {
+		wantCell := "no release volume"
+		if r := want[i.Instance]; r == "v2" {
+			wantCell = "v2 (latest)"
+		} else if r == "v1" {
+			wantCell = "v1"
+		}
+		if rows[i.Instance] != wantCell {
+			t.Errorf("the releases page says %s runs %q, want %q (all rows: %v)", i.Instance, rows[i.Instance], wantCell, rows)
+		}
+	}
+	live := 0
+	for _, i := range doc.Instances[0].Instances {
+		if i.Lifecycle == "InService" {
+			live++
+		}
+	}
+	if got, wantTile := eval[string](t, tab, `document.querySelector('#rollout-web .tile-value').innerText`), fmt.Sprintf("1 of %d in service", live); got != wantTile {
+		t.Errorf("the rollout tile says %q, want %q", got, wantTile)
+	}
+	shoot(t, tab, shots, "releases-1280.png")
 }
 
 // apiGet reads a /v1 document as a script would.
