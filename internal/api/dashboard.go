@@ -101,6 +101,9 @@ func SummarizeEnvOp(o *ledger.EnvOp) EnvOpSummary {
 			s.Verify = c.Verify.State
 		}
 	}
+	if m := o.Migration; m != nil {
+		s.Dest = m.Dest
+	}
 	return s
 }
 

@@ -251,6 +251,7 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the update aborted from the dashboard ended %s (%q), want Aborted by the dashboard", ab.State, ab.Error)
 	}
 	checkReleases(t, e, tab, base, tok, u.Group, shots)
+	checkMigrationPage(t, e, tab, base, shots)
 	page("#/", "#databases")
 	fenced := 0
 	for _, m := range must(e.API().Migrations(ctx, nil)) {
@@ -587,4 +588,46 @@ func shoot(t *testing.T, ctx context.Context, dir, name string) {
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkMigrationPage: a finished migration's page shows its cutover (the
+// entry listener, what it forwards to, verify, the lift) and no abort
+// button (past its drop there is nothing to go back to). The migration is
+// recorded in the ledger as env migrate records one (TestEnvMigrate runs
+// the real thing; a browser on top of it would double its minute).
+func checkMigrationPage(t *testing.T, e *Env, tab context.Context, base, shots string) {
+	t.Helper()
+	ctx := t.Context()
+	led := e.openLedger(t)
+	now := time.Now().UTC()
+	entry := "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener/app/shop/0123456789abcdef/fedcba9876543210"
+	var steps []ledger.UpdateStep
+	for i, ph := range []string{"migrate-clone", "migrate-verify", "migrate-entry", "migrate-cutover", "migrate-switched", "migrate-bake", "migrate-drop", "migrate-retag", "done"} {
+		steps = append(steps, ledger.UpdateStep{Phase: ph, Start: now.Add(time.Duration(i-9) * 5 * time.Second), End: now.Add(time.Duration(i-8) * 5 * time.Second)})
+	}
+	op := &ledger.EnvOp{ID: "env-dashmigrate", Environment: "shop", SelectorKey: "handover:environment", Op: "migrate",
+		State: ledger.UpdateSucceeded, Phase: "done", CreatedAt: now.Add(-45 * time.Second), UpdatedAt: now, EndedAt: now, Timeline: steps,
+		Migration: &ledger.EnvMigration{Dest: "shop-next", CloneOp: "env-dashmigrate-clone", Entry: entry,
+			SourceTG: "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/shop/1", EntryTG: "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/shop-next-entry/2",
+			Verified: true, SwitchedAt: now.Add(-25 * time.Second), LiftedAt: now.Add(-8 * time.Second), Bake: 3 * time.Second,
+			Unchanged: []string{"bucket shop-next-assets (S3 names cannot change)"}}}
+	if err := led.CreateEnvOp(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(tab, chromedp.Navigate(base+"/#/env/"+op.ID), chromedp.WaitVisible(chromedp.CSS("#migration"))); err != nil {
+		t.Fatalf("the migration's page has no Migration card: %v", err)
+	}
+	text := eval[string](t, tab, `document.querySelector('#migration').innerText`)
+	for _, want := range []string{"shop-next", entry, "shop-next-entry", "pass", "env-dashmigrate-clone", "bucket shop-next-assets"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the Migration card does not say %q:\n%s", want, text)
+		}
+	}
+	if n := eval[int](t, tab, `document.querySelectorAll('#abort').length`); n != 0 {
+		t.Errorf("a migration past its drop offers %d abort buttons, want none", n)
+	}
+	if title := eval[string](t, tab, `document.querySelector('h1').innerText`); !strings.Contains(title, "shop-next") {
+		t.Errorf("the page's title %q does not name the destination", title)
+	}
+	shoot(t, tab, shots, "env-migrate-1280.png")
 }

@@ -1,5 +1,6 @@
-// Environments: every operation (standby, clone, …) with its steps, the
-// groups it touched, what a clone made, and its verify results.
+// Environments: every operation (standby, clone, migrate) with its steps,
+// the groups it touched, what a clone made, its verify results, and a
+// migration's cutover.
 import { get, post } from '../api.js';
 import { confirmAction } from '../modal.js';
 import { h, card, table, kv, pill, dur, ago, stamp, num, instanceLink, errorBox, tile } from '../ui.js';
@@ -21,19 +22,26 @@ export async function list({ now }) {
       { label: 'Verify', cell: (o) => (o.verify ? pill(o.verify === 'passed' ? 'pass' : o.verify === 'failed' ? 'fail' : o.verify) : '–') },
       { label: 'Took', cell: (o) => dur(took(o, now)), cls: 'num' },
       { label: 'Started', cell: (o) => ago(o.created_at, now) },
-    ], ops, 'No environment operation yet (handover env standby, handover env clone).', { id: 'envs' })));
+    ], ops, 'No environment operation yet (handover env standby, clone or migrate).', { id: 'envs' })));
 }
 
 // abortable: what `handover env abort` accepts (the server has the last
-// word): a standby under way, a clone or migration not aborted yet and not
-// already aborting.
-const abortable = (o) => o.state !== 'Aborted' && !o.aborting && (o.op === 'standby' ? running(o) && !(o.resume_requested && o.abort) : true);
+// word): a standby under way, a clone not aborted yet, a migration before
+// its drop (from the drop on, the source is going and there is nothing to
+// go back to), and not already aborting.
+const pastDrop = ['migrate-drop', 'migrate-retag', 'done'];
+const abortable = (o) => o.state !== 'Aborted' && !o.aborting && (
+  o.op === 'standby' ? running(o) && !(o.resume_requested && o.abort)
+    : o.op === 'migrate' ? !pastDrop.includes(o.phase) && o.state !== 'Succeeded'
+      : true);
 
 function abortButton(o, refresh) {
   if (!abortable(o)) return null;
   const what = o.op === 'standby'
     ? 'Every instance comes back out of Standby and the groups\' capacities are restored exactly; the standby ends Aborted.'
-    : `The source is un-quiesced, everything the ${o.op} made${o.clone ? ' in ' + o.clone.dest : ''} is deleted, and the source's inventory is checked unchanged.`;
+    : o.op === 'migrate'
+      ? `The entry listener is switched back to ${o.environment}'s target group (if it was switched), ${o.environment}'s fences are lifted, everything the migration and its clone made${o.migration ? ' in ' + o.migration.dest : ''} is deleted, and the source's inventory is checked unchanged. Writes the new environment acknowledged after the cutover are deleted with it.`
+      : `The source is un-quiesced, everything the ${o.op} made${o.clone ? ' in ' + o.clone.dest : ''} is deleted, and the source's inventory is checked unchanged.`;
   return h('button', {
     type: 'button', class: 'danger', id: 'abort',
     onclick: async (e) => {
@@ -57,7 +65,9 @@ export async function detail({ params: [id], width, now, refresh }) {
   const o = await get('/v1/envs/' + encodeURIComponent(id));
   const steps = o.timeline || [];
   const c = o.clone;
-  const head = h('div', { class: 'title' }, h('h1', {}, `${o.op} of `, h('b', {}, o.environment), c ? [' → ', h('b', {}, c.dest)] : ''),
+  const m = o.migration;
+  const dest = c ? c.dest : m ? m.dest : '';
+  const head = h('div', { class: 'title' }, h('h1', {}, `${o.op} of `, h('b', {}, o.environment), dest ? [' → ', h('b', {}, dest)] : ''),
     pill(o.state), running(o) ? h('span', { class: 'live-dot', title: 'live' }) : null, h('span', { class: 'spacer' }),
     o.aborting || (o.abort && running(o)) ? h('span', { class: 'pill warn' }, 'aborting') : null, abortButton(o, refresh));
   const quiesce = c && c.quiesced_at ? (Date.parse(c.unquiesced_at || '') || now) - Date.parse(c.quiesced_at) : null;
@@ -95,6 +105,23 @@ export async function detail({ params: [id], width, now, refresh }) {
     { label: 'Detail', cell: (i) => i.detail || '' },
   ], c.items || [], 'Nothing yet.')) : null;
 
+  // A migration's own record: its clone is an operation of its own (its
+  // page has what it made and its verify), the cutover is here.
+  const migration = m ? card('Migration', h('div', { id: 'migration' }, kv([
+    ['Into', h('b', {}, m.dest)],
+    ['Clone', m.clone_op ? envLink(m.clone_op) : '–'],
+    ['Entry listener', m.entry ? h('code', { class: 'wrap' }, m.entry) : '–'],
+    ['Source target group', m.source_tg ? h('code', { class: 'wrap' }, m.source_tg) : '–'],
+    ['Entry forwards to', m.entry_tg ? h('code', { class: 'wrap' }, m.entry_tg) : 'not yet made'],
+    ['Verify', m.verified ? pill('pass') : m.verify_note ? [pill('fail'), ' ', m.verify_note] : 'not yet'],
+    ['Switched', m.switched_at ? [stamp(m.switched_at), m.switched_back ? ' (switched back)' : ''] : m.switching ? 'switching' : 'not yet'],
+    ['Bake', m.bake ? dur(m.bake / 1e6) : 'none'],
+    ['Source fences lifted', m.lifted_at ? stamp(m.lifted_at) : 'held'],
+    ['Buckets', m.delete_data ? 'emptied and deleted at the drop' : 'kept at the drop'],
+    ['Source kept', m.source_kept || '–'],
+    ['Names that stay', (m.unchanged || []).length ? h('ul', {}, m.unchanged.map((u) => h('li', {}, u))) : '–'],
+  ]))) : null;
+
   const verify = c && c.verify ? card('Verify', [
     kv([['State', pill(c.verify.state)], ['Started', stamp(c.verify.started_at)], ['Ended', c.verify.ended_at ? stamp(c.verify.ended_at) : '']]),
     c.verify.mismatches && c.verify.mismatches.length ? h('ul', { class: 'mismatches' }, c.verify.mismatches.map((m) => h('li', {}, m))) : h('p', { class: 'muted' }, 'No mismatch.'),
@@ -109,5 +136,5 @@ export async function detail({ params: [id], width, now, refresh }) {
     ...(c.objects || []).map((b) => ({ what: 'bucket objects', of: `${b.from} → ${b.bucket}`, count: num(b.count), digest: b.digest }))])) : null;
 
   return h('div', { class: 'page' }, h('p', { class: 'crumbs' }, h('a', { href: '#/envs' }, 'Environments'), ' / ', o.id),
-    head, tiles, o.error ? card('Last error', errorBox(o.error), null, 'alert') : null, timeline, notes, groups, items, verify, compared);
+    head, tiles, o.error ? card('Last error', errorBox(o.error), null, 'alert') : null, timeline, migration, notes, groups, items, verify, compared);
 }
