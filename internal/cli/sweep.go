@@ -302,19 +302,7 @@ func printSweep(w io.Writer, rep SweepReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nVERDICT\tKIND\tID\tSTATE\tDATABASE\tMIGRATION\tCREATED\tTAGS\tWHY")
 	for _, r := range rep.Resources {
-		verdict := "keep"
-		switch {
-		case r.Deleted:
-			verdict = "deleted"
-		case r.Error != "":
-			verdict = "FAILED"
-		case r.Delete:
-			verdict = "delete"
-		}
-		why := r.Reason
-		if r.Error != "" {
-			why += " (" + r.Error + ")"
-		}
+		verdict, why := sweepVerdict(r.Deleted, r.Delete, r.Error, r.Reason)
 		created := "-"
 		if !r.Created.IsZero() {
 			created = r.Created.UTC().Format(time.RFC3339)
@@ -345,19 +333,7 @@ func printEnvOpSweep(w io.Writer, rep SweepReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nVERDICT\tKIND\tNAME\tID\tENV-OP\tSTATE\tWHY")
 	for _, v := range rep.EnvOp {
-		verdict := "keep"
-		switch {
-		case v.Deleted:
-			verdict = "deleted"
-		case v.Error != "":
-			verdict = "FAILED"
-		case v.Leaked:
-			verdict = "delete"
-		}
-		why := v.Reason
-		if v.Error != "" {
-			why += " (" + v.Error + ")"
-		}
+		verdict, why := sweepVerdict(v.Deleted, v.Leaked, v.Error, v.Reason)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", verdict, v.Kind, v.Name, v.ID, v.Op, dash(v.State), why)
 	}
 	tw.Flush()
@@ -377,4 +353,22 @@ func otherTags(tags map[string]string) string {
 		return "-"
 	}
 	return strings.Join(kv, ",")
+}
+
+// sweepVerdict is a swept resource's VERDICT and WHY columns, the same for
+// handover's own resources and an environment operation's.
+func sweepVerdict(deleted, toDelete bool, errMsg, reason string) (verdict, why string) {
+	verdict, why = "keep", reason
+	switch {
+	case deleted:
+		verdict = "deleted"
+	case errMsg != "":
+		verdict = "FAILED"
+	case toDelete:
+		verdict = "delete"
+	}
+	if errMsg != "" {
+		why += " (" + errMsg + ")"
+	}
+	return verdict, why
 }
